@@ -1,0 +1,208 @@
+"""Experiment configuration: TOML in, a validated, fully resolved config out.
+
+The resolved config is a plain nested dict (JSON-serialisable, every default
+filled in, ``model.widths`` made concrete); it is what a run file stores in its
+root attribute ``config``.  Unknown sections or keys and wrong types raise
+:class:`~genni.errors.ConfigError` naming the offending key.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+from . import data as _data
+from .errors import ConfigError
+from .nets import ACTIVATIONS, MLPSpec
+
+_REQUIRED = object()
+
+# section -> key -> (allowed python types, default, allowed values or None)
+SCHEMA: dict = {
+    "": {"name": ((str,), "genni_run", None), "seed": ((int,), 0, None)},
+    "data": {
+        "dataset": ((str,), "moons", _data.DATASETS),
+        "n_probe": ((int,), 512, None),
+        "n_heldout": ((int,), 512, None),
+        "n_train": ((int,), 1000, None),
+        "noise": ((int, float), None, None),
+    },
+    "model": {
+        "kind": ((str,), "mlp", ("mlp",)),
+        "widths": ((list,), None, None),
+        "activation": ((str,), "relu", ACTIVATIONS),
+        "negative_slope": ((int, float), 0.01, None),
+    },
+    "reference": {
+        "source": ((str,), "train", ("train", "random", "file")),
+        "path": ((str,), None, None),
+        "epochs": ((int,), 2000, None),
+        "lr": ((int, float), 1e-2, None),
+        "weight_decay": ((int, float), 0.0, None),
+        "init_scale": ((int, float), 1.0, None),
+    },
+    "search": {
+        "n": ((int,), 64, None),
+        "tol": ((int, float), 1e-10, None),
+        "method": ((str,), "lm", ("lm", "adam")),
+        "max_steps": ((int,), 400, None),
+        "batch_size": ((int,), 64, None),
+        "init": ((str,), "random", ("random", "perturb")),
+        "init_scale": ((int, float), 1.0, None),
+        "restarts": ((int,), 4, None),
+        "lr": ((int, float), 1e-2, None),
+        "device": ((str,), "cpu", None),
+    },
+}
+
+# keys that may differ between the config that created a run file and the one
+# that resumes it: they change how much or where work is done, not what it means
+RESUMABLE_KEYS = (("search", "n"), ("search", "device"), ("search", "batch_size"))
+
+_POSITIVE = {
+    ("data", "n_probe"), ("data", "n_heldout"), ("search", "n"), ("search", "tol"),
+    ("search", "max_steps"), ("search", "batch_size"), ("reference", "lr"), ("search", "lr"),
+    ("search", "init_scale"), ("reference", "init_scale"),
+}
+_NON_NEGATIVE = {("data", "n_train"), ("reference", "epochs"), ("search", "restarts"),
+                 ("reference", "weight_decay"), ("data", "noise"), ("model", "negative_slope")}
+
+
+def _key_name(section: str, key: str) -> str:
+    return f"[{section}] {key}" if section else key
+
+
+def _check_value(section: str, key: str, value):
+    types, _default, choices = SCHEMA[section][key]
+    name = _key_name(section, key)
+    if isinstance(value, bool) or not isinstance(value, types):
+        want = " or ".join({"int": "an integer", "float": "a number", "str": "a string",
+                            "list": "a list"}[t.__name__] for t in types)
+        raise ConfigError(f"config: {name} must be {want}, got {value!r}")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"config: {name} = {value!r} is not one of: {', '.join(map(str, choices))}")
+    if (section, key) in _POSITIVE and not value > 0:
+        raise ConfigError(f"config: {name} must be positive, got {value!r}")
+    if (section, key) in _NON_NEGATIVE and not value >= 0:
+        raise ConfigError(f"config: {name} must be non-negative, got {value!r}")
+    if isinstance(value, float) and value != value:
+        raise ConfigError(f"config: {name} is NaN")
+    return float(value) if float in types and int in types else value
+
+
+def resolve(raw: dict) -> dict:
+    """Validate a parsed TOML table and return the fully resolved config.
+
+    raw : the dict from ``tomllib`` (sections ``data``, ``model``, ``reference``, ``search``)
+    returns : nested dict with every key of :data:`SCHEMA` present
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError("config: expected a TOML table")
+    out: dict = {}
+    for key, value in raw.items():
+        if key in SCHEMA and key:
+            if not isinstance(value, dict):
+                raise ConfigError(f"config: [{key}] must be a table")
+            continue
+        if key not in SCHEMA[""]:
+            raise ConfigError(f"config: unknown key '{key}'")
+        out[key] = _check_value("", key, value)
+    for section, keys in SCHEMA.items():
+        if not section:
+            continue
+        table = raw.get(section, {})
+        resolved = {}
+        for key, value in table.items():
+            if key not in keys:
+                raise ConfigError(f"config: unknown key '{key}' in [{section}] (known: {', '.join(keys)})")
+            resolved[key] = _check_value(section, key, value)
+        for key, (_t, default, _c) in keys.items():
+            resolved.setdefault(key, default)
+        out[section] = resolved
+    for key, (_t, default, _c) in SCHEMA[""].items():
+        out.setdefault(key, default)
+    _resolve_model(out)
+    ref = out["reference"]
+    if ref["source"] == "file" and not ref["path"]:
+        raise ConfigError("config: [reference] source = 'file' needs [reference] path")
+    return out
+
+
+def _resolve_model(cfg: dict) -> None:
+    d = cfg["data"]
+    d_in, n_classes, n_rows = _data.dataset_info(d["dataset"])
+    if n_rows is not None and d["n_probe"] + d["n_heldout"] > n_rows - 1:
+        raise ConfigError(
+            f"config: dataset {d['dataset']} has {n_rows} rows; n_probe + n_heldout = "
+            f"{d['n_probe'] + d['n_heldout']} must leave at least one for training (at most {n_rows - 1})")
+    m = cfg["model"]
+    n_out = 1 if n_classes == 2 else n_classes
+    if m["widths"] is None:
+        m["widths"] = [d_in, 16, 16, n_out]
+    widths = m["widths"]
+    if len(widths) < 2 or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+        raise ConfigError(f"config: [model] widths must be a list of at least two positive integers, got {widths!r}")
+    if widths[0] != d_in:
+        raise ConfigError(f"config: [model] widths[0] = {widths[0]} but dataset {d['dataset']} has {d_in} input features")
+    if cfg["reference"]["source"] == "train" and widths[-1] not in {n_out, n_classes}:
+        allowed = sorted({n_out, n_classes})
+        raise ConfigError(
+            f"config: [model] widths[-1] = {widths[-1]} but dataset {d['dataset']} has {n_classes} classes "
+            f"(output width must be {' or '.join(map(str, allowed))} to train on its labels)")
+
+
+def load(path: str | Path | None = None) -> dict:
+    """Read and resolve a TOML config; ``None`` gives the built-in default experiment."""
+    if path is None:
+        text = resources.files("genni").joinpath("default.toml").read_text()
+        where = "built-in default"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            text = p.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config {p}: {exc}") from None
+        where = str(p)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {where} is not valid TOML: {exc}") from None
+    return resolve(raw)
+
+
+def to_json(cfg: dict) -> str:
+    """Canonical JSON text of a resolved config (sorted keys)."""
+    return json.dumps(cfg, sort_keys=True)
+
+
+def with_overrides(cfg: dict, *, n: int | None = None, seed: int | None = None, device: str | None = None) -> dict:
+    """A copy with command-line overrides applied (and re-validated)."""
+    out = copy.deepcopy(cfg)
+    if n is not None:
+        out["search"]["n"] = _check_value("search", "n", n)
+    if seed is not None:
+        out["seed"] = _check_value("", "seed", seed)
+    if device is not None:
+        out["search"]["device"] = _check_value("search", "device", device)
+    return out
+
+
+def differences(stored: dict, given: dict) -> list[str]:
+    """Keys (``section.key``) whose values differ, ignoring :data:`RESUMABLE_KEYS`."""
+    a, b = copy.deepcopy(stored), copy.deepcopy(given)
+    for section, key in RESUMABLE_KEYS:
+        for c in (a, b):
+            c.get(section, {}).pop(key, None)
+    diffs = []
+    for section in sorted(set(a) | set(b)):
+        va, vb = a.get(section), b.get(section)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            diffs += [f"{section}.{k}" for k in sorted(set(va) | set(vb)) if va.get(k) != vb.get(k)]
+        elif va != vb:
+            diffs.append(section)
+    return diffs

@@ -1,0 +1,414 @@
+"""Built-in classification data sets.
+
+Two kinds of set are provided.
+
+Generated sets draw as many points as asked for, so they have no row limit.
+Each split (train, probe, held-out) comes from its own random stream, and
+every stream is derived from the one ``seed``:
+
+``moons``
+    Two interleaving half circles in 2-D (``sklearn.datasets.make_moons``),
+    gaussian noise, default standard deviation 0.1.
+``circles``
+    Two concentric circles in 2-D, the inner one half the radius of the outer
+    one (``sklearn.datasets.make_circles`` with ``factor=0.5``), gaussian
+    noise, default standard deviation 0.05.
+``xor``
+    Points uniform on the square [-1, 1]^2. The label is 1 when
+    ``x1 * x2 > 0`` (first or third quadrant), else 0. The label comes from
+    the clean point, and gaussian noise (default 0, i.e. none) is then added
+    to the coordinates.
+``spirals``
+    Two interleaved Archimedean spirals in 2-D, about 1.5 turns each. The
+    radius grows from 0 to 1 along each arm, the second arm is the first
+    turned by half a turn, and gaussian noise (default standard deviation
+    0.05) is added to the coordinates. The classes are balanced.
+``spheres``
+    Two concentric spheres in 3-D, radius 1 (class 0) and radius 2 (class 1),
+    directions uniform on the sphere, and gaussian noise (default standard
+    deviation 0.1) added to the radius. The classes are balanced.
+``gaussian``
+    Two isotropic unit-variance gaussian classes in 2-D with means (-1, 0)
+    (class 0) and (+1, 0) (class 1). The classes are balanced. The ``noise``
+    argument is ignored.
+
+Shipped sets are the small tables that come with scikit-learn, so no network
+is needed. Every feature is standardised with the mean and standard
+deviation of the whole table (a constant column becomes 0). The rows are
+shuffled with the seed and then split into probe, held-out and train rows,
+and no row is in more than one split:
+
+``digits``
+    8x8 images of handwritten digits: 1797 rows, 64 features, 10 classes.
+``iris``
+    Iris flower measurements: 150 rows, 4 features, 3 classes.
+``wine``
+    Chemical analysis of wines: 178 rows, 13 features, 3 classes.
+``breast_cancer``
+    Wisconsin diagnostic breast cancer: 569 rows, 30 features, 2 classes.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from genni.errors import ConfigError
+
+__all__ = ["DATASETS", "Dataset", "dataset_info", "load_dataset"]
+
+_GENERATED: tuple[str, ...] = (
+    "moons",
+    "circles",
+    "xor",
+    "spirals",
+    "spheres",
+    "gaussian",
+)
+_SHIPPED: tuple[str, ...] = ("digits", "iris", "wine", "breast_cancer")
+
+DATASETS: tuple[str, ...] = _GENERATED + _SHIPPED
+
+# name -> (d_in, n_classes, n_rows); n_rows is None for generated sets.
+_INFO: dict[str, tuple[int, int, int | None]] = {
+    "moons": (2, 2, None),
+    "circles": (2, 2, None),
+    "xor": (2, 2, None),
+    "spirals": (2, 2, None),
+    "spheres": (3, 2, None),
+    "gaussian": (2, 2, None),
+    "digits": (64, 10, 1797),
+    "iris": (4, 3, 150),
+    "wine": (13, 3, 178),
+    "breast_cancer": (30, 2, 569),
+}
+
+# Noise used when ``noise=None``.
+_DEFAULT_NOISE: dict[str, float] = {
+    "moons": 0.1,
+    "circles": 0.05,
+    "xor": 0.0,
+    "spirals": 0.05,
+    "spheres": 0.1,
+    "gaussian": 0.0,
+}
+
+_STD_FLOOR = 1e-12
+_SPIRAL_TURNS = 1.5
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """One data set split into train, probe and held-out parts.
+
+    Attributes
+    ----------
+    name : str
+        One of ``DATASETS``.
+    d_in : int
+        Number of input features.
+    n_classes : int
+        Number of classes; labels are ``0 .. n_classes - 1``.
+    X_train : ndarray, shape [n_train, d_in]
+        float64 training inputs.
+    y_train : ndarray, shape [n_train]
+        int64 training labels.
+    X_probe : ndarray, shape [n_probe, d_in]
+        float64 probe inputs.
+    y_probe : ndarray, shape [n_probe]
+        int64 probe labels.
+    X_heldout : ndarray, shape [n_heldout, d_in]
+        float64 held-out inputs.
+    y_heldout : ndarray, shape [n_heldout]
+        int64 held-out labels.
+    """
+
+    name: str
+    d_in: int
+    n_classes: int
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_probe: np.ndarray
+    y_probe: np.ndarray
+    X_heldout: np.ndarray
+    y_heldout: np.ndarray
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or name not in _INFO:
+        raise ConfigError(
+            f"unknown dataset '{name}' (choose from: {', '.join(DATASETS)})"
+        )
+    return name
+
+
+def dataset_info(name: str) -> tuple[int, int, int | None]:
+    """Describe a data set without generating or loading anything.
+
+    Parameters
+    ----------
+    name : str
+        One of ``DATASETS``.
+
+    Returns
+    -------
+    (d_in, n_classes, n_rows) : tuple of int, int, int or None
+        ``n_rows`` is the number of rows of a shipped table, or None for a
+        generated set (which can draw any number of points).
+
+    Raises
+    ------
+    ConfigError
+        If ``name`` is not a known data set.
+    """
+    return _INFO[_check_name(name)]
+
+
+def _check_count(key: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    value = int(value)
+    if value < minimum:
+        if minimum == 1:
+            raise ConfigError(f"{key} must be positive, got {value}")
+        raise ConfigError(f"{key} must be at least {minimum}, got {value}")
+    return value
+
+
+def _as_arrays(
+    X: np.ndarray, y: np.ndarray, d_in: int
+) -> tuple[np.ndarray, np.ndarray]:
+    X = np.ascontiguousarray(np.asarray(X, dtype=np.float64).reshape(-1, d_in))
+    y = np.ascontiguousarray(np.asarray(y, dtype=np.int64).reshape(-1))
+    return X, y
+
+
+def _balanced_labels(n: int, n_classes: int, rng: np.random.Generator) -> np.ndarray:
+    """Labels with class counts differing by at most one, in random order."""
+    return rng.permutation(np.arange(n, dtype=np.int64) % n_classes)
+
+
+def _sklearn_seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(0, 2**31 - 1))
+
+
+def _gen_moons(
+    n: int, noise: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import make_moons
+
+    return make_moons(n_samples=n, noise=noise, random_state=_sklearn_seed(rng))
+
+
+def _gen_circles(
+    n: int, noise: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import make_circles
+
+    return make_circles(
+        n_samples=n, noise=noise, factor=0.5, random_state=_sklearn_seed(rng)
+    )
+
+
+def _gen_xor(
+    n: int, noise: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    X = rng.uniform(-1.0, 1.0, size=(n, 2))
+    y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
+    if noise > 0:
+        X = X + noise * rng.standard_normal((n, 2))
+    return X, y
+
+
+def _gen_spirals(
+    n: int, noise: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    y = _balanced_labels(n, 2, rng)
+    t = rng.uniform(0.0, 1.0, size=n)  # position along the arm; radius = t
+    angle = 2.0 * np.pi * _SPIRAL_TURNS * t + np.pi * y
+    X = np.stack([t * np.cos(angle), t * np.sin(angle)], axis=1)
+    if noise > 0:
+        X = X + noise * rng.standard_normal((n, 2))
+    return X, y
+
+
+def _gen_spheres(
+    n: int, noise: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    y = _balanced_labels(n, 2, rng)
+    direction = rng.standard_normal((n, 3))
+    # A normalised isotropic gaussian vector is uniform on the unit sphere.
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    radius = 1.0 + y.astype(np.float64)
+    if noise > 0:
+        radius = radius + noise * rng.standard_normal(n)
+    return direction * radius[:, None], y
+
+
+def _gen_gaussian(
+    n: int, noise: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    del noise  # unit variance by definition
+    y = _balanced_labels(n, 2, rng)
+    X = rng.standard_normal((n, 2))
+    X[:, 0] += 2.0 * y - 1.0
+    return X, y
+
+
+_Generator = Callable[[int, float, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+_GENERATORS: dict[str, _Generator] = {
+    "moons": _gen_moons,
+    "circles": _gen_circles,
+    "xor": _gen_xor,
+    "spirals": _gen_spirals,
+    "spheres": _gen_spheres,
+    "gaussian": _gen_gaussian,
+}
+
+
+def _generate(
+    name: str, n: int, noise: float, seq: np.random.SeedSequence
+) -> tuple[np.ndarray, np.ndarray]:
+    d_in = _INFO[name][0]
+    if n == 0:
+        return _as_arrays(np.empty((0, d_in)), np.empty(0), d_in)
+    X, y = _GENERATORS[name](n, noise, np.random.default_rng(seq))
+    return _as_arrays(X, y, d_in)
+
+
+@functools.cache
+def _shipped_table(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The whole standardised table (read-only arrays, cached)."""
+    from sklearn import datasets
+
+    loader = {
+        "digits": datasets.load_digits,
+        "iris": datasets.load_iris,
+        "wine": datasets.load_wine,
+        "breast_cancer": datasets.load_breast_cancer,
+    }[name]
+    bunch = loader()
+    X = np.asarray(bunch.data, dtype=np.float64)
+    y = np.asarray(bunch.target, dtype=np.int64)
+    mean = X.mean(axis=0)
+    std = np.maximum(X.std(axis=0), _STD_FLOOR)
+    X = (X - mean) / std
+    X.setflags(write=False)
+    y.setflags(write=False)
+    return X, y
+
+
+def load_dataset(
+    name: str,
+    *,
+    n_probe: int,
+    n_heldout: int,
+    n_train: int = 1000,
+    seed: int = 0,
+    noise: float | None = None,
+) -> Dataset:
+    """Load or generate a data set, split into train, probe and held-out parts.
+
+    Parameters
+    ----------
+    name : str
+        One of ``DATASETS``.
+    n_probe : int
+        Number of probe rows (positive).
+    n_heldout : int
+        Number of held-out rows (positive).
+    n_train : int, default 1000
+        Number of training rows (zero or more). A generated set draws exactly
+        this many. A shipped set takes this many of the rows left after the
+        probe and held-out rows, or all of them if fewer are left; 0 gives an
+        empty training part.
+    seed : int, default 0
+        Seed for all randomness. The same seed gives bitwise-identical
+        arrays. For a generated set the three parts come from independent
+        streams; for a shipped set the seed fixes the row shuffle.
+    noise : float or None, default None
+        Noise level of a generated set (see the module docstring); None means
+        the set's own default. Ignored by ``gaussian`` and the shipped sets.
+
+    Returns
+    -------
+    Dataset
+        With fields
+
+        X_train : ndarray, shape [n_train, d_in]
+            float64, C-contiguous (for a shipped set ``n_train`` may be
+            smaller than asked, see above).
+        y_train : ndarray, shape [n_train]
+            int64 labels in ``0 .. n_classes - 1``.
+        X_probe : ndarray, shape [n_probe, d_in]
+            float64, C-contiguous.
+        y_probe : ndarray, shape [n_probe]
+            int64.
+        X_heldout : ndarray, shape [n_heldout, d_in]
+            float64, C-contiguous.
+        y_heldout : ndarray, shape [n_heldout]
+            int64.
+
+    Raises
+    ------
+    ConfigError
+        If the name is unknown, a count is out of range, the noise is negative,
+        or a shipped table has too few rows for ``n_probe + n_heldout`` plus
+        at least one training row.
+    """
+    name = _check_name(name)
+    n_probe = _check_count("n_probe", n_probe, minimum=1)
+    n_heldout = _check_count("n_heldout", n_heldout, minimum=1)
+    n_train = _check_count("n_train", n_train, minimum=0)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
+    if noise is not None:
+        if (
+            isinstance(noise, bool)
+            or not isinstance(noise, numbers.Real)
+            or not np.isfinite(noise)
+            or noise < 0
+        ):
+            raise ConfigError(f"noise must be a non-negative number, got {noise!r}")
+        noise = float(noise)
+
+    d_in, n_classes, n_rows = _INFO[name]
+
+    if n_rows is None:
+        level = _DEFAULT_NOISE[name] if noise is None else noise
+        seq_train, seq_probe, seq_heldout = np.random.SeedSequence(seed).spawn(3)
+        X_train, y_train = _generate(name, n_train, level, seq_train)
+        X_probe, y_probe = _generate(name, n_probe, level, seq_probe)
+        X_heldout, y_heldout = _generate(name, n_heldout, level, seq_heldout)
+    else:
+        if n_probe + n_heldout > n_rows - 1:
+            raise ConfigError(
+                f"{name} has {n_rows} rows; n_probe + n_heldout = {n_probe + n_heldout} "
+                f"must leave at least one for training (at most {n_rows - 1})"
+            )
+        X_all, y_all = _shipped_table(name)
+        order = np.random.default_rng(np.random.SeedSequence(seed)).permutation(n_rows)
+        probe_idx = order[:n_probe]
+        heldout_idx = order[n_probe : n_probe + n_heldout]
+        train_idx = order[n_probe + n_heldout :][:n_train]
+        X_train, y_train = _as_arrays(X_all[train_idx], y_all[train_idx], d_in)
+        X_probe, y_probe = _as_arrays(X_all[probe_idx], y_all[probe_idx], d_in)
+        X_heldout, y_heldout = _as_arrays(X_all[heldout_idx], y_all[heldout_idx], d_in)
+
+    return Dataset(
+        name=name,
+        d_in=d_in,
+        n_classes=n_classes,
+        X_train=X_train,
+        y_train=y_train,
+        X_probe=X_probe,
+        y_probe=y_probe,
+        X_heldout=X_heldout,
+        y_heldout=y_heldout,
+    )

@@ -1,0 +1,235 @@
+"""Architecture specs and the batched forward pass over many parameter vectors.
+
+An :class:`MLPSpec` names an MLP ``Linear, act, Linear, act, ..., Linear`` by its
+widths ``(w_0, ..., w_L)`` and activation.  :func:`forward` evaluates N parameter
+vectors at once (θ of shape ``[N, P]``, layout of :mod:`genni.params`) as one
+tensor program of batched matrix products, and :func:`jacobian` gives the exact
+output Jacobian ∂f_θ(x)/∂θ in closed form, layer by layer, for all N at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from . import params
+from .errors import ConfigError
+
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
+_SQRT_HALF = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class MLPSpec:
+    """A fully connected network ``Linear, act, ..., Linear`` (no activation on the output).
+
+    widths : (w_0, ..., w_L): input size, hidden widths, output size
+    activation : one of :data:`ACTIVATIONS`
+    negative_slope : slope of leaky_relu for z < 0 (torch's default 0.01)
+    """
+
+    widths: tuple[int, ...]
+    activation: str = "relu"
+    kind: str = "mlp"
+    negative_slope: float = 0.01
+
+    def __post_init__(self):
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        if self.kind != "mlp":
+            raise ConfigError(f"unknown model kind '{self.kind}' (supported: mlp)")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"unknown activation '{self.activation}' (choose from: {', '.join(ACTIVATIONS)})")
+        if len(self.widths) < 2 or any(w < 1 for w in self.widths):
+            raise ConfigError(f"model widths must be at least two positive integers, got {list(self.widths)}")
+
+    @property
+    def n_params(self) -> int:
+        """P, the length of θ."""
+        return params.n_params(self.widths)
+
+    @property
+    def n_layers(self) -> int:
+        """L, the number of Linear layers."""
+        return len(self.widths) - 1
+
+    @property
+    def hidden_widths(self) -> tuple[int, ...]:
+        return self.widths[1:-1]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+    def to_json(self) -> str:
+        """JSON holding ``kind``, ``widths``, ``activation`` (and the slope)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MLPSpec:
+        known = {"widths", "activation", "kind", "negative_slope"}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @classmethod
+    def from_json(cls, text: str) -> MLPSpec:
+        return cls.from_dict(json.loads(text))
+
+    def module(self, theta: torch.Tensor | None = None) -> torch.nn.Sequential:
+        """The equivalent ``torch.nn.Sequential`` in float64, optionally loaded with θ (shape [P])."""
+        layers: list[torch.nn.Module] = []
+        for i, (d_in, d_out) in enumerate(zip(self.widths[:-1], self.widths[1:])):
+            if i > 0:
+                layers.append(_module_activation(self))
+            layers.append(torch.nn.Linear(d_in, d_out, dtype=torch.float64))
+        net = torch.nn.Sequential(*layers)
+        if theta is not None:
+            params.theta_to_module_(theta, net)
+        return net
+
+
+def _module_activation(spec: MLPSpec) -> torch.nn.Module:
+    return {
+        "relu": torch.nn.ReLU,
+        "tanh": torch.nn.Tanh,
+        "sigmoid": torch.nn.Sigmoid,
+        "gelu": torch.nn.GELU,
+    }.get(spec.activation, lambda: torch.nn.LeakyReLU(spec.negative_slope))()
+
+
+def activate(spec: MLPSpec, z: torch.Tensor) -> torch.Tensor:
+    """σ(z) elementwise, exactly as the torch.nn module computes it."""
+    a = spec.activation
+    if a == "relu":
+        return torch.relu(z)
+    if a == "leaky_relu":
+        return torch.nn.functional.leaky_relu(z, spec.negative_slope)
+    if a == "tanh":
+        return torch.tanh(z)
+    if a == "sigmoid":
+        return torch.sigmoid(z)
+    return torch.nn.functional.gelu(z)
+
+
+def activate_with_derivative(spec: MLPSpec, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(σ(z), σ'(z)); at the ReLU kink z = 0 the derivative is taken as 0, as autograd does."""
+    a = spec.activation
+    if a == "relu":
+        pos = z > 0
+        return torch.relu(z), pos.to(z.dtype)
+    if a == "leaky_relu":
+        s = spec.negative_slope
+        d = torch.full_like(z, s).masked_fill_(z > 0, 1.0)
+        return torch.nn.functional.leaky_relu(z, s), d
+    if a == "tanh":
+        t = torch.tanh(z)
+        return t, 1.0 - t * t
+    if a == "sigmoid":
+        s = torch.sigmoid(z)
+        return s, s * (1.0 - s)
+    cdf = 0.5 * (1.0 + torch.erf(z * _SQRT_HALF))
+    pdf = torch.exp(-0.5 * z * z) * _INV_SQRT_2PI
+    return z * cdf, cdf + z * pdf
+
+
+def _as_batch(theta: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    if theta.dim() == 1:
+        return theta.unsqueeze(0), True
+    if theta.dim() != 2:
+        raise ValueError(f"theta must have shape [P] or [N, P], got {tuple(theta.shape)}")
+    return theta, False
+
+
+def _linear(h: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # h : [n, in] (shared by all N) or [N, n, in]; W : [N, out, in]; b : [N, out] -> [N, n, out]
+    return torch.baddbmm(b.unsqueeze(1), h.expand(W.shape[0], *h.shape[-2:]), W.transpose(1, 2))
+
+
+def forward(spec: MLPSpec, theta: torch.Tensor, X: torch.Tensor, *, layers: bool = False):
+    """Outputs of N networks on the same inputs.
+
+    theta : Tensor, shape [N, P] (or [P], giving outputs of shape [n, w_L])
+    X : Tensor, shape [n, w_0]
+    returns : Tensor, shape [N, n, w_L]; with ``layers=True`` also the list of
+        post-activation representations ``[X, h_1, ..., h_{L-1}, f]``, each [N, n, w_l]
+    """
+    th, single = _as_batch(theta)
+    h = X
+    reps = [X.expand(th.shape[0], *X.shape)] if layers else None
+    Ws = params.unflatten(th, spec.widths)
+    for i, (W, b) in enumerate(Ws):
+        z = _linear(h, W, b)
+        h = z if i == len(Ws) - 1 else activate(spec, z)
+        if layers:
+            reps.append(h)
+    out = h[0] if single else h
+    if layers:
+        return out, ([r[0] for r in reps] if single else reps)
+    return out
+
+
+def jacobian(spec: MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Outputs and their exact Jacobian with respect to θ, for N networks at once.
+
+    With z_l = W_l h_{l-1} + b_l, h_l = σ(z_l), f = z_L, the sensitivity of output k,
+    G_l = ∂f_k/∂z_l, obeys G_L = e_k and G_{l-1} = (W_lᵀ G_l) ⊙ σ'(z_{l-1}); then
+    ∂f_k/∂W_l = G_l h_{l-1}ᵀ (an outer product) and ∂f_k/∂b_l = G_l.
+
+    theta : Tensor, shape [N, P]
+    X : Tensor, shape [n, w_0]
+    returns : (f, J) with f : shape [N, n, w_L] and J : shape [N, n, w_L, P]
+    """
+    th, single = _as_batch(theta)
+    N, n, K = th.shape[0], X.shape[0], spec.widths[-1]
+    Ws = params.unflatten(th, spec.widths)
+    hs = [X.expand(N, *X.shape)]
+    dsig = []
+    h = X
+    for i, (W, b) in enumerate(Ws):
+        z = _linear(h, W, b)
+        if i < len(Ws) - 1:
+            h, d = activate_with_derivative(spec, z)
+            hs.append(h)
+            dsig.append(d)
+        else:
+            h = z
+    J = th.new_empty(N, n, K, th.shape[1])
+    G = torch.eye(K, dtype=th.dtype, device=th.device).expand(N, n, K, K)
+    for l, s in reversed(list(enumerate(params.layer_slices(spec.widths)))):
+        J[..., s.bias] = G
+        J[..., s.weight] = (G.unsqueeze(-1) * hs[l].unsqueeze(2).unsqueeze(2)).reshape(N, n, K, -1)
+        if l > 0:
+            G = torch.matmul(G, Ws[l][0].unsqueeze(1)) * dsig[l - 1].unsqueeze(2)
+    if single:
+        return h[0], J[0]
+    return h, J
+
+
+def init_theta(spec: MLPSpec, n: int, generator: torch.Generator, scale: float = 1.0) -> torch.Tensor:
+    """Random θ as ``torch.nn.Linear`` initialises them, times ``scale``.
+
+    Every weight and bias of layer l is uniform on ±scale/√w_{l-1} (float64).
+    returns : Tensor, shape [n, P]
+    """
+    theta = torch.empty(n, spec.n_params, dtype=torch.float64)
+    for s in params.layer_slices(spec.widths):
+        bound = scale / math.sqrt(s.shape[1])
+        for sl in (s.weight, s.bias):
+            theta[:, sl] = (torch.rand(n, sl.stop - sl.start, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+    return theta
+
+
+def element_generator(seed: int, *key: int) -> tuple[torch.Generator, int]:
+    """A torch generator seeded reproducibly from ``(seed, *key)``; returns it and its 63-bit seed."""
+    s = int(np.random.SeedSequence([int(seed), *map(int, key)]).generate_state(1, dtype=np.uint64)[0]) >> 1
+    g = torch.Generator()
+    g.manual_seed(s)
+    return g, s
+
+
+__all__ = ["ACTIVATIONS", "MLPSpec", "activate", "forward", "jacobian", "init_theta", "element_generator"]
+

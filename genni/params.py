@@ -1,0 +1,107 @@
+"""The one mapping between an MLP and flat parameter vectors.
+
+A parameter vector ``theta`` (shape ``[P]``) or a batch of them (shape ``[N, P]``)
+is laid out exactly as :func:`torch.nn.utils.parameters_to_vector` lays out the
+equivalent ``torch.nn.Sequential(Linear, act, Linear, act, ..., Linear)``: layer
+by layer, the weight (shape ``[out, in]``, row-major) and then the bias
+(shape ``[out]``).  Every other module reads and writes θ through this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .errors import GenniError
+
+
+@dataclass(frozen=True)
+class LayerSlice:
+    """Where one ``Linear`` layer lives inside θ.
+
+    weight : slice into θ of length ``out * in`` (row-major ``[out, in]``)
+    bias : slice into θ of length ``out``
+    shape : ``(out, in)``
+    """
+
+    weight: slice
+    bias: slice
+    shape: tuple[int, int]
+
+
+def layer_slices(widths: Sequence[int]) -> tuple[LayerSlice, ...]:
+    """Slices of every layer's weight and bias for an MLP of the given widths."""
+    out: list[LayerSlice] = []
+    offset = 0
+    for d_in, d_out in zip(widths[:-1], widths[1:]):
+        w = slice(offset, offset + d_out * d_in)
+        offset = w.stop
+        b = slice(offset, offset + d_out)
+        offset = b.stop
+        out.append(LayerSlice(w, b, (int(d_out), int(d_in))))
+    return tuple(out)
+
+
+def n_params(widths: Sequence[int]) -> int:
+    """Number of parameters P = Σ_l (w_l · w_{l-1} + w_l)."""
+    return sum(o * i + o for i, o in zip(widths[:-1], widths[1:]))
+
+
+def unflatten(theta: torch.Tensor, widths: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Views ``(W_l, b_l)`` into θ, layer by layer.
+
+    theta : Tensor, shape [..., P]
+    returns : list of (W, b) with W : shape [..., out, in], b : shape [..., out]
+    """
+    P = n_params(widths)
+    if theta.shape[-1] != P:
+        raise GenniError(f"parameter vector has {theta.shape[-1]} entries; widths {list(widths)} need {P}")
+    lead = theta.shape[:-1]
+    return [
+        (theta[..., s.weight].reshape(*lead, *s.shape), theta[..., s.bias])
+        for s in layer_slices(widths)
+    ]
+
+
+def flatten(layers: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Inverse of :func:`unflatten`: θ from ``[(W_1, b_1), ...]``.
+
+    layers : W : shape [..., out, in], b : shape [..., out]
+    returns : Tensor, shape [..., P]
+    """
+    parts = []
+    for W, b in layers:
+        parts.append(W.reshape(*W.shape[:-2], -1))
+        parts.append(b)
+    return torch.cat(parts, dim=-1)
+
+
+def module_to_theta(module: torch.nn.Module) -> torch.Tensor:
+    """θ of a ``Sequential`` MLP (a detached copy), shape [P]."""
+    return torch.nn.utils.parameters_to_vector(module.parameters()).detach().clone()
+
+
+def theta_to_module_(theta: torch.Tensor, module: torch.nn.Module) -> torch.nn.Module:
+    """Write θ (shape [P]) into the module's parameters in place; returns the module."""
+    with torch.no_grad():
+        torch.nn.utils.vector_to_parameters(theta.to(next(module.parameters())), module.parameters())
+    return module
+
+
+def state_dict_to_theta(state: Mapping[str, torch.Tensor], widths: Sequence[int]) -> torch.Tensor:
+    """θ (float64, shape [P]) from a state_dict of the equivalent ``Sequential``.
+
+    The tensors are taken in the state_dict's order and must have, in turn, the
+    shapes ``[w_1, w_0], [w_1], [w_2, w_1], ...``; any key names are accepted so a
+    state_dict of a custom module with the same layers also loads.
+    """
+    tensors = [v for v in state.values() if isinstance(v, torch.Tensor)]
+    expected = []
+    for s in layer_slices(widths):
+        expected += [s.shape, (s.shape[0],)]
+    got = [tuple(t.shape) for t in tensors]
+    if got != expected:
+        raise GenniError(f"state_dict holds tensors of shapes {got}; widths {list(widths)} need {expected}")
+    return torch.cat([t.detach().to(torch.float64).reshape(-1) for t in tensors])

@@ -1,0 +1,404 @@
+r"""The equivalence search: many parameter sets θ with f_θ(X) = f_θ*(X), found together.
+
+Objective (for every element independently):
+
+    L(θ) = (1/n) Σ_{x ∈ X} ‖f_θ(x) − f_θ*(x)‖²        (probe set X, n inputs)
+
+All active candidates advance together as one tensor program over a batch
+θ of shape [B, P].  Finished elements (converged, or out of attempts) leave the
+batch and are replaced by new ones from the queue, so memory is set by the batch
+size, not by how many elements are asked for, and results stream out as they finish.
+
+Methods
+-------
+``lm`` (default): Levenberg–Marquardt on the residuals r(θ) = vec(f_θ(X) − Y) ∈ R^{nK}
+with the exact Jacobian J = ∂r/∂θ from :func:`genni.nets.jacobian`:
+
+    (JᵀJ + μ·s·I) δ = −Jᵀr,    s = mean diag(JᵀJ),    θ ← θ + δ if L(θ + δ) < L(θ).
+
+μ is per element (Nielsen's rule): with the gain ratio ρ = (L(θ) − L(θ+δ)) / (L(θ) − L_GN(θ+δ)),
+an accepted step sets μ ← μ·max(1/3, 1 − (2ρ − 1)³), ν ← 2; a rejected one μ ← μ·ν, ν ← 2ν.
+
+``adam``: first-order Adam on L (the baseline method of the GENNI code, batched).
+
+An attempt ends when L ≤ tol (converged), after ``max_steps`` steps, or when it
+stalls (L fails to halve over ``patience`` steps, or μ explodes); a non-converged
+element is restarted from a fresh seeded initialisation up to ``restarts`` times.
+Element i's attempt a starts from a generator seeded by (seed, i, a), so results
+do not depend on how many elements are requested or which are already stored.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import nets, params
+
+STATUS = ("converged", "stalled", "max_steps", "diverged")
+"""Why an element finished; ``/equivalents/status`` stores the index into this tuple."""
+
+DEFAULT_MAX_STEPS = {"lm": 400, "adam": 5000}
+DEFAULT_PATIENCE = {"lm": 40, "adam": 500}
+_MU0, _MU_MAX = 1e-3, 1e12
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How to search (the ``[search]`` section of a config).
+
+    n : elements requested;  tol : converged when L ≤ tol (absolute, mean squared)
+    method : "lm" | "adam";  max_steps : steps per attempt (None: method default)
+    batch_size : elements advanced together;  restarts : extra attempts per element
+    init : "random" (torch.nn.Linear's init × init_scale) | "perturb" (θ* + a random
+        init × init_scale);  lr : Adam's learning rate;  device : torch device
+    memory_mb : cap on the batch's Jacobian working memory (shrinks the batch if needed)
+    """
+
+    n: int = 64
+    tol: float = 1e-10
+    method: str = "lm"
+    max_steps: int | None = None
+    batch_size: int = 64
+    init: str = "random"
+    init_scale: float = 1.0
+    restarts: int = 4
+    lr: float = 1e-2
+    device: str = "cpu"
+    patience: int | None = None
+    memory_mb: float = 1024.0
+
+    @classmethod
+    def from_config(cls, section: dict) -> SearchSettings:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in section.items() if k in names})
+
+    @property
+    def steps_per_attempt(self) -> int:
+        return self.max_steps or DEFAULT_MAX_STEPS[self.method]
+
+    @property
+    def stall_window(self) -> int:
+        return self.patience or DEFAULT_PATIENCE[self.method]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What to match: the reference's outputs on probe and held-out inputs.
+
+    X : Tensor, shape [n, w_0];  Y : Tensor, shape [n, w_L] (f_θ*(X))
+    X_heldout : Tensor, shape [m, w_0];  Y_heldout : Tensor, shape [m, w_L]
+    theta_ref : Tensor, shape [P]
+    """
+
+    spec: nets.MLPSpec
+    theta_ref: torch.Tensor
+    X: torch.Tensor
+    Y: torch.Tensor
+    X_heldout: torch.Tensor
+    Y_heldout: torch.Tensor
+
+    @classmethod
+    def from_arrays(cls, spec, theta_ref, X, X_heldout, device="cpu") -> Problem:
+        t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64, device=device)  # noqa: E731
+        th, Xp, Xh = t(theta_ref), t(X), t(X_heldout)
+        with torch.no_grad():
+            return cls(spec, th, Xp, nets.forward(spec, th, Xp), Xh, nets.forward(spec, th, Xh))
+
+    @property
+    def output_power(self) -> float:
+        """mean ‖f_θ*(x)‖² on the probe set (the denominator of the relative discrepancy)."""
+        return float((self.Y * self.Y).sum(-1).mean())
+
+    @property
+    def output_power_heldout(self) -> float:
+        return float((self.Y_heldout * self.Y_heldout).sum(-1).mean())
+
+
+def discrepancy(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """L(θ) = (1/n) Σ_x ‖f_θ(x) − y(x)‖² for each row of θ.
+
+    theta : Tensor, shape [N, P];  X : Tensor, shape [n, w_0];  Y : Tensor, shape [n, w_L]
+    returns : Tensor, shape [N]
+    """
+    r = nets.forward(spec, theta, X) - Y
+    return (r * r).sum(-1).mean(-1)
+
+
+@dataclass(frozen=True)
+class Found:
+    """A chunk of finished elements (numpy, on the CPU); every array has length k first."""
+
+    index: np.ndarray
+    theta: np.ndarray
+    discrepancy: np.ndarray
+    discrepancy_heldout: np.ndarray
+    relative_discrepancy: np.ndarray
+    relative_discrepancy_heldout: np.ndarray
+    converged: np.ndarray
+    steps: np.ndarray
+    restarts: np.ndarray
+    init_seed: np.ndarray
+    status: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @staticmethod
+    def concat(chunks: Sequence[Found]) -> Found:
+        return Found(**{f.name: np.concatenate([getattr(c, f.name) for c in chunks]) for f in fields(Found)})
+
+
+# --- one step of each method on the active batch; state is a dict of [B, ...] tensors
+
+
+def _lm_prepare(problem: Problem, st: dict, rows: torch.Tensor) -> None:
+    """(Re)compute loss, JᵀJ and Jᵀr for the given rows of the batch."""
+    if rows.numel() == 0:
+        return
+    f, J = nets.jacobian(problem.spec, st["theta"][rows], problem.X)
+    n = problem.X.shape[0]
+    r = (f - problem.Y).reshape(len(rows), -1)
+    Jm = J.reshape(len(rows), r.shape[1], -1)
+    st["A"][rows] = Jm.transpose(1, 2) @ Jm
+    st["g"][rows] = (Jm.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)
+    st["loss"][rows] = (r * r).sum(1) / n
+
+
+def _lm_step(problem: Problem, st: dict) -> None:
+    A, g, mu = st["A"], st["g"], st["mu"]
+    n = problem.X.shape[0]
+    P = A.shape[-1]
+    scale = torch.diagonal(A, dim1=1, dim2=2).mean(-1).clamp_min(1e-30)
+    eye = torch.eye(P, dtype=A.dtype, device=A.device)
+    L, info = torch.linalg.cholesky_ex(A + (mu * scale)[:, None, None] * eye)
+    delta = -torch.cholesky_solve(g.unsqueeze(-1), L).squeeze(-1)
+    ok = info == 0
+    delta = torch.where(ok[:, None], delta, torch.zeros_like(delta))
+    trial = st["theta"] + delta
+    new_loss = discrepancy(problem.spec, trial, problem.X, problem.Y)
+    # L_GN(θ+δ) = L(θ) + (2 gᵀδ + δᵀAδ)/n
+    predicted = -(2 * (g * delta).sum(-1) + (delta * (A @ delta.unsqueeze(-1)).squeeze(-1)).sum(-1)) / n
+    rho = (st["loss"] - new_loss) / predicted.clamp_min(1e-300)
+    accept = ok & torch.isfinite(new_loss) & (new_loss < st["loss"])
+    st["theta"] = torch.where(accept[:, None], trial, st["theta"])
+    st["loss"] = torch.where(accept, new_loss, st["loss"])
+    shrink = torch.clamp(1 - (2 * rho - 1) ** 3, min=1 / 3)
+    st["mu"] = torch.where(accept, mu * shrink, mu * st["nu"])
+    st["nu"] = torch.where(accept, torch.full_like(st["nu"], 2.0), st["nu"] * 2)
+    _lm_prepare(problem, st, accept.nonzero().squeeze(1))
+
+
+def _adam_prepare(problem: Problem, st: dict, rows: torch.Tensor) -> None:
+    if rows.numel() == 0:
+        return
+    with torch.no_grad():
+        st["loss"][rows] = discrepancy(problem.spec, st["theta"][rows], problem.X, problem.Y)
+
+
+def _adam_step(problem: Problem, st: dict, lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
+    theta = st["theta"].detach().requires_grad_(True)
+    loss = discrepancy(problem.spec, theta, problem.X, problem.Y)
+    (grad,) = torch.autograd.grad(loss.sum(), theta)
+    with torch.no_grad():
+        st["t"] = st["t"] + 1
+        st["m"] = b1 * st["m"] + (1 - b1) * grad
+        st["v"] = b2 * st["v"] + (1 - b2) * grad * grad
+        mhat = st["m"] / (1 - b1 ** st["t"])[:, None]
+        vhat = st["v"] / (1 - b2 ** st["t"])[:, None]
+        st["theta"] = theta.detach() - lr * mhat / (vhat.sqrt() + eps)
+        st["loss"] = discrepancy(problem.spec, st["theta"], problem.X, problem.Y)
+
+
+# --- the driver
+
+
+class _Batch:
+    """The active elements: per-row bookkeeping plus the method's state tensors."""
+
+    def __init__(self, problem: Problem, settings: SearchSettings, seed: int):
+        self.problem, self.s, self.seed = problem, settings, seed
+        self.dev = problem.X.device
+        self.P = problem.spec.n_params
+        self.st: dict[str, torch.Tensor] = {}
+        self.meta: dict[str, np.ndarray] = {k: np.zeros(0, np.int64) for k in
+                                            ("index", "attempt", "steps", "attempt_steps", "since", "seed")}
+        self.best = np.zeros(0)
+
+    def __len__(self) -> int:
+        return len(self.meta["index"])
+
+    def _init_theta(self, index: int, attempt: int) -> tuple[torch.Tensor, int]:
+        g, s = nets.element_generator(self.seed, index, attempt)
+        theta = nets.init_theta(self.problem.spec, 1, g, self.s.init_scale)[0]
+        if self.s.init == "perturb":
+            theta = self.problem.theta_ref.cpu() + theta
+        return theta, s
+
+    def _fresh_state(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        k = theta.shape[0]
+        z = lambda *shape: torch.zeros(k, *shape, dtype=torch.float64, device=self.dev)  # noqa: E731
+        st = {"theta": theta.to(self.dev), "loss": z()}
+        if self.s.method == "lm":
+            st.update(A=z(self.P, self.P), g=z(self.P), mu=z() + _MU0, nu=z() + 2.0)
+        else:
+            st.update(m=z(self.P), v=z(self.P), t=z())
+        return st
+
+    def _prepare(self, rows: torch.Tensor) -> None:
+        (_lm_prepare if self.s.method == "lm" else _adam_prepare)(self.problem, self.st, rows)
+
+    def add(self, indices: list[int]) -> None:
+        inits = [self._init_theta(i, 0) for i in indices]
+        fresh = self._fresh_state(torch.stack([t for t, _ in inits]))
+        start = len(self)
+        self.st = fresh if not self.st else {k: torch.cat([self.st[k], fresh[k]]) for k in self.st}
+        k = len(indices)
+        self.meta["index"] = np.concatenate([self.meta["index"], indices]).astype(np.int64)
+        self.meta["seed"] = np.concatenate([self.meta["seed"], [s for _, s in inits]]).astype(np.int64)
+        for key in ("attempt", "steps", "attempt_steps", "since"):
+            self.meta[key] = np.concatenate([self.meta[key], np.zeros(k, np.int64)])
+        self._prepare(torch.arange(start, start + k, device=self.dev))
+        self.best = np.concatenate([self.best, self.st["loss"][start:].cpu().numpy()])
+
+    def restart(self, rows: np.ndarray) -> None:
+        for r in rows:
+            self.meta["attempt"][r] += 1
+            theta, s = self._init_theta(int(self.meta["index"][r]), int(self.meta["attempt"][r]))
+            fresh = self._fresh_state(theta[None])
+            for k in self.st:
+                self.st[k][r] = fresh[k][0]
+            self.meta["seed"][r] = s
+        self.meta["attempt_steps"][rows] = 0
+        self.meta["since"][rows] = 0
+        t = torch.as_tensor(rows, device=self.dev)
+        self._prepare(t)
+        self.best[rows] = self.st["loss"][t].cpu().numpy()
+
+    def step(self) -> None:
+        if self.s.method == "lm":
+            _lm_step(self.problem, self.st)
+        else:
+            _adam_step(self.problem, self.st, self.s.lr)
+        for key in ("steps", "attempt_steps", "since"):
+            self.meta[key] += 1
+
+    def remove(self, rows: np.ndarray) -> dict:
+        keep = np.ones(len(self), bool)
+        keep[rows] = False
+        kt = torch.as_tensor(keep, device=self.dev)
+        out = {"theta": self.st["theta"][~kt], "loss": self.st["loss"][~kt]}
+        out.update({k: v[rows] for k, v in self.meta.items()})
+        self.st = {k: v[kt] for k, v in self.st.items()}
+        self.meta = {k: v[keep] for k, v in self.meta.items()}
+        self.best = self.best[keep]
+        return out
+
+
+def _finish(problem: Problem, parts: list[dict], status: list[np.ndarray], tol: float) -> Found:
+    theta = torch.cat([p["theta"] for p in parts])
+    with torch.no_grad():
+        d = discrepancy(problem.spec, theta, problem.X, problem.Y)
+        dh = discrepancy(problem.spec, theta, problem.X_heldout, problem.Y_heldout)
+    d, dh = d.cpu().numpy(), dh.cpu().numpy()
+    cat = lambda k: np.concatenate([p[k] for p in parts])  # noqa: E731
+    return Found(
+        index=cat("index"), theta=theta.cpu().numpy(), discrepancy=d, discrepancy_heldout=dh,
+        relative_discrepancy=d / max(problem.output_power, 1e-300),
+        relative_discrepancy_heldout=dh / max(problem.output_power_heldout, 1e-300),
+        converged=d <= tol, steps=cat("steps"), restarts=cat("attempt"), init_seed=cat("seed"),
+        status=np.concatenate(status).astype(np.int8),
+    )
+
+
+def batch_capacity(spec: nets.MLPSpec, n_probe: int, settings: SearchSettings) -> int:
+    """Elements advanced together: ``batch_size``, shrunk so that the LM working set
+    (J : [B, nK, P] and JᵀJ : [B, P, P] in float64) fits in ``memory_mb``."""
+    if settings.method != "lm":
+        return settings.batch_size
+    P, m = spec.n_params, n_probe * spec.widths[-1]
+    per_element = 8 * (m * P + 2 * P * P + 4 * m)
+    return max(1, min(settings.batch_size, int(settings.memory_mb * 2**20 // per_element)))
+
+
+def search(problem: Problem, settings: SearchSettings, *, seed: int, indices: Sequence[int] | None = None,
+           progress: bool = False, flush_every: int = 16, flush_seconds: float = 5.0,
+           callback=None) -> Iterator[Found]:
+    """Find functional equivalents of ``problem.theta_ref``; yields chunks as elements finish.
+
+    indices : which elements to find (default ``range(settings.n)``); element i is
+        reproducible from (seed, i) alone, which is what makes resuming exact.
+    callback : called with each :class:`Found` chunk before it is yielded (tests use it
+        to simulate an interruption).
+    yields : :class:`Found` with ``theta`` of shape [k, P]
+    """
+    queue = deque(range(settings.n) if indices is None else indices)
+    cap = batch_capacity(problem.spec, problem.X.shape[0], settings)
+    batch = _Batch(problem, settings, seed)
+    parts: list[dict] = []
+    status: list[np.ndarray] = []
+    n_done = n_conv = 0
+    last = time.monotonic()
+    bar = tqdm(total=len(queue), desc=f"search ({settings.method})", unit="el", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    window, max_steps = settings.stall_window, settings.steps_per_attempt
+    try:
+        while queue or len(batch):
+            if queue and len(batch) < cap:
+                batch.add([queue.popleft() for _ in range(min(cap - len(batch), len(queue)))])
+            batch.step()
+            loss = batch.st["loss"].cpu().numpy()
+            improved = loss < 0.5 * batch.best
+            batch.best = np.where(improved, loss, batch.best)
+            batch.meta["since"][improved] = 0
+            conv = loss <= settings.tol
+            mu_dead = (batch.st["mu"].cpu().numpy() > _MU_MAX) if "mu" in batch.st else np.zeros_like(conv)
+            diverged = ~np.isfinite(loss)
+            stalled = (batch.meta["since"] >= window) | mu_dead
+            out_of_steps = batch.meta["attempt_steps"] >= max_steps
+            ended = ~conv & (stalled | out_of_steps | diverged)
+            retry = ended & (batch.meta["attempt"] < settings.restarts)
+            if retry.any():
+                batch.restart(np.flatnonzero(retry))
+            done = conv | (ended & ~retry)
+            if done.any():
+                rows = np.flatnonzero(done)
+                code = np.where(conv[rows], 0, np.where(diverged[rows], 3, np.where(stalled[rows], 1, 2)))
+                parts.append(batch.remove(rows))
+                status.append(code)
+                n_done += len(rows)
+                n_conv += int(conv[rows].sum())
+                bar.update(len(rows))
+                bar.set_postfix(converged=f"{n_conv}/{n_done}")
+            pending = sum(len(p["index"]) for p in parts)
+            if pending and (pending >= flush_every or not (queue or len(batch))
+                            or time.monotonic() - last > flush_seconds):
+                chunk = _finish(problem, parts, status, settings.tol)
+                parts, status, last = [], [], time.monotonic()
+                if callback is not None:
+                    callback(chunk)
+                yield chunk
+    finally:
+        bar.close()
+
+
+def run_search(problem: Problem, settings: SearchSettings, *, seed: int, **kw) -> Found:
+    """All of :func:`search` in memory, as one :class:`Found` (sorted by element index)."""
+    chunks = list(search(problem, settings, seed=seed, **kw))
+    if not chunks:
+        raise ValueError("no elements requested")
+    f = Found.concat(chunks)
+    order = np.argsort(f.index, kind="stable")
+    return Found(**{k.name: getattr(f, k.name)[order] for k in fields(Found)})
+
+
+__all__ = ["STATUS", "SearchSettings", "Problem", "Found", "discrepancy", "search", "run_search", "batch_capacity"]
+_ = (math, params)

@@ -1,0 +1,121 @@
+"""The reference network θ*: trained on a data set's labels, a seeded random teacher, or loaded from a file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import nets, params
+from .errors import GenniError
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference network.
+
+    theta : ndarray, shape [P] (float64)
+    source : "train" | "random" | "file"
+    accuracy : accuracy on the held-out labels (None for a teacher without labels)
+    train_accuracy : accuracy on the training labels (None unless trained)
+    """
+
+    theta: np.ndarray
+    source: str
+    accuracy: float | None = None
+    train_accuracy: float | None = None
+
+
+def predict(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """Class predictions: sign of a single logit, else argmax. theta : [P], X : [n, w_0] -> [n]."""
+    with torch.no_grad():
+        out = nets.forward(spec, theta, X)
+    return (out[:, 0] > 0).long() if out.shape[1] == 1 else out.argmax(1)
+
+
+def accuracy(spec: nets.MLPSpec, theta, X, y) -> float:
+    """Fraction of inputs whose predicted class equals the label."""
+    t = torch.as_tensor(theta, dtype=torch.float64)
+    pred = predict(spec, t, torch.as_tensor(X, dtype=torch.float64))
+    return float((pred.numpy() == np.asarray(y)).mean())
+
+
+def train_reference(spec: nets.MLPSpec, X: np.ndarray, y: np.ndarray, *, epochs: int, lr: float,
+                    weight_decay: float = 0.0, seed: int = 0, init_scale: float = 1.0,
+                    progress: bool = False) -> np.ndarray:
+    """Train θ* by full-batch Adam on the labels.
+
+    Minimises the mean cross-entropy, with a single output as a logit
+    (binary cross-entropy, class 1 ↔ f > 0), otherwise softmax over w_L outputs,
+    plus ``weight_decay · ‖θ‖²``.
+
+    X : ndarray, shape [n, w_0];  y : ndarray, shape [n] (int labels)
+    returns : ndarray, shape [P] (float64)
+    """
+    if len(X) == 0:
+        raise GenniError("cannot train the reference: the training set is empty (n_train = 0)")
+    g, _ = nets.element_generator(seed, 0xA11CE)
+    theta = nets.init_theta(spec, 1, g, init_scale)[0].requires_grad_(True)
+    Xt = torch.as_tensor(X, dtype=torch.float64)
+    yt = torch.as_tensor(y)
+    opt = torch.optim.Adam([theta], lr=lr)
+    single = spec.widths[-1] == 1
+    for _ in tqdm(range(epochs), desc="train reference", unit="epoch", disable=not progress, leave=False):
+        opt.zero_grad()
+        out = nets.forward(spec, theta, Xt)
+        if single:
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(out[:, 0], yt.to(torch.float64))
+        else:
+            loss = torch.nn.functional.cross_entropy(out, yt)
+        if weight_decay:
+            loss = loss + weight_decay * (theta * theta).sum()
+        loss.backward()
+        opt.step()
+    return theta.detach().numpy().copy()
+
+
+def random_reference(spec: nets.MLPSpec, *, seed: int, init_scale: float = 1.0) -> np.ndarray:
+    """A seeded random teacher (torch.nn.Linear's initialisation times ``init_scale``), shape [P]."""
+    g, _ = nets.element_generator(seed, 0x7EAC)
+    return nets.init_theta(spec, 1, g, init_scale)[0].numpy()
+
+
+def load_reference(spec: nets.MLPSpec, path: str | Path) -> np.ndarray:
+    """θ* from a ``state_dict`` saved with ``torch.save`` (loaded with ``weights_only=True``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise GenniError(f"reference file not found: {p}")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise GenniError(f"cannot load reference state_dict from {p}: {str(exc).splitlines()[0]}") from None
+    if isinstance(state, torch.nn.Module):  # pragma: no cover - weights_only forbids this
+        state = state.state_dict()
+    if not isinstance(state, dict):
+        raise GenniError(f"reference file {p} does not hold a state_dict")
+    theta = params.state_dict_to_theta(state, spec.widths)
+    if not torch.isfinite(theta).all():
+        raise GenniError(f"reference file {p} contains NaN or infinite weights")
+    return theta.numpy()
+
+
+def make_reference(cfg: dict, spec: nets.MLPSpec, data, *, progress: bool = False) -> Reference:
+    """The reference the resolved config asks for (see :mod:`genni.config`)."""
+    ref = cfg["reference"]
+    if ref["source"] == "train":
+        theta = train_reference(spec, data.X_train, data.y_train, epochs=ref["epochs"], lr=ref["lr"],
+                                weight_decay=ref["weight_decay"], seed=cfg["seed"],
+                                init_scale=ref["init_scale"], progress=progress)
+        if not np.isfinite(theta).all():
+            raise GenniError("training the reference diverged (NaN weights); lower [reference] lr")
+    elif ref["source"] == "random":
+        theta = random_reference(spec, seed=cfg["seed"], init_scale=ref["init_scale"])
+    else:
+        theta = load_reference(spec, ref["path"])
+    labelled = spec.widths[-1] in {1, data.n_classes} and (spec.widths[-1] > 1 or data.n_classes == 2)
+    acc = accuracy(spec, theta, data.X_heldout, data.y_heldout) if labelled else None
+    train_acc = accuracy(spec, theta, data.X_train, data.y_train) if labelled and len(data.X_train) else None
+    return Reference(theta=theta, source=ref["source"], accuracy=acc, train_accuracy=train_acc)
