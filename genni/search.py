@@ -12,25 +12,46 @@ size, not by how many elements are asked for, and results stream out as they fin
 Methods
 -------
 ``lm`` (default): Levenberg–Marquardt on the residuals r(θ) = vec(f_θ(X) − Y) ∈ R^{nK}
-with the exact Jacobian J = ∂r/∂θ from :func:`genni.nets.jacobian`:
+with the exact Jacobian J = ∂r/∂θ (closed form, layer by layer):
 
-    (JᵀJ + μ·s·I) δ = −Jᵀr,    s = mean diag(JᵀJ),    θ ← θ + δ if L(θ + δ) < L(θ).
+    (JᵀJ + μ·D) δ = −Jᵀr,    θ ← θ + δ   if L(θ + δ) < L(θ),
 
-μ is per element (Nielsen's rule): with the gain ratio ρ = (L(θ) − L(θ+δ)) / (L(θ) − L_GN(θ+δ)),
-an accepted step sets μ ← μ·max(1/3, 1 − (2ρ − 1)³), ν ← 2; a rejected one μ ← μ·ν, ν ← 2ν.
+with Marquardt's scaling D = diag(max(diag(JᵀJ), 10⁻⁶·mean diag(JᵀJ))) (``damping =
+"marquardt"``) or D = mean diag(JᵀJ)·I (``damping = "identity"``).  μ is per element
+(Nielsen's rule): with the gain ratio ρ = (L(θ) − L(θ+δ)) / (L(θ) − L_GN(θ+δ)), where
+L_GN(θ+δ) = ‖r + Jδ‖²/n, an accepted step sets μ ← max(μ_min, μ·max(1/3, 1 − (2ρ − 1)³)),
+ν ← 2; a rejected one μ ← μ·ν, ν ← 2ν.
 
 ``adam``: first-order Adam on L (the baseline method of the GENNI code, batched).
 
+Dead units (ReLU)
+-----------------
+A ReLU unit j of layer l with z_lj(x) ≤ 0 on every probe input is *dead*: it adds
+nothing to f and no gradient flows through it, so the element has lost a unit of
+capacity for good.  With ``revive`` the search re-draws such a unit's incoming
+weights and bias from the initial distribution and zeroes its outgoing weights,
+
+    W_l[j, :], b_l[j] ← fresh draw,    W_{l+1}[:, j] ← 0,
+
+which leaves f_θ(X), hence L, exactly unchanged while giving the unit back a gradient.
+An element that ends unconverged with a dead unit reports status ``dead_units``.
+
+Attempts, restarts and hops
+---------------------------
 An attempt ends when L ≤ tol (converged), after ``max_steps`` steps, or when it
-stalls (L fails to halve over ``patience`` steps, or μ explodes); a non-converged
-element is restarted from a fresh seeded initialisation up to ``restarts`` times.
-Element i's attempt a starts from a generator seeded by (seed, i, a), so results
-do not depend on how many elements are requested or which are already stored.
+stalls: L fails to fall to ``stall_factor``·L over ``patience`` steps, or μ exceeds
+10¹² (no descent direction at the current point: a local minimum or a ReLU kink).
+A stalled element first *hops* (up to ``hops`` times per attempt): θ ← θ + σ·ξ with
+ξ a fresh draw of the initialisation and σ = ``hop_scale``; then it restarts from a
+fresh seeded initialisation, up to ``restarts`` times.
+
+Element i's attempt a starts from a generator seeded by (seed, i, a); hops and
+revivals draw from generators seeded by (seed, i, a, event), so results do not depend
+on how many elements are requested, which are already stored, or the batch size.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections import deque
@@ -43,12 +64,14 @@ from tqdm.auto import tqdm
 
 from . import nets, params
 
-STATUS = ("converged", "stalled", "max_steps", "diverged")
+STATUS = ("converged", "stalled", "max_steps", "diverged", "dead_units")
 """Why an element finished; ``/equivalents/status`` stores the index into this tuple."""
 
 DEFAULT_MAX_STEPS = {"lm": 400, "adam": 5000}
 DEFAULT_PATIENCE = {"lm": 40, "adam": 500}
-_MU0, _MU_MAX = 1e-3, 1e12
+_MU0, _MU_MIN, _MU_MAX = 1e-3, 1e-15, 1e12
+_REVIVE_EVENT, _HOP_EVENT = 1 << 20, 1 << 21
+_DEAD_ACTIVATIONS = ("relu",)
 
 
 @dataclass(frozen=True)
@@ -60,7 +83,12 @@ class SearchSettings:
     batch_size : elements advanced together;  restarts : extra attempts per element
     init : "random" (torch.nn.Linear's init × init_scale) | "perturb" (θ* + a random
         init × init_scale);  lr : Adam's learning rate;  device : torch device
+    patience, stall_factor : an attempt stalls when L has not fallen to stall_factor·L
+        within ``patience`` steps (None: method default)
     memory_mb : cap on the batch's Jacobian working memory (shrinks the batch if needed)
+    damping : "marquardt" | "identity" (LM's D, see the module docstring)
+    revive : re-draw dead ReLU units (f unchanged) instead of losing them
+    hops, hop_scale : perturbations of a stalled element before it restarts
     """
 
     n: int = 64
@@ -75,6 +103,11 @@ class SearchSettings:
     device: str = "cpu"
     patience: int | None = None
     memory_mb: float = 1024.0
+    damping: str = "marquardt"
+    revive: bool = True
+    hops: int = 0
+    hop_scale: float = 0.1
+    stall_factor: float = 0.5
 
     @classmethod
     def from_config(cls, section: dict) -> SearchSettings:
@@ -135,7 +168,11 @@ def discrepancy(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor, Y: tor
 
 @dataclass(frozen=True)
 class Found:
-    """A chunk of finished elements (numpy, on the CPU); every array has length k first."""
+    """A chunk of finished elements (numpy, on the CPU); every array has length k first.
+
+    status : index into :data:`STATUS`;  dead_units : hidden units of the final θ that are
+    inactive on every probe input (ReLU only, else 0);  hops : perturbations used
+    """
 
     index: np.ndarray
     theta: np.ndarray
@@ -148,6 +185,8 @@ class Found:
     restarts: np.ndarray
     init_seed: np.ndarray
     status: np.ndarray
+    dead_units: np.ndarray
+    hops: np.ndarray
 
     def __len__(self) -> int:
         return len(self.index)
@@ -157,44 +196,102 @@ class Found:
         return Found(**{f.name: np.concatenate([getattr(c, f.name) for c in chunks]) for f in fields(Found)})
 
 
+# --- residuals, Jacobian and dead units
+
+
+def _hidden_masks(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """dead[b, u] for every hidden unit u (layers concatenated): z_u(x) ≤ 0 on all of X."""
+    Ws = params.unflatten(theta, spec.widths)
+    h, out = X, []
+    for W, b in Ws[:-1]:
+        z = torch.baddbmm(b.unsqueeze(1), h.expand(W.shape[0], *h.shape[-2:]), W.transpose(1, 2))
+        out.append(~(z > 0).any(1))
+        h = torch.relu(z)
+    return torch.cat(out, 1)
+
+
+def count_dead_units(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """Hidden units inactive on every input of X, per row of θ (0 for non-ReLU activations)."""
+    if spec.activation not in _DEAD_ACTIVATIONS or spec.n_layers < 2:
+        return torch.zeros(theta.shape[0], dtype=torch.long, device=theta.device)
+    return _hidden_masks(spec, theta, X).sum(1)
+
+
+def _revive(spec: nets.MLPSpec, theta: torch.Tensor, dead: torch.Tensor, gens: list) -> torch.Tensor:
+    """θ with every dead unit re-drawn (incoming row and bias) and its outgoing column zeroed."""
+    theta = theta.clone()
+    slices = params.layer_slices(spec.widths)
+    for b, g in enumerate(gens):
+        if g is None:
+            continue
+        fresh = nets.init_theta(spec, 1, g)[0].to(theta.device)
+        off = 0
+        for l, w in enumerate(spec.hidden_widths):
+            s_in, s_out = slices[l], slices[l + 1]
+            Wi = theta[b, s_in.weight].view(s_in.shape)
+            Wo = theta[b, s_out.weight].view(s_out.shape)
+            Fi = fresh[s_in.weight].view(s_in.shape)
+            for j in torch.nonzero(dead[b, off:off + w]).flatten().tolist():
+                Wi[j] = Fi[j]
+                theta[b, s_in.bias.start + j] = fresh[s_in.bias.start + j]
+                Wo[:, j] = 0.0
+            off += w
+    return theta
+
+
+def _residual_jacobian(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor):
+    """r = vec(f_θ(X) − Y) : [B, nK] and J = ∂r/∂θ : [B, nK, P]."""
+    f, J = nets.jacobian(spec, theta, X)
+    B = theta.shape[0]
+    r = (f - Y).reshape(B, -1)
+    return r, J.reshape(B, r.shape[1], -1)
+
+
 # --- one step of each method on the active batch; state is a dict of [B, ...] tensors
 
 
-def _lm_prepare(problem: Problem, st: dict, rows: torch.Tensor) -> None:
-    """(Re)compute loss, JᵀJ and Jᵀr for the given rows of the batch."""
+def _lm_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str) -> None:
+    """(Re)compute loss, JᵀJ, Jᵀr and the damping scale D for the given rows of the batch."""
     if rows.numel() == 0:
         return
-    f, J = nets.jacobian(problem.spec, st["theta"][rows], problem.X)
+    r, J = _residual_jacobian(problem.spec, st["theta"][rows], problem.X, problem.Y)
     n = problem.X.shape[0]
-    r = (f - problem.Y).reshape(len(rows), -1)
-    Jm = J.reshape(len(rows), r.shape[1], -1)
-    st["A"][rows] = Jm.transpose(1, 2) @ Jm
-    st["g"][rows] = (Jm.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)
+    Jt = J.transpose(1, 2)
+    A = Jt @ J
+    d = torch.diagonal(A, dim1=1, dim2=2)
+    mean = d.mean(-1, keepdim=True).clamp_min(1e-30)
+    if damping == "marquardt":
+        D = torch.maximum(d, 1e-6 * mean)
+    else:
+        D = mean.expand_as(d)
+    st["A"][rows] = A
+    st["D"][rows] = D
+    st["g"][rows] = (Jt @ r.unsqueeze(-1)).squeeze(-1)
     st["loss"][rows] = (r * r).sum(1) / n
 
 
-def _lm_step(problem: Problem, st: dict) -> None:
-    A, g, mu = st["A"], st["g"], st["mu"]
+def _lm_step(problem: Problem, st: dict, damping: str) -> torch.Tensor:
+    """One LM step for every row; returns the mask of accepted rows (their A, g not yet updated)."""
+    A, g, mu, D = st["A"], st["g"], st["mu"], st["D"]
     n = problem.X.shape[0]
-    P = A.shape[-1]
-    scale = torch.diagonal(A, dim1=1, dim2=2).mean(-1).clamp_min(1e-30)
-    eye = torch.eye(P, dtype=A.dtype, device=A.device)
-    L, info = torch.linalg.cholesky_ex(A + (mu * scale)[:, None, None] * eye)
+    M = A.clone()
+    M.diagonal(dim1=1, dim2=2).add_(mu[:, None] * D)
+    L, info = torch.linalg.cholesky_ex(M)
     delta = -torch.cholesky_solve(g.unsqueeze(-1), L).squeeze(-1)
     ok = info == 0
     delta = torch.where(ok[:, None], delta, torch.zeros_like(delta))
     trial = st["theta"] + delta
     new_loss = discrepancy(problem.spec, trial, problem.X, problem.Y)
-    # L_GN(θ+δ) = L(θ) + (2 gᵀδ + δᵀAδ)/n
+    # L(θ) − L_GN(θ+δ) = −(2 gᵀδ + δᵀAδ)/n
     predicted = -(2 * (g * delta).sum(-1) + (delta * (A @ delta.unsqueeze(-1)).squeeze(-1)).sum(-1)) / n
     rho = (st["loss"] - new_loss) / predicted.clamp_min(1e-300)
     accept = ok & torch.isfinite(new_loss) & (new_loss < st["loss"])
     st["theta"] = torch.where(accept[:, None], trial, st["theta"])
     st["loss"] = torch.where(accept, new_loss, st["loss"])
     shrink = torch.clamp(1 - (2 * rho - 1) ** 3, min=1 / 3)
-    st["mu"] = torch.where(accept, mu * shrink, mu * st["nu"])
+    st["mu"] = torch.where(accept, (mu * shrink).clamp_min(_MU_MIN), mu * st["nu"])
     st["nu"] = torch.where(accept, torch.full_like(st["nu"], 2.0), st["nu"] * 2)
-    _lm_prepare(problem, st, accept.nonzero().squeeze(1))
+    return accept
 
 
 def _adam_prepare(problem: Problem, st: dict, rows: torch.Tensor) -> None:
@@ -220,6 +317,8 @@ def _adam_step(problem: Problem, st: dict, lr: float, b1: float = 0.9, b2: float
 
 # --- the driver
 
+_META = ("index", "attempt", "steps", "attempt_steps", "since", "seed", "hops", "events")
+
 
 class _Batch:
     """The active elements: per-row bookkeeping plus the method's state tensors."""
@@ -229,12 +328,16 @@ class _Batch:
         self.dev = problem.X.device
         self.P = problem.spec.n_params
         self.st: dict[str, torch.Tensor] = {}
-        self.meta: dict[str, np.ndarray] = {k: np.zeros(0, np.int64) for k in
-                                            ("index", "attempt", "steps", "attempt_steps", "since", "seed")}
+        self.meta: dict[str, np.ndarray] = {k: np.zeros(0, np.int64) for k in _META}
         self.best = np.zeros(0)
+        self.can_die = (problem.spec.activation in _DEAD_ACTIVATIONS and problem.spec.n_layers >= 2)
 
     def __len__(self) -> int:
         return len(self.meta["index"])
+
+    def _gen(self, row: int, event: int) -> torch.Generator:
+        g, _ = nets.element_generator(self.seed, int(self.meta["index"][row]), int(self.meta["attempt"][row]), event)
+        return g
 
     def _init_theta(self, index: int, attempt: int) -> tuple[torch.Tensor, int]:
         g, s = nets.element_generator(self.seed, index, attempt)
@@ -248,13 +351,31 @@ class _Batch:
         z = lambda *shape: torch.zeros(k, *shape, dtype=torch.float64, device=self.dev)  # noqa: E731
         st = {"theta": theta.to(self.dev), "loss": z()}
         if self.s.method == "lm":
-            st.update(A=z(self.P, self.P), g=z(self.P), mu=z() + _MU0, nu=z() + 2.0)
+            st.update(A=z(self.P, self.P), g=z(self.P), D=z(self.P), mu=z() + _MU0, nu=z() + 2.0)
         else:
             st.update(m=z(self.P), v=z(self.P), t=z())
         return st
 
     def _prepare(self, rows: torch.Tensor) -> None:
-        (_lm_prepare if self.s.method == "lm" else _adam_prepare)(self.problem, self.st, rows)
+        if rows.numel() and self.can_die and self.s.revive:
+            self._revive(rows)
+        if self.s.method == "lm":
+            _lm_prepare(self.problem, self.st, rows, self.s.damping)
+        else:
+            _adam_prepare(self.problem, self.st, rows)
+
+    def _revive(self, rows: torch.Tensor) -> None:
+        dead = _hidden_masks(self.problem.spec, self.st["theta"][rows], self.problem.X)
+        has = dead.any(1)
+        if not bool(has.any()):
+            return
+        sel = rows[has]
+        sel_np = sel.cpu().numpy()
+        gens = []
+        for r in sel_np:
+            self.meta["events"][r] += 1
+            gens.append(self._gen(r, _REVIVE_EVENT + int(self.meta["events"][r])))
+        self.st["theta"][sel] = _revive(self.problem.spec, self.st["theta"][sel], dead[has], gens)
 
     def add(self, indices: list[int]) -> None:
         inits = [self._init_theta(i, 0) for i in indices]
@@ -264,28 +385,46 @@ class _Batch:
         k = len(indices)
         self.meta["index"] = np.concatenate([self.meta["index"], indices]).astype(np.int64)
         self.meta["seed"] = np.concatenate([self.meta["seed"], [s for _, s in inits]]).astype(np.int64)
-        for key in ("attempt", "steps", "attempt_steps", "since"):
-            self.meta[key] = np.concatenate([self.meta[key], np.zeros(k, np.int64)])
+        for key in _META:
+            if key not in ("index", "seed"):
+                self.meta[key] = np.concatenate([self.meta[key], np.zeros(k, np.int64)])
         self._prepare(torch.arange(start, start + k, device=self.dev))
         self.best = np.concatenate([self.best, self.st["loss"][start:].cpu().numpy()])
 
-    def restart(self, rows: np.ndarray) -> None:
-        for r in rows:
-            self.meta["attempt"][r] += 1
-            theta, s = self._init_theta(int(self.meta["index"][r]), int(self.meta["attempt"][r]))
-            fresh = self._fresh_state(theta[None])
-            for k in self.st:
-                self.st[k][r] = fresh[k][0]
-            self.meta["seed"][r] = s
-        self.meta["attempt_steps"][rows] = 0
-        self.meta["since"][rows] = 0
+    def _reset_rows(self, rows: np.ndarray, thetas: list[torch.Tensor]) -> None:
+        fresh = self._fresh_state(torch.stack(thetas))
         t = torch.as_tensor(rows, device=self.dev)
+        for k in self.st:
+            self.st[k][t] = fresh[k]
+        self.meta["since"][rows] = 0
         self._prepare(t)
         self.best[rows] = self.st["loss"][t].cpu().numpy()
 
+    def restart(self, rows: np.ndarray) -> None:
+        thetas = []
+        for r in rows:
+            self.meta["attempt"][r] += 1
+            theta, s = self._init_theta(int(self.meta["index"][r]), int(self.meta["attempt"][r]))
+            thetas.append(theta)
+            self.meta["seed"][r] = s
+        self.meta["attempt_steps"][rows] = 0
+        self.meta["hops"][rows] = 0
+        self.meta["events"][rows] = 0
+        self._reset_rows(rows, thetas)
+
+    def hop(self, rows: np.ndarray) -> None:
+        thetas = []
+        for r in rows:
+            self.meta["hops"][r] += 1
+            g = self._gen(r, _HOP_EVENT + int(self.meta["hops"][r]))
+            xi = nets.init_theta(self.problem.spec, 1, g, self.s.hop_scale)[0]
+            thetas.append(self.st["theta"][r].cpu() + xi)
+        self._reset_rows(rows, thetas)
+
     def step(self) -> None:
         if self.s.method == "lm":
-            _lm_step(self.problem, self.st)
+            accept = _lm_step(self.problem, self.st, self.s.damping)
+            self._prepare(accept.nonzero().squeeze(1))
         else:
             _adam_step(self.problem, self.st, self.s.lr)
         for key in ("steps", "attempt_steps", "since"):
@@ -308,14 +447,19 @@ def _finish(problem: Problem, parts: list[dict], status: list[np.ndarray], tol: 
     with torch.no_grad():
         d = discrepancy(problem.spec, theta, problem.X, problem.Y)
         dh = discrepancy(problem.spec, theta, problem.X_heldout, problem.Y_heldout)
+        dead = count_dead_units(problem.spec, theta, problem.X)
     d, dh = d.cpu().numpy(), dh.cpu().numpy()
+    dead = dead.cpu().numpy().astype(np.int32)
     cat = lambda k: np.concatenate([p[k] for p in parts])  # noqa: E731
+    code = np.concatenate(status).astype(np.int8)
+    conv = d <= tol
+    code = np.where(conv, 0, np.where((code != 3) & (dead > 0), STATUS.index("dead_units"), code)).astype(np.int8)
     return Found(
         index=cat("index"), theta=theta.cpu().numpy(), discrepancy=d, discrepancy_heldout=dh,
         relative_discrepancy=d / max(problem.output_power, 1e-300),
         relative_discrepancy_heldout=dh / max(problem.output_power_heldout, 1e-300),
-        converged=d <= tol, steps=cat("steps"), restarts=cat("attempt"), init_seed=cat("seed"),
-        status=np.concatenate(status).astype(np.int8),
+        converged=conv, steps=cat("steps"), restarts=cat("attempt"), init_seed=cat("seed"),
+        status=code, dead_units=dead, hops=cat("hops").astype(np.int32),
     )
 
 
@@ -325,7 +469,7 @@ def batch_capacity(spec: nets.MLPSpec, n_probe: int, settings: SearchSettings) -
     if settings.method != "lm":
         return settings.batch_size
     P, m = spec.n_params, n_probe * spec.widths[-1]
-    per_element = 8 * (m * P + 2 * P * P + 4 * m)
+    per_element = 8 * (m * P + 3 * P * P + 4 * m)
     return max(1, min(settings.batch_size, int(settings.memory_mb * 2**20 // per_element)))
 
 
@@ -356,7 +500,7 @@ def search(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
                 batch.add([queue.popleft() for _ in range(min(cap - len(batch), len(queue)))])
             batch.step()
             loss = batch.st["loss"].cpu().numpy()
-            improved = loss < 0.5 * batch.best
+            improved = loss < settings.stall_factor * batch.best
             batch.best = np.where(improved, loss, batch.best)
             batch.meta["since"][improved] = 0
             conv = loss <= settings.tol
@@ -365,6 +509,10 @@ def search(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
             stalled = (batch.meta["since"] >= window) | mu_dead
             out_of_steps = batch.meta["attempt_steps"] >= max_steps
             ended = ~conv & (stalled | out_of_steps | diverged)
+            hop = ended & stalled & ~diverged & ~out_of_steps & (batch.meta["hops"] < settings.hops)
+            if hop.any():
+                batch.hop(np.flatnonzero(hop))
+            ended &= ~hop
             retry = ended & (batch.meta["attempt"] < settings.restarts)
             if retry.any():
                 batch.restart(np.flatnonzero(retry))
@@ -400,5 +548,5 @@ def run_search(problem: Problem, settings: SearchSettings, *, seed: int, **kw) -
     return Found(**{k.name: getattr(f, k.name)[order] for k in fields(Found)})
 
 
-__all__ = ["STATUS", "SearchSettings", "Problem", "Found", "discrepancy", "search", "run_search", "batch_capacity"]
-_ = (math, params)
+__all__ = ["STATUS", "SearchSettings", "Problem", "Found", "discrepancy", "search", "run_search",
+           "batch_capacity", "count_dead_units"]

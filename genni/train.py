@@ -115,7 +115,9 @@ def make_reference(cfg: dict, spec: nets.MLPSpec, data, *, progress: bool = Fals
         theta = random_reference(spec, seed=cfg["seed"], init_scale=ref["init_scale"])
     else:
         theta = load_reference(spec, ref["path"])
-    labelled = spec.widths[-1] in {1, data.n_classes} and (spec.widths[-1] > 1 or data.n_classes == 2)
+    # accuracy means something only for a network meant to fit the labels (not a random teacher)
+    labelled = ref["source"] != "random" and (
+        spec.widths[-1] == data.n_classes or (spec.widths[-1] == 1 and data.n_classes == 2))
     acc = accuracy(spec, theta, data.X_heldout, data.y_heldout) if labelled else None
     train_acc = accuracy(spec, theta, data.X_train, data.y_train) if labelled and len(data.X_train) else None
     return Reference(theta=theta, source=ref["source"], accuracy=acc, train_accuracy=train_acc)

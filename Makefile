@@ -1,0 +1,35 @@
+# genni: every target sets up its own virtual environment from nothing.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+GENNI  := $(VENV)/bin/genni
+# torch is pinned where we install it: a CPU build these machines hold locally
+# (an unpinned torch pulls a several-GB CUDA build). The code runs on torch >= 2.2.
+TORCH  ?= torch==2.13.0
+
+.PHONY: install test figures bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check "$(TORCH)"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest -q
+
+# the built-in default experiment (moons, 2-16-16-1 ReLU): run file + figures
+figures: install
+	$(GENNI) run -o runs/moons_relu.h5 --figures figures/moons_relu
+
+bench: install
+	$(PY) benchmarks/bench_search.py
+
+lint: install
+	$(VENV)/bin/ruff check genni tests benchmarks experiments
+
+clean:
+	rm -rf $(VENV) runs figures build dist *.egg-info .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

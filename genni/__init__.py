@@ -1,0 +1,25 @@
+"""genni: symmetries and identifiability of neural networks.
+
+Find many parameter sets that compute the same function as a reference network,
+store them in one HDF5 file per run, and explain and draw them.
+"""
+
+from ._version import __version__
+from .config import load as load_config
+from .data import DATASETS, Dataset, load_dataset
+from .errors import ConfigError, GenniError
+from .nets import ACTIVATIONS, MLPSpec, forward, init_theta, jacobian
+from .params import flatten, module_to_theta, n_params, unflatten
+from .pipeline import find
+from .search import Found, Problem, SearchSettings, discrepancy, run_search, search
+from .store import RunData, load_run
+
+__all__ = [
+    "__version__",
+    "ACTIVATIONS", "DATASETS",
+    "ConfigError", "GenniError",
+    "Dataset", "Found", "MLPSpec", "Problem", "RunData", "SearchSettings",
+    "discrepancy", "find", "flatten", "forward", "init_theta", "jacobian",
+    "load_config", "load_dataset", "load_run", "module_to_theta", "n_params",
+    "run_search", "search", "unflatten",
+]

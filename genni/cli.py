@@ -1,0 +1,124 @@
+"""The ``genni`` command (also ``python -m genni``).
+
+Exit status: 0 success, 2 bad input (one line on stderr, no traceback), 1 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import config as _config
+from . import pipeline, plots, report, store
+from ._version import __version__
+from .errors import GenniError
+
+NOT_YET = {"identify": "symmetries and identifiability", "project": "projections",
+           "paths": "layer-path geometry", "ricci": "Ricci curvature"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        raise GenniError(f"{self.prog}: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="genni", description="Symmetries and identifiability of neural networks.")
+    p.add_argument("--version", action="version", version=f"genni {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def common_find(sp):
+        sp.add_argument("--n", type=int, help="number of equivalents (overrides [search] n)")
+        sp.add_argument("--seed", type=int, help="overrides the config's seed")
+        sp.add_argument("--device", help="torch device, e.g. cpu or cuda (overrides [search] device)")
+        sp.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+
+    r = sub.add_parser("run", help="every stage in order (default experiment without CONFIG)")
+    r.add_argument("config", nargs="?", help="experiment TOML (default: the built-in default)")
+    r.add_argument("-o", "--output", help="run file (default: runs/<name>.h5)")
+    r.add_argument("--figures", help="figure folder (default: <run file without .h5>_figures)")
+    common_find(r)
+
+    f = sub.add_parser("find", help="reference, probe data and N equivalents into RUN.h5 (resumes)")
+    f.add_argument("config")
+    f.add_argument("-o", "--output", required=True)
+    common_find(f)
+
+    i = sub.add_parser("inspect", help="what is in a run file")
+    i.add_argument("run")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+
+    pl = sub.add_parser("plot", help="every figure the run file supports")
+    pl.add_argument("run")
+    pl.add_argument("-o", "--output", required=True, help="figure folder")
+    pl.add_argument("--format", default="png,pdf", help="comma-separated formats (default png,pdf)")
+
+    for name, what in NOT_YET.items():
+        s = sub.add_parser(name, help=f"{what} (not yet available)")
+        s.add_argument("args", nargs="*")
+    return p
+
+
+def _log(quiet: bool):
+    return (lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr))
+
+
+def _find(args, cfg_path) -> tuple[dict, Path]:
+    cfg = _config.with_overrides(_config.load(cfg_path), n=args.n, seed=args.seed, device=args.device)
+    out = Path(args.output) if args.output else Path("runs") / f"{cfg['name']}.h5"
+    info = pipeline.find(cfg, out, progress=not args.quiet, log=_log(args.quiet))
+    _log(args.quiet)(f"{info['n_new']} new elements; {info['n_total']} stored in {out}")
+    return cfg, out
+
+
+def _inspect(path, as_json: bool) -> None:
+    run = store.load_run(path)
+    summary = report.summarise(run)
+    tree = store.describe(path)
+    if as_json:
+        print(json.dumps({**summary, "config": run.config, "tree": tree}, indent=2))
+    else:
+        print(report.format_text(summary, tree))
+
+
+def _plot(path, outdir, formats) -> list[Path]:
+    fmts = tuple(s.strip() for s in formats.split(",") if s.strip())
+    bad = [s for s in fmts if s not in ("png", "pdf", "svg")]
+    if bad or not fmts:
+        raise GenniError(f"unknown figure format {bad[0] if bad else formats!r} (use png, pdf, svg)")
+    return plots.plot_run(store.load_run(path), outdir, fmts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        if args.command in NOT_YET:
+            raise GenniError(f"'genni {args.command}' ({NOT_YET[args.command]}) is not yet available")
+        if args.command == "find":
+            _find(args, args.config)
+        elif args.command == "run":
+            _cfg, out = _find(args, args.config)
+            if not args.quiet:
+                _inspect(out, as_json=False)
+            figdir = Path(args.figures) if args.figures else out.with_name(out.stem + "_figures")
+            written = _plot(out, figdir, "png,pdf")
+            _log(args.quiet)(f"figures: {', '.join(str(w) for w in written if w.suffix == '.png')}")
+        elif args.command == "inspect":
+            _inspect(args.run, args.json)
+        elif args.command == "plot":
+            written = _plot(args.run, args.output, args.format)
+            for w in written:
+                print(w)
+        return 0
+    except GenniError as exc:
+        print(f"genni: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("genni: interrupted (what was stored so far is kept; re-run to resume)", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())

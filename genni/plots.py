@@ -1,0 +1,103 @@
+"""Figures drawn from a run file's stored arrays (no computation beyond cosmetics).
+
+Each ``figure_*`` function takes a :class:`~genni.store.RunData` and returns a
+matplotlib Figure, or None when the run holds nothing for it; :func:`plot_run`
+writes every figure the file supports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .store import RunData  # noqa: E402
+
+_STATUS_COLOURS = {"converged": "#1b9e77", "stalled": "#d95f02", "max_steps": "#7570b3",
+                   "diverged": "#e7298a", "dead_units": "#66a61e"}
+_FLOOR = 1e-20  # discrepancies below this are drawn at this value on log axes
+
+
+def _title(run: RunData) -> str:
+    a = run.architecture
+    return f"{run.config.get('name')}: {a['activation']} MLP {a['widths']} on {run.config['data']['dataset']}"
+
+
+def figure_discrepancy(run: RunData):
+    """Every element's relative discrepancy on probe vs held-out inputs, and sorted by probe value."""
+    eq = run.equivalents
+    if not run.n_equivalents:
+        return None
+    codes = run.equivalents_attrs.get("status_codes", [])
+    rel = np.maximum(eq["relative_discrepancy"], _FLOOR)
+    relh = np.maximum(eq["relative_discrepancy_heldout"], _FLOOR)
+    power = run.reference.get("output_power", 1.0)
+    tol_rel = run.equivalents_attrs.get("tol", np.nan) / power
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5), constrained_layout=True)
+    for i, name in enumerate(codes):
+        m = eq["status"] == i
+        if m.any():
+            ax1.scatter(rel[m], relh[m], s=22, alpha=0.8, color=_STATUS_COLOURS.get(name, "grey"),
+                        label=f"{name} ({int(m.sum())})", edgecolor="none")
+    lo = min(rel.min(), relh.min(), tol_rel) / 3
+    hi = max(rel.max(), relh.max(), tol_rel) * 3
+    ax1.plot([lo, hi], [lo, hi], color="0.6", lw=1, ls=":", label="held-out = probe")
+    ax1.axvline(tol_rel, color="k", lw=1, ls="--", label=f"tol / output power = {tol_rel:.1e}")
+    ax1.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi),
+            xlabel="relative discrepancy on probe inputs  mean‖f_θ−f_θ*‖² / mean‖f_θ*‖²",
+            ylabel="relative discrepancy on held-out inputs",
+            title="each found element: probe vs held-out")
+    ax1.legend(loc="upper left", fontsize=8)
+    order = np.argsort(rel)
+    x = np.arange(len(order))
+    ax2.semilogy(x, rel[order], "o", ms=4, color="#1f78b4", label="probe")
+    ax2.semilogy(x, relh[order], "^", ms=4, color="#e31a1c", alpha=0.7, label="held-out")
+    ax2.axhline(tol_rel, color="k", lw=1, ls="--", label="tol / output power")
+    ax2.set(xlabel="element, sorted by probe discrepancy", ylabel="relative discrepancy",
+            title=f"{int(eq['converged'].sum())} of {run.n_equivalents} elements converged")
+    ax2.legend(fontsize=8)
+    fig.suptitle(_title(run) + f"  (output power {power:.3g}; values below {_FLOOR:g} drawn at {_FLOOR:g})")
+    return fig
+
+
+def figure_probe(run: RunData):
+    """The probe and held-out inputs coloured by the reference's output (2-D inputs only)."""
+    if run.X.shape[1] != 2 or run.Y.shape[1] != 1:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 5.5), constrained_layout=True)
+    y = run.Y[:, 0]
+    v = np.abs(np.concatenate([y, run.Y_heldout[:, 0]])).max()
+    sc = ax.scatter(run.X[:, 0], run.X[:, 1], c=y, cmap="RdBu_r", vmin=-v, vmax=v, s=18,
+                    edgecolor="k", linewidth=0.3, label=f"probe ({len(run.X)})")
+    ax.scatter(run.X_heldout[:, 0], run.X_heldout[:, 1], c=run.Y_heldout[:, 0], cmap="RdBu_r", vmin=-v, vmax=v,
+               s=10, marker="^", alpha=0.6, label=f"held-out ({len(run.X_heldout)})")
+    fig.colorbar(sc, ax=ax, shrink=0.8, label="reference output f_θ*(x) (logit)")
+    acc = run.reference.get("accuracy")
+    ax.set(xlabel="x₁", ylabel="x₂", aspect="equal",
+           title="probe inputs and the reference's output" + (f" (accuracy {acc:.3f})" if acc is not None else ""))
+    ax.legend(loc="lower left", fontsize=8)
+    return fig
+
+
+FIGURES = {"discrepancy": figure_discrepancy, "probe": figure_probe}
+
+
+def plot_run(run: RunData, outdir: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
+    """Write every figure the run supports to ``outdir``; returns the written paths."""
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, make in FIGURES.items():
+        fig = make(run)
+        if fig is None:
+            continue
+        for fmt in formats:
+            path = out / f"{name}.{fmt}"
+            fig.savefig(path, dpi=130)
+            written.append(path)
+        plt.close(fig)
+    return written

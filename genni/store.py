@@ -1,0 +1,247 @@
+"""Every byte genni reads from or writes to HDF5 (the only module importing h5py).
+
+One self-describing file per run (layout in DESIGN.md and the README).  Files are
+created atomically (written to a temporary name, then renamed); equivalents are
+appended chunk by chunk and flushed, so an interrupted run keeps what it found.
+Anything wrong with a file (missing, not HDF5, truncated, not a genni run, missing
+pieces) raises :class:`~genni.errors.GenniError` with a one-line reason, and a file
+is only ever opened for writing after it has been validated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ._version import __version__
+from .errors import GenniError
+
+SCHEMA_VERSION = 1
+
+# the per-element 1-D datasets under /equivalents, with their dtypes
+ELEMENT_FIELDS: dict[str, str] = {
+    "index": "i8",
+    "discrepancy": "f8",
+    "discrepancy_heldout": "f8",
+    "relative_discrepancy": "f8",
+    "relative_discrepancy_heldout": "f8",
+    "converged": "?",
+    "steps": "i8",
+    "restarts": "i8",
+    "init_seed": "i8",
+    "status": "i1",
+}
+_REQUIRED = ("reference/theta", "probe/X", "probe/X_heldout", "probe/Y", "probe/Y_heldout")
+
+
+@dataclass
+class RunData:
+    """A run file's contents in memory (numpy arrays).
+
+    theta_ref : shape [P];  X, X_heldout : [n, w_0];  Y, Y_heldout : [n, w_L]
+    equivalents : field name -> array with N rows (``theta`` : [N, P]); empty dict if none yet
+    """
+
+    path: Path
+    attrs: dict
+    config: dict
+    architecture: dict
+    theta_ref: np.ndarray
+    reference: dict
+    X: np.ndarray
+    X_heldout: np.ndarray
+    Y: np.ndarray
+    Y_heldout: np.ndarray
+    labels: np.ndarray | None
+    labels_heldout: np.ndarray | None
+    equivalents: dict = field(default_factory=dict)
+    equivalents_attrs: dict = field(default_factory=dict)
+
+    @property
+    def n_equivalents(self) -> int:
+        return len(self.equivalents.get("index", ()))
+
+
+def _attr(v):
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return v
+
+
+def _open(path: str | Path, mode: str = "r") -> h5py.File:
+    """Open a validated genni run file."""
+    p = Path(path)
+    if not p.exists():
+        raise GenniError(f"run file not found: {p}")
+    if p.is_dir():
+        raise GenniError(f"{p} is a directory, not a run file")
+    if not h5py.is_hdf5(p):
+        raise GenniError(f"{p} is not an HDF5 file")
+    try:
+        f = h5py.File(p, mode)
+    except OSError as exc:
+        raise GenniError(f"cannot open {p} (truncated or damaged HDF5 file?): {str(exc).splitlines()[0]}") from None
+    try:
+        if "genni_version" not in f.attrs or "schema_version" not in f.attrs:
+            raise GenniError(f"{p} is an HDF5 file but not a genni run (no genni_version/schema_version attributes)")
+        if int(f.attrs["schema_version"]) > SCHEMA_VERSION:
+            raise GenniError(f"{p} has schema_version {int(f.attrs['schema_version'])}; this genni reads up to {SCHEMA_VERSION}")
+        missing = [k for k in _REQUIRED if k not in f]
+        if missing:
+            raise GenniError(f"{p} is an incomplete genni run: missing /{missing[0]}")
+    except GenniError:
+        f.close()
+        raise
+    except (OSError, KeyError, RuntimeError) as exc:
+        f.close()
+        raise GenniError(f"cannot read {p} (truncated or damaged HDF5 file?): {str(exc).splitlines()[0]}") from None
+    return f
+
+
+def check_run_file(path: str | Path) -> None:
+    """Raise GenniError unless ``path`` is a readable genni run file."""
+    _open(path).close()
+
+
+def read_config(path: str | Path) -> dict:
+    """The resolved config stored in a run file."""
+    with _open(path) as f:
+        return json.loads(_attr(f.attrs["config"]))
+
+
+def create_run(path: str | Path, *, config: dict, architecture: dict, theta_ref: np.ndarray,
+               reference: dict, X: np.ndarray, X_heldout: np.ndarray, Y: np.ndarray, Y_heldout: np.ndarray,
+               labels: np.ndarray | None = None, labels_heldout: np.ndarray | None = None,
+               equivalents_attrs: dict | None = None) -> None:
+    """Write a new run file holding the reference and probe data, and an empty /equivalents.
+
+    theta_ref : shape [P];  X, X_heldout : shape [n, w_0];  Y, Y_heldout : shape [n, w_L]
+    reference : scalar facts about the reference (``accuracy`` becomes /reference/accuracy,
+        the rest attributes of /reference)
+    Refuses to overwrite an existing file.  Written under a temporary name and renamed,
+    so a crash never leaves a half-written file at ``path``.
+    """
+    p = Path(path)
+    if p.exists():
+        raise GenniError(f"{p} already exists")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    P = int(np.asarray(theta_ref).shape[0])
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["genni_version"] = __version__
+            f.attrs["schema_version"] = SCHEMA_VERSION
+            f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            f.attrs["config"] = json.dumps(config, sort_keys=True)
+            f.attrs["seed"] = int(config.get("seed", 0))
+            ref = f.create_group("reference")
+            d = ref.create_dataset("theta", data=np.asarray(theta_ref, dtype="f8"))
+            d.attrs["architecture"] = json.dumps(architecture, sort_keys=True)
+            for k, v in reference.items():
+                if k == "accuracy":
+                    if v is not None:
+                        ref.create_dataset("accuracy", data=float(v))
+                elif v is not None:
+                    ref.attrs[k] = v
+            probe = f.create_group("probe")
+            for name, arr in (("X", X), ("X_heldout", X_heldout), ("Y", Y), ("Y_heldout", Y_heldout),
+                              ("labels", labels), ("labels_heldout", labels_heldout)):
+                if arr is not None:
+                    probe.create_dataset(name, data=np.asarray(arr))
+            eq = f.create_group("equivalents")
+            eq.create_dataset("theta", shape=(0, P), maxshape=(None, P), dtype="f8",
+                              chunks=(max(1, min(64, (1 << 20) // (8 * P))), P))
+            for name, dt in ELEMENT_FIELDS.items():
+                eq.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(1024,))
+            for k, v in (equivalents_attrs or {}).items():
+                eq.attrs[k] = v
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def update_attrs(path: str | Path, group: str, attrs: dict) -> None:
+    """Set attributes of a group (e.g. ``/equivalents`` n_requested on resume)."""
+    with _open(path, "r+") as f:
+        for k, v in attrs.items():
+            f[group].attrs[k] = v
+
+
+def done_indices(path: str | Path) -> np.ndarray:
+    """Element indices already stored under /equivalents/index."""
+    with _open(path) as f:
+        return f["equivalents/index"][()] if "equivalents/index" in f else np.zeros(0, np.int64)
+
+
+def append_equivalents(path: str | Path, found) -> None:
+    """Append a chunk of finished elements (anything with the attributes of
+    :data:`ELEMENT_FIELDS` and ``theta`` : [k, P]) and flush it to disk."""
+    k = len(found.index)
+    if k == 0:
+        return
+    with _open(path, "r+") as f:
+        eq = f["equivalents"]
+        n = eq["theta"].shape[0]
+        theta = np.asarray(found.theta, dtype="f8")
+        if theta.shape != (k, eq["theta"].shape[1]):
+            raise GenniError(f"cannot append θ of shape {theta.shape} to {path}: expected ({k}, {eq['theta'].shape[1]})")
+        for name in ("theta", *ELEMENT_FIELDS):
+            ds = eq[name]
+            ds.resize(n + k, axis=0)
+            ds[n:n + k] = theta if name == "theta" else np.asarray(getattr(found, name)).astype(ds.dtype)
+        f.flush()
+
+
+def load_run(path: str | Path) -> RunData:
+    """Everything in a run file that the figures and reports need."""
+    p = Path(path)
+    with _open(p) as f:
+        try:
+            cfg = json.loads(_attr(f.attrs["config"]))
+            arch = json.loads(_attr(f["reference/theta"].attrs["architecture"]))
+            ref = {k: _attr(v) for k, v in f["reference"].attrs.items()}
+            if "accuracy" in f["reference"]:
+                ref["accuracy"] = float(f["reference/accuracy"][()])
+            g = f["probe"]
+            get = lambda name: g[name][()] if name in g else None  # noqa: E731
+            eq, eq_attrs = {}, {}
+            if "equivalents" in f:
+                eq_attrs = {k: _attr(v) for k, v in f["equivalents"].attrs.items()}
+                eq = {k: ds[()] for k, ds in f["equivalents"].items() if isinstance(ds, h5py.Dataset)}
+            run = RunData(path=p, attrs={k: _attr(v) for k, v in f.attrs.items()}, config=cfg, architecture=arch,
+                          theta_ref=f["reference/theta"][()], reference=ref, X=get("X"), X_heldout=get("X_heldout"),
+                          Y=get("Y"), Y_heldout=get("Y_heldout"), labels=get("labels"),
+                          labels_heldout=get("labels_heldout"), equivalents=eq, equivalents_attrs=eq_attrs)
+        except (OSError, KeyError, ValueError, RuntimeError) as exc:
+            raise GenniError(f"cannot read {p} (damaged run file?): {str(exc).splitlines()[0]}") from None
+    lengths = {k: len(v) for k, v in run.equivalents.items()}
+    if len(set(lengths.values())) > 1:
+        raise GenniError(f"{p}: /equivalents datasets have different lengths {lengths}")
+    return run
+
+
+def describe(path: str | Path) -> list[dict]:
+    """Every group and dataset in the file: path, kind, shape, dtype and small attributes."""
+    out: list[dict] = []
+    with _open(path) as f:
+        def visit(name, obj):
+            entry = {"path": "/" + name, "kind": "group" if isinstance(obj, h5py.Group) else "dataset"}
+            if isinstance(obj, h5py.Dataset):
+                entry.update(shape=list(obj.shape), dtype=str(obj.dtype))
+            attrs = {k: _attr(v) for k, v in obj.attrs.items() if k != "config"}
+            if attrs:
+                entry["attrs"] = attrs
+            out.append(entry)
+        f.visititems(visit)
+    return out

@@ -1,0 +1,110 @@
+"""Batched forward and Jacobian against torch.nn, torch.func and finite differences."""
+
+import numpy as np
+import pytest
+import torch
+
+from genni import nets, params
+from genni.errors import ConfigError, GenniError
+
+WIDTHS = (3, 5, 4, 2)
+
+
+def _theta(spec, n=4, seed=0, scale=2.0):
+    g, _ = nets.element_generator(seed, 1)
+    return nets.init_theta(spec, n, g, scale)
+
+
+@pytest.mark.parametrize("act", nets.ACTIVATIONS)
+def test_batched_forward_equals_torch_module(act):
+    spec = nets.MLPSpec(WIDTHS, act)
+    theta = _theta(spec)
+    X = torch.randn(11, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    out = nets.forward(spec, theta, X)
+    assert out.shape == (4, 11, 2)
+    for t, o in zip(theta, out):
+        module = spec.module(t)
+        torch.testing.assert_close(o, module(X), atol=1e-12, rtol=0)
+        # parameters_to_vector of the module is exactly our layout
+        assert torch.equal(params.module_to_theta(module), t)
+    torch.testing.assert_close(nets.forward(spec, theta[0], X), out[0], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("act", nets.ACTIVATIONS)
+def test_layers_are_the_module_intermediates(act):
+    spec = nets.MLPSpec((2, 3, 3, 1), act)
+    theta = _theta(spec, n=1)[0]
+    X = torch.randn(5, 2, dtype=torch.float64)
+    _, reps = nets.forward(spec, theta, X, layers=True)
+    module = spec.module(theta)
+    h, expected = X, [X]
+    for layer in module:
+        h = layer(h)
+        if not isinstance(layer, torch.nn.Linear) or layer is module[-1]:
+            expected.append(h)
+    assert len(reps) == len(expected) == 4
+    for a, b in zip(reps, expected):
+        torch.testing.assert_close(a, b, atol=1e-14, rtol=0)
+
+
+@pytest.mark.parametrize("act", nets.ACTIVATIONS)
+def test_jacobian_matches_torch_func_and_finite_differences(act):
+    spec = nets.MLPSpec(WIDTHS, act)
+    theta = _theta(spec, n=3)
+    X = torch.randn(7, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    f, J = nets.jacobian(spec, theta, X)
+    torch.testing.assert_close(f, nets.forward(spec, theta, X), atol=1e-14, rtol=0)
+    for t, Jt in zip(theta, J):
+        oracle = torch.func.jacrev(lambda th: nets.forward(spec, th, X))(t)
+        assert torch.linalg.norm(Jt - oracle) <= 1e-12 * torch.linalg.norm(oracle)
+        # central differences: error O(h²) ~ 1e-10 for smooth activations; relu/leaky
+        # are piecewise linear, exact unless a kink is crossed (h is far below the margin here)
+        h = 1e-5
+        e = torch.eye(spec.n_params, dtype=torch.float64)
+        fd = torch.stack([(nets.forward(spec, t + h * e[i], X) - nets.forward(spec, t - h * e[i], X)) / (2 * h)
+                          for i in range(spec.n_params)], dim=-1)
+        assert torch.linalg.norm(Jt - fd) <= 1e-8 * torch.linalg.norm(oracle)
+
+
+def test_flatten_unflatten_round_trip():
+    spec = nets.MLPSpec((4, 3, 2), "tanh")
+    theta = _theta(spec, n=5)
+    layers = params.unflatten(theta, spec.widths)
+    assert [tuple(W.shape) for W, _ in layers] == [(5, 3, 4), (5, 2, 3)]
+    assert [tuple(b.shape) for _, b in layers] == [(5, 3), (5, 2)]
+    assert torch.equal(params.flatten(layers), theta)
+    # row-major weight: entry (o, i) of layer 1 sits at o * in + i
+    assert layers[0][0][2, 1, 3] == theta[2, 1 * 4 + 3]
+    assert params.n_params(spec.widths) == spec.n_params == 4 * 3 + 3 + 3 * 2 + 2
+    with pytest.raises(GenniError):
+        params.unflatten(theta[:, :-1], spec.widths)
+
+
+def test_state_dict_round_trip():
+    spec = nets.MLPSpec((2, 7, 3), "gelu")
+    module = spec.module()
+    theta = params.state_dict_to_theta(module.state_dict(), spec.widths)
+    assert torch.equal(theta, params.module_to_theta(module))
+    with pytest.raises(GenniError, match="shapes"):
+        params.state_dict_to_theta(module.state_dict(), (2, 6, 3))
+
+
+def test_spec_json_round_trip_and_validation():
+    spec = nets.MLPSpec((2, 16, 16, 1), "leaky_relu", negative_slope=0.2)
+    again = nets.MLPSpec.from_json(spec.to_json())
+    assert again == spec
+    assert {"kind", "widths", "activation"} <= set(spec.to_dict())
+    with pytest.raises(ConfigError, match="activation"):
+        nets.MLPSpec((2, 1), "swish")
+    with pytest.raises(ConfigError, match="widths"):
+        nets.MLPSpec((2,), "relu")
+
+
+def test_init_is_seeded_and_bounded():
+    spec = nets.MLPSpec((3, 8, 1), "relu")
+    a = nets.init_theta(spec, 2, nets.element_generator(5, 0)[0])
+    b = nets.init_theta(spec, 2, nets.element_generator(5, 0)[0])
+    c = nets.init_theta(spec, 2, nets.element_generator(5, 1)[0])
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    W1 = params.unflatten(a, spec.widths)[0][0]
+    assert W1.abs().max() <= 1 / np.sqrt(3)
