@@ -71,3 +71,14 @@ def test_differences_ignore_resumable_keys():
     d = json.loads(json.dumps(a))
     d["search"]["tol"] = 1e-8
     assert config.differences(a, d) == ["search.tol"]
+
+
+def test_shipped_experiment_configs_resolve():
+    from pathlib import Path
+
+    configs = sorted(Path(__file__).parent.parent.joinpath("experiments").glob("*.toml"))
+    assert configs
+    for p in configs:
+        assert config.load(p)["name"] == p.stem
+    # experiments/moons_relu.toml is the built-in default
+    assert config.load(configs[[p.stem for p in configs].index("moons_relu")]) == config.load()
