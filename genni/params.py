@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .errors import GenniError
@@ -52,7 +53,7 @@ def n_params(widths: Sequence[int]) -> int:
 def unflatten(theta: torch.Tensor, widths: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Views ``(W_l, b_l)`` into θ, layer by layer.
 
-    theta : Tensor, shape [..., P]
+    theta : Tensor or ndarray, shape [..., P]
     returns : list of (W, b) with W : shape [..., out, in], b : shape [..., out]
     """
     P = n_params(widths)
@@ -75,6 +76,8 @@ def flatten(layers: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor
     for W, b in layers:
         parts.append(W.reshape(*W.shape[:-2], -1))
         parts.append(b)
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts, axis=-1)
     return torch.cat(parts, dim=-1)
 
 

@@ -108,6 +108,7 @@ class SearchSettings:
     hops: int = 0
     hop_scale: float = 0.1
     stall_factor: float = 0.5
+    mu0: float = 1e-3
 
     @classmethod
     def from_config(cls, section: dict) -> SearchSettings:
@@ -351,7 +352,7 @@ class _Batch:
         z = lambda *shape: torch.zeros(k, *shape, dtype=torch.float64, device=self.dev)  # noqa: E731
         st = {"theta": theta.to(self.dev), "loss": z()}
         if self.s.method == "lm":
-            st.update(A=z(self.P, self.P), g=z(self.P), D=z(self.P), mu=z() + _MU0, nu=z() + 2.0)
+            st.update(A=z(self.P, self.P), g=z(self.P), D=z(self.P), mu=z() + self.s.mu0, nu=z() + 2.0)
         else:
             st.update(m=z(self.P), v=z(self.P), t=z())
         return st

@@ -1,0 +1,192 @@
+"""Exact symmetries of MLPs: group actions on θ, sampling, canonical forms, alignment.
+
+For a hidden layer with incoming weights/bias (W_in, b_in) and outgoing weights
+(W_out, b_out), the known exact symmetries are
+
+* **permutation** of the layer's units (every activation): rows of W_in, b_in and
+  columns of W_out move together;
+* **positive rescaling** (relu, leaky_relu: σ(cz) = cσ(z) for c > 0): unit j's
+  incoming row and bias × c_j, its outgoing column × 1/c_j;
+* **sign flip** (tanh: σ(−z) = −σ(z)): incoming row, bias and outgoing column × (−1);
+  for sigmoid σ(−z) = 1 − σ(z), so the outgoing column is negated *and* the next
+  bias gains the old outgoing column: b_out ← b_out + W_out[:, j].
+
+gelu admits permutations only (gelu(−z) = gelu(z) − z, and the linear term is not
+representable downstream).  A :class:`GroupElement` holds, per hidden layer, a
+permutation and a per-unit factor (positive scales for relu, ±1 signs for
+tanh/sigmoid, ones for gelu); :func:`act` applies it to θ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from . import params
+from .nets import MLPSpec
+
+_RESCALING = ("relu", "leaky_relu")
+_SIGN_FLIP = ("tanh", "sigmoid")
+
+
+def symmetry_kinds(spec: MLPSpec) -> dict[str, bool]:
+    """Which exact symmetries the architecture admits."""
+    return {"permutation": True, "rescaling": spec.activation in _RESCALING,
+            "sign_flip": spec.activation in _SIGN_FLIP}
+
+
+@dataclass(frozen=True)
+class GroupElement:
+    """One element of the architecture's symmetry group.
+
+    perms : per hidden layer l, int array [w_l]: new unit j is old unit perms[l][j]
+    factors : per hidden layer l, float array [w_l] applied after the permutation:
+        positive scales (relu, leaky_relu), ±1 signs (tanh, sigmoid), ones (gelu)
+    """
+
+    perms: tuple[np.ndarray, ...]
+    factors: tuple[np.ndarray, ...]
+
+
+def identity(spec: MLPSpec) -> GroupElement:
+    return GroupElement(tuple(np.arange(w) for w in spec.hidden_widths),
+                        tuple(np.ones(w) for w in spec.hidden_widths))
+
+
+def act(spec: MLPSpec, theta: np.ndarray, g: GroupElement) -> np.ndarray:
+    """θ transformed by the group element g; f_{act(θ)}(x) = f_θ(x) for every x.
+
+    theta : ndarray, shape [P] or [N, P] (the same g for every row)
+    returns : ndarray, same shape
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    layers = [(W.copy(), b.copy()) for W, b in params.unflatten(theta, spec.widths)]
+    for l, (perm, c) in enumerate(zip(g.perms, g.factors)):
+        (Win, bin_), (Wout, bout) = layers[l], layers[l + 1]
+        Win = Win[..., perm, :] * c[:, None]
+        bin_ = bin_[..., perm] * c
+        Wp = Wout[..., :, perm]
+        if spec.activation in _RESCALING:
+            Wout = Wp / c
+        else:
+            if spec.activation == "sigmoid":
+                bout = bout + (Wp * (c < 0)).sum(-1)
+            Wout = Wp * c
+        layers[l], layers[l + 1] = (Win, bin_), (Wout, bout)
+    return params.flatten(layers)
+
+
+def sample(spec: MLPSpec, n: int, rng: np.random.Generator, log_scale: float = 1.0) -> list[GroupElement]:
+    """n random group elements: uniform permutations; for relu scales exp(U(−log_scale, log_scale));
+    for tanh/sigmoid uniform random signs."""
+    out = []
+    for _ in range(n):
+        perms, factors = [], []
+        for w in spec.hidden_widths:
+            perms.append(rng.permutation(w))
+            if spec.activation in _RESCALING:
+                factors.append(np.exp(rng.uniform(-log_scale, log_scale, w)))
+            elif spec.activation in _SIGN_FLIP:
+                factors.append(rng.choice([-1.0, 1.0], w))
+            else:
+                factors.append(np.ones(w))
+        out.append(GroupElement(tuple(perms), tuple(factors)))
+    return out
+
+
+def canonical_scales(spec: MLPSpec, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per hidden layer, the scales c (shape [..., w_l]) that make every unit's incoming
+    vector (weights and bias) unit-norm, layer after layer (relu, leaky_relu; ones otherwise).
+    Units with a zero incoming vector keep scale 1."""
+    theta = np.asarray(theta, dtype=np.float64)
+    if spec.activation not in _RESCALING:
+        return tuple(np.ones(theta.shape[:-1] + (w,)) for w in spec.hidden_widths)
+    layers = params.unflatten(theta, spec.widths)
+    scales = []
+    carry = None  # scales of the previous layer's units, applied to this layer's input columns
+    for l in range(len(spec.hidden_widths)):
+        W, b = layers[l]
+        if carry is not None:
+            W = W / carry[..., None, :]
+        norm = np.sqrt((W * W).sum(-1) + b * b)
+        c = np.where(norm > 0, 1.0 / np.where(norm > 0, norm, 1.0), 1.0)
+        scales.append(c)
+        carry = c
+    return tuple(scales)
+
+
+def canonicalise(spec: MLPSpec, theta: np.ndarray) -> np.ndarray:
+    """The representative of θ modulo the continuous symmetries: for relu/leaky_relu every
+    hidden unit's incoming vector has unit norm (its scale pushed downstream); otherwise θ.
+
+    theta : ndarray, shape [P] (or [N, P], canonicalised row by row)
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    if spec.activation not in _RESCALING:
+        return theta.copy()
+    if theta.ndim == 2:
+        return np.stack([canonicalise(spec, t) for t in theta])
+    c = canonical_scales(spec, theta)
+    return act(spec, theta, GroupElement(tuple(np.arange(w) for w in spec.hidden_widths), c))
+
+
+def _incoming(spec: MLPSpec, theta: np.ndarray, l: int) -> np.ndarray:
+    W, b = params.unflatten(theta, spec.widths)[l]
+    return np.concatenate([W, b[:, None]], axis=1)
+
+
+def match_cost(A: np.ndarray, B: np.ndarray, signs: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Cost of giving reference unit i the candidate unit j: ‖B_i − s A_j‖², minimised over
+    s ∈ {±1} when ``signs``.  A, B : [w, d] incoming vectors.  returns (cost [w, w], best sign [w, w])."""
+    plus = ((B[:, None, :] - A[None, :, :]) ** 2).sum(-1)
+    if not signs:
+        return plus, np.ones_like(plus)
+    minus = ((B[:, None, :] + A[None, :, :]) ** 2).sum(-1)
+    return np.minimum(plus, minus), np.where(minus < plus, -1.0, 1.0)
+
+
+def align(spec: MLPSpec, theta: np.ndarray, theta_ref: np.ndarray) -> tuple[np.ndarray, GroupElement]:
+    """Bring θ as close to θ* as the known symmetries allow.
+
+    Both are canonicalised (continuous symmetries), then, hidden layer by hidden layer,
+    θ's units are matched to θ*'s by the Hungarian algorithm
+    (``scipy.optimize.linear_sum_assignment``) on the squared distance of incoming
+    vectors (sign-aware for tanh/sigmoid); finally θ is expressed in θ*'s gauge (for relu,
+    each unit's incoming norm equal to the reference's).  If θ = act(θ*, g) exactly, the
+    result is θ* itself.
+
+    theta, theta_ref : ndarray, shape [P]
+    returns : (aligned θ : [P], the group element g with act(θ, g) = aligned θ)
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    ref_c = canonicalise(spec, theta_ref)
+    c_theta = canonical_scales(spec, theta)
+    c_ref = canonical_scales(spec, theta_ref)
+    cur = canonicalise(spec, theta)
+    signs = spec.activation in _SIGN_FLIP
+    perms, factors = [], []
+    for l, w in enumerate(spec.hidden_widths):
+        cost, best = match_cost(_incoming(spec, cur, l), _incoming(spec, ref_c, l), signs)
+        rows, cols = linear_sum_assignment(cost)
+        perm = cols[np.argsort(rows)]
+        sign = best[np.arange(w), perm]
+        step = [np.arange(k) for k in spec.hidden_widths]
+        unit = [np.ones(k) for k in spec.hidden_widths]
+        step[l], unit[l] = perm, sign
+        cur = act(spec, cur, GroupElement(tuple(step), tuple(unit)))
+        perms.append(perm)
+        # total factor for new unit j: canonical scale of old unit perm[j], sign, then the reference's gauge
+        factors.append(c_theta[l][perm] * sign / c_ref[l])
+    g = GroupElement(tuple(perms), tuple(factors))
+    return act(spec, theta, g), g
+
+
+def align_batch(spec: MLPSpec, thetas: np.ndarray, theta_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Align every row; returns (aligned : [N, P], relative distance ‖aligned − θ*‖ / ‖θ*‖ : [N])."""
+    thetas = np.atleast_2d(np.asarray(thetas, dtype=np.float64))
+    aligned = np.stack([align(spec, t, theta_ref)[0] for t in thetas]) if len(thetas) else thetas.copy()
+    ref = np.asarray(theta_ref, dtype=np.float64)
+    dist = np.linalg.norm(aligned - ref, axis=1) / max(np.linalg.norm(ref), 1e-300)
+    return aligned, dist

@@ -1,0 +1,70 @@
+"""Functional dimension: rank of the output Jacobian against closed-form counts."""
+
+import numpy as np
+import pytest
+
+from genni import identifiability as I
+from genni import nets, params
+
+X = np.random.default_rng(0).normal(size=(400, 3))
+
+
+def _theta(spec, seed=1, scale=2.0):
+    # seed 1: every relu unit is active on some but not all of X (a generic network; a unit
+    # active on every input is linear there and lowers the rank further, see Grigsby et al.)
+    return nets.init_theta(spec, 1, nets.element_generator(seed, 0)[0], scale)[0].numpy()
+
+
+@pytest.mark.parametrize("act", ["relu", "leaky_relu"])
+def test_generic_relu_rank_is_P_minus_hidden_and_null_space_holds_rescalings(act):
+    spec = nets.MLPSpec((3, 6, 5, 2), act)
+    theta = _theta(spec)
+    sp = I.spectrum(I.output_jacobian(spec, theta, X))
+    H = sum(spec.hidden_widths)
+    assert sp.rank == spec.n_params - H == I.expected_rank(spec)
+    assert sp.gap > 1e6  # the rank is clear-cut
+    R = I.rescaling_directions(spec, theta)
+    assert R.shape == (spec.n_params, H)
+    # every analytic rescaling direction lies in the numerical null space
+    residual = R - sp.null_basis @ (sp.null_basis.T @ R)
+    assert np.linalg.norm(residual) <= 1e-10 * np.linalg.norm(R)
+    np.testing.assert_allclose(sp.null_basis.T @ sp.null_basis, np.eye(H), atol=1e-12)
+
+
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "gelu"])
+def test_smooth_activation_rank_is_full(act):
+    spec = nets.MLPSpec((3, 4, 2), act)
+    sp = I.spectrum(I.output_jacobian(spec, _theta(spec), X))
+    assert sp.rank == spec.n_params == I.expected_rank(spec)
+    assert sp.null_basis.shape == (spec.n_params, 0)
+
+
+def test_dead_unit_lowers_rank_by_derived_amount():
+    """A first-layer relu unit with all-negative pre-activations: its d_in + 1 incoming
+    parameters and w_2 outgoing weights all get zero gradient; that span replaces the one
+    rescaling direction the unit had, so rank = P − H − d_in − w_2."""
+    spec = nets.MLPSpec((3, 6, 5, 2), "relu")
+    theta = _theta(spec)
+    s = params.layer_slices(spec.widths)[0]
+    theta[s.weight.start: s.weight.start + 3] = 0.0  # unit 0 incoming weights
+    theta[s.bias.start] = -1.0  # and a negative bias: dead on every input
+    sp = I.spectrum(I.output_jacobian(spec, theta, X))
+    assert sp.rank == spec.n_params - 11 - 3 - 5
+
+
+def test_rank_vs_probe_grows_to_the_bound():
+    spec = nets.MLPSpec((3, 6, 5, 2), "relu")
+    table = I.rank_vs_probe(spec, _theta(spec), X)
+    assert table[0, 0] == 1 and table[-1, 0] == len(X)
+    assert np.all(np.diff(table[:, 1]) >= 0)
+    assert np.all(table[:, 1] <= np.minimum(table[:, 0] * 2, I.expected_rank(spec)))
+    assert table[-1, 1] == I.expected_rank(spec)
+    assert I.expected_rank(spec, n_rows=10) == 10
+
+
+def test_jacobian_rows_are_input_major():
+    spec = nets.MLPSpec((3, 4, 2), "tanh")
+    theta = _theta(spec)
+    J = I.output_jacobian(spec, theta, X[:5])
+    J2 = I.output_jacobian(spec, theta, X[2:3])
+    np.testing.assert_array_equal(J[4:6], J2)
