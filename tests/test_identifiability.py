@@ -46,8 +46,16 @@ def test_dead_unit_lowers_rank_by_derived_amount():
     spec = nets.MLPSpec((3, 6, 5, 2), "relu")
     theta = _theta(spec)
     s = params.layer_slices(spec.widths)[0]
-    theta[s.weight.start: s.weight.start + 3] = 0.0  # unit 0 incoming weights
-    theta[s.bias.start] = -1.0  # and a negative bias: dead on every input
+    u = 3
+    theta[s.weight.start + 3 * u: s.weight.start + 3 * u + 3] = 0.0  # unit u's incoming weights
+    theta[s.bias.start + u] = -1.0  # and a negative bias: dead on every input
+    # premise: every other unit stays generic (active on some, not all inputs); a unit that
+    # became always-active would lower the rank further (it is then linear on the data)
+    import torch
+    _, reps = nets.forward(spec, torch.as_tensor(theta), torch.as_tensor(X), layers=True)
+    active = [(h > 0).double().mean(0).numpy() for h in reps[1:-1]]
+    assert active[0][u] == 0 and np.all((np.delete(active[0], u) > 0) & (np.delete(active[0], u) < 1))
+    assert np.all((active[1] > 0) & (active[1] < 1))
     sp = I.spectrum(I.output_jacobian(spec, theta, X))
     assert sp.rank == spec.n_params - 11 - 3 - 5
 
