@@ -8,18 +8,21 @@ from ._version import __version__
 from .config import load as load_config
 from .data import DATASETS, Dataset, load_dataset
 from .errors import ConfigError, GenniError
+from .identifiability import output_jacobian, spectrum
 from .nets import ACTIVATIONS, MLPSpec, forward, init_theta, jacobian
 from .params import flatten, module_to_theta, n_params, unflatten
-from .pipeline import find
-from .search import Found, Problem, SearchSettings, discrepancy, run_search, search
+from .pipeline import find, identify
+from .search import Found, Problem, SearchSettings, discrepancy, run_search
 from .store import RunData, load_run
+from .symmetries import GroupElement, align, canonicalise
 
 __all__ = [
     "__version__",
     "ACTIVATIONS", "DATASETS",
     "ConfigError", "GenniError",
     "Dataset", "Found", "MLPSpec", "Problem", "RunData", "SearchSettings",
+    "GroupElement", "align", "canonicalise", "identify", "output_jacobian", "spectrum",
     "discrepancy", "find", "flatten", "forward", "init_theta", "jacobian",
     "load_config", "load_dataset", "load_run", "module_to_theta", "n_params",
-    "run_search", "search", "unflatten",
+    "run_search", "unflatten",
 ]

@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 from . import config as _config
-from . import pipeline, plots, report, store
+from . import identifiability, pipeline, plots, report, store
 from ._version import __version__
 from .errors import GenniError
 
-NOT_YET = {"identify": "symmetries and identifiability", "project": "projections",
+NOT_YET = {"project": "projections",
            "paths": "layer-path geometry", "ricci": "Ricci curvature"}
 
 
@@ -49,6 +49,17 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="what is in a run file")
     i.add_argument("run")
     i.add_argument("--json", action="store_true", help="machine-readable output")
+
+    idf = sub.add_parser("identify", help="Jacobian rank / null space, symmetry verdict on every element")
+    idf.add_argument("run")
+    idf.add_argument("--rtol", type=float, default=identifiability.DEFAULT_RTOL,
+                     help="relative singular-value threshold for the numerical rank")
+    idf.add_argument("--symmetry-tol", type=float, default=identifiability.DEFAULT_SYMMETRY_TOL,
+                     help="relative aligned distance below which an element is a symmetry copy")
+    idf.add_argument("--heldout-tol", type=float, default=identifiability.DEFAULT_HELDOUT_TOL,
+                     help="relative held-out discrepancy below which an element is equivalent off the probe set")
+    idf.add_argument("--json", action="store_true")
+    idf.add_argument("--quiet", action="store_true")
 
     pl = sub.add_parser("plot", help="every figure the run file supports")
     pl.add_argument("run")
@@ -100,11 +111,17 @@ def main(argv: list[str] | None = None) -> int:
             _find(args, args.config)
         elif args.command == "run":
             _cfg, out = _find(args, args.config)
+            info = pipeline.identify(out, progress=not args.quiet)
+            _log(args.quiet)(report.format_identify(info))
             if not args.quiet:
                 _inspect(out, as_json=False)
             figdir = Path(args.figures) if args.figures else out.with_name(out.stem + "_figures")
             written = _plot(out, figdir, "png,pdf")
             _log(args.quiet)(f"figures: {', '.join(str(w) for w in written if w.suffix == '.png')}")
+        elif args.command == "identify":
+            info = pipeline.identify(args.run, rtol=args.rtol, symmetry_tol=args.symmetry_tol,
+                                     heldout_tol=args.heldout_tol, progress=not args.quiet)
+            print(json.dumps(info, indent=2) if args.json else report.format_identify(info))
         elif args.command == "inspect":
             _inspect(args.run, args.json)
         elif args.command == "plot":

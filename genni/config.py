@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import data as _data
 from .errors import ConfigError
-from .nets import ACTIVATIONS, MLPSpec
+from .nets import ACTIVATIONS
 
 _REQUIRED = object()
 

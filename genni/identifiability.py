@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import nets
+from . import nets, params
 from .nets import MLPSpec
 
 DEFAULT_RTOL = 1e-9
@@ -93,8 +93,6 @@ def rank_vs_probe(spec: MLPSpec, theta: np.ndarray, X: np.ndarray, sizes: Sequen
 def rescaling_directions(spec: MLPSpec, theta: np.ndarray) -> np.ndarray:
     """The tangent of each hidden unit's positive rescaling at θ, as columns [P, H]:
     d/dc of (incoming row and bias × c, outgoing column × 1/c) at c = 1."""
-    from . import params
-
     theta = np.asarray(theta, dtype=np.float64)
     cols = []
     layers = params.layer_slices(spec.widths)
@@ -111,3 +109,31 @@ def rescaling_directions(spec: MLPSpec, theta: np.ndarray) -> np.ndarray:
             v[rows] = -W_out[:, j]
             cols.append(v)
     return np.stack(cols, axis=1) if cols else np.zeros((len(theta), 0))
+
+
+VERDICTS = ("symmetry_copy", "hidden_equivalent", "probe_only", "not_converged")
+"""Per-element verdicts; ``/equivalents/verdict`` stores the index into this tuple."""
+
+DEFAULT_SYMMETRY_TOL = 1e-4
+"""Relative parameter distance ‖align(θ) − θ*‖ / ‖θ*‖ below which a converged element
+counts as a copy of the reference under the known group.  An element at discrepancy
+L ≤ 1e-10 sits within about √L / σ_min(J) of the class in parameter space, which for the
+default networks is far below 1e-4, while distinct equivalents differ by O(1)."""
+
+DEFAULT_HELDOUT_TOL = 1e-6
+"""Relative held-out discrepancy (mean squared, over the reference's output power)
+below which a converged element also matches on fresh inputs (RMS error ≤ 0.1 %)."""
+
+
+def classify(converged: np.ndarray, distance: np.ndarray, relative_heldout: np.ndarray,
+             symmetry_tol: float = DEFAULT_SYMMETRY_TOL, heldout_tol: float = DEFAULT_HELDOUT_TOL) -> np.ndarray:
+    """Verdict codes (indices into :data:`VERDICTS`), each array of shape [N].
+
+    not converged on the probe set → ``not_converged``; otherwise aligned distance ≤
+    symmetry_tol → ``symmetry_copy``; otherwise relative held-out discrepancy ≤ heldout_tol →
+    ``hidden_equivalent``; otherwise ``probe_only`` (the probe set did not pin the function down).
+    """
+    converged = np.asarray(converged, bool)
+    code = np.where(np.asarray(relative_heldout) <= heldout_tol, 1, 2)
+    code = np.where(np.asarray(distance) <= symmetry_tol, 0, code)
+    return np.where(converged, code, 3).astype(np.int8)

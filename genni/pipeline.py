@@ -6,16 +6,18 @@ streams functionally equivalent parameter sets into the run file as they finish.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from . import config as _config
 from . import data as _data
-from . import nets, search, store, train
+from . import identifiability, nets, search, store, symmetries, train
 from .errors import GenniError
 
 DEGENERATE_RATIO = 1e-4
@@ -121,3 +123,47 @@ def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Calla
         store.append_equivalents(p, chunk)
         n_new += len(chunk)
     return {"path": str(p), "created": created, "n_new": n_new, "n_total": len(done) + n_new, **facts}
+
+
+def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
+             symmetry_tol: float = identifiability.DEFAULT_SYMMETRY_TOL,
+             heldout_tol: float = identifiability.DEFAULT_HELDOUT_TOL, progress: bool = False) -> dict:
+    """Functional dimension at the reference and a verdict on every stored element, into ``path``.
+
+    returns : the headline facts (rank, expected rank, verdict counts, ...)
+    """
+    for name, v in (("rtol", rtol), ("symmetry tolerance", symmetry_tol), ("held-out tolerance", heldout_tol)):
+        if not (v > 0 and np.isfinite(v)):
+            raise GenniError(f"{name} must be a positive number, got {v}")
+    run = store.load_run(path)
+    spec = nets.MLPSpec.from_dict(run.architecture)
+    J = identifiability.output_jacobian(spec, run.theta_ref, run.X)
+    sp = identifiability.spectrum(J, rtol)
+    table = identifiability.rank_vs_probe(spec, run.theta_ref, run.X, rtol=rtol)
+    expected = identifiability.expected_rank(spec, J.shape[0])
+    n = run.n_equivalents
+    eq = run.equivalents
+    if n:
+        thetas = eq["theta"]
+        aligned = np.empty_like(thetas)
+        for i in tqdm(range(n), desc="align", unit="el", disable=not progress, file=sys.stderr, leave=False):
+            aligned[i] = symmetries.align(spec, thetas[i], run.theta_ref)[0]
+        dist = np.linalg.norm(aligned - run.theta_ref, axis=1) / max(np.linalg.norm(run.theta_ref), 1e-300)
+        verdict = identifiability.classify(eq["converged"], dist, eq["relative_discrepancy_heldout"],
+                                           symmetry_tol, heldout_tol)
+    else:
+        aligned, dist, verdict = np.zeros((0, spec.n_params)), np.zeros(0), np.zeros(0, np.int8)
+    kinds = symmetries.symmetry_kinds(spec)
+    store.write_identifiability(
+        path,
+        results={"singular_values": sp.singular_values, "rank": sp.rank, "rank_tolerance": sp.rank_tolerance,
+                 "expected_rank": expected, "null_basis": sp.null_basis, "rank_vs_probe": table},
+        attrs={"rtol": rtol, "gap": sp.gap, "n_params": spec.n_params, "n_rows": J.shape[0],
+               "symmetries": json.dumps(kinds)},
+        per_element={"verdict": verdict, "aligned_theta": aligned, "distance_to_reference": dist},
+        element_attrs={"verdict_codes": list(identifiability.VERDICTS), "symmetry_tol": symmetry_tol,
+                       "heldout_tol": heldout_tol})
+    counts = {name: int((verdict == i).sum()) for i, name in enumerate(identifiability.VERDICTS)}
+    return {"rank": sp.rank, "expected_rank": expected, "n_params": spec.n_params, "rank_tolerance": sp.rank_tolerance,
+            "gap": sp.gap, "null_dim": spec.n_params - sp.rank, "symmetries": kinds, "n_elements": n,
+            "verdicts": counts, "symmetry_tol": symmetry_tol, "heldout_tol": heldout_tol}

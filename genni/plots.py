@@ -83,7 +83,62 @@ def figure_probe(run: RunData):
     return fig
 
 
-FIGURES = {"discrepancy": figure_discrepancy, "probe": figure_probe}
+_VERDICT_COLOURS = {"symmetry_copy": "#1b9e77", "hidden_equivalent": "#7570b3", "probe_only": "#d95f02",
+                    "not_converged": "#999999"}
+
+
+def figure_identifiability(run: RunData):
+    """Singular values of J, rank vs probe size, verdict counts, aligned distances."""
+    ident = run.identifiability
+    if not ident:
+        return None
+    s = ident["singular_values"]
+    rank, expected, tol = int(ident["rank"]), int(ident["expected_rank"]), float(ident["rank_tolerance"])
+    fig, axes = plt.subplots(2, 2, figsize=(12, 9), constrained_layout=True)
+    ax = axes[0, 0]
+    i = np.arange(1, len(s) + 1)
+    ax.semilogy(i, np.maximum(s, 1e-300), ".", ms=4, color="#1f78b4", label="singular values of J")
+    ax.axhline(tol, color="k", ls="--", lw=1, label=f"rank tolerance {tol:.1e}")
+    ax.axvline(rank + 0.5, color="#e31a1c", lw=1, label=f"numerical rank {rank}")
+    ax.axvline(expected + 0.5, color="#33a02c", lw=1, ls=":", label=f"bound for the architecture {expected}")
+    ax.set(xlabel="index i", ylabel="σ_i", title=f"spectrum of the output Jacobian at θ* (P = {len(run.theta_ref)})")
+    ax.legend(fontsize=8)
+    ax = axes[0, 1]
+    t = ident["rank_vs_probe"]
+    K = run.Y.shape[1]
+    ax.plot(t[:, 0], t[:, 1], "o-", color="#1f78b4", label="rank of J on the first k probe inputs")
+    ax.plot(t[:, 0], np.minimum(t[:, 0] * K, expected), "--", color="#33a02c", label="min(k·outputs, bound)")
+    ax.set(xscale="log", xlabel="probe inputs k", ylabel="rank", title="functional dimension vs probe size")
+    ax.legend(fontsize=8)
+    eq = run.equivalents
+    ax = axes[1, 0]
+    names = run.equivalents_attrs.get("verdict_codes", list(_VERDICT_COLOURS))
+    if "verdict" in eq:
+        counts = [int((eq["verdict"] == k).sum()) for k in range(len(names))]
+        bars = ax.bar([n.replace("_", " ") for n in names], counts, color=[_VERDICT_COLOURS.get(n, "grey") for n in names])
+        ax.bar_label(bars)
+    ax.set(ylabel="elements", title=f"verdict on the {run.n_equivalents} found elements")
+    ax = axes[1, 1]
+    if "distance_to_reference" in eq and run.n_equivalents:
+        d = np.maximum(eq["distance_to_reference"], 1e-16)
+        bins = np.geomspace(d.min() / 1.5, d.max() * 1.5, 30)
+        for k, name in enumerate(names):
+            m = eq["verdict"] == k
+            if m.any():
+                ax.hist(d[m], bins=bins, color=_VERDICT_COLOURS.get(name, "grey"), alpha=0.8,
+                        label=name.replace("_", " "))
+        st = run.equivalents_attrs.get("symmetry_tol")
+        if st:
+            ax.axvline(st, color="k", ls="--", lw=1, label=f"symmetry tolerance {st:g}")
+        ax.set(xscale="log")
+        ax.legend(fontsize=8)
+    ax.set(xlabel="‖align(θ) − θ*‖ / ‖θ*‖ (after the known symmetries)", ylabel="elements",
+           title="distance to the reference modulo exact symmetries")
+    fig.suptitle(_title(run) + "  — identifiability")
+    return fig
+
+
+FIGURES = {"discrepancy": figure_discrepancy, "probe": figure_probe, "identifiability": figure_identifiability}
 
 
 def plot_run(run: RunData, outdir: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:

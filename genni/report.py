@@ -45,6 +45,14 @@ def summarise(run: store.RunData) -> dict:
         for key in ("discrepancy", "discrepancy_heldout", "relative_discrepancy", "relative_discrepancy_heldout"):
             e[key] = _quantiles(eq[key])
         e["steps"] = _quantiles(eq["steps"].astype(float))
+        if "verdict" in eq:
+            names = run.equivalents_attrs.get("verdict_codes", [])
+            e["verdicts"] = {name: int((eq["verdict"] == i).sum()) for i, name in enumerate(names)}
+            e["distance_to_reference"] = _quantiles(eq["distance_to_reference"])
+    ident = run.identifiability
+    if ident:
+        out["identifiability"] = {k: ident[k].item() for k in ("rank", "expected_rank", "rank_tolerance")}
+        out["identifiability"]["null_dim"] = int(ident["null_basis"].shape[1])
     return out
 
 
@@ -81,4 +89,30 @@ def format_text(summary: dict, tree: list[dict]) -> str:
     for key in ("discrepancy", "discrepancy_heldout", "relative_discrepancy", "relative_discrepancy_heldout"):
         lines.append(f"  {key:<29}" + "  ".join(f"{v:9.2e}" for v in e[key].values()))
     lines.append(f"  {'steps':<29}" + "  ".join(f"{v:9.0f}" for v in e["steps"].values()))
+    if "verdicts" in e:
+        lines.append("verdicts: " + ", ".join(f"{k} {v}" for k, v in e["verdicts"].items()))
+    if "identifiability" in summary:
+        i = summary["identifiability"]
+        lines.append(f"functional dimension: rank(J) = {i['rank']} (bound {i['expected_rank']}), "
+                     f"null space dim {i['null_dim']}")
+    return "\n".join(lines)
+
+
+def format_identify(info: dict) -> str:
+    """The headline of `genni identify`: verdict counts, then the functional dimension."""
+    v = info["verdicts"]
+    kinds = ", ".join(k for k, ok in info["symmetries"].items() if ok)
+    lines = [
+        f"{info['n_elements']} elements: {v['symmetry_copy']} symmetry copies, {v['hidden_equivalent']} hidden "
+        f"equivalents, {v['probe_only']} probe-only, {v['not_converged']} not converged",
+        f"  (symmetry copy: aligned distance ≤ {info['symmetry_tol']:g} relative; equivalent off the probe set: "
+        f"relative held-out discrepancy ≤ {info['heldout_tol']:g})",
+        f"functional dimension at the reference: rank(J) = {info['rank']} of P = {info['n_params']} "
+        f"(bound {info['expected_rank']} for the architecture; null space dim {info['null_dim']}; "
+        f"singular-value gap {info['gap']:.2g} at tolerance {info['rank_tolerance']:.2g})",
+        f"exact symmetries of the architecture: {kinds}",
+    ]
+    if info["rank"] < info["expected_rank"]:
+        lines.append("  rank below the bound: dead or always-active units, or too few probe points, "
+                     "make more directions functionally invisible")
     return "\n".join(lines)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import h5py
@@ -37,6 +37,8 @@ ELEMENT_FIELDS: dict[str, str] = {
     "init_seed": "i8",
     "status": "i1",
 }
+# per-element results of `genni identify`; stale (and deleted) once more elements are appended
+DERIVED_ELEMENT_FIELDS = ("verdict", "aligned_theta", "distance_to_reference")
 _REQUIRED = ("reference/theta", "probe/X", "probe/X_heldout", "probe/Y", "probe/Y_heldout")
 
 
@@ -62,6 +64,8 @@ class RunData:
     labels_heldout: np.ndarray | None
     equivalents: dict = field(default_factory=dict)
     equivalents_attrs: dict = field(default_factory=dict)
+    identifiability: dict = field(default_factory=dict)
+    identifiability_attrs: dict = field(default_factory=dict)
 
     @property
     def n_equivalents(self) -> int:
@@ -141,7 +145,7 @@ def create_run(path: str | Path, *, config: dict, architecture: dict, theta_ref:
         with h5py.File(tmp, "w") as f:
             f.attrs["genni_version"] = __version__
             f.attrs["schema_version"] = SCHEMA_VERSION
-            f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            f.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")
             f.attrs["config"] = json.dumps(config, sort_keys=True)
             f.attrs["seed"] = int(config.get("seed", 0))
             ref = f.create_group("reference")
@@ -196,6 +200,9 @@ def append_equivalents(path: str | Path, found) -> None:
         theta = np.asarray(found.theta, dtype="f8")
         if theta.shape != (k, eq["theta"].shape[1]):
             raise GenniError(f"cannot append θ of shape {theta.shape} to {path}: expected ({k}, {eq['theta'].shape[1]})")
+        for name in DERIVED_ELEMENT_FIELDS:
+            if name in eq:
+                del eq[name]
         for name in ("theta", *ELEMENT_FIELDS):
             ds = eq[name]
             ds.resize(n + k, axis=0)
@@ -219,16 +226,52 @@ def load_run(path: str | Path) -> RunData:
             if "equivalents" in f:
                 eq_attrs = {k: _attr(v) for k, v in f["equivalents"].attrs.items()}
                 eq = {k: ds[()] for k, ds in f["equivalents"].items() if isinstance(ds, h5py.Dataset)}
+            ident, ident_attrs = _read_group(f, "identifiability")
             run = RunData(path=p, attrs={k: _attr(v) for k, v in f.attrs.items()}, config=cfg, architecture=arch,
                           theta_ref=f["reference/theta"][()], reference=ref, X=get("X"), X_heldout=get("X_heldout"),
                           Y=get("Y"), Y_heldout=get("Y_heldout"), labels=get("labels"),
-                          labels_heldout=get("labels_heldout"), equivalents=eq, equivalents_attrs=eq_attrs)
+                          labels_heldout=get("labels_heldout"), equivalents=eq, equivalents_attrs=eq_attrs,
+                          identifiability=ident, identifiability_attrs=ident_attrs)
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise GenniError(f"cannot read {p} (damaged run file?): {str(exc).splitlines()[0]}") from None
     lengths = {k: len(v) for k, v in run.equivalents.items()}
     if len(set(lengths.values())) > 1:
         raise GenniError(f"{p}: /equivalents datasets have different lengths {lengths}")
     return run
+
+
+def _read_group(f: h5py.File, name: str) -> tuple[dict, dict]:
+    if name not in f:
+        return {}, {}
+    g = f[name]
+    return ({k: ds[()] for k, ds in g.items() if isinstance(ds, h5py.Dataset)},
+            {k: _attr(v) for k, v in g.attrs.items()})
+
+
+def write_identifiability(path: str | Path, *, results: dict, attrs: dict, per_element: dict,
+                          element_attrs: dict) -> None:
+    """Replace /identifiability (datasets ``results``, attributes ``attrs``) and the
+    per-element datasets of :data:`DERIVED_ELEMENT_FIELDS` under /equivalents."""
+    with _open(path, "r+") as f:
+        n = f["equivalents/index"].shape[0]
+        for k, v in per_element.items():
+            if k not in DERIVED_ELEMENT_FIELDS or len(v) != n:
+                raise GenniError(f"cannot store /equivalents/{k} with {len(v)} rows in a run of {n} elements")
+        if "identifiability" in f:
+            del f["identifiability"]
+        g = f.create_group("identifiability")
+        for k, v in results.items():
+            g.create_dataset(k, data=np.asarray(v))
+        for k, v in attrs.items():
+            g.attrs[k] = v
+        eq = f["equivalents"]
+        for k, v in per_element.items():
+            if k in eq:
+                del eq[k]
+            eq.create_dataset(k, data=np.asarray(v))
+        for k, v in element_attrs.items():
+            eq.attrs[k] = v
+        f.flush()
 
 
 def describe(path: str | Path) -> list[dict]:
