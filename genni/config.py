@@ -17,6 +17,7 @@ from pathlib import Path
 from . import data as _data
 from .errors import ConfigError
 from .nets import ACTIVATIONS
+from .search import DEFAULT_MAX_STEPS, DEFAULT_PATIENCE
 
 _REQUIRED = object()
 
@@ -41,20 +42,28 @@ SCHEMA: dict = {
         "path": ((str,), None, None),
         "epochs": ((int,), 2000, None),
         "lr": ((int, float), 1e-2, None),
-        "weight_decay": ((int, float), 0.0, None),
+        "weight_decay": ((int, float), 1e-3, None),
         "init_scale": ((int, float), 1.0, None),
     },
     "search": {
         "n": ((int,), 64, None),
         "tol": ((int, float), 1e-10, None),
         "method": ((str,), "lm", ("lm", "adam")),
-        "max_steps": ((int,), 400, None),
+        "max_steps": ((int,), None, None),  # default per method (search.DEFAULT_MAX_STEPS)
         "batch_size": ((int,), 64, None),
         "init": ((str,), "random", ("random", "perturb")),
         "init_scale": ((int, float), 1.0, None),
         "restarts": ((int,), 4, None),
         "lr": ((int, float), 1e-2, None),
         "device": ((str,), "cpu", None),
+        "damping": ((str,), "identity", ("identity", "marquardt")),
+        "geodesic": ((int, float), 0.75, None),
+        "hops": ((int,), 3, None),
+        "hop_scale": ((int, float), 0.003, None),
+        "revive": ((bool,), True, None),
+        "patience": ((int,), None, None),  # default per method (search.DEFAULT_PATIENCE)
+        "stall_factor": ((int, float), 0.5, None),
+        "mu0": ((int, float), 1e-3, None),
     },
 }
 
@@ -65,10 +74,12 @@ RESUMABLE_KEYS = (("search", "n"), ("search", "device"), ("search", "batch_size"
 _POSITIVE = {
     ("data", "n_probe"), ("data", "n_heldout"), ("search", "n"), ("search", "tol"),
     ("search", "max_steps"), ("search", "batch_size"), ("reference", "lr"), ("search", "lr"),
-    ("search", "init_scale"), ("reference", "init_scale"),
+    ("search", "init_scale"), ("reference", "init_scale"), ("search", "hop_scale"), ("search", "mu0"),
+    ("search", "patience"), ("search", "stall_factor"),
 }
 _NON_NEGATIVE = {("data", "n_train"), ("reference", "epochs"), ("search", "restarts"),
-                 ("reference", "weight_decay"), ("data", "noise"), ("model", "negative_slope")}
+                 ("reference", "weight_decay"), ("data", "noise"), ("model", "negative_slope"),
+                 ("search", "geodesic"), ("search", "hops")}
 
 
 def _key_name(section: str, key: str) -> str:
@@ -78,12 +89,14 @@ def _key_name(section: str, key: str) -> str:
 def _check_value(section: str, key: str, value):
     types, _default, choices = SCHEMA[section][key]
     name = _key_name(section, key)
-    if isinstance(value, bool) or not isinstance(value, types):
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
         want = " or ".join({"int": "an integer", "float": "a number", "str": "a string",
-                            "list": "a list"}[t.__name__] for t in types)
+                            "list": "a list", "bool": "true or false"}[t.__name__] for t in types)
         raise ConfigError(f"config: {name} must be {want}, got {value!r}")
     if choices is not None and value not in choices:
         raise ConfigError(f"config: {name} = {value!r} is not one of: {', '.join(map(str, choices))}")
+    if (section, key) == ("search", "stall_factor") and not value < 1:
+        raise ConfigError(f"config: {name} must be below 1, got {value!r}")
     if (section, key) in _POSITIVE and not value > 0:
         raise ConfigError(f"config: {name} must be positive, got {value!r}")
     if (section, key) in _NON_NEGATIVE and not value >= 0:
@@ -125,6 +138,11 @@ def resolve(raw: dict) -> dict:
     for key, (_t, default, _c) in SCHEMA[""].items():
         out.setdefault(key, default)
     _resolve_model(out)
+    srch = out["search"]
+    if srch["max_steps"] is None:
+        srch["max_steps"] = DEFAULT_MAX_STEPS[srch["method"]]
+    if srch["patience"] is None:
+        srch["patience"] = DEFAULT_PATIENCE[srch["method"]]
     ref = out["reference"]
     if ref["source"] == "file" and not ref["path"]:
         raise ConfigError("config: [reference] source = 'file' needs [reference] path")

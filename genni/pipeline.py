@@ -148,7 +148,7 @@ def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
         aligned = np.empty_like(thetas)
         for i in tqdm(range(n), desc="align", unit="el", disable=not progress, file=sys.stderr, leave=False):
             aligned[i] = symmetries.align(spec, thetas[i], run.theta_ref)[0]
-        dist = np.linalg.norm(aligned - run.theta_ref, axis=1) / max(np.linalg.norm(run.theta_ref), 1e-300)
+        dist = symmetries.distance_to_reference(spec, aligned, run.theta_ref)
         verdict = identifiability.classify(eq["converged"], dist, eq["relative_discrepancy_heldout"],
                                            symmetry_tol, heldout_tol)
     else:

@@ -36,6 +36,8 @@ ELEMENT_FIELDS: dict[str, str] = {
     "restarts": "i8",
     "init_seed": "i8",
     "status": "i1",
+    "dead_units": "i4",
+    "hops": "i8",
 }
 # per-element results of `genni identify`; stale (and deleted) once more elements are appended
 DERIVED_ELEMENT_FIELDS = ("verdict", "aligned_theta", "distance_to_reference")

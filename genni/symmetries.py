@@ -137,13 +137,25 @@ def _incoming(spec: MLPSpec, theta: np.ndarray, l: int) -> np.ndarray:
     return np.concatenate([W, b[:, None]], axis=1)
 
 
-def match_cost(A: np.ndarray, B: np.ndarray, signs: bool) -> tuple[np.ndarray, np.ndarray]:
+def _unit_features(spec: MLPSpec, theta: np.ndarray, l: int) -> np.ndarray:
+    """What identifies hidden unit j of layer l (0-based) up to the known group: its incoming
+    vector (weights, bias) and the norm of its outgoing column.  The norm is invariant to the
+    next layer's permutation and tells apart units that share an incoming direction."""
+    W_out = params.unflatten(theta, spec.widths)[l + 1][0]
+    return np.concatenate([_incoming(spec, theta, l), np.linalg.norm(W_out, axis=0)[:, None]], axis=1)
+
+
+def match_cost(A: np.ndarray, B: np.ndarray, signs: bool, unsigned_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Cost of giving reference unit i the candidate unit j: ‖B_i − s A_j‖², minimised over
-    s ∈ {±1} when ``signs``.  A, B : [w, d] incoming vectors.  returns (cost [w, w], best sign [w, w])."""
+    s ∈ {±1} when ``signs`` (with ``unsigned_last`` the last feature is not flipped).
+    A, B : [w, d] unit features.  returns (cost [w, w], best sign [w, w])."""
     plus = ((B[:, None, :] - A[None, :, :]) ** 2).sum(-1)
     if not signs:
         return plus, np.ones_like(plus)
-    minus = ((B[:, None, :] + A[None, :, :]) ** 2).sum(-1)
+    flip = np.ones(A.shape[1])
+    if A.shape[1] > 0 and unsigned_last:
+        flip[-1] = -1.0  # the outgoing norm does not change sign with the unit
+    minus = ((B[:, None, :] + flip * A[None, :, :]) ** 2).sum(-1)
     return np.minimum(plus, minus), np.where(minus < plus, -1.0, 1.0)
 
 
@@ -152,8 +164,8 @@ def align(spec: MLPSpec, theta: np.ndarray, theta_ref: np.ndarray) -> tuple[np.n
 
     Both are canonicalised (continuous symmetries), then, hidden layer by hidden layer,
     θ's units are matched to θ*'s by the Hungarian algorithm
-    (``scipy.optimize.linear_sum_assignment``) on the squared distance of incoming
-    vectors (sign-aware for tanh/sigmoid); finally θ is expressed in θ*'s gauge (for relu,
+    (``scipy.optimize.linear_sum_assignment``) on the squared distance of unit features:
+    incoming vector and outgoing-column norm (sign-aware for tanh/sigmoid); finally θ is expressed in θ*'s gauge (for relu,
     each unit's incoming norm equal to the reference's).  If θ = act(θ*, g) exactly, the
     result is θ* itself.
 
@@ -168,7 +180,8 @@ def align(spec: MLPSpec, theta: np.ndarray, theta_ref: np.ndarray) -> tuple[np.n
     signs = spec.activation in _SIGN_FLIP
     perms, factors = [], []
     for l, w in enumerate(spec.hidden_widths):
-        cost, best = match_cost(_incoming(spec, cur, l), _incoming(spec, ref_c, l), signs)
+        cost, best = match_cost(_unit_features(spec, cur, l), _unit_features(spec, ref_c, l), signs,
+                                unsigned_last=True)
         rows, cols = linear_sum_assignment(cost)
         perm = cols[np.argsort(rows)]
         sign = best[np.arange(w), perm]
@@ -183,10 +196,50 @@ def align(spec: MLPSpec, theta: np.ndarray, theta_ref: np.ndarray) -> tuple[np.n
     return act(spec, theta, g), g
 
 
+def balance(spec: MLPSpec, theta: np.ndarray, sweeps: int = 200, tol: float = 1e-13) -> np.ndarray:
+    """The point of θ's rescaling orbit closest to the origin (relu, leaky_relu; θ otherwise).
+
+    Minimises ‖act(θ, c)‖² over positive per-unit scales c by block-coordinate sweeps: for
+    each hidden layer in turn, c_j = (‖out_j‖ / ‖in_j‖)^½ balances unit j's incoming vector
+    (weights and bias) against its outgoing column; the objective is strictly convex in
+    log c, so the sweeps converge (stopping when every |log c_j| < tol).  Units with a zero
+    incoming or outgoing vector are left as they are.
+
+    theta : ndarray, shape [P]
+    """
+    theta = np.asarray(theta, dtype=np.float64).copy()
+    if spec.activation not in _RESCALING:
+        return theta
+    ident = [np.arange(w) for w in spec.hidden_widths]
+    for _ in range(sweeps):
+        worst = 0.0
+        for l, w in enumerate(spec.hidden_widths):
+            n_in = np.linalg.norm(_incoming(spec, theta, l), axis=1)
+            n_out = np.linalg.norm(params.unflatten(theta, spec.widths)[l + 1][0], axis=0)
+            ok = (n_in > 0) & (n_out > 0)
+            c = np.where(ok, np.sqrt(np.where(ok, n_out, 1.0) / np.where(ok, n_in, 1.0)), 1.0)
+            factors = [np.ones(k) for k in spec.hidden_widths]
+            factors[l] = c
+            theta = act(spec, theta, GroupElement(tuple(ident), tuple(factors)))
+            worst = max(worst, float(np.abs(np.log(c)).max()) if w else 0.0)
+        if worst < tol:
+            break
+    return theta
+
+
+def distance_to_reference(spec: MLPSpec, aligned: np.ndarray, theta_ref: np.ndarray) -> np.ndarray:
+    """‖bal(aligned) − bal(θ*)‖ / ‖bal(θ*)‖ for each row of ``aligned`` ([N, P] → [N]).
+
+    Measured at the minimum-norm point of each rescaling orbit (:func:`balance`), where a
+    unit that is almost switched off has small incoming *and* outgoing weights and so
+    contributes little; in θ*'s own gauge such a unit's weights could dominate the distance."""
+    ref = balance(spec, theta_ref)
+    rows = np.stack([balance(spec, t) for t in np.atleast_2d(aligned)])
+    return np.linalg.norm(rows - ref, axis=1) / max(np.linalg.norm(ref), 1e-300)
+
+
 def align_batch(spec: MLPSpec, thetas: np.ndarray, theta_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Align every row; returns (aligned : [N, P], relative distance ‖aligned − θ*‖ / ‖θ*‖ : [N])."""
+    """Align every row; returns (aligned : [N, P], :func:`distance_to_reference` : [N])."""
     thetas = np.atleast_2d(np.asarray(thetas, dtype=np.float64))
     aligned = np.stack([align(spec, t, theta_ref)[0] for t in thetas]) if len(thetas) else thetas.copy()
-    ref = np.asarray(theta_ref, dtype=np.float64)
-    dist = np.linalg.norm(aligned - ref, axis=1) / max(np.linalg.norm(ref), 1e-300)
-    return aligned, dist
+    return aligned, distance_to_reference(spec, aligned, theta_ref)

@@ -19,7 +19,8 @@ def _append_copies(path, k):
     found = types.SimpleNamespace(
         index=np.arange(start, start + k), theta=theta, discrepancy=np.zeros(k), discrepancy_heldout=np.zeros(k),
         relative_discrepancy=np.zeros(k), relative_discrepancy_heldout=np.zeros(k), converged=np.ones(k, bool),
-        steps=np.zeros(k), restarts=np.zeros(k), init_seed=np.zeros(k), status=np.zeros(k))
+        steps=np.zeros(k), restarts=np.zeros(k), init_seed=np.zeros(k), status=np.zeros(k),
+        dead_units=np.zeros(k), hops=np.zeros(k))
     store.append_equivalents(path, found)
     return run.n_equivalents
 

@@ -91,9 +91,9 @@ def test_hungarian_agrees_with_brute_force_on_tiny_layers(act):
     signs = act == "tanh"
     for trial in range(5):
         theta, other = _theta(spec, seed=trial), _theta(spec, seed=100 + trial)
-        A = S._incoming(spec, S.canonicalise(spec, other), 0)
-        B = S._incoming(spec, S.canonicalise(spec, theta), 0)
-        cost, _ = S.match_cost(A, B, signs)
+        A = S._unit_features(spec, S.canonicalise(spec, other), 0)
+        B = S._unit_features(spec, S.canonicalise(spec, theta), 0)
+        cost, _ = S.match_cost(A, B, signs, unsigned_last=True)
         best = min(sum(cost[i, p[i]] for i in range(6)) for p in itertools.permutations(range(6)))
         aligned, g = S.align(spec, other, theta)
         assert sum(cost[i, g.perms[0][i]] for i in range(6)) == pytest.approx(best, rel=1e-12, abs=1e-14)
@@ -108,3 +108,18 @@ def test_align_batch_distances():
     aligned, dist = S.align_batch(spec, np.concatenate([copies, other]), theta)
     assert aligned.shape == (4, spec.n_params)
     assert np.all(dist[:3] < 1e-14) and dist[3] > 0.1
+
+
+def test_balance_is_the_minimum_norm_point_of_the_orbit():
+    spec = nets.MLPSpec((3, 5, 4, 1), "relu")
+    theta = _theta(spec)
+    b = S.balance(spec, theta)
+    rng = np.random.default_rng(6)
+    g = S.GroupElement(tuple(np.arange(w) for w in spec.hidden_widths),
+                       tuple(np.exp(rng.normal(size=w)) for w in spec.hidden_widths))
+    # invariant along the orbit, and no other point of the orbit has a smaller norm
+    np.testing.assert_allclose(S.balance(spec, S.act(spec, theta, g)), b, atol=1e-10)
+    for h in S.sample(spec, 20, rng, log_scale=0.3):
+        h = S.GroupElement(tuple(np.arange(w) for w in spec.hidden_widths), h.factors)
+        assert np.linalg.norm(S.act(spec, b, h)) >= np.linalg.norm(b) - 1e-12
+    np.testing.assert_allclose(_out(spec, b, X), _out(spec, theta, X), atol=1e-12)
