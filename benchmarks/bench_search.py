@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=64, help="elements per genni search")
     ap.add_argument("--configs", nargs="*", default=["moons_relu", "moons_tanh"])
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--out", default="search", help="results file stem under benchmarks/results/")
     args = ap.parse_args()
     torch.set_num_threads(2)
     rows, extra = [], {}
@@ -152,8 +153,7 @@ def main() -> None:
         extra[f"jacobian_{name}"] = jacobian_timing(spec, problem)
     mem = {} if args.skip_memory else {n: peak_rss_mb(n) for n in (64, 1024)}
     lines = [
-        f"Measured by `python benchmarks/bench_search.py --repeats {args.repeats} --baseline-elements "
-        f"{args.baseline_elements} --n {args.n}` on {platform.machine()}, torch {torch.__version__}, "
+        f"Measured by `python benchmarks/bench_search.py {' '.join(sys.argv[1:])}` on {platform.machine()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; medians of {args.repeats} repeats.",
         "",
         "| config | P | baseline el/s | baseline converged | baseline median L | genni el/s | genni converged "
@@ -175,8 +175,8 @@ def main() -> None:
         lines += [f"| {n} elements | {v:.0f} MB |" for n, v in mem.items()]
     text = "\n".join(lines) + "\n"
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "search.md").write_text(text)
-    (HERE / "results" / "search.json").write_text(json.dumps({"rows": rows, "jacobian": extra, "rss_mb": mem}, indent=2))
+    (HERE / "results" / f"{args.out}.md").write_text(text)
+    (HERE / "results" / f"{args.out}.json").write_text(json.dumps({"rows": rows, "jacobian": extra, "rss_mb": mem}, indent=2))
     print(text)
 
 

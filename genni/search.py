@@ -4,8 +4,10 @@ Objective (for every element independently):
 
     L(θ) = (1/n) Σ_{x ∈ X} ‖f_θ(x) − f_θ*(x)‖²        (probe set X, n inputs)
 
-All active candidates advance together as one tensor program over a batch
-θ of shape [B, P].  Finished elements (converged, or out of attempts) leave the
+All active candidates advance together, in lock-step, as one batch θ of shape [B, P]
+(on a GPU as batched tensor operations; on the CPU the per-element linear algebra
+loops over rows, which costs ~5-15 % and makes every element's bits independent of
+its batch-mates, see below).  Finished elements (converged, or out of attempts) leave the
 batch and are replaced by new ones from the queue, so memory is set by the batch
 size, not by how many elements are asked for, and results stream out as they finish.
 
@@ -215,18 +217,31 @@ class Found:
 
 # --- residuals, Jacobian and dead units
 #
-# Every product that involves one element's data runs on that element alone (a loop over
-# rows): batched BLAS calls may round differently for different batch sizes, and element
-# i's θ must not depend on which other elements share its batch (resuming, ``indices=``).
+# On the CPU every product that involves one element's data runs on that element alone
+# (a loop over rows): batched BLAS calls may round differently for different batch sizes,
+# and element i's θ must not depend on which other elements share its batch (resuming,
+# ``indices=``).  On the CPU this costs ~5-15 % against batched calls (measured: JᵀJ of
+# 64 × [512, 337] 0.21 s vs 0.19 s); on a GPU, where a Python loop over rows would
+# serialise tiny kernels, the same maths runs batched (torch.vmap / batched linalg) and
+# results are reproducible for a given batch composition only.
+
+
+def _batched(t: torch.Tensor) -> bool:
+    return t.device.type != "cpu"
 
 
 def _rowwise(fn, *tensors: torch.Tensor) -> torch.Tensor:
     """torch.stack([fn(t_1[i], t_2[i], ...) for every row i]), each row a fresh (aligned) copy:
-    BLAS kernels (MKL) may round differently depending on the address alignment of a row."""
+    BLAS kernels (MKL) may round differently depending on the address alignment of a row.
+    Off the CPU: ``torch.vmap(fn)`` over the rows."""
+    if _batched(tensors[0]):
+        return torch.vmap(fn)(*tensors)
     return torch.stack([fn(*(t[i].clone() for t in tensors)) for i in range(tensors[0].shape[0])])
 
 
 def _discrepancy_rows(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    if _batched(theta):
+        return discrepancy(spec, theta, X, Y)
     return _rowwise(lambda t: discrepancy(spec, t[None], X, Y)[0], theta)
 
 
@@ -286,9 +301,12 @@ def _lm_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str) ->
     if rows.numel() == 0:
         return
     spec, X, Y = problem.spec, problem.X, problem.Y
-    rJ = [_residual_jacobian(spec, t[None].clone(), X, Y) for t in st["theta"][rows]]
-    r = torch.cat([a for a, _ in rJ])
-    J = torch.cat([b for _, b in rJ])
+    if _batched(X):
+        r, J = _residual_jacobian(spec, st["theta"][rows], X, Y)
+    else:
+        rJ = [_residual_jacobian(spec, t[None].clone(), X, Y) for t in st["theta"][rows]]
+        r = torch.cat([a for a, _ in rJ])
+        J = torch.cat([b for _, b in rJ])
     n = problem.X.shape[0]
     A = _rowwise(lambda j: j.T @ j, J)
     d = torch.diagonal(A, dim1=1, dim2=2)
@@ -306,6 +324,8 @@ def _lm_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str) ->
 
 
 def _residuals(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
+    if _batched(theta):
+        return (nets.forward(problem.spec, theta, problem.X) - problem.Y).reshape(theta.shape[0], -1)
     return _rowwise(lambda t: (nets.forward(problem.spec, t, problem.X) - problem.Y).reshape(-1), theta)
 
 
@@ -319,9 +339,12 @@ def _lm_step(problem: Problem, st: dict, damping: str, geodesic: float = 0.0) ->
     n = problem.X.shape[0]
     M = A.clone()
     M.diagonal(dim1=1, dim2=2).add_(mu[:, None] * D)
-    fac = [torch.linalg.cholesky_ex(m.clone()) for m in M]
-    L = torch.stack([f[0] for f in fac])
-    info = torch.stack([f[1] for f in fac])
+    if _batched(M):
+        L, info = torch.linalg.cholesky_ex(M)
+    else:
+        fac = [torch.linalg.cholesky_ex(m.clone()) for m in M]
+        L = torch.stack([f[0] for f in fac])
+        info = torch.stack([f[1] for f in fac])
     ok = info == 0
     delta = -_chol_solve(g, L)
     delta = torch.where(ok[:, None], delta, torch.zeros_like(delta))
