@@ -17,9 +17,9 @@ from pathlib import Path
 from . import data as _data
 from .errors import ConfigError
 from .nets import ACTIVATIONS
-from .search import DEFAULT_MAX_STEPS, DEFAULT_PATIENCE
+from .search import DEFAULT_MAX_STEPS, DEFAULT_PATIENCE, SearchSettings
 
-_REQUIRED = object()
+_SD = SearchSettings()  # the [search] defaults live in one place: SearchSettings
 
 # section -> key -> (allowed python types, default, allowed values or None)
 SCHEMA: dict = {
@@ -46,24 +46,24 @@ SCHEMA: dict = {
         "init_scale": ((int, float), 1.0, None),
     },
     "search": {
-        "n": ((int,), 64, None),
-        "tol": ((int, float), 1e-10, None),
-        "method": ((str,), "lm", ("lm", "adam")),
-        "max_steps": ((int,), None, None),  # default per method (search.DEFAULT_MAX_STEPS)
-        "batch_size": ((int,), 64, None),
-        "init": ((str,), "random", ("random", "perturb")),
-        "init_scale": ((int, float), 1.0, None),
-        "restarts": ((int,), 4, None),
-        "lr": ((int, float), 1e-2, None),
-        "device": ((str,), "cpu", None),
-        "damping": ((str,), "identity", ("identity", "marquardt")),
-        "geodesic": ((int, float), 0.75, None),
-        "hops": ((int,), 3, None),
-        "hop_scale": ((int, float), 0.003, None),
-        "revive": ((bool,), True, None),
-        "patience": ((int,), None, None),  # default per method (search.DEFAULT_PATIENCE)
-        "stall_factor": ((int, float), 0.5, None),
-        "mu0": ((int, float), 1e-3, None),
+        "n": ((int,), _SD.n, None),
+        "tol": ((int, float), _SD.tol, None),
+        "method": ((str,), _SD.method, ("lm", "adam")),
+        "max_steps": ((int,), _SD.max_steps, None),  # default per method (search.DEFAULT_MAX_STEPS)
+        "batch_size": ((int,), _SD.batch_size, None),
+        "init": ((str,), _SD.init, ("random", "perturb")),
+        "init_scale": ((int, float), _SD.init_scale, None),
+        "restarts": ((int,), _SD.restarts, None),
+        "lr": ((int, float), _SD.lr, None),
+        "device": ((str,), _SD.device, None),
+        "damping": ((str,), _SD.damping, ("identity", "marquardt")),
+        "geodesic": ((int, float), _SD.geodesic, None),
+        "hops": ((int,), _SD.hops, None),
+        "hop_scale": ((int, float), _SD.hop_scale, None),
+        "revive": ((bool,), _SD.revive, None),
+        "patience": ((int,), _SD.patience, None),  # default per method (search.DEFAULT_PATIENCE)
+        "stall_factor": ((int, float), _SD.stall_factor, None),
+        "mu0": ((int, float), _SD.mu0, None),
     },
 }
 

@@ -58,7 +58,9 @@ def _device(name: str) -> torch.device:
     except RuntimeError:
         raise GenniError(f"unknown device '{name}'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise GenniError("device 'cuda' requested but CUDA is not available")
+        raise GenniError(f"device '{name}' requested but CUDA is not available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise GenniError(f"device '{name}' requested but only {torch.cuda.device_count()} CUDA device(s) exist")
     return dev
 
 

@@ -73,6 +73,8 @@ def test_bad_files_exit_2_and_untouched(tmp_path, tiny_config, capsys):
         ["identify", str(foreign)],
         ["find", str(tiny_config)],  # -o missing
         ["frobnicate"],
+        ["find", str(tiny_config), "-o", str(tmp_path / "c.h5"), "--device", "cuda:7"],
+        ["find", str(tiny_config), "-o", str(tmp_path / "c.h5"), "--device", "quantum"],
     ]
     for argv in cases:
         assert main(argv) == 2, argv

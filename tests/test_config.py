@@ -42,10 +42,24 @@ def test_widths_default_follows_the_dataset():
     ({"data": "moons"}, r"\[data\] must be a table"),
     ({"data": {"dataset": "iris", "n_probe": 100, "n_heldout": 100}}, "iris has 150 rows"),
     ({"reference": {"source": "file"}}, "needs \\[reference\\] path"),
+    ({"search": {"revive": 1}}, r"\[search\] revive must be true or false"),
+    ({"search": {"stall_factor": 1.5}}, r"\[search\] stall_factor must be below 1"),
+    ({"search": {"damping": "levenberg"}}, r"\[search\] damping = 'levenberg' is not one of"),
+    ({"search": {"tol": float("nan")}}, r"\[search\] tol"),
 ])
 def test_bad_configs_name_the_problem(raw, match):
     with pytest.raises(ConfigError, match=match):
         config.resolve(raw)
+
+
+def test_method_defaults_and_search_defaults_come_from_search_settings():
+    from genni.search import DEFAULT_MAX_STEPS, SearchSettings
+
+    lm = config.resolve({})["search"]
+    adam = config.resolve({"search": {"method": "adam"}})["search"]
+    assert lm["max_steps"] == DEFAULT_MAX_STEPS["lm"] and adam["max_steps"] == DEFAULT_MAX_STEPS["adam"]
+    settings = SearchSettings.from_config(lm)
+    assert settings.hops == SearchSettings().hops and settings.revive is True
 
 
 def test_random_teacher_may_have_any_output_width():
