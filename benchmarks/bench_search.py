@@ -103,8 +103,10 @@ def peak_rss_mb(n: int) -> float:
     cfg = ("name = 'mem'\nseed = 0\n[data]\ndataset = 'moons'\nn_probe = 128\nn_heldout = 128\n"
            "[model]\nwidths = [2, 8, 1]\nactivation = 'tanh'\n[reference]\nsource = 'train'\nepochs = 300\n"
            f"[search]\nn = {n}\nmax_steps = 60\nrestarts = 0\nbatch_size = 64\n")
-    code = ("import resource, sys; from genni.cli import main; rc = main(sys.argv[1:]); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    # VmHWM (peak resident set of this process image) rather than ru_maxrss, which keeps the
+    # parent's high-water mark across fork + exec
+    code = ("import sys; from genni.cli import main; rc = main(sys.argv[1:]); "
+            "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
     with tempfile.TemporaryDirectory() as tmp:
         p = Path(tmp) / "mem.toml"
         p.write_text(cfg)
@@ -124,6 +126,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     rows, extra = [], {}
+    mem = {} if args.skip_memory else {n: peak_rss_mb(n) for n in (64, 1024)}
     for name in args.configs:
         cfg, spec, problem = setup(ROOT / "experiments" / f"{name}.toml")
         tol = cfg["search"]["tol"]
@@ -151,7 +154,6 @@ def main() -> None:
             "speedup_converged": (g_rate / b_rate) if b_rate > 0 else float("inf"),
         })
         extra[f"jacobian_{name}"] = jacobian_timing(spec, problem)
-    mem = {} if args.skip_memory else {n: peak_rss_mb(n) for n in (64, 1024)}
     lines = [
         f"Measured by `python benchmarks/bench_search.py {' '.join(sys.argv[1:])}` on {platform.machine()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; medians of {args.repeats} repeats.",
