@@ -15,8 +15,7 @@ from . import identifiability, pipeline, plots, report, store
 from ._version import __version__
 from .errors import GenniError
 
-NOT_YET = {"project": "projections",
-           "paths": "layer-path geometry", "ricci": "Ricci curvature"}
+NOT_YET = {"paths": "layer-path geometry", "ricci": "Ricci curvature"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,6 +59,18 @@ def _parser() -> argparse.ArgumentParser:
                      help="relative held-out discrepancy below which an element is equivalent off the probe set")
     idf.add_argument("--json", action="store_true")
     idf.add_argument("--quiet", action="store_true")
+
+    pr = sub.add_parser("project", help="subspace through the class + discrepancy grid + paths and barriers")
+    pr.add_argument("run")
+    pr.add_argument("--subspace", default="pca", help="pca | plane | null | random (default pca)")
+    pr.add_argument("--dims", type=int, default=2, help="2 (default) or 3")
+    pr.add_argument("--resolution", type=int, help="grid points per axis (default 101 in 2-D, 41 in 3-D)")
+    pr.add_argument("--elements", type=int, nargs="+", help="element rows spanning the plane subspace")
+    pr.add_argument("--epsilon-rel", type=float, default=1e-6,
+                    help="ε for the equivalence mask and paths, relative to the output power (default 1e-6)")
+    pr.add_argument("--paths", type=int, default=8, help="paths θ* → element to compute (0: none)")
+    pr.add_argument("--json", action="store_true")
+    pr.add_argument("--quiet", action="store_true")
 
     pl = sub.add_parser("plot", help="every figure the run file supports")
     pl.add_argument("run")
@@ -113,6 +124,14 @@ def main(argv: list[str] | None = None) -> int:
             _cfg, out = _find(args, args.config)
             info = pipeline.identify(out, progress=not args.quiet)
             _log(args.quiet)(report.format_identify(info))
+            for kind, dims in (("pca", 2), ("plane", 2), ("null", 2), ("pca", 3)):
+                try:
+                    info = pipeline.project(out, subspace=kind, dims=dims, paths=8 if kind == "pca" and dims == 2 else 0,
+                                            progress=not args.quiet)
+                except GenniError as exc:  # e.g. no null space for a full-rank tanh network
+                    _log(args.quiet)(f"projection '{kind}' skipped: {exc}")
+                    continue
+                _log(args.quiet)(report.format_project(info))
             if not args.quiet:
                 _inspect(out, as_json=False)
             figdir = Path(args.figures) if args.figures else out.with_name(out.stem + "_figures")
@@ -122,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
             info = pipeline.identify(args.run, rtol=args.rtol, symmetry_tol=args.symmetry_tol,
                                      heldout_tol=args.heldout_tol, progress=not args.quiet)
             print(json.dumps(info, indent=2) if args.json else report.format_identify(info))
+        elif args.command == "project":
+            info = pipeline.project(args.run, subspace=args.subspace, dims=args.dims, resolution=args.resolution,
+                                    elements=tuple(args.elements) if args.elements else None,
+                                    epsilon_rel=args.epsilon_rel, paths=args.paths, progress=not args.quiet)
+            print(json.dumps(info, indent=2) if args.json else report.format_project(info))
         elif args.command == "inspect":
             _inspect(args.run, args.json)
         elif args.command == "plot":

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from . import config as _config
 from . import data as _data
-from . import identifiability, nets, search, store, symmetries, train
+from . import identifiability, nets, projection, search, store, symmetries, train
 from .errors import GenniError
 
 DEGENERATE_RATIO = 1e-4
@@ -169,3 +169,105 @@ def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
     return {"rank": sp.rank, "expected_rank": expected, "n_params": spec.n_params, "rank_tolerance": sp.rank_tolerance,
             "gap": sp.gap, "null_dim": spec.n_params - sp.rank, "symmetries": kinds, "n_elements": n,
             "verdicts": counts, "symmetry_tol": symmetry_tol, "heldout_tol": heldout_tol}
+
+
+def _elements_for_picture(run: store.RunData) -> tuple[np.ndarray, str]:
+    """The elements drawn: aligned to θ* when `identify` has run (symmetry copies then collapse
+    onto the reference), else as found."""
+    eq = run.equivalents
+    if "aligned_theta" in eq:
+        return eq["aligned_theta"], "aligned"
+    return eq["theta"], "as found"
+
+
+def project(path: str | Path, *, subspace: str = "pca", dims: int = 2, resolution: int | None = None,
+            elements: tuple[int, ...] | None = None, epsilon_rel: float = 1e-6, margin: float = 0.25,
+            paths: int = 8, progress: bool = False, batch: int = projection.DEFAULT_BATCH) -> dict:
+    """A subspace through the equivalence class, the discrepancy on a grid in it, and paths.
+
+    Stores ``/projections/<subspace>`` (2-D) or ``/projections/<subspace>_3d`` (3-D) with the
+    basis, origin (θ*), every element's coordinates and residual, the grid axes and the probe
+    and held-out discrepancy on the grid (NaN-prefilled, filled chunk by chunk: an interrupted
+    run resumes), and ``/projections/barriers``: discrepancy along straight and Bézier paths from θ*
+    to the ``paths`` elements of lowest probe discrepancy, the pairwise straight-path barrier matrix between
+    them and θ*, and the connected components of the graph "path stays below ε".
+    ε = epsilon_rel × output power of the reference.
+    """
+    if subspace not in projection.KINDS:
+        raise GenniError(f"unknown subspace '{subspace}' (choose from: {', '.join(projection.KINDS)})")
+    if dims not in (2, 3):
+        raise GenniError(f"--dims must be 2 or 3, got {dims}")
+    resolution = resolution or (101 if dims == 2 else 41)
+    if resolution < 3:
+        raise GenniError(f"--resolution must be at least 3, got {resolution}")
+    if not (epsilon_rel > 0 and np.isfinite(epsilon_rel)):
+        raise GenniError(f"--epsilon-rel must be a positive number, got {epsilon_rel}")
+    run = store.load_run(path)
+    spec = nets.MLPSpec.from_dict(run.architecture)
+    if run.n_equivalents == 0:
+        raise GenniError(f"{path} holds no equivalents yet: run genni find first")
+    thetas, how = _elements_for_picture(run)
+    conv = np.flatnonzero(run.equivalents["converged"])
+    ref = run.theta_ref
+    if subspace == "pca":
+        if len(thetas) < max(2, dims):
+            raise GenniError(f"PCA needs at least {max(2, dims)} elements, the file has {len(thetas)}")
+        sub = projection.pca_subspace(thetas, origin=ref, k=dims)
+    elif subspace == "plane":
+        pool = conv if len(conv) >= dims else np.arange(len(thetas))
+        chosen = tuple(elements) if elements else tuple(int(i) for i in pool[:dims])
+        if len(chosen) != dims or any(not 0 <= i < len(thetas) for i in chosen):
+            raise GenniError(f"the plane subspace needs {dims} element rows in 0..{len(thetas) - 1}, got {list(chosen)}")
+        sub = projection.plane_subspace(ref, thetas[chosen[0]], thetas[chosen[1]], thetas,
+                                        c=thetas[chosen[2]] if dims == 3 else None)
+    elif subspace == "null":
+        if "null_basis" not in run.identifiability:
+            raise GenniError("the null subspace needs the Jacobian null space: run genni identify first")
+        sub = projection.null_subspace(run.identifiability["null_basis"], ref, thetas, k=dims)
+    else:
+        sub = projection.random_subspace(spec, ref, thetas, k=dims, seed=int(run.attrs.get("seed", 0)))
+    axes = projection.grid_axes(sub.coords, resolution=resolution, margin=margin)
+    power = float(run.reference.get("output_power") or projection.output_power(run.Y))
+    eps = projection.default_epsilon(power, epsilon_rel)
+    name = subspace if dims == 2 else f"{subspace}_3d"
+    signature = json.dumps({"kind": subspace, "k": dims, "resolution": resolution, "margin": margin,
+                            "elements": how, "n": len(thetas), "chosen": list(elements or ()),
+                            "basis_sha": float(np.round(sub.basis.sum(), 12))}, sort_keys=True)
+    arrays = {"basis": sub.basis, "origin": sub.origin, "coords": sub.coords, "residuals": sub.residuals, "axes": axes}
+    if sub.explained is not None:
+        arrays["explained"] = sub.explained
+    done = store.prepare_projection(
+        path, name, arrays=arrays, grid_shape=(resolution,) * dims,
+        attrs={"signature": signature, "kind": subspace, "epsilon": eps, "epsilon_rel": epsilon_rel,
+               "elements": how, "output_power": power, "resolution": resolution})
+    for which, X, Y in (("values", run.X, run.Y), ("values_heldout", run.X_heldout, run.Y_heldout)):
+        for idx, vals in projection.iter_grid(spec, X, Y, sub.origin, sub.basis, axes, batch=batch,
+                                              done_mask=done[which], progress=progress):
+            store.write_grid_values(path, name, which, idx, vals)
+    info = {"name": name, "kind": subspace, "dims": dims, "resolution": resolution, "epsilon": eps,
+            "median_residual": float(np.median(sub.residuals)), "elements": how}
+    if paths > 0:
+        best = np.argsort(run.equivalents["discrepancy"], kind="stable")[:paths]  # converged ones first
+        info.update(_paths(path, spec, run, thetas[best], best, eps, progress))
+    return info
+
+
+def _paths(path, spec, run: store.RunData, chosen: np.ndarray, rows: np.ndarray, eps: float, progress: bool) -> dict:
+    """Straight and Bézier paths θ* → element, and the straight-path barrier graph."""
+    ref = run.theta_ref
+    t = np.linspace(0.0, 1.0, 33)
+    linear, bezier = [], []
+    for theta in tqdm(chosen, desc="paths", unit="path", disable=not progress, file=sys.stderr, leave=False):
+        linear.append(projection.path_discrepancy(spec, run.X, run.Y, projection.linear_path(ref, theta, len(t))))
+        control = projection.fit_bezier(spec, run.X, run.Y, ref, theta, steps=150)
+        bezier.append(projection.path_discrepancy(spec, run.X, run.Y, projection.bezier_path(ref, theta, control, len(t))))
+    points = np.concatenate([ref[None], chosen])
+    barriers, n_comp, labels = projection.barrier_graph(spec, run.X, run.Y, points, eps)
+    store.write_group(path, "projections/barriers",
+                      {"t": t, "linear": np.array(linear), "bezier": np.array(bezier), "elements": rows,
+                       "barriers": barriers, "labels": labels, "components": n_comp},
+                      {"epsilon": eps, "note": "row 0 of barriers/labels is the reference, then the listed elements"})
+    lin_b = [projection.barrier(v) for v in linear]
+    bez_b = [projection.barrier(v) for v in bezier]
+    return {"n_paths": len(chosen), "components": int(n_comp),
+            "max_linear_barrier": float(max(lin_b)), "max_bezier_barrier": float(max(bez_b))}

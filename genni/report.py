@@ -116,3 +116,15 @@ def format_identify(info: dict) -> str:
         lines.append("  rank below the bound: dead or always-active units, or too few probe points, "
                      "make more directions functionally invisible")
     return "\n".join(lines)
+
+
+def format_project(info: dict) -> str:
+    """The headline of `genni project`."""
+    line = (f"projection '{info['name']}': {info['dims']}-D {info['kind']} subspace through θ*, "
+            f"{info['resolution']}^{info['dims']} grid, ε = {info['epsilon']:.3g}; elements {info['elements']}, "
+            f"median residual (distance to the subspace) {info['median_residual']:.3g}")
+    if "n_paths" in info:
+        line += (f"\npaths θ* → {info['n_paths']} elements: largest straight-path barrier {info['max_linear_barrier']:.3g}, "
+                 f"largest Bézier barrier {info['max_bezier_barrier']:.3g}; {info['components']} connected "
+                 f"component(s) of the 'straight path stays below ε' graph")
+    return line

@@ -68,6 +68,8 @@ class RunData:
     equivalents_attrs: dict = field(default_factory=dict)
     identifiability: dict = field(default_factory=dict)
     identifiability_attrs: dict = field(default_factory=dict)
+    projections: dict = field(default_factory=dict)
+    """name -> {dataset: array, ..., "attrs": {...}} for every group under /projections"""
 
     @property
     def n_equivalents(self) -> int:
@@ -229,11 +231,15 @@ def load_run(path: str | Path) -> RunData:
                 eq_attrs = {k: _attr(v) for k, v in f["equivalents"].attrs.items()}
                 eq = {k: ds[()] for k, ds in f["equivalents"].items() if isinstance(ds, h5py.Dataset)}
             ident, ident_attrs = _read_group(f, "identifiability")
+            projections = {}
+            for name in f.get("projections", {}):
+                arrays, attrs = _read_group(f["projections"], name)
+                projections[name] = {**arrays, "attrs": attrs}
             run = RunData(path=p, attrs={k: _attr(v) for k, v in f.attrs.items()}, config=cfg, architecture=arch,
                           theta_ref=f["reference/theta"][()], reference=ref, X=get("X"), X_heldout=get("X_heldout"),
                           Y=get("Y"), Y_heldout=get("Y_heldout"), labels=get("labels"),
                           labels_heldout=get("labels_heldout"), equivalents=eq, equivalents_attrs=eq_attrs,
-                          identifiability=ident, identifiability_attrs=ident_attrs)
+                          identifiability=ident, identifiability_attrs=ident_attrs, projections=projections)
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise GenniError(f"cannot read {p} (damaged run file?): {str(exc).splitlines()[0]}") from None
     lengths = {k: len(v) for k, v in run.equivalents.items()}
@@ -242,7 +248,7 @@ def load_run(path: str | Path) -> RunData:
     return run
 
 
-def _read_group(f: h5py.File, name: str) -> tuple[dict, dict]:
+def _read_group(f: h5py.File | h5py.Group, name: str) -> tuple[dict, dict]:
     if name not in f:
         return {}, {}
     g = f[name]
@@ -290,3 +296,52 @@ def describe(path: str | Path) -> list[dict]:
             out.append(entry)
         f.visititems(visit)
     return out
+
+
+def prepare_projection(path: str | Path, name: str, *, arrays: dict, attrs: dict, grid_shape: tuple[int, ...]) -> dict:
+    """Create (or keep, to resume) ``/projections/<name>`` with NaN-filled grids.
+
+    arrays : ``basis`` [k, P], ``origin`` [P], ``coords`` [N, k], ``residuals`` [N], ``axes`` [k, R], ...
+    attrs : must include ``signature`` (JSON text): a group whose signature matches is kept
+        with its values, so an interrupted grid resumes; otherwise it is replaced.
+    returns : the done masks ``{"values": bool [R]*k, "values_heldout": ...}``
+    """
+    with _open(path, "r+") as f:
+        g = f.require_group("projections")
+        if name in g and _attr(g[name].attrs.get("signature", "")) != attrs["signature"]:
+            del g[name]
+        if name not in g:
+            grp = g.create_group(name)
+            for k, v in arrays.items():
+                grp.create_dataset(k, data=np.asarray(v))
+            for which in ("values", "values_heldout"):
+                grp.create_dataset(which, shape=grid_shape, dtype="f8", fillvalue=np.nan,
+                                   chunks=True if len(grid_shape) else None)
+            for k, v in attrs.items():
+                grp.attrs[k] = v
+            f.flush()
+        grp = g[name]
+        return {which: ~np.isnan(grp[which][()]) for which in ("values", "values_heldout")}
+
+
+def write_grid_values(path: str | Path, name: str, which: str, flat_index: np.ndarray, values: np.ndarray) -> None:
+    """Store one contiguous run of grid values (flat C-order indices) and flush."""
+    with _open(path, "r+") as f:
+        ds = f["projections"][name][which]
+        flat = ds[()].reshape(-1)
+        flat[np.asarray(flat_index)] = values
+        ds[...] = flat.reshape(ds.shape)
+        f.flush()
+
+
+def write_group(path: str | Path, group: str, arrays: dict, attrs: dict) -> None:
+    """Replace the group ``group`` (e.g. ``projections/barriers``) with these datasets and attributes."""
+    with _open(path, "r+") as f:
+        if group in f:
+            del f[group]
+        g = f.create_group(group)
+        for k, v in arrays.items():
+            g.create_dataset(k, data=np.asarray(v))
+        for k, v in attrs.items():
+            g.attrs[k] = v
+        f.flush()
