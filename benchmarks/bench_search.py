@@ -155,7 +155,8 @@ def main() -> None:
         })
         extra[f"jacobian_{name}"] = jacobian_timing(spec, problem)
     lines = [
-        f"Measured by `python benchmarks/bench_search.py {' '.join(sys.argv[1:])}` on {platform.machine()}, torch {torch.__version__}, "
+        f"Measured by `python benchmarks/bench_search.py {' '.join(sys.argv[1:])}` on {platform.machine()}, "
+        f"torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; medians of {args.repeats} repeats.",
         "",
         "| config | P | baseline el/s | baseline converged | baseline median L | genni el/s | genni converged "

@@ -171,13 +171,18 @@ def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
             "verdicts": counts, "symmetry_tol": symmetry_tol, "heldout_tol": heldout_tol}
 
 
-def _elements_for_picture(run: store.RunData) -> tuple[np.ndarray, str]:
-    """The elements drawn: aligned to θ* when `identify` has run (symmetry copies then collapse
-    onto the reference), else as found."""
+def _elements_for_picture(spec: nets.MLPSpec, run: store.RunData) -> tuple[np.ndarray, np.ndarray, str]:
+    """(origin, elements, how) for the pictures.  Elements are aligned to θ* when `identify` has
+    run (symmetry copies then collapse onto the reference), else as found; for relu every
+    network, θ* included, is moved to the minimum-norm point of its rescaling orbit
+    (:func:`genni.symmetries.balance`: the same function), so that units that are almost
+    switched off do not dominate distances with huge compensating weights."""
     eq = run.equivalents
-    if "aligned_theta" in eq:
-        return eq["aligned_theta"], "aligned"
-    return eq["theta"], "as found"
+    thetas, how = (eq["aligned_theta"], "aligned") if "aligned_theta" in eq else (eq["theta"], "as found")
+    if symmetries.symmetry_kinds(spec)["rescaling"]:
+        return (symmetries.balance(spec, run.theta_ref), np.stack([symmetries.balance(spec, t) for t in thetas]),
+                how + ", balanced")
+    return run.theta_ref, thetas, how
 
 
 def project(path: str | Path, *, subspace: str = "pca", dims: int = 2, resolution: int | None = None,
@@ -186,7 +191,7 @@ def project(path: str | Path, *, subspace: str = "pca", dims: int = 2, resolutio
     """A subspace through the equivalence class, the discrepancy on a grid in it, and paths.
 
     Stores ``/projections/<subspace>`` (2-D) or ``/projections/<subspace>_3d`` (3-D) with the
-    basis, origin (θ*), every element's coordinates and residual, the grid axes and the probe
+    basis, origin (θ*; for relu its minimum-norm rescaling, the same function), every element's coordinates and residual, the grid axes and the probe
     and held-out discrepancy on the grid (NaN-prefilled, filled chunk by chunk: an interrupted
     run resumes), and ``/projections/barriers``: discrepancy along straight and Bézier paths from θ*
     to the ``paths`` elements of lowest probe discrepancy, the pairwise straight-path barrier matrix between
@@ -206,9 +211,8 @@ def project(path: str | Path, *, subspace: str = "pca", dims: int = 2, resolutio
     spec = nets.MLPSpec.from_dict(run.architecture)
     if run.n_equivalents == 0:
         raise GenniError(f"{path} holds no equivalents yet: run genni find first")
-    thetas, how = _elements_for_picture(run)
+    ref, thetas, how = _elements_for_picture(spec, run)
     conv = np.flatnonzero(run.equivalents["converged"])
-    ref = run.theta_ref
     if subspace == "pca":
         if len(thetas) < max(2, dims):
             raise GenniError(f"PCA needs at least {max(2, dims)} elements, the file has {len(thetas)}")
@@ -248,13 +252,13 @@ def project(path: str | Path, *, subspace: str = "pca", dims: int = 2, resolutio
             "median_residual": float(np.median(sub.residuals)), "elements": how}
     if paths > 0:
         best = np.argsort(run.equivalents["discrepancy"], kind="stable")[:paths]  # converged ones first
-        info.update(_paths(path, spec, run, thetas[best], best, eps, progress))
+        info.update(_paths(path, spec, run, ref, thetas[best], best, eps, progress))
     return info
 
 
-def _paths(path, spec, run: store.RunData, chosen: np.ndarray, rows: np.ndarray, eps: float, progress: bool) -> dict:
+def _paths(path, spec, run: store.RunData, ref: np.ndarray, chosen: np.ndarray, rows: np.ndarray, eps: float,
+           progress: bool) -> dict:
     """Straight and Bézier paths θ* → element, and the straight-path barrier graph."""
-    ref = run.theta_ref
     t = np.linspace(0.0, 1.0, 33)
     linear, bezier = [], []
     for theta in tqdm(chosen, desc="paths", unit="path", disable=not progress, file=sys.stderr, leave=False):

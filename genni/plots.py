@@ -178,7 +178,7 @@ def figure_projections(run: RunData):
              and not np.isnan(p["values"]).all()]
     if not names:
         return None
-    fig, axes = plt.subplots(1, len(names), figsize=(6.2 * len(names), 5.6), constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(7.0 * len(names), 5.8), constrained_layout=True, squeeze=False)
     for ax, name in zip(axes[0], names):
         cf, sc = _projection_panel(ax, run, name)
         fig.colorbar(cf, ax=ax, shrink=0.85, label="relative discrepancy  L(θ) / mean‖f_θ*‖²")
