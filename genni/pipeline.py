@@ -191,11 +191,13 @@ def project(path: str | Path, *, subspace: str = "pca", dims: int = 2, resolutio
     """A subspace through the equivalence class, the discrepancy on a grid in it, and paths.
 
     Stores ``/projections/<subspace>`` (2-D) or ``/projections/<subspace>_3d`` (3-D) with the
-    basis, origin (θ*; for relu its minimum-norm rescaling, the same function), every element's coordinates and residual, the grid axes and the probe
-    and held-out discrepancy on the grid (NaN-prefilled, filled chunk by chunk: an interrupted
-    run resumes), and ``/projections/barriers``: discrepancy along straight and Bézier paths from θ*
-    to the ``paths`` elements of lowest probe discrepancy, the pairwise straight-path barrier matrix between
-    them and θ*, and the connected components of the graph "path stays below ε".
+    basis, origin (θ*; for relu its minimum-norm rescaling, the same function), every
+    element's coordinates and residual, the grid axes and the probe and held-out
+    discrepancy on the grid (NaN-prefilled, filled chunk by chunk: an interrupted run
+    resumes), and ``/projections/barriers``: the discrepancy along straight and Bézier paths
+    from θ* to the ``paths`` elements of lowest probe discrepancy, the pairwise
+    straight-path barrier matrix between them and θ*, and the connected components of the
+    graph "path stays below ε".
     ε = epsilon_rel × output power of the reference.
     """
     if subspace not in projection.KINDS:
