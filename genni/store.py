@@ -325,12 +325,26 @@ def prepare_projection(path: str | Path, name: str, *, arrays: dict, attrs: dict
 
 
 def write_grid_values(path: str | Path, name: str, which: str, flat_index: np.ndarray, values: np.ndarray) -> None:
-    """Store one contiguous run of grid values (flat C-order indices) and flush."""
+    """Store one contiguous run of grid values (flat C-order indices) and flush.
+
+    Writes row segments of the grid in place (no read-back of the whole grid)."""
+    idx = np.asarray(flat_index, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    if len(idx) == 0:
+        return
+    if len(idx) != len(values) or np.any(np.diff(idx) != 1):
+        raise GenniError("grid values must come as one contiguous run of flat indices")
     with _open(path, "r+") as f:
         ds = f["projections"][name][which]
-        flat = ds[()].reshape(-1)
-        flat[np.asarray(flat_index)] = values
-        ds[...] = flat.reshape(ds.shape)
+        R = ds.shape[-1]
+        start, stop = int(idx[0]), int(idx[-1]) + 1
+        pos = start
+        while pos < stop:
+            row, col = divmod(pos, R)
+            end = min(stop, (row + 1) * R)
+            lead = np.unravel_index(row, ds.shape[:-1]) if ds.ndim > 1 else ()
+            ds[tuple(int(i) for i in lead) + (slice(col, col + end - pos),)] = values[pos - start:end - start]
+            pos = end
         f.flush()
 
 

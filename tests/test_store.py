@@ -120,3 +120,25 @@ def test_create_refuses_to_overwrite(tmp_path):
         store.create_run(p, config={}, architecture={}, theta_ref=np.zeros(3), reference={},
                          X=np.zeros((1, 1)), X_heldout=np.zeros((1, 1)), Y=np.zeros((1, 1)), Y_heldout=np.zeros((1, 1)))
     assert p.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("shape, run", [((5, 7), 3), ((4, 3, 6), 7), ((9,), 4)])
+def test_grid_values_written_in_runs_land_in_place(tmp_path, cfg, shape, run):
+    path = tmp_path / "run.h5"
+    pipeline.find(config.with_overrides(cfg, n=1), path)
+    sig = {"signature": "x"}
+    done = store.prepare_projection(path, "g", arrays={"axes": np.zeros((len(shape), 1))}, attrs=sig, grid_shape=shape)
+    assert not done["values"].any()
+    truth = np.random.default_rng(0).normal(size=shape)
+    flat = truth.reshape(-1)
+    for start in range(0, flat.size, run):
+        idx = np.arange(start, min(start + run, flat.size))
+        store.write_grid_values(path, "g", "values", idx, flat[idx])
+    got = store.load_run(path).projections["g"]
+    assert np.array_equal(got["values"], truth) and np.isnan(got["values_heldout"]).all()
+    with pytest.raises(GenniError, match="contiguous"):
+        store.write_grid_values(path, "g", "values", np.array([0, 2]), np.zeros(2))
+    # the same signature keeps the values (resume); another one starts afresh
+    assert store.prepare_projection(path, "g", arrays={}, attrs=sig, grid_shape=shape)["values"].all()
+    assert not store.prepare_projection(path, "g", arrays={"axes": np.zeros(1)}, attrs={"signature": "y"},
+                                        grid_shape=shape)["values"].any()

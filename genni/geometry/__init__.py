@@ -1,0 +1,18 @@
+"""Representational geometry: shape metrics between layer representations and layer paths."""
+
+from .metrics import (
+    DEFAULT_FLOOR,
+    METRICS,
+    MetricSpec,
+    angle,
+    distance,
+    geodesic,
+    gram_angle,
+    pairwise,
+    path_summary,
+    warn_missing_symmetries,
+    zscore,
+)
+
+__all__ = ["METRICS", "MetricSpec", "DEFAULT_FLOOR", "distance", "pairwise", "gram_angle", "zscore", "geodesic",
+           "angle", "path_summary", "warn_missing_symmetries"]

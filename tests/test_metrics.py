@@ -1,0 +1,251 @@
+"""Representational metrics and layer-path geometry (genni.geometry.metrics)."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from scipy.stats import ortho_group
+
+from genni import nets, symmetries
+from genni.geometry import METRICS, angle, distance, geodesic, gram_angle, pairwise, path_summary, warn_missing_symmetries, zscore
+
+NAMES = ("angular_cka", "angular_procrustes", "procrustes", "zscore_procrustes", "zscore_permutation")
+ROTATION_INVARIANT = [m for m in NAMES if "orthogonal" in METRICS[m].invariances]
+ANGULAR = ("angular_cka", "angular_procrustes", "zscore_procrustes", "zscore_permutation")
+
+
+def _rand(rng, n, d):
+    return rng.standard_normal((n, d)) @ rng.standard_normal((d, d))
+
+
+def test_registry_names_and_flags():
+    assert set(NAMES) <= set(METRICS)
+    assert set(ROTATION_INVARIANT) == {"angular_cka", "angular_procrustes", "procrustes"}
+    for m in NAMES:
+        assert isinstance(METRICS[m].invariances, tuple) and METRICS[m].is_length_metric
+    assert "per_unit_scaling" in METRICS["zscore_procrustes"].invariances
+    assert "per_unit_scaling" not in METRICS["angular_cka"].invariances
+    with pytest.raises(ValueError, match="unknown metric"):
+        distance(np.ones((3, 1)), np.ones((3, 1)), "nope")
+
+
+@pytest.mark.parametrize("metric", ROTATION_INVARIANT)
+def test_orthogonal_invariance(metric):
+    rng = np.random.default_rng(0)
+    X = _rand(rng, 30, 5)
+    Q = ortho_group.rvs(5, random_state=1)
+    assert distance(X, X @ Q, metric) < 1e-10
+
+
+@pytest.mark.parametrize("metric", ANGULAR)
+def test_scale_and_translation_invariance(metric):
+    rng = np.random.default_rng(1)
+    X = _rand(rng, 30, 4)
+    b = rng.standard_normal(4)
+    assert distance(X, 3.7 * X + b, metric) < 1e-10
+    assert distance(X, 0.2 * X - 5 * b, metric) < 1e-10
+
+
+def test_one_dimensional_values():
+    x = np.array([1.0, -1, 0, 0])
+    y = np.array([1.0, -1, 1, -1])
+    z = np.array([0.0, 0, 1, -1])
+    assert distance(x, y, "angular_procrustes") == pytest.approx(np.pi / 4, abs=1e-14)
+    assert distance(x, y, "angular_cka") == pytest.approx(np.pi / 3, abs=1e-14)
+    for m in ("angular_procrustes", "angular_cka"):
+        assert distance(x, z, m) == pytest.approx(np.pi / 2, abs=1e-14)
+
+
+def test_two_dimensional_values():
+    X = np.array([[1.0, 0], [-1, 0], [0, 1], [0, -1]])
+    Y = X @ np.diag([1.0, 2.0])
+    assert distance(X, Y, "angular_procrustes") == pytest.approx(np.arctan(1 / 3), abs=1e-14)
+    assert distance(X, Y, "angular_procrustes") == pytest.approx(0.3217506, abs=1e-7)
+    assert distance(X, Y, "angular_cka") == pytest.approx(np.arccos(10 / np.sqrt(136)), abs=1e-14)
+    assert distance(X, Y, "angular_cka") == pytest.approx(0.5404195, abs=1e-7)
+    # the z-score metrics quotient out the per-unit scaling
+    assert distance(X, Y, "zscore_procrustes") < 1e-12
+    assert distance(X, Y, "zscore_permutation") < 1e-12
+
+
+def test_procrustes_is_not_normalised():
+    rng = np.random.default_rng(2)
+    X, Y = _rand(rng, 20, 3), _rand(rng, 20, 4)
+    assert distance(2 * X, 2 * Y, "procrustes") == pytest.approx(2 * distance(X, Y, "procrustes"), rel=1e-12)
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    nuc = np.linalg.svd(Xc.T @ Yc, compute_uv=False).sum()
+    expect = np.sqrt(max((Xc**2).sum() + (Yc**2).sum() - 2 * nuc, 0.0))
+    assert distance(X, Y, "procrustes") == pytest.approx(expect, rel=1e-10)
+
+
+def test_zero_padding_and_bures_angle():
+    rng = np.random.default_rng(3)
+    X, Y = _rand(rng, 25, 3), _rand(rng, 25, 6)
+    d = distance(X, Y, "angular_procrustes")
+    Xp = np.concatenate([X, np.zeros((25, 4))], axis=1)
+    assert distance(Xp, Y, "angular_procrustes") == pytest.approx(d, abs=1e-13)
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    K, L = Xc @ Xc.T, Yc @ Yc.T
+    Kh = scipy.linalg.sqrtm(K)
+    fid = np.trace(scipy.linalg.sqrtm(Kh @ L @ Kh)).real
+    bures = np.arccos(np.clip(fid / np.sqrt(np.trace(K) * np.trace(L)), -1, 1))
+    assert d == pytest.approx(bures, abs=1e-6)  # sqrtm of rank-deficient Grams limits the oracle's accuracy
+    # the CKA oracle from the Gram matrices
+    assert distance(X, Y, "angular_cka") == pytest.approx(gram_angle(K, L), abs=1e-12)
+    cka = (K * L).sum() / (np.linalg.norm(K) * np.linalg.norm(L))
+    assert distance(X, Y, "angular_cka") == pytest.approx(np.arccos(cka), abs=1e-12)
+
+
+def test_wide_representations_use_thin_factors():
+    rng = np.random.default_rng(4)
+    X, Y = rng.standard_normal((8, 20)), rng.standard_normal((8, 3))
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    nuc = np.linalg.svd(Xc.T @ Yc, compute_uv=False).sum()
+    assert distance(X, Y, "angular_procrustes") == pytest.approx(
+        np.arccos(nuc / (np.linalg.norm(Xc) * np.linalg.norm(Yc))), abs=1e-12)
+
+
+def _gram_factor(G):
+    w, V = np.linalg.eigh(G)
+    return V * np.sqrt(np.clip(w, 0, None))
+
+
+@pytest.mark.parametrize("t", [0.0, 0.25, 0.5, 0.8, 1.0])
+def test_geodesics_divide_distance(t):
+    rng = np.random.default_rng(5)
+    A, B = _rand(rng, 30, 3), _rand(rng, 30, 5)
+    d = distance(A, B, "angular_procrustes")
+    g = geodesic(A, B, t, "angular_procrustes")
+    assert g.shape == (30, 5)
+    assert distance(A, g, "angular_procrustes") == pytest.approx(t * d, abs=1e-12)
+    assert distance(g, B, "angular_procrustes") == pytest.approx((1 - t) * d, abs=1e-12)
+    Ac = A - A.mean(0)
+    G = geodesic(A, B, t, "angular_cka")
+    dc = distance(A, B, "angular_cka")
+    assert G.shape == (30, 30)
+    assert gram_angle(Ac @ Ac.T, G) == pytest.approx(t * dc, abs=1e-12)
+    assert distance(A, _gram_factor(G), "angular_cka") == pytest.approx(t * dc, abs=1e-10)
+    assert distance(A, geodesic(A, B, t, "procrustes"), "procrustes") == pytest.approx(
+        t * distance(A, B, "procrustes"), abs=1e-12)
+    zA, zB = zscore(A), zscore(B)
+    gz = geodesic(zA, zB, t, "angular_procrustes")
+    assert distance(zA, gz, "angular_procrustes") == pytest.approx(t * distance(A, B, "zscore_procrustes"), abs=1e-12)
+    with pytest.raises(ValueError, match="no geodesic"):
+        geodesic(A, B, t, "zscore_permutation")
+
+
+def test_alignment_first_for_procrustes_midpoint():
+    rng = np.random.default_rng(6)
+    A = _rand(rng, 20, 3)
+    B = A @ ortho_group.rvs(3, random_state=2)
+    mid = geodesic(A, B, 0.5, "angular_procrustes")
+    assert distance(A, mid, "angular_procrustes") < 1e-10  # B is A up to rotation: the midpoint is A itself
+
+
+@pytest.mark.parametrize("metric", ("angular_cka", "angular_procrustes", "procrustes"))
+def test_angle_at_interior_geodesic_point_is_pi(metric):
+    rng = np.random.default_rng(7)
+    A, C = _rand(rng, 25, 4), _rand(rng, 25, 3)
+    B = _gram_factor(geodesic(A, C, 0.4, metric)) if metric == "angular_cka" else geodesic(A, C, 0.4, metric)
+    assert angle(A, B, C, metric) == pytest.approx(np.pi, abs=1e-6)
+    assert angle(A, B, A, metric) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_zscore_angles():
+    rng = np.random.default_rng(13)
+    A, B, C = (_rand(rng, 20, d) for d in (2, 3, 4))
+    zA, zB, zC = zscore(A), zscore(B), zscore(C)
+    assert angle(A, B, C, "zscore_procrustes") == pytest.approx(angle(zA, zB, zC, "angular_procrustes"), abs=1e-12)
+    g = geodesic(zA, zC, 0.3, "angular_procrustes")
+    assert angle(zA, g, zC, "angular_procrustes") == pytest.approx(np.pi, abs=1e-6)
+    # a per-unit rescaled, permuted B is the same point under the quotient metric
+    Bs = B[:, [2, 0, 1]] * np.array([0.5, 3.0, 7.0])
+    for m in ("zscore_procrustes", "zscore_permutation"):
+        assert angle(A, Bs, C, m) == pytest.approx(angle(A, B, C, m), abs=1e-10)
+
+
+def test_cka_angle_matches_spherical_law_of_cosines():
+    rng = np.random.default_rng(8)
+    A, B, C = (_rand(rng, 20, d) for d in (2, 3, 4))
+    a, b, c = (distance(*p, "angular_cka") for p in ((B, C), (A, C), (A, B)))
+    law = np.arccos((np.cos(b) - np.cos(a) * np.cos(c)) / (np.sin(a) * np.sin(c)))
+    assert angle(A, B, C, "angular_cka") == pytest.approx(law, abs=1e-10)
+
+
+@pytest.mark.parametrize("metric", NAMES)
+def test_path_summary(metric):
+    rng = np.random.default_rng(9)
+    reps = [_rand(rng, 30, d) for d in (2, 5, 4, 1)]
+    s = path_summary(reps, metric)
+    assert s["steps"].shape == (3,) and s["angles"].shape == (2,) and s["turning_angles"].shape == (2,)
+    assert s["length"] == pytest.approx(s["steps"].sum())
+    assert 0 <= s["straightness"] <= 1 + 1e-12
+    assert np.all((s["angles"] >= 0) & (s["angles"] <= np.pi + 1e-12))
+
+
+@pytest.mark.parametrize("metric", NAMES)
+def test_triangle_inequality_mixed_widths(metric):
+    rng = np.random.default_rng(10)
+    for _ in range(15):
+        X, Y, Z = (_rand(rng, 12, int(d)) for d in rng.integers(1, 7, 3))
+        dxy, dyz, dxz = distance(X, Y, metric), distance(Y, Z, metric), distance(X, Z, metric)
+        assert dxz <= dxy + dyz + 1e-10
+        assert distance(Y, X, metric) == pytest.approx(dxy, abs=1e-12)
+
+
+@pytest.mark.parametrize("metric", NAMES)
+def test_pairwise_equals_per_pair(metric):
+    rng = np.random.default_rng(11)
+    reps = [_rand(rng, 15, d) for d in (3, 1, 3, 20, 5, 3, 20)]
+    D = pairwise(reps, metric, batch_size=4)
+    assert D.shape == (7, 7)
+    assert np.array_equal(D, D.T) and np.all(np.diag(D) == 0) and np.all(D >= 0)
+    for i in range(7):
+        for j in range(7):
+            if i != j:
+                assert D[i, j] == pytest.approx(distance(reps[i], reps[j], metric), abs=1e-12)
+
+
+def test_degenerate_representations():
+    x = np.ones((5, 2))
+    y = np.arange(10.0).reshape(5, 2) ** 2
+    for m in ANGULAR:
+        assert distance(x, x, m) == 0.0
+        assert distance(x, y, m) == pytest.approx(np.pi / 2)
+
+
+def test_dead_units_are_dropped_by_zscore_metrics():
+    rng = np.random.default_rng(12)
+    X = _rand(rng, 20, 3)
+    Xd = np.concatenate([X, np.full((20, 2), 0.5)], axis=1)
+    assert distance(X, Xd, "zscore_procrustes") < 1e-12
+    assert distance(X, Xd, "zscore_permutation") < 1e-12
+
+
+def test_warnings_for_missing_symmetries():
+    for m in ("angular_cka", "angular_procrustes", "procrustes"):
+        msg = warn_missing_symmetries(m, "relu")
+        assert msg and "rescaling" in msg
+        assert warn_missing_symmetries(m, "tanh") is None
+    assert warn_missing_symmetries("zscore_procrustes", "relu") is None
+    assert warn_missing_symmetries("zscore_permutation", "leaky_relu") is None
+    assert "sign" in warn_missing_symmetries("zscore_permutation", "tanh")
+    assert warn_missing_symmetries("angular_cka", "gelu") is None
+
+
+def test_rescaled_permuted_relu_copy_is_identical_under_quotient_metrics():
+    spec = nets.MLPSpec((3, 8, 6, 2), "relu")
+    theta = nets.init_theta(spec, 1, torch.Generator().manual_seed(0), scale=2.0)[0]
+    X = torch.randn(64, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    g = symmetries.sample(spec, 1, np.random.default_rng(2), log_scale=1.0)[0]
+    theta2 = torch.as_tensor(symmetries.act(spec, theta.numpy(), g))
+    _, reps1 = nets.forward(spec, theta, X, layers=True)
+    _, reps2 = nets.forward(spec, theta2, X, layers=True)
+    cka = []
+    for a, b in zip(reps1, reps2):
+        a, b = a.numpy(), b.numpy()
+        assert distance(a, b, "zscore_procrustes") < 1e-7
+        assert distance(a, b, "zscore_permutation") < 1e-7
+        cka.append(distance(a, b, "angular_cka"))
+    assert max(cka[1:-1]) > 1e-3  # negative control: the standard metric moves a hidden layer
+    assert cka[0] < 1e-7 and cka[-1] < 1e-6
