@@ -49,6 +49,10 @@ def summarise(run: store.RunData) -> dict:
             names = run.equivalents_attrs.get("verdict_codes", [])
             e["verdicts"] = {name: int((eq["verdict"] == i).sum()) for i, name in enumerate(names)}
             e["distance_to_reference"] = _quantiles(eq["distance_to_reference"])
+    if run.projections:
+        out["projections"] = {name: {"shape": list(p["values"].shape), "filled": float(np.mean(~np.isnan(p["values"]))),
+                                     "median_residual": float(np.median(p["residuals"]))}
+                              for name, p in run.projections.items() if "values" in p}
     ident = run.identifiability
     if ident:
         out["identifiability"] = {k: ident[k].item() for k in ("rank", "expected_rank", "rank_tolerance")}
@@ -91,6 +95,9 @@ def format_text(summary: dict, tree: list[dict]) -> str:
     lines.append(f"  {'steps':<29}" + "  ".join(f"{v:9.0f}" for v in e["steps"].values()))
     if "verdicts" in e:
         lines.append("verdicts: " + ", ".join(f"{k} {v}" for k, v in e["verdicts"].items()))
+    for name, p in summary.get("projections", {}).items():
+        lines.append(f"projection {name}: grid {' × '.join(map(str, p['shape']))}, {p['filled'] * 100:.0f}% evaluated, "
+                     f"median element residual {p['median_residual']:.3g}")
     if "identifiability" in summary:
         i = summary["identifiability"]
         lines.append(f"functional dimension: rank(J) = {i['rank']} (bound {i['expected_rank']}), "
