@@ -8,6 +8,7 @@ from ._version import __version__
 from .config import load as load_config
 from .data import DATASETS, Dataset, load_dataset
 from .errors import ConfigError, GenniError
+from .geometry import distance, pairwise
 from .identifiability import output_jacobian, spectrum
 from .nets import ACTIVATIONS, MLPSpec, forward, init_theta, jacobian
 from .params import flatten, module_to_theta, n_params, unflatten
@@ -22,7 +23,7 @@ __all__ = [
     "ConfigError", "GenniError",
     "Dataset", "Found", "MLPSpec", "Problem", "RunData", "SearchSettings",
     "GroupElement", "align", "canonicalise", "identify", "output_jacobian", "spectrum",
-    "discrepancy", "find", "flatten", "forward", "init_theta", "jacobian",
+    "discrepancy", "distance", "pairwise", "find", "flatten", "forward", "init_theta", "jacobian",
     "load_config", "load_dataset", "load_run", "module_to_theta", "n_params",
     "run_search", "unflatten",
 ]

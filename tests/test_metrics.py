@@ -7,7 +7,18 @@ import torch
 from scipy.stats import ortho_group
 
 from genni import nets, symmetries
-from genni.geometry import METRICS, angle, distance, geodesic, gram_angle, pairwise, path_summary, warn_missing_symmetries, zscore
+from genni.geometry import (
+    METRICS,
+    angle,
+    distance,
+    geodesic,
+    gram_angle,
+    pairwise,
+    path_summary,
+    project_onto_geodesic,
+    warn_missing_symmetries,
+    zscore,
+)
 
 NAMES = ("angular_cka", "angular_procrustes", "procrustes", "zscore_procrustes", "zscore_permutation")
 ROTATION_INVARIANT = [m for m in NAMES if "orthogonal" in METRICS[m].invariances]
@@ -197,13 +208,16 @@ def test_triangle_inequality_mixed_widths(metric):
 def test_pairwise_equals_per_pair(metric):
     rng = np.random.default_rng(11)
     reps = [_rand(rng, 15, d) for d in (3, 1, 3, 20, 5, 3, 20)]
-    D = pairwise(reps, metric, batch_size=4)
-    assert D.shape == (7, 7)
+    Q = ortho_group.rvs(3, random_state=3)
+    reps += [reps[0] @ Q * 2.0 + 1.0, reps[4][:, [1, 0, 4, 3, 2]] * np.arange(1.0, 6.0), np.ones((15, 2))]
+    M = len(reps)
+    D = pairwise(reps, metric, batch_size=4, max_block_bytes=2000)
+    assert D.shape == (M, M)
     assert np.array_equal(D, D.T) and np.all(np.diag(D) == 0) and np.all(D >= 0)
-    for i in range(7):
-        for j in range(7):
+    for i in range(M):
+        for j in range(M):
             if i != j:
-                assert D[i, j] == pytest.approx(distance(reps[i], reps[j], metric), abs=1e-12)
+                assert D[i, j] == pytest.approx(distance(reps[i], reps[j], metric), abs=1e-12, rel=1e-12)
 
 
 def test_degenerate_representations():
@@ -249,3 +263,17 @@ def test_rescaled_permuted_relu_copy_is_identical_under_quotient_metrics():
         cka.append(distance(a, b, "angular_cka"))
     assert max(cka[1:-1]) > 1e-3  # negative control: the standard metric moves a hidden layer
     assert cka[0] < 1e-7 and cka[-1] < 1e-6
+
+
+def test_projection_onto_cka_geodesic():
+    rng = np.random.default_rng(14)
+    A, B, P = _rand(rng, 20, 3), _rand(rng, 20, 2), _rand(rng, 20, 4)
+    t, off = project_onto_geodesic(_gram_factor(geodesic(A, B, 0.3, "angular_cka")), A, B)
+    assert t == pytest.approx(0.3, abs=1e-10) and off == pytest.approx(0.0, abs=1e-7)
+    t, off = project_onto_geodesic(P, A, B)
+    dab, dap = distance(A, B, "angular_cka"), distance(A, P, "angular_cka")
+    assert np.cos(dap) == pytest.approx(np.cos(off) * np.cos(t * dab), abs=1e-12)
+    foot = _gram_factor(geodesic(A, B, t, "angular_cka"))
+    assert distance(P, foot, "angular_cka") == pytest.approx(off, abs=1e-7)
+    with pytest.raises(ValueError, match="closed form"):
+        project_onto_geodesic(P, A, B, "angular_procrustes")

@@ -10,9 +10,10 @@ from .metrics import (
     gram_angle,
     pairwise,
     path_summary,
+    project_onto_geodesic,
     warn_missing_symmetries,
     zscore,
 )
 
 __all__ = ["METRICS", "MetricSpec", "DEFAULT_FLOOR", "distance", "pairwise", "gram_angle", "zscore", "geodesic",
-           "angle", "path_summary", "warn_missing_symmetries"]
+           "angle", "project_onto_geodesic", "path_summary", "warn_missing_symmetries"]

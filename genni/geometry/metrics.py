@@ -63,6 +63,7 @@ differences of aligned, normalised points (for CKA from the R factor of a QR of
 Geometry: :func:`geodesic` (slerp of normalised centred Grams on the CKA sphere;
 align-then-slerp in Procrustes shape space), :func:`angle` (at the middle point,
 between the log-map directions towards its neighbours; π for a straight path),
+:func:`project_onto_geodesic` (CKA sphere: position along the geodesic and distance off it),
 :func:`path_summary` (step lengths, length, straightness, angles).
 """
 
@@ -290,11 +291,21 @@ def distance(X, Y, metric: str = "angular_procrustes", floor: float = DEFAULT_FL
     return float(_batch_distance(Fx[None], Fy[None], metric)[0])
 
 
-def pairwise(reps, metric: str = "angular_procrustes", floor: float = DEFAULT_FLOOR, batch_size: int = 256) -> np.ndarray:
+_FALLBACK = 1e-3  # pairs with 1 − cos below this (relative residual² for procrustes) are recomputed exactly
+
+
+def pairwise(reps, metric: str = "angular_procrustes", floor: float = DEFAULT_FLOOR, batch_size: int = 256,
+             max_block_bytes: int = 1 << 28) -> np.ndarray:
     """All pairwise distances between many representations (e.g. every (network, layer) point).
 
     Each representation is centred / z-scored / normalised and reduced to a thin factor
-    once; pairs are then evaluated in batches of equal-shape factors.
+    once.  The cross products F_iᵀF_j of all pairs come from one matrix product per pair of
+    width groups (in row blocks of at most ``max_block_bytes``); from them angular CKA is
+    ‖F_iᵀF_j‖_F², angular Procrustes the sum of singular values (batched SVDs), the
+    permutation metric a Hungarian matching.  Pairs that come out nearly identical
+    (1 − cos < 1e-3, where arccos loses accuracy) are recomputed with the exact-difference
+    kernels of :func:`distance`, ``batch_size`` pairs at a time, so the result agrees with
+    :func:`distance` to ~1e-13.
     reps : list of arrays [n, d_i] (same n)
     returns : ndarray [M, M], symmetric, zero diagonal, float64
     """
@@ -307,24 +318,69 @@ def pairwise(reps, metric: str = "angular_procrustes", floor: float = DEFAULT_FL
     n = F[0].shape[0]
     if any(f.shape[0] != n for f in F):
         raise ValueError("all representations must have the same number of rows")
-    groups: dict[int, list[int]] = {}
+    members: dict[int, list[int]] = {}
     for i, f in enumerate(F):
-        groups.setdefault(f.shape[1], []).append(i)
-    stacks = {w: np.stack([F[i] for i in idx]) for w, idx in groups.items()}
+        members.setdefault(f.shape[1], []).append(i)
+    groups = {w: np.asarray(idx) for w, idx in members.items()}
+    stacks = {w: np.stack([F[i] for i in idx]) for w, idx in groups.items()}  # [m, n, w]
+    flat = {w: st.transpose(1, 0, 2).reshape(n, -1) for w, st in stacks.items()}  # [n, m·w]
+    sq = np.array([float((f * f).sum()) for f in F])
+    redo: list[tuple[int, int]] = []
     widths = sorted(groups)
     for gi, wa in enumerate(widths):
         for wb in widths[gi:]:
             ia, ib = groups[wa], groups[wb]
-            pairs = [(p, q) for p in range(len(ia)) for q in range(len(ib)) if wa != wb or p < q]
-            for s in range(0, len(pairs), batch_size):
-                chunk = np.array(pairs[s:s + batch_size])
-                d = _batch_distance(stacks[wa][chunk[:, 0]], stacks[wb][chunk[:, 1]], metric)
-                ii = np.asarray(ia)[chunk[:, 0]]
-                jj = np.asarray(ib)[chunk[:, 1]]
+            mb = len(ib)
+            rows = max(1, int(max_block_bytes // (8 * wa * mb * wb)))
+            for s0 in range(0, len(ia), rows):
+                sl = slice(s0, min(s0 + rows, len(ia)))
+                ca = sl.stop - sl.start
+                C = (flat[wa][:, sl.start * wa:sl.stop * wa].T @ flat[wb]).reshape(ca, wa, mb, wb).transpose(0, 2, 1, 3)
+                ii = np.repeat(ia[sl], mb)
+                jj = np.tile(ib, ca)
+                keep = ii < jj if wa == wb else np.ones(ii.shape, bool)
+                C = C.reshape(ca * mb, wa, wb)[keep]
+                ii, jj = ii[keep], jj[keep]
+                if len(ii) == 0:
+                    continue
+                d, bad = _from_cross(C, sq[ii], sq[jj], metric)
                 D[ii, jj] = d
                 D[jj, ii] = d
+                redo.extend(zip(ii[bad].tolist(), jj[bad].tolist()))
+    # exact recomputation of the nearly identical pairs, batched by shape
+    by_shape: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for i, j in redo:
+        by_shape.setdefault((F[i].shape[1], F[j].shape[1]), []).append((i, j))
+    for pairs in by_shape.values():
+        for s0 in range(0, len(pairs), batch_size):
+            chunk = np.array(pairs[s0:s0 + batch_size])
+            d = _batch_distance(np.stack([F[i] for i in chunk[:, 0]]), np.stack([F[j] for j in chunk[:, 1]]), metric)
+            D[chunk[:, 0], chunk[:, 1]] = d
+            D[chunk[:, 1], chunk[:, 0]] = d
     np.fill_diagonal(D, 0.0)
     return np.maximum(D, 0.0)
+
+
+def _from_cross(C: np.ndarray, sx: np.ndarray, sy: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Distances from the cross products C [B, dx, dy] of the factors (squared norms sx, sy);
+    also a mask of the pairs whose value must be recomputed exactly."""
+    if metric == "angular_cka":
+        cos = (C * C).sum(axis=(1, 2))
+    elif metric == "zscore_permutation":
+        cos = np.empty(len(C))
+        for k, c in enumerate(C):
+            r, q = linear_sum_assignment(c, maximize=True)
+            cos[k] = c[r, q].sum()
+    else:
+        nuc = np.linalg.svd(C, compute_uv=False).sum(axis=-1)
+        if metric == "procrustes":
+            tot = sx + sy
+            r2 = tot - 2.0 * nuc
+            return np.sqrt(np.maximum(r2, 0.0)), r2 < _FALLBACK * tot
+        cos = nuc
+    # a degenerate (zero) factor has squared norm 0; the exact kernels handle it
+    bad = (cos > 1.0 - _FALLBACK) | (sx == 0) | (sy == 0)
+    return np.arccos(np.clip(cos, -1.0, 1.0)), bad
 
 
 def gram_angle(K, L) -> float:
@@ -429,6 +485,29 @@ def angle(A, B, C, metric: str = "angular_procrustes", floor: float = DEFAULT_FL
     return float(_half_angle(np.linalg.norm(ua - uc), np.linalg.norm(ua + uc)))
 
 
+def project_onto_geodesic(P, A, B, metric: str = "angular_cka", floor: float = DEFAULT_FLOOR) -> tuple[float, float]:
+    """Closest point to P on the great circle through A and B on the CKA sphere (closed form).
+
+    returns : (t, off) with t the position along the geodesic from A (t = 0) to B (t = 1),
+        i.e. the closest point is ``geodesic(A, B, t)`` (t outside [0, 1] beyond the ends), and
+        off the angular distance of P from that great circle (spherical Pythagoras:
+        cos d(A, P) = cos(off) · cos(t · d(A, B))).
+    Only ``angular_cka`` (a true sphere); shape spaces have no such closed form.
+    """
+    _spec(metric)
+    if metric != "angular_cka":
+        raise ValueError(f"projection onto a geodesic has a closed form only on the CKA sphere, not for '{metric}'")
+    a, b, p = (_cka_gram(X, floor) for X in (A, B, P))
+    theta = float(_half_angle(np.linalg.norm(a - b), np.linalg.norm(a + b)))
+    if theta < 1e-15:
+        raise ValueError("A and B are the same point: the geodesic between them is undefined")
+    e2 = _normalise(b - np.sum(a * b) * a)
+    x, y = float(np.sum(p * a)), float(np.sum(p * e2))
+    phi = float(np.arctan2(y, x))
+    off = float(np.arctan2(np.linalg.norm(p - x * a - y * e2), np.hypot(x, y)))
+    return phi / theta, off
+
+
 def path_summary(reps, metric: str = "angular_procrustes", floor: float = DEFAULT_FLOOR) -> dict:
     """Summary of a layer path (representations [X_0, ..., X_{L-1}] in layer order).
 
@@ -456,4 +535,4 @@ def path_summary(reps, metric: str = "angular_procrustes", floor: float = DEFAUL
 
 
 __all__ = ["METRICS", "MetricSpec", "DEFAULT_FLOOR", "distance", "pairwise", "gram_angle", "zscore", "geodesic",
-           "angle", "path_summary", "warn_missing_symmetries"]
+           "angle", "project_onto_geodesic", "path_summary", "warn_missing_symmetries"]
