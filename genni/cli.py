@@ -15,7 +15,7 @@ from . import identifiability, pipeline, plots, report, store
 from ._version import __version__
 from .errors import GenniError
 
-NOT_YET = {"paths": "layer-path geometry", "ricci": "Ricci curvature"}
+NOT_YET = {"ricci": "Ricci curvature"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,6 +72,15 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true")
     pr.add_argument("--quiet", action="store_true")
 
+    pa = sub.add_parser("paths", help="layer-path geometry of the reference and its equivalents")
+    pa.add_argument("run")
+    pa.add_argument("--metric", default="angular_procrustes",
+                    help="angular_cka | angular_procrustes | procrustes | zscore_procrustes | zscore_permutation")
+    pa.add_argument("--max-networks", type=int, default=32, help="reference + up to N−1 converged elements")
+    pa.add_argument("--max-inputs", type=int, default=512, help="probe inputs used for the representations")
+    pa.add_argument("--json", action="store_true")
+    pa.add_argument("--quiet", action="store_true")
+
     pl = sub.add_parser("plot", help="every figure the run file supports")
     pl.add_argument("run")
     pl.add_argument("-o", "--output", required=True, help="figure folder")
@@ -124,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             _cfg, out = _find(args, args.config)
             info = pipeline.identify(out, progress=not args.quiet)
             _log(args.quiet)(report.format_identify(info))
+            for metric in ("angular_procrustes", "zscore_procrustes"):
+                _log(args.quiet)(report.format_paths(pipeline.layer_paths(out, metric=metric, progress=not args.quiet)))
             for kind, dims in (("pca", 2), ("plane", 2), ("null", 2), ("pca", 3)):
                 try:
                     info = pipeline.project(out, subspace=kind, dims=dims, paths=8 if kind == "pca" and dims == 2 else 0,
@@ -146,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
                                     elements=tuple(args.elements) if args.elements else None,
                                     epsilon_rel=args.epsilon_rel, paths=args.paths, progress=not args.quiet)
             print(json.dumps(info, indent=2) if args.json else report.format_project(info))
+        elif args.command == "paths":
+            info = pipeline.layer_paths(args.run, metric=args.metric, max_networks=args.max_networks,
+                                        max_inputs=args.max_inputs, progress=not args.quiet)
+            print(json.dumps(info, indent=2) if args.json else report.format_paths(info))
         elif args.command == "inspect":
             _inspect(args.run, args.json)
         elif args.command == "plot":

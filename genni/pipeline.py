@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -277,3 +278,58 @@ def _paths(path, spec, run: store.RunData, ref: np.ndarray, chosen: np.ndarray, 
     bez_b = [projection.barrier(v) for v in bezier]
     return {"n_paths": len(chosen), "components": int(n_comp),
             "max_linear_barrier": float(max(lin_b)), "max_bezier_barrier": float(max(bez_b))}
+
+
+def layer_paths(path: str | Path, *, metric: str = "angular_procrustes", max_networks: int = 32,
+                max_inputs: int = 512, progress: bool = False) -> dict:
+    """Each network's layers as a path through representation space, into ``/paths/<metric>``.
+
+    Networks: the reference (row 0) and up to ``max_networks − 1`` converged elements; their
+    representations (input, every hidden post-activation, output) on the first ``max_inputs``
+    probe inputs.  Stored: ``distances`` [M·L, M·L] between all (network, layer) points
+    (index m·L + l), ``steps`` [M, L−1], ``angles`` [M, L−2] (interior angle at each layer, π =
+    straight, from log maps), ``straightness`` [M] = d(first, last) / length, ``length`` [M],
+    ``embedding`` [M·L, 2] (metric MDS of the distances) with attribute ``stress``.
+    """
+    from sklearn.manifold import MDS
+
+    from . import geometry
+
+    if metric not in geometry.METRICS:
+        raise GenniError(f"unknown metric '{metric}' (choose from: {', '.join(geometry.METRICS)})")
+    if max_networks < 1 or max_inputs < 2:
+        raise GenniError("--max-networks must be ≥ 1 and --max-inputs ≥ 2")
+    run = store.load_run(path)
+    spec = nets.MLPSpec.from_dict(run.architecture)
+    rows = np.flatnonzero(run.equivalents["converged"])[: max_networks - 1] if run.n_equivalents else np.zeros(0, int)
+    thetas = np.concatenate([run.theta_ref[None], run.equivalents["theta"][rows]]) if len(rows) else run.theta_ref[None]
+    X = run.X[:max_inputs]
+    with torch.no_grad():
+        _, reps = nets.forward(spec, torch.as_tensor(thetas), torch.as_tensor(X), layers=True)
+    M, L = len(thetas), len(reps)
+    points = [reps[l][m].numpy() for m in range(M) for l in range(L)]
+    D = geometry.pairwise(points, metric)
+    idx = np.arange(M)[:, None] * L
+    steps = D[idx + np.arange(L - 1), idx + np.arange(1, L)]
+    length = steps.sum(1)
+    straightness = np.where(length > 0, D[idx[:, 0], idx[:, 0] + L - 1] / np.where(length > 0, length, 1), np.nan)
+    angles = np.full((M, max(L - 2, 0)), np.nan)
+    for m in tqdm(range(M), desc=f"angles ({metric})", unit="net", disable=not progress, file=sys.stderr, leave=False):
+        for l in range(1, L - 1):
+            a, b, c = points[m * L + l - 1], points[m * L + l], points[m * L + l + 1]
+            angles[m, l - 1] = geometry.angle(a, b, c, metric)
+    with warnings.catch_warnings():  # scikit-learn ≥ 1.8 renames MDS arguments; the old names still work
+        warnings.simplefilter("ignore", FutureWarning)
+        mds = MDS(n_components=2, dissimilarity="precomputed", random_state=int(run.attrs.get("seed", 0)), n_init=4)
+        embedding = mds.fit_transform(D)
+    warning = geometry.warn_missing_symmetries(metric, spec.activation)
+    spec_m = geometry.METRICS[metric]
+    store.write_group(path, f"paths/{metric}",
+                      {"distances": D, "steps": steps, "angles": angles, "straightness": straightness, "length": length,
+                       "embedding": embedding, "elements": rows},
+                      {"metric": metric, "invariances": json.dumps(list(spec_m.invariances)), "n_networks": M,
+                       "n_layers": L, "n_inputs": len(X), "stress": float(mds.stress_),
+                       "warning": warning or "", "note": "point m·L + l is network m (0 = reference) at layer l"})
+    return {"metric": metric, "n_networks": M, "n_layers": L, "warning": warning,
+            "median_length": float(np.median(length)), "median_straightness": float(np.nanmedian(straightness)),
+            "max_spread_per_layer": [float(D[idx[:, 0] + l][:, idx[:, 0] + l].max()) for l in range(L)]}

@@ -7,6 +7,7 @@ writes every figure the file supports.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -250,8 +251,42 @@ def figure_paths(run: RunData):
     return fig
 
 
+def figure_layer_paths(run: RunData):
+    """MDS map of every network's layer path, one panel per stored metric (standard next to quotient)."""
+    paths = run.layer_paths
+    if not paths:
+        return None
+    order = sorted(paths, key=lambda m: (m.startswith("zscore"), m))
+    fig, axes = plt.subplots(1, len(order), figsize=(6.5 * len(order), 5.8), constrained_layout=True, squeeze=False)
+    for ax, metric in zip(axes[0], order):
+        p = paths[metric]
+        M, L = int(p["attrs"]["n_networks"]), int(p["attrs"]["n_layers"])
+        E = p["embedding"].reshape(M, L, 2)
+        for m in range(M - 1, -1, -1):
+            ref = m == 0
+            ax.plot(E[m, :, 0], E[m, :, 1], "-", color="k" if ref else "#1f78b4", lw=2.2 if ref else 0.8,
+                    alpha=1 if ref else 0.5, zorder=3 if ref else 2, label="reference θ*" if ref else None)
+        ax.plot([], [], "-", color="#1f78b4", lw=0.8, label=f"equivalents ({M - 1})")
+        ax.scatter(E[:, 0, 0], E[:, 0, 1], marker="s", s=50, color="#33a02c", zorder=4, label="input layer")
+        ax.scatter(E[:, -1, 0], E[:, -1, 1], marker="^", s=50, color="#e31a1c", zorder=4, label="output layer")
+        for l in range(1, L - 1):
+            ax.annotate(f"h{l}", E[0, l], textcoords="offset points", xytext=(5, 5), fontsize=9)
+        names = json.loads(p["attrs"]["invariances"])
+        inv = ",\n".join(", ".join(names[i:i + 3]) for i in range(0, len(names), 3))
+        ax.set(xlabel="MDS 1", ylabel="MDS 2", aspect="equal",
+               title=f"{metric} (MDS stress {p['attrs']['stress']:.2g})\ninvariant to: {inv}")
+        ax.title.set_fontsize(9)
+        if p["attrs"].get("warning"):
+            ax.text(0.01, 0.01, "misses symmetries of this network: exact copies may move", transform=ax.transAxes,
+                    fontsize=7, color="#b15928")
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(_title(run) + "\neach network as a path through representation space (layers in order)", fontsize=11)
+    return fig
+
+
 FIGURES = {"discrepancy": figure_discrepancy, "probe": figure_probe, "identifiability": figure_identifiability,
-           "projections": figure_projections, "projection_3d": figure_projection_3d, "paths": figure_paths}
+           "projections": figure_projections, "projection_3d": figure_projection_3d, "paths": figure_paths,
+           "layer_paths": figure_layer_paths}
 
 
 def plot_run(run: RunData, outdir: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:

@@ -135,3 +135,14 @@ def format_project(info: dict) -> str:
                  f"largest Bézier barrier {info['max_bezier_barrier']:.3g}; {info['components']} connected "
                  f"component(s) of the 'straight path stays below ε' graph")
     return line
+
+
+def format_paths(info: dict) -> str:
+    """The headline of `genni paths`."""
+    spread = ", ".join(f"{v:.3g}" for v in info["max_spread_per_layer"])
+    line = (f"layer paths under {info['metric']}: {info['n_networks']} networks × {info['n_layers']} layers; "
+            f"median length {info['median_length']:.3g}, median straightness {info['median_straightness']:.3g}; "
+            f"largest distance between networks at each layer: {spread}")
+    if info.get("warning"):
+        line += f"\n  warning: {info['warning']}"
+    return line

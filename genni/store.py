@@ -70,6 +70,8 @@ class RunData:
     identifiability_attrs: dict = field(default_factory=dict)
     projections: dict = field(default_factory=dict)
     """name -> {dataset: array, ..., "attrs": {...}} for every group under /projections"""
+    layer_paths: dict = field(default_factory=dict)
+    """metric -> {dataset: array, ..., "attrs": {...}} for every group under /paths"""
 
     @property
     def n_equivalents(self) -> int:
@@ -235,11 +237,16 @@ def load_run(path: str | Path) -> RunData:
             for name in f.get("projections", {}):
                 arrays, attrs = _read_group(f["projections"], name)
                 projections[name] = {**arrays, "attrs": attrs}
+            layer_paths = {}
+            for name in f.get("paths", {}):
+                arrays, attrs = _read_group(f["paths"], name)
+                layer_paths[name] = {**arrays, "attrs": attrs}
             run = RunData(path=p, attrs={k: _attr(v) for k, v in f.attrs.items()}, config=cfg, architecture=arch,
                           theta_ref=f["reference/theta"][()], reference=ref, X=get("X"), X_heldout=get("X_heldout"),
                           Y=get("Y"), Y_heldout=get("Y_heldout"), labels=get("labels"),
                           labels_heldout=get("labels_heldout"), equivalents=eq, equivalents_attrs=eq_attrs,
-                          identifiability=ident, identifiability_attrs=ident_attrs, projections=projections)
+                          identifiability=ident, identifiability_attrs=ident_attrs, projections=projections,
+                          layer_paths=layer_paths)
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise GenniError(f"cannot read {p} (damaged run file?): {str(exc).splitlines()[0]}") from None
     lengths = {k: len(v) for k, v in run.equivalents.items()}
