@@ -87,7 +87,12 @@ def rank_vs_probe(spec: MLPSpec, theta: np.ndarray, X: np.ndarray, sizes: Sequen
         sizes = sorted({int(k) for k in np.unique(np.geomspace(1, n, 12).round()).astype(int)} | {n})
     J = output_jacobian(spec, theta, X)
     K = spec.widths[-1]
-    return np.array([(k, spectrum(J[: k * K], rtol).rank) for k in sizes], dtype=np.int64)
+
+    def rank(A: np.ndarray) -> int:  # as spectrum(A, rtol).rank, without the singular vectors
+        s = np.linalg.svd(A, compute_uv=False)
+        return int((s > rtol * (s[0] if len(s) else 0.0)).sum())
+
+    return np.array([(k, rank(J[: k * K])) for k in sizes], dtype=np.int64)
 
 
 def rescaling_directions(spec: MLPSpec, theta: np.ndarray) -> np.ndarray:

@@ -87,7 +87,7 @@ def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Calla
         run = store.load_run(p)
         spec = nets.MLPSpec.from_dict(run.architecture)
         theta_ref, X, Xh = run.theta_ref, run.X, run.X_heldout
-        created = False
+        ref = ds = None
         log(f"resuming {p}: {run.n_equivalents} elements stored")
     else:
         d = cfg["data"]
@@ -97,21 +97,20 @@ def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Calla
         log(f"reference: {cfg['reference']['source']} {spec.activation} MLP {list(spec.widths)} on {ds.name}")
         ref = train.make_reference(cfg, spec, ds, progress=progress)
         theta_ref, X, Xh = ref.theta, ds.X_probe, ds.X_heldout
-        problem = search.Problem.from_arrays(spec, theta_ref, X, Xh)
-        facts = reference_facts(spec, problem, settings.tol)
+    problem = search.Problem.from_arrays(spec, theta_ref, X, Xh, device=dev)
+    facts = reference_facts(spec, problem, settings.tol)
+    created = ref is not None
+    if created:
         store.create_run(
             p, config=cfg, architecture=spec.to_dict(), theta_ref=theta_ref,
             reference={"accuracy": ref.accuracy, "source": ref.source, "train_accuracy": ref.train_accuracy,
                        **facts},
-            X=X, X_heldout=Xh, Y=problem.Y.numpy(), Y_heldout=problem.Y_heldout.numpy(),
+            X=X, X_heldout=Xh, Y=problem.Y.cpu().numpy(), Y_heldout=problem.Y_heldout.cpu().numpy(),
             labels=ds.y_probe, labels_heldout=ds.y_heldout,
             equivalents_attrs={"tol": settings.tol, "method": settings.method,
                                "status_codes": list(search.STATUS), "n_requested": settings.n})
-        created = True
         if ref.accuracy is not None:
             log(f"reference accuracy (held-out labels): {ref.accuracy:.3f}")
-    problem = search.Problem.from_arrays(spec, theta_ref, X, Xh, device=dev)
-    facts = reference_facts(spec, problem, settings.tol)
     if facts["degenerate"]:
         _warn(f"the reference is nearly the zero function on the probe set (output power "
               f"{facts['output_power']:.3g}, tol {settings.tol:.3g}): 'converged' would not mean equivalent")

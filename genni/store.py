@@ -272,13 +272,7 @@ def write_identifiability(path: str | Path, *, results: dict, attrs: dict, per_e
         for k, v in per_element.items():
             if k not in DERIVED_ELEMENT_FIELDS or len(v) != n:
                 raise GenniError(f"cannot store /equivalents/{k} with {len(v)} rows in a run of {n} elements")
-        if "identifiability" in f:
-            del f["identifiability"]
-        g = f.create_group("identifiability")
-        for k, v in results.items():
-            g.create_dataset(k, data=np.asarray(v))
-        for k, v in attrs.items():
-            g.attrs[k] = v
+        _replace_group(f, "identifiability", results, attrs)
         eq = f["equivalents"]
         for k, v in per_element.items():
             if k in eq:
@@ -358,11 +352,15 @@ def write_grid_values(path: str | Path, name: str, which: str, flat_index: np.nd
 def write_group(path: str | Path, group: str, arrays: dict, attrs: dict) -> None:
     """Replace the group ``group`` (e.g. ``projections/barriers``) with these datasets and attributes."""
     with _open(path, "r+") as f:
-        if group in f:
-            del f[group]
-        g = f.create_group(group)
-        for k, v in arrays.items():
-            g.create_dataset(k, data=np.asarray(v))
-        for k, v in attrs.items():
-            g.attrs[k] = v
+        _replace_group(f, group, arrays, attrs)
         f.flush()
+
+
+def _replace_group(f: h5py.File, group: str, arrays: dict, attrs: dict) -> None:
+    if group in f:
+        del f[group]
+    g = f.create_group(group)
+    for k, v in arrays.items():
+        g.create_dataset(k, data=np.asarray(v))
+    for k, v in attrs.items():
+        g.attrs[k] = v
