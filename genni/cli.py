@@ -67,10 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     idf.add_argument("run")
     idf.add_argument("--rtol", type=float, default=identifiability.DEFAULT_RTOL,
                      help="relative singular-value threshold for the numerical rank")
-    idf.add_argument("--symmetry-tol", type=float, default=identifiability.DEFAULT_SYMMETRY_TOL,
-                     help="relative aligned distance below which an element is a symmetry copy")
-    idf.add_argument("--heldout-tol", type=float, default=identifiability.DEFAULT_HELDOUT_TOL,
-                     help="relative held-out discrepancy below which an element is equivalent off the probe set")
+    idf.add_argument("--copy-factor", type=float, default=identifiability.DEFAULT_COPY_FACTOR,
+                     help="c in the symmetry-copy threshold c·‖r‖/(σ_r‖θ*‖) (default %(default)g)")
+    idf.add_argument("--agree-tol", "--heldout-tol", dest="agree_tol", type=float,
+                     default=identifiability.DEFAULT_AGREE_TOL,
+                     help="floor of the relative discrepancy at which an element agrees on held-out and far "
+                          "inputs; the tolerance used is max(this, 100·tol/output power) (default %(default)g)")
     idf.add_argument("--json", action="store_true")
     idf.add_argument("--quiet", action="store_true")
 
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             _find(args, args.config)
         elif args.command == "run":
             _cfg, out = _find(args, args.config)
-            info = pipeline.identify(out, progress=not args.quiet)
+            info = pipeline.identify(out, progress=not args.quiet, log=_log(args.quiet))
             _log(args.quiet)(report.format_identify(info))
             for metric in ("angular_procrustes", "zscore_procrustes"):
                 _log(args.quiet)(report.format_paths(pipeline.layer_paths(out, metric=metric, progress=not args.quiet)))
@@ -182,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             written = _plot(out, figdir, "png,pdf")
             _log(args.quiet)(f"figures: {', '.join(str(w) for w in written if w.suffix == '.png')}")
         elif args.command == "identify":
-            info = pipeline.identify(args.run, rtol=args.rtol, symmetry_tol=args.symmetry_tol,
-                                     heldout_tol=args.heldout_tol, progress=not args.quiet)
+            info = pipeline.identify(args.run, rtol=args.rtol, copy_factor=args.copy_factor,
+                                     agree_tol=args.agree_tol, progress=not args.quiet, log=_log(args.quiet))
             print(_json(info) if args.json else report.format_identify(info))
         elif args.command == "project":
             info = pipeline.project(args.run, subspace=args.subspace, dims=args.dims, resolution=args.resolution,

@@ -30,6 +30,8 @@ SCHEMA: dict = {
         "n_heldout": ((int,), 512, None),
         "n_train": ((int,), 1000, None),
         "noise": ((int, float), None, None),
+        "n_far": ((int,), _data.DEFAULT_N_FAR, None),  # inputs far outside the data (data.far_inputs)
+        "far_scale": ((int, float), _data.DEFAULT_FAR_SCALE, None),  # their RMS distance / the data's radius
     },
     "model": {
         "kind": ((str,), "mlp", ("mlp",)),
@@ -75,7 +77,7 @@ _POSITIVE = {
     ("data", "n_probe"), ("data", "n_heldout"), ("search", "n"), ("search", "tol"),
     ("search", "max_steps"), ("search", "batch_size"), ("reference", "lr"), ("search", "lr"),
     ("search", "init_scale"), ("reference", "init_scale"), ("search", "hop_scale"), ("search", "mu0"),
-    ("search", "patience"), ("search", "stall_factor"),
+    ("search", "patience"), ("search", "stall_factor"), ("data", "n_far"), ("data", "far_scale"),
 }
 _NON_NEGATIVE = {("data", "n_train"), ("reference", "epochs"), ("search", "restarts"),
                  ("reference", "weight_decay"), ("data", "noise"), ("model", "negative_slope"),
@@ -93,6 +95,10 @@ def _check_value(section: str, key: str, value):
         want = " or ".join({"int": "an integer", "float": "a number", "str": "a string",
                             "list": "a list", "bool": "true or false"}[t.__name__] for t in types)
         raise ConfigError(f"config: {name} must be {want}, got {value!r}")
+    if isinstance(value, float) and value != value:
+        raise ConfigError(f"config: {name} is NaN")
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        raise ConfigError(f"config: {name} must be finite, got {value!r}")
     if choices is not None and value not in choices:
         raise ConfigError(f"config: {name} = {value!r} is not one of: {', '.join(map(str, choices))}")
     if (section, key) == ("search", "stall_factor") and not value < 1:
@@ -101,8 +107,6 @@ def _check_value(section: str, key: str, value):
         raise ConfigError(f"config: {name} must be positive, got {value!r}")
     if (section, key) in _NON_NEGATIVE and not value >= 0:
         raise ConfigError(f"config: {name} must be non-negative, got {value!r}")
-    if isinstance(value, float) and value != value:
-        raise ConfigError(f"config: {name} is NaN")
     return float(value) if float in types and int in types else value
 
 
@@ -211,8 +215,17 @@ def with_overrides(cfg: dict, *, n: int | None = None, seed: int | None = None, 
 
 
 def differences(stored: dict, given: dict) -> list[str]:
-    """Keys (``section.key``) whose values differ, ignoring :data:`RESUMABLE_KEYS`."""
+    """Keys (``section.key``) whose values differ, ignoring :data:`RESUMABLE_KEYS`.
+
+    A key that the stored config lacks (it was written by a genni that did not know the key)
+    counts as holding its default, so adding a key with a default never orphans old run files."""
     a, b = copy.deepcopy(stored), copy.deepcopy(given)
+    for section, keys in SCHEMA.items():
+        target = a if not section else a.get(section)
+        if isinstance(target, dict):
+            for key, (_t, default, _c) in keys.items():
+                if key not in target and default is not None:
+                    target[key] = default
     for section, key in RESUMABLE_KEYS:
         for c in (a, b):
             c.get(section, {}).pop(key, None)

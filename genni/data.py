@@ -412,3 +412,43 @@ def load_dataset(
         X_heldout=X_heldout,
         y_heldout=y_heldout,
     )
+
+
+DEFAULT_N_FAR = 4096
+DEFAULT_FAR_SCALE = 3.0
+
+
+def far_inputs(X: np.ndarray, n: int = DEFAULT_N_FAR, *, scale: float = DEFAULT_FAR_SCALE,
+               seed: int = 0) -> tuple[np.ndarray, dict]:
+    """Inputs far outside the data, on which "equivalent on the data" and "equivalent" part.
+
+    A Gaussian cloud around the data: with centre c = mean of the rows of X and the data's
+    radius r = max_x ‖x − c‖,
+
+        x_far = c + (scale · r / √d) · z,    z ~ N(0, I_d),
+
+    so the root-mean-square distance from c is scale · r (3 r by default): for d = 2 about
+    90 % of the points lie outside the ball that holds the data, and they reach well past it
+    in every direction.  The stream is seeded by (seed, "far"), so the same run config gives
+    bitwise the same points.
+
+    X : ndarray, shape [m, d] (the probe and held-out inputs together)
+    returns : (X_far : ndarray, shape [n, d], float64;  facts : dict of ``centre`` [d],
+        ``radius``, ``scale``, ``how`` (the sentence above))
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n = _check_count("n_far", n, minimum=1)
+    if X.ndim != 2 or len(X) == 0:
+        raise ConfigError(f"far inputs need a non-empty [m, d] array of data inputs, got shape {X.shape}")
+    if not (isinstance(scale, numbers.Real) and np.isfinite(scale) and scale > 0):
+        raise ConfigError(f"far_scale must be a positive number, got {scale!r}")
+    d = X.shape[1]
+    centre = X.mean(0)
+    radius = float(np.sqrt(((X - centre) ** 2).sum(1).max()))
+    if radius == 0.0:
+        radius = 1.0  # all inputs coincide: a unit cloud around them
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xFA7]))
+    X_far = np.ascontiguousarray(centre + (scale * radius / np.sqrt(d)) * rng.standard_normal((n, d)))
+    how = (f"Gaussian cloud around the data's mean: per-coordinate std {scale:g}·r/√d with r = {radius:.4g} "
+           f"(largest distance of a probe or held-out input from the mean), i.e. RMS distance {scale:g}·r")
+    return X_far, {"centre": centre, "radius": radius, "scale": float(scale), "how": how}

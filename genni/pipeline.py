@@ -101,12 +101,13 @@ def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Calla
     facts = reference_facts(spec, problem, settings.tol)
     created = ref is not None
     if created:
+        X_far, Y_far, far_attrs, power_far = far_inputs(cfg, spec, theta_ref, X, Xh)
         store.create_run(
             p, config=cfg, architecture=spec.to_dict(), theta_ref=theta_ref,
             reference={"accuracy": ref.accuracy, "source": ref.source, "train_accuracy": ref.train_accuracy,
-                       **facts},
+                       "output_power_far": power_far, **facts},
             X=X, X_heldout=Xh, Y=problem.Y.cpu().numpy(), Y_heldout=problem.Y_heldout.cpu().numpy(),
-            labels=ds.y_probe, labels_heldout=ds.y_heldout,
+            labels=ds.y_probe, labels_heldout=ds.y_heldout, X_far=X_far, Y_far=Y_far, probe_attrs=far_attrs,
             equivalents_attrs={"tol": settings.tol, "method": settings.method,
                                "status_codes": list(search.STATUS), "n_requested": settings.n})
         if ref.accuracy is not None:
@@ -127,22 +128,78 @@ def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Calla
     return {"path": str(p), "created": created, "n_new": n_new, "n_total": len(done) + n_new, **facts}
 
 
+def far_inputs(cfg: dict, spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray,
+               X_heldout: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict, float]:
+    """The run's far inputs (:func:`genni.data.far_inputs` around the probe and held-out inputs,
+    ``[data] n_far`` of them at ``far_scale`` × the data's radius, seeded by the run's seed) and
+    the reference's outputs there.
+
+    returns : (X_far [n_far, w_0], Y_far [n_far, w_L], attributes for /probe, output power on them)
+    """
+    d = cfg.get("data", {})
+    n_far = d.get("n_far", _data.DEFAULT_N_FAR)
+    scale = d.get("far_scale", _data.DEFAULT_FAR_SCALE)
+    X_far, facts = _data.far_inputs(np.concatenate([X, X_heldout]), n_far, scale=scale, seed=int(cfg.get("seed", 0)))
+    with torch.no_grad():
+        Y_far = nets.forward(spec, torch.as_tensor(theta_ref), torch.as_tensor(X_far)).numpy()
+    attrs = {"far_how": facts["how"], "far_radius": facts["radius"], "far_scale": facts["scale"],
+             "far_centre": facts["centre"]}
+    return X_far, Y_far, attrs, float((Y_far * Y_far).sum(-1).mean())
+
+
+def _far_discrepancy(spec: nets.MLPSpec, thetas: np.ndarray, X_far: np.ndarray, Y_far: np.ndarray,
+                     chunk: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean squared discrepancy on the far inputs [N], the same over the reference's far output power [N],
+    the residuals f_θ(X_far) − f_θ*(X_far) [N, n_far, w_L])."""
+    Xt = torch.as_tensor(X_far)
+    with torch.no_grad():
+        res = np.concatenate([nets.forward(spec, torch.as_tensor(thetas[i:i + chunk]), Xt).numpy() - Y_far
+                              for i in range(0, len(thetas), chunk)])
+    L = (res * res).sum(-1).mean(-1)
+    power = float((Y_far * Y_far).sum(-1).mean())
+    return L, (L / power if power > 0 else np.full_like(L, np.inf)), res
+
+
 def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
-             symmetry_tol: float = identifiability.DEFAULT_SYMMETRY_TOL,
-             heldout_tol: float = identifiability.DEFAULT_HELDOUT_TOL, progress: bool = False) -> dict:
+             copy_factor: float = identifiability.DEFAULT_COPY_FACTOR,
+             agree_tol: float = identifiability.DEFAULT_AGREE_TOL, progress: bool = False,
+             log: Callable[[str], None] | None = None) -> dict:
     """Functional dimension at the reference and a verdict on every stored element, into ``path``.
 
-    returns : the headline facts (rank, expected rank, verdict counts, ...)
+    Verdicts (:data:`genni.identifiability.VERDICTS`, each defined by what was checked):
+    agreement on probe (L ≤ tol), held-out and far inputs (relative discrepancy ≤
+    :func:`~genni.identifiability.agreement_tolerance`), and for elements that agree everywhere,
+    the aligned distance to θ* against the per-element threshold of
+    :func:`~genni.identifiability.copy_threshold` (J at the balanced θ*).  A run file written
+    before far inputs existed gets them here (``/probe/X_far``, ``/probe/Y_far``).
+    Per element: ``verdict``, ``aligned_theta``, ``distance_to_reference``, ``symmetry_threshold``,
+    ``discrepancy_far``, ``relative_discrepancy_far``.
+
+    returns : the headline facts (rank, expected rank, verdict counts, thresholds, ...)
     """
-    for name, v in (("rtol", rtol), ("symmetry tolerance", symmetry_tol), ("held-out tolerance", heldout_tol)):
+    log = log or (lambda m: None)
+    for name, v in (("rtol", rtol), ("copy factor", copy_factor), ("agreement tolerance", agree_tol)):
         if not (v > 0 and np.isfinite(v)):
             raise GenniError(f"{name} must be a positive number, got {v}")
     run = store.load_run(path)
     spec = nets.MLPSpec.from_dict(run.architecture)
-    J = identifiability.output_jacobian(spec, run.theta_ref, run.X)
+    if run.X_far is None:
+        X_far, Y_far, far_attrs, power_far = far_inputs(run.config, spec, run.theta_ref, run.X, run.X_heldout)
+        store.write_far_inputs(path, X_far, Y_far, far_attrs, {"output_power_far": power_far})
+        log(f"added {len(X_far)} far inputs to {path} ({far_attrs['far_how']})")
+        run = store.load_run(path)
+    # one gauge throughout: the balanced θ* (for relu the minimum-norm point of its rescaling orbit, the
+    # same function), where the aligned elements' distances are measured
+    ref_bal = symmetries.balance(spec, run.theta_ref)
+    J = identifiability.output_jacobian(spec, ref_bal, run.X)
     sp = identifiability.spectrum(J, rtol)
-    table = identifiability.rank_vs_probe(spec, run.theta_ref, run.X, rtol=rtol)
+    table = identifiability.rank_vs_probe(spec, ref_bal, run.X, rtol=rtol)
     expected = identifiability.expected_rank(spec, J.shape[0])
+    sigma_r = float(sp.singular_values[sp.rank - 1]) if sp.rank > 0 else 0.0
+    ref_norm = float(np.linalg.norm(ref_bal))
+    power = float(run.reference.get("output_power") or projection.output_power(run.Y))
+    tol = float(run.equivalents_attrs.get("tol", run.config.get("search", {}).get("tol", 0.0)))
+    agree = identifiability.agreement_tolerance(tol, power, agree_tol)
     n = run.n_equivalents
     eq = run.equivalents
     if n:
@@ -151,24 +208,51 @@ def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
         for i in bar(range(n), progress=progress, desc="align", unit="el", leave=False):
             aligned[i] = symmetries.align(spec, thetas[i], run.theta_ref)[0]
         dist = symmetries.distance_to_reference(spec, aligned, run.theta_ref)
-        verdict = identifiability.classify(eq["converged"], dist, eq["relative_discrepancy_heldout"],
-                                           symmetry_tol, heldout_tol)
+        delta = np.stack([symmetries.balance(spec, a) for a in aligned]) - ref_bal
+        row, null = identifiability.split_displacement(delta, sp.null_basis)
+        threshold = identifiability.copy_threshold(eq["discrepancy"], len(run.X), sigma_r, ref_norm, copy_factor)
+        score = identifiability.copy_score(row, null, threshold, ref_norm, copy_factor)
+        L_far, rel_far, res_far = _far_discrepancy(spec, thetas, run.X_far, run.Y_far)
+        linearity = identifiability.far_linearity(spec, ref_bal, delta, run.X_far, res_far)
+        verdict = identifiability.classify(eq["converged"], eq["relative_discrepancy_heldout"], rel_far, agree,
+                                           score, linearity)
     else:
         aligned, dist, verdict = np.zeros((0, spec.n_params)), np.zeros(0), np.zeros(0, np.int8)
+        threshold = L_far = rel_far = row = null = score = linearity = np.zeros(0)
     kinds = symmetries.symmetry_kinds(spec)
+    meaning = json.dumps(identifiability.VERDICT_MEANING)
     store.write_identifiability(
         path,
         results={"singular_values": sp.singular_values, "rank": sp.rank, "rank_tolerance": sp.rank_tolerance,
                  "expected_rank": expected, "null_basis": sp.null_basis, "rank_vs_probe": table},
         attrs={"rtol": rtol, "gap": sp.gap, "n_params": spec.n_params, "n_rows": J.shape[0],
-               "symmetries": json.dumps(kinds)},
-        per_element={"verdict": verdict, "aligned_theta": aligned, "distance_to_reference": dist},
-        element_attrs={"verdict_codes": list(identifiability.VERDICTS), "symmetry_tol": symmetry_tol,
-                       "heldout_tol": heldout_tol})
+               "symmetries": json.dumps(kinds), "gauge": "balanced reference (minimum-norm point of its rescaling orbit)"},
+        per_element={"verdict": verdict, "aligned_theta": aligned, "distance_to_reference": dist,
+                     "symmetry_threshold": threshold, "distance_row": row / ref_norm, "distance_null": null / ref_norm,
+                     "copy_score": score, "far_linearity": linearity, "discrepancy_far": L_far,
+                     "relative_discrepancy_far": rel_far},
+        element_attrs={"verdict_codes": list(identifiability.VERDICTS), "verdict_meaning": meaning,
+                       "copy_factor": copy_factor, "copy_threshold_formula": identifiability.COPY_THRESHOLD_FORMULA,
+                       "copy_score_formula": identifiability.COPY_SCORE_FORMULA,
+                       "linearity_limit": identifiability.LINEARITY_LIMIT,
+                       "sigma_r": sigma_r, "agree_tol": agree_tol, "agreement_tolerance": agree,
+                       "generalisation_factor": identifiability.GENERALISATION_FACTOR,
+                       "far_how": str(run.probe_attrs.get("far_how", ""))})
     counts = {name: int((verdict == i).sum()) for i, name in enumerate(identifiability.VERDICTS)}
+    conv = np.asarray(eq.get("converged", np.zeros(0, bool)), bool)
     return {"rank": sp.rank, "expected_rank": expected, "n_params": spec.n_params, "rank_tolerance": sp.rank_tolerance,
             "gap": sp.gap, "null_dim": spec.n_params - sp.rank, "symmetries": kinds, "n_elements": n,
-            "verdicts": counts, "symmetry_tol": symmetry_tol, "heldout_tol": heldout_tol}
+            "verdicts": counts, "meaning": identifiability.VERDICT_MEANING, "copy_factor": copy_factor,
+            "sigma_r": sigma_r, "agreement_tolerance": agree, "agree_tol": agree_tol, "n_far": len(run.X_far),
+            "far_how": str(run.probe_attrs.get("far_how", "")),
+            "median_threshold": float(np.median(threshold[conv])) if conv.any() else float("nan"),
+            "relative_discrepancy_far": _quantile_dict(rel_far[conv]),
+            "distance_to_reference": _quantile_dict(dist[conv])}
+
+
+def _quantile_dict(x: np.ndarray) -> dict:
+    """min, median, max of x ({} if empty)."""
+    return {"min": float(x.min()), "median": float(np.median(x)), "max": float(x.max())} if len(x) else {}
 
 
 def _elements_for_picture(spec: nets.MLPSpec, run: store.RunData) -> tuple[np.ndarray, np.ndarray, str]:

@@ -84,8 +84,10 @@ def figure_probe(run: RunData):
     return fig
 
 
-_VERDICT_COLOURS = {"symmetry_copy": "#1b9e77", "hidden_equivalent": "#7570b3", "probe_only": "#d95f02",
-                    "not_converged": "#999999"}
+_VERDICT_COLOURS = {"symmetry_copy": "#1b9e77", "hidden_equivalent": "#7570b3", "data_equivalent": "#1f78b4",
+                    "probe_only": "#d95f02", "not_converged": "#999999"}
+_VERDICT_INPUTS = {"symmetry_copy": "all inputs, within τ", "hidden_equivalent": "probe + held-out + far",
+                   "data_equivalent": "probe + held-out", "probe_only": "probe only", "not_converged": "none"}
 
 
 def figure_identifiability(run: RunData):
@@ -116,11 +118,15 @@ def figure_identifiability(run: RunData):
     names = run.equivalents_attrs.get("verdict_codes", list(_VERDICT_COLOURS))
     if "verdict" in eq:
         counts = [int((eq["verdict"] == k).sum()) for k in range(len(names))]
-        bars = ax.bar([n.replace("_", " ") for n in names], counts, color=[_VERDICT_COLOURS.get(n, "grey") for n in names])
+        labels = [n.replace("_", " ") + (f"\n({_VERDICT_INPUTS[n]})" if n in _VERDICT_INPUTS else "") for n in names]
+        bars = ax.bar(labels, counts, color=[_VERDICT_COLOURS.get(n, "grey") for n in names])
         ax.bar_label(bars)
-    ax.set(ylabel="elements", title=f"verdict on the {run.n_equivalents} found elements")
+        ax.tick_params(axis="x", labelsize=8)
+    ax.set(ylabel="elements", title=f"verdict on the {run.n_equivalents} found elements (inputs each agrees on)")
     ax = axes[1, 1]
-    if "distance_to_reference" in eq and run.n_equivalents:
+    if "relative_discrepancy_far" in eq and "verdict" in eq and run.n_equivalents:
+        _verdict_map(ax, run, names)
+    elif "distance_to_reference" in eq and run.n_equivalents:  # verdicts from before far inputs existed
         d = np.maximum(eq["distance_to_reference"], 1e-16)
         bins = np.geomspace(d.min() / 1.5, d.max() * 1.5, 30)
         for k, name in enumerate(names):
@@ -131,12 +137,31 @@ def figure_identifiability(run: RunData):
         st = run.equivalents_attrs.get("symmetry_tol")
         if st:
             ax.axvline(st, color="k", ls="--", lw=1, label=f"symmetry tolerance {st:g}")
-        ax.set(xscale="log")
+        ax.set(xscale="log", xlabel="‖align(θ) − θ*‖ / ‖θ*‖ (after the known symmetries)", ylabel="elements",
+               title="distance to the reference modulo exact symmetries (old verdicts: re-run identify)")
         ax.legend(fontsize=8)
-    ax.set(xlabel="‖align(θ) − θ*‖ / ‖θ*‖ (after the known symmetries)", ylabel="elements",
-           title="distance to the reference modulo exact symmetries")
     fig.suptitle(_title(run) + "  — identifiability")
     return fig
+
+
+def _verdict_map(ax, run: RunData, names: list[str]) -> None:
+    """Both checks behind a verdict, one point per element: far-input discrepancy (x) against the
+    aligned distance over its symmetry-copy threshold (y)."""
+    eq = run.equivalents
+    far = np.maximum(eq["relative_discrepancy_far"], _FLOOR)
+    ratio = np.maximum(eq["distance_to_reference"] / np.maximum(eq["symmetry_threshold"], 1e-300), 1e-6)
+    agree = float(run.equivalents_attrs.get("agreement_tolerance", np.nan))
+    for k, name in enumerate(names):
+        m = eq["verdict"] == k
+        if m.any():
+            ax.scatter(far[m], ratio[m], s=24, alpha=0.85, color=_VERDICT_COLOURS.get(name, "grey"),
+                       edgecolor="none", label=f"{name.replace('_', ' ')} ({int(m.sum())})")
+    ax.axvline(agree, color="k", ls="--", lw=1, label=f"agreement tolerance {agree:.1e}")
+    ax.axhline(1.0, color="#e31a1c", ls=":", lw=1, label="distance = threshold τ")
+    ax.set(xscale="log", yscale="log", xlabel="relative discrepancy on far inputs (3× the data's radius)",
+           ylabel="aligned distance to θ* / its copy threshold τ",
+           title="left of the dashed line: agrees far from the data;\nbelow the dotted line: a symmetry copy")
+    ax.legend(fontsize=8)
 
 
 _SUBSPACE_TITLES = {"pca": "PCA of the elements", "plane": "plane through θ* and two elements",

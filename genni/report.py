@@ -30,7 +30,8 @@ def summarise(run: store.RunData) -> dict:
         "architecture": run.architecture,
         "n_params": int(run.theta_ref.shape[0]),
         "reference": dict(run.reference),
-        "probe": {"n_probe": int(len(run.X)), "n_heldout": int(len(run.X_heldout))},
+        "probe": {"n_probe": int(len(run.X)), "n_heldout": int(len(run.X_heldout)),
+                  "n_far": 0 if run.X_far is None else int(len(run.X_far)), "far_how": run.probe_attrs.get("far_how")},
         "equivalents": {
             "n_requested": run.equivalents_attrs.get("n_requested"),
             "n_found": n,
@@ -49,6 +50,10 @@ def summarise(run: store.RunData) -> dict:
             names = run.equivalents_attrs.get("verdict_codes", [])
             e["verdicts"] = {name: int((eq["verdict"] == i).sum()) for i, name in enumerate(names)}
             e["distance_to_reference"] = _quantiles(eq["distance_to_reference"])
+            if "relative_discrepancy_far" in eq:
+                e["relative_discrepancy_far"] = _quantiles(eq["relative_discrepancy_far"])
+                e["symmetry_threshold"] = _quantiles(eq["symmetry_threshold"])
+                e["agreement_tolerance"] = run.equivalents_attrs.get("agreement_tolerance")
     if run.projections:
         out["projections"] = {name: {"shape": list(p["values"].shape), "filled": float(np.mean(~np.isnan(p["values"]))),
                                      "median_residual": float(np.median(p["residuals"]))}
@@ -89,7 +94,9 @@ def format_text(summary: dict, tree: list[dict]) -> str:
         lines.append("WARNING: the reference is nearly the zero function on the probe set; "
                      "'converged' elements need not be equivalent")
     p = summary["probe"]
-    lines.append(f"probe: {p['n_probe']} inputs, held-out: {p['n_heldout']} inputs")
+    far = f", far: {p['n_far']} inputs ({p['far_how']})" if p.get("n_far") else \
+        ", far: none yet (genni identify adds them)"
+    lines.append(f"probe: {p['n_probe']} inputs, held-out: {p['n_heldout']} inputs{far}")
     e = summary["equivalents"]
     if not e["n_found"]:
         lines.append(f"equivalents: none stored yet (requested {e['n_requested']})")
@@ -99,11 +106,19 @@ def format_text(summary: dict, tree: list[dict]) -> str:
     lines.append("status: " + ", ".join(f"{k} {v}" for k, v in e["status"].items() if v))
     head = "                               " + "  ".join(f"{k:>9}" for k in e["discrepancy"])
     lines.append(head)
-    for key in ("discrepancy", "discrepancy_heldout", "relative_discrepancy", "relative_discrepancy_heldout"):
-        lines.append(f"  {key:<29}" + "  ".join(f"{v:9.2e}" for v in e[key].values()))
+    for key in ("discrepancy", "discrepancy_heldout", "relative_discrepancy", "relative_discrepancy_heldout",
+                "relative_discrepancy_far", "distance_to_reference", "symmetry_threshold"):
+        if key in e:
+            lines.append(f"  {key:<29}" + "  ".join(f"{v:9.2e}" for v in e[key].values()))
     lines.append(f"  {'steps':<29}" + "  ".join(f"{v:9.0f}" for v in e["steps"].values()))
     if "verdicts" in e:
         lines.append("verdicts: " + ", ".join(f"{k} {v}" for k, v in e["verdicts"].items()))
+        if e.get("agreement_tolerance") is not None:
+            lines.append(f"  (agree = relative discrepancy ≤ {e['agreement_tolerance']:.2g}; symmetry_copy: agrees on "
+                         "probe, held-out and far inputs and lies within its threshold; hidden_equivalent: agrees on all "
+                         "three, no copy; data_equivalent: probe and held-out only; probe_only: probe only)")
+        else:
+            lines.append("  (verdicts from a genni without far inputs: re-run genni identify)")
     for name, p in summary.get("projections", {}).items():
         lines.append(f"projection {name}: grid {' × '.join(map(str, p['shape']))}, {p['filled'] * 100:.0f}% evaluated, "
                      f"median element residual {p['median_residual']:.3g}")
@@ -122,15 +137,31 @@ def format_text(summary: dict, tree: list[dict]) -> str:
     return "\n".join(lines)
 
 
+VERDICT_LABELS = {"symmetry_copy": "symmetry copies", "hidden_equivalent": "hidden equivalents",
+                  "data_equivalent": "data-equivalents", "probe_only": "probe-only", "not_converged": "not converged"}
+
+
+def _q(d: dict) -> str:
+    return f"{d['min']:.1e} … {d['median']:.1e} … {d['max']:.1e}" if d else "—"
+
+
 def format_identify(info: dict) -> str:
-    """The headline of `genni identify`: verdict counts, then the functional dimension."""
+    """The headline of `genni identify`: verdict counts with what each rests on, then the functional dimension."""
     v = info["verdicts"]
+    width = max(len(lab) for lab in VERDICT_LABELS.values())
+    lines = [f"{info['n_elements']} elements; verdicts, and the inputs each rests on:"]
+    for name, label in VERDICT_LABELS.items():
+        lines.append(f"  {v.get(name, 0):6d}  {label:<{width}}  {info['meaning'][name]}")
+    lines += [
+        f"  agree: relative discrepancy ≤ {info['agreement_tolerance']:.2g} (max of {info['agree_tol']:g} and "
+        f"100·tol/output power) on the {info['n_far']} far inputs ({info['far_how']}) and on the held-out inputs",
+        f"  symmetry copy: aligned, balanced distance ≤ τ = {info['copy_factor']:g}·‖r‖/(σ_r‖θ*‖), σ_r = "
+        f"{info['sigma_r']:.3g} (median τ of the converged elements {info['median_threshold']:.2g})",
+        f"  converged elements: relative far discrepancy {_q(info['relative_discrepancy_far'])} (min … median … max); "
+        f"relative distance to θ* {_q(info['distance_to_reference'])}",
+    ]
     kinds = ", ".join(k for k, ok in info["symmetries"].items() if ok)
-    lines = [
-        f"{info['n_elements']} elements: {v['symmetry_copy']} symmetry copies, {v['hidden_equivalent']} hidden "
-        f"equivalents, {v['probe_only']} probe-only, {v['not_converged']} not converged",
-        f"  (symmetry copy: aligned distance ≤ {info['symmetry_tol']:g} relative; equivalent off the probe set: "
-        f"relative held-out discrepancy ≤ {info['heldout_tol']:g})",
+    lines += [
         f"functional dimension at the reference: rank(J) = {info['rank']} of P = {info['n_params']} "
         f"(bound {info['expected_rank']} for the architecture; null space dim {info['null_dim']}; "
         f"singular-value gap {info['gap']:.2g} at tolerance {info['rank_tolerance']:.2g})",

@@ -40,7 +40,9 @@ ELEMENT_FIELDS: dict[str, str] = {
     "hops": "i8",
 }
 # per-element results of `genni identify`; stale (and deleted) once more elements are appended
-DERIVED_ELEMENT_FIELDS = ("verdict", "aligned_theta", "distance_to_reference")
+DERIVED_ELEMENT_FIELDS = ("verdict", "aligned_theta", "distance_to_reference", "symmetry_threshold",
+                          "distance_row", "distance_null", "copy_score", "far_linearity",
+                          "discrepancy_far", "relative_discrepancy_far")
 _REQUIRED = ("reference/theta", "probe/X", "probe/X_heldout", "probe/Y", "probe/Y_heldout")
 
 
@@ -64,6 +66,11 @@ class RunData:
     Y_heldout: np.ndarray
     labels: np.ndarray | None
     labels_heldout: np.ndarray | None
+    X_far: np.ndarray | None = None
+    """[n_far, w_0] inputs far outside the data (None in files written before they existed)"""
+    Y_far: np.ndarray | None = None
+    probe_attrs: dict = field(default_factory=dict)
+    """attributes of /probe: how the far inputs were drawn (``far_how``, ``far_radius``, ...)"""
     equivalents: dict = field(default_factory=dict)
     equivalents_attrs: dict = field(default_factory=dict)
     identifiability: dict = field(default_factory=dict)
@@ -134,10 +141,13 @@ def read_config(path: str | Path) -> dict:
 def create_run(path: str | Path, *, config: dict, architecture: dict, theta_ref: np.ndarray,
                reference: dict, X: np.ndarray, X_heldout: np.ndarray, Y: np.ndarray, Y_heldout: np.ndarray,
                labels: np.ndarray | None = None, labels_heldout: np.ndarray | None = None,
+               X_far: np.ndarray | None = None, Y_far: np.ndarray | None = None, probe_attrs: dict | None = None,
                equivalents_attrs: dict | None = None) -> None:
     """Write a new run file holding the reference and probe data, and an empty /equivalents.
 
     theta_ref : shape [P];  X, X_heldout : shape [n, w_0];  Y, Y_heldout : shape [n, w_L]
+    X_far, Y_far : shape [n_far, w_0], [n_far, w_L]: inputs far outside the data and the reference's
+        outputs there;  probe_attrs : attributes of /probe (how the far inputs were drawn)
     reference : scalar facts about the reference (``accuracy`` becomes /reference/accuracy,
         the rest attributes of /reference)
     Refuses to overwrite an existing file.  Written under a temporary name and renamed,
@@ -167,9 +177,12 @@ def create_run(path: str | Path, *, config: dict, architecture: dict, theta_ref:
                     ref.attrs[k] = v
             probe = f.create_group("probe")
             for name, arr in (("X", X), ("X_heldout", X_heldout), ("Y", Y), ("Y_heldout", Y_heldout),
-                              ("labels", labels), ("labels_heldout", labels_heldout)):
+                              ("labels", labels), ("labels_heldout", labels_heldout), ("X_far", X_far),
+                              ("Y_far", Y_far)):
                 if arr is not None:
                     probe.create_dataset(name, data=np.asarray(arr))
+            for k, v in (probe_attrs or {}).items():
+                probe.attrs[k] = v
             eq = f.create_group("equivalents")
             eq.create_dataset("theta", shape=(0, P), maxshape=(None, P), dtype="f8",
                               chunks=(max(1, min(64, (1 << 20) // (8 * P))), P))
@@ -239,7 +252,8 @@ def load_run(path: str | Path) -> RunData:
             run = RunData(path=p, attrs={k: _attr(v) for k, v in f.attrs.items()}, config=cfg, architecture=arch,
                           theta_ref=f["reference/theta"][()], reference=ref, X=get("X"), X_heldout=get("X_heldout"),
                           Y=get("Y"), Y_heldout=get("Y_heldout"), labels=get("labels"),
-                          labels_heldout=get("labels_heldout"), equivalents=eq, equivalents_attrs=eq_attrs,
+                          labels_heldout=get("labels_heldout"), X_far=get("X_far"), Y_far=get("Y_far"),
+                          probe_attrs={k: _attr(v) for k, v in g.attrs.items()}, equivalents=eq, equivalents_attrs=eq_attrs,
                           identifiability=ident, identifiability_attrs=ident_attrs, projections=projections,
                           layer_paths=layer_paths, ricci=ricci)
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
@@ -284,6 +298,26 @@ def write_identifiability(path: str | Path, *, results: dict, attrs: dict, per_e
             eq.create_dataset(k, data=np.asarray(v))
         for k, v in element_attrs.items():
             eq.attrs[k] = v
+        f.flush()
+
+
+def write_far_inputs(path: str | Path, X_far: np.ndarray, Y_far: np.ndarray, probe_attrs: dict,
+                     reference_attrs: dict) -> None:
+    """Add /probe/X_far [n_far, w_0] and /probe/Y_far [n_far, w_L] to a run file written before
+    far inputs existed (attributes of /probe and /reference alongside).  Refuses to replace
+    existing far inputs: the verdicts stored with them rest on those very points."""
+    with _open(path, "r+") as f:
+        if "X_far" in f["probe"]:
+            raise GenniError(f"{path} already holds far inputs (/probe/X_far)")
+        X_far, Y_far = np.asarray(X_far, dtype="f8"), np.asarray(Y_far, dtype="f8")
+        if X_far.shape != (len(X_far), f["probe/X"].shape[1]) or Y_far.shape != (len(X_far), f["probe/Y"].shape[1]):
+            raise GenniError(f"far inputs of shapes {X_far.shape}, {Y_far.shape} do not fit {path}")
+        f["probe"].create_dataset("X_far", data=X_far)
+        f["probe"].create_dataset("Y_far", data=Y_far)
+        for k, v in probe_attrs.items():
+            f["probe"].attrs[k] = v
+        for k, v in reference_attrs.items():
+            f["reference"].attrs[k] = v
         f.flush()
 
 

@@ -65,10 +65,68 @@ def test_too_few_probe_points_gives_probe_only(tmp_path):
 
 
 def test_classify_rules():
-    v = identifiability.classify(converged=[True, True, True, False], distance=[1e-9, 0.5, 0.5, 1e-9],
-                                 relative_heldout=[1e-12, 1e-12, 1e-2, 1e-12])
-    assert [identifiability.VERDICTS[i] for i in v] == ["symmetry_copy", "hidden_equivalent", "probe_only",
-                                                         "not_converged"]
+    """Each verdict from the checks it rests on; the far check never overrides a copy whose far
+    discrepancy its displacement explains, and never lets a far-disagreeing non-copy through."""
+    conv = [True, True, True, True, True, True, False]
+    heldout = [1e-12, 1e-12, 1e-12, 1e-12, 1e-12, 1e-2, 1e-12]
+    far = [1e-12, 1e-5, 1e-12, 1e-5, 1e-5, 1e-12, 1e-12]
+    score = [0.5, 0.5, 3.0, 3.0, 0.5, 0.5, 0.5]
+    linearity = [np.nan, 0.01, 0.01, 0.01, 2.0, 0.01, 0.01]
+    v = identifiability.classify(conv, heldout, far, 1e-6, score, linearity)
+    assert [identifiability.VERDICTS[i] for i in v] == [
+        "symmetry_copy",      # agrees everywhere, displacement explained
+        "symmetry_copy",      # differs far, but exactly as its small displacement predicts
+        "hidden_equivalent",  # agrees everywhere, displacement not explained
+        "data_equivalent",    # differs far, not a copy
+        "data_equivalent",    # differs far and the linear model does not explain it
+        "probe_only",
+        "not_converged"]
+    # NaN discrepancies are disagreement
+    assert identifiability.VERDICTS[identifiability.classify([True], [np.nan], [0.0], 1e-6, [0.1], [0.0])[0]] == \
+        "probe_only"
+
+
+def test_copy_threshold_formula():
+    """τ = c·√(nL)/(σ_r‖θ*‖), floored at 1e-10; the score compares row and null parts separately."""
+    tau = identifiability.copy_threshold(np.array([4e-6, 0.0]), n_probe=100, sigma_r=0.5, theta_norm=2.0, factor=10)
+    np.testing.assert_allclose(tau, [10 * np.sqrt(100 * 4e-6) / (0.5 * 2.0), 1e-10])
+    s = identifiability.copy_score(row=np.array([0.02, 0.02, 0.02]), null=np.array([0.0, 1e-4, 1e-3]),
+                                   threshold=np.array([0.02, 0.02, 0.02]), theta_norm=2.0, factor=10)
+    # d_R = 0.01 → row ratio 0.5; null allowance 10·0.01² = 1e-3 (relative): d_N = 0, 5e-5, 5e-4
+    np.testing.assert_allclose(s, [0.5, 0.5, 0.5])
+    s2 = identifiability.copy_score(row=np.array([0.02]), null=np.array([0.01]), threshold=np.array([0.02]),
+                                    theta_norm=2.0, factor=10)
+    np.testing.assert_allclose(s2, [0.005 / 1e-3])
+
+
+def test_split_displacement_is_orthogonal():
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    null = Q[:, 4:]
+    delta = rng.normal(size=(3, 6))
+    row, nul = identifiability.split_displacement(delta, null)
+    np.testing.assert_allclose(row ** 2 + nul ** 2, (delta ** 2).sum(1))
+    np.testing.assert_allclose(nul, np.linalg.norm(delta @ null, axis=1))
+    np.testing.assert_allclose(identifiability.split_displacement(delta, null[:, :0])[1], 0.0)
+
+
+def test_far_linearity_against_finite_differences():
+    """J_far·δ by forward mode equals a central difference; a purely linear residual gives ρ ≈ 0."""
+    spec = nets.MLPSpec((2, 4, 1), "tanh")
+    theta = nets.init_theta(spec, 1, nets.element_generator(0, 0)[0], 1.0)[0].numpy()
+    X = np.random.default_rng(1).normal(size=(50, 2))
+    delta = 1e-3 * np.random.default_rng(2).normal(size=(2, spec.n_params))
+    import torch
+    with torch.no_grad():
+        f = lambda t: nets.forward(spec, torch.as_tensor(t), torch.as_tensor(X)).numpy()  # noqa: E731
+        lin = np.stack([(f(theta + 1e-4 * d) - f(theta - 1e-4 * d)) / 2e-4 for d in delta])
+        actual = np.stack([f(theta + d) - f(theta) for d in delta])
+    rho = identifiability.far_linearity(spec, theta, delta, X, lin)
+    assert np.all(rho < 1e-6)  # the central difference is J·δ to O(h²)
+    rho_actual = identifiability.far_linearity(spec, theta, delta, X, actual)
+    assert np.all(rho_actual < 1e-2) and np.all(rho_actual > 1e-8)  # second-order term of a small step
+    rho_far = identifiability.far_linearity(spec, theta, 100 * delta / 1e-3, X, actual)
+    assert np.all(rho_far > 1)  # a displacement that does not produce this residual
 
 
 def test_identify_cli(tmp_path, tiny_config, capsys):
