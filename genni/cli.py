@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -214,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     except GenniError as exc:
         print(f"genni: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `genni inspect RUN.h5 | head`: the reader has what it wanted
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not raise again
+        except OSError:
+            pass
+        return 0
     except KeyboardInterrupt:
         print("genni: interrupted (what was stored so far is kept; re-run to resume)", file=sys.stderr)
         return 130

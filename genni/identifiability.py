@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import nets, params
+from . import nets, params, symmetries
 from .nets import MLPSpec
 
 DEFAULT_RTOL = 1e-9
@@ -134,9 +134,10 @@ VERDICT_MEANING = {
 DEFAULT_COPY_FACTOR = 10.0
 """c in the symmetry-copy threshold τ = c·‖r‖ / (σ_r ‖θ*‖) (see :func:`copy_threshold`)."""
 
-DEFAULT_AGREE_TOL = 1e-6
-"""Floor of the agreement tolerance on held-out and far inputs: relative discrepancy (mean
-squared error over that set's output power) 1e-6, i.e. an RMS error of 0.1 % of the output."""
+DEFAULT_AGREE_TOL = 1e-12
+"""Floor of the plain agreement tolerance on held-out and far inputs: relative discrepancy (mean squared
+error over that set's output power) 1e-12, an RMS error of 1e-6 of the output, far above rounding
+(≈ 1e-30 for exact copies) and below any discrepancy a researcher would call a different function."""
 
 GENERALISATION_FACTOR = 100.0
 """G in the agreement tolerance max(agree_tol, G · tol / output power) (see :func:`agreement_tolerance`)."""
@@ -172,7 +173,7 @@ def copy_threshold(discrepancy: np.ndarray, n_probe: int, sigma_r: float, theta_
     beyond the symmetry orbit (a hidden symmetry, or a direction the probe set does not see)
     is not explained by the residual at all: :func:`copy_score` holds that part to second order.
     In sloppy networks σ_r is tiny and τ exceeds 1 (the residual "explains" any displacement to
-    first order); there the far inputs decide (:func:`far_linearity`, :func:`classify`).
+    first order); there the far inputs decide (:func:`linearity`, :func:`classify`).
 
     discrepancy : ndarray [N] (L_i);  n_probe : n;  sigma_r : σ_r;  theta_norm : ‖bal(θ*)‖
     returns : ndarray [N], relative thresholds
@@ -185,24 +186,32 @@ def copy_threshold(discrepancy: np.ndarray, n_probe: int, sigma_r: float, theta_
 
 def agreement_tolerance(tol: float, output_power: float, agree_tol: float = DEFAULT_AGREE_TOL,
                         factor: float = GENERALISATION_FACTOR) -> float:
-    """Relative discrepancy on held-out or far inputs at or below which an element *agrees* there:
+    """Relative discrepancy on held-out or far inputs at or below which an element plainly *agrees* there:
 
         τ_agree = max(agree_tol, G · tol / P*),
 
-    tol the search tolerance (absolute, probe), P* the reference's probe output power, G = 100.
-    A converged element may differ on the probe set by tol / P* (relative); a symmetry copy's
-    leftover error generalises to held-out and far inputs with a modest gain (measured on tanh
-    teachers: far / probe ≈ 5), so an element whose error grows by more than G off the probe set
-    has learnt something else there.  The floor (1e-6: RMS error 0.1 % of the output) keeps the
-    test meaningful when tol is tiny.
+    tol the search tolerance (absolute, probe), P* the reference's probe output power, G = 100: an
+    element may differ on the probe set by tol / P* (relative), and off the probe set by up to G
+    times that without further questions.  Larger discrepancies can still be the search's own error,
+    propagated (a copy found to tol 1e-8 differs from θ* far from the data by up to 1e4 × its probe
+    discrepancy): :func:`linearity` decides those.
     """
     p = float(output_power)
     return max(float(agree_tol), factor * float(tol) / p) if p > 0 and np.isfinite(p) else float(agree_tol)
 
 
 LINEARITY_LIMIT = 0.5
-"""A copy's far discrepancy is explained by its displacement δ when the first-order model misses it by
-at most half: ‖r_far − J_far δ‖ ≤ 0.5 ‖r_far‖ (see :func:`far_linearity`)."""
+"""A discrepancy r on some inputs is *explained* by a displacement δ_R when the first-order model misses
+at most half of it: ‖r − J δ_R‖ ≤ ½‖r‖ (so also ‖J δ_R‖ ≥ ½‖r‖: the prediction is of the right size and
+direction).  Measured: explained discrepancies give ρ ≈ 1e-8 … 0.2, unexplained ones ρ ≈ 1 (J δ_R ≈ 0:
+the discrepancy comes from directions the probe set does not see) or ρ ≫ 1 (see :func:`linearity`)."""
+
+
+def row_part(delta: np.ndarray, null_basis: np.ndarray) -> np.ndarray:
+    """δ_R = δ − N Nᵀ δ for each row of delta [N, P]: the part of the displacement in the row space of J
+    (the part a probe residual can explain), with N = null_basis [P, P − rank]."""
+    delta = np.atleast_2d(np.asarray(delta, dtype=np.float64))
+    return delta - (delta @ null_basis) @ null_basis.T if null_basis.shape[1] else delta.copy()
 
 
 def split_displacement(delta: np.ndarray, null_basis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,56 +248,156 @@ def copy_score(row: np.ndarray, null: np.ndarray, threshold: np.ndarray, theta_n
     return np.maximum(r / np.asarray(threshold, np.float64), n / np.maximum(factor * r * r, ROUNDING_FLOOR))
 
 
-def far_linearity(spec: MLPSpec, theta_ref: np.ndarray, delta: np.ndarray, X_far: np.ndarray,
-                  residual_far: np.ndarray, chunk: int = 32) -> np.ndarray:
-    """ρ = ‖r_far − J_far δ‖ / ‖r_far‖ per element: how well the first-order model at θ* along the
-    element's own displacement δ reproduces its discrepancy on the far inputs.
+def linearity(spec: MLPSpec, theta_ref: np.ndarray, delta: np.ndarray, X: np.ndarray,
+              residual: np.ndarray, chunk: int = 32) -> np.ndarray:
+    """ρ = ‖r − J_X(θ* + δ/2) δ‖ / ‖r‖ per element: how well the linear model along δ reproduces the
+    element's discrepancy r = f_θ(X) − f_θ*(X) on the inputs X (held-out or far).  The Jacobian is
+    taken at the midpoint θ* + δ/2, where f(θ* + δ) − f(θ*) = J(θ* + δ/2) δ + O(‖δ‖³) (the
+    quadratic term cancels), so a copy found to a loose tolerance is still described to second order.
 
-    A copy displaced by a small δ differs from θ* by J δ + O(‖δ‖²) everywhere, so ρ ≪ 1 (measured:
-    2e-3 for a 2-3-1 tanh teacher searched to tol 1e-8, 2e-8 at 1e-16); an element that lies
-    elsewhere on the class (a different network that happens to match on the data) is not
-    described by the linearisation at θ*, and ρ = O(1) or larger.  J_far δ is a forward-mode
-    Jacobian-vector product (``torch.func.jvp``), never the full far Jacobian.
+    With δ = δ_R, the part of the element's displacement in the row space of the probe Jacobian (the
+    part its probe residual explains, :func:`row_part`): a symmetry copy found to a loose tolerance, or
+    a hidden equivalent (moved along an exact hidden symmetry, invisible everywhere, plus a small
+    search error), differs from θ* off the probe set by that linear term, so ρ ≪ 1 (measured: 2e-3 for
+    a 2-3-1 tanh teacher searched to tol 1e-8, 2e-8 at 1e-16).  An element that moved along directions
+    the probe set does not see but X does, or that lies elsewhere on the class (a different network
+    that matches on the data), is not described by it: ρ = O(1) or larger.  ρ < 1 means the first-order
+    prediction beats predicting no change.  J_X δ is a forward-mode Jacobian-vector product
+    (``torch.func.jvp``), never the full Jacobian on X.
 
-    theta_ref : [P] (balanced θ*);  delta : [N, P];  X_far : [m, w_0];  residual_far : [N, m, w_L]
-        (f_θ(X_far) − f_θ*(X_far) of each element)
-    returns : ndarray [N] (NaN where r_far = 0 exactly)
+    theta_ref : [P] (balanced θ*);  delta : [N, P];  X : [m, w_0];  residual : [N, m, w_L]
+    returns : ndarray [N] (NaN where r = 0 exactly)
     """
     from torch.func import jvp
 
     delta = np.atleast_2d(np.asarray(delta, dtype=np.float64))
-    x = torch.as_tensor(np.asarray(X_far), dtype=torch.float64)
+    x = torch.as_tensor(np.asarray(X), dtype=torch.float64)
     ref = torch.as_tensor(np.asarray(theta_ref), dtype=torch.float64)
     out = np.empty(len(delta))
     for i in range(0, len(delta), chunk):
         d = torch.as_tensor(delta[i:i + chunk])
-        _, lin = jvp(lambda t: nets.forward(spec, t, x), (ref.expand_as(d).contiguous(),), (d,))
-        r = np.asarray(residual_far[i:i + chunk], dtype=np.float64).reshape(len(d), -1)
+        _, lin = jvp(lambda t: nets.forward(spec, t, x), (ref + 0.5 * d,), (d,))
+        r = np.asarray(residual[i:i + chunk], dtype=np.float64).reshape(len(d), -1)
         miss = np.linalg.norm(r - lin.reshape(len(d), -1).numpy(), axis=1)
         size = np.linalg.norm(r, axis=1)
         out[i:i + chunk] = np.where(size > 0, miss / np.where(size > 0, size, 1.0), np.nan)
     return out
 
 
-def classify(converged: np.ndarray, relative_heldout: np.ndarray, relative_far: np.ndarray, agree: float,
-             score: np.ndarray, linearity: np.ndarray) -> np.ndarray:
-    """Verdict codes (indices into :data:`VERDICTS`), every array of shape [N].
+def agrees(relative: np.ndarray, agree: float, rho: np.ndarray) -> np.ndarray:
+    """An element agrees on a set of inputs when its relative discrepancy there is ≤ agree
+    (:func:`agreement_tolerance`) or is explained by the search's own error (:func:`linearity` ρ ≤ 0.5).
+    NaN discrepancies never agree.  All arrays [N]."""
+    rel = np.asarray(relative, np.float64)
+    rho = np.nan_to_num(np.asarray(rho, np.float64), nan=np.inf)
+    return (rel <= agree) | ((rho <= LINEARITY_LIMIT) & np.isfinite(rel))
+
+
+def classify(converged: np.ndarray, heldout_ok: np.ndarray, far_ok: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Verdict codes (indices into :data:`VERDICTS`), every array of shape [N]:
 
     * probe discrepancy above tol → ``not_converged``;
-    * relative held-out discrepancy > agree → ``probe_only``;
-    * :func:`copy_score` ≤ 1 (the displacement from θ* is what the residual explains) and on far inputs
-      either agreement (relative discrepancy ≤ agree) or a first-order explanation
-      (:func:`far_linearity` ≤ 0.5) → ``symmetry_copy``;
-    * relative far discrepancy ≤ agree → ``hidden_equivalent``;
+    * not agreeing on held-out inputs (:func:`agrees`) → ``probe_only``;
+    * agreeing on far inputs and :func:`copy_score` ≤ 1 (the displacement from θ* is what the probe
+      residual explains) → ``symmetry_copy``;
+    * agreeing on far inputs → ``hidden_equivalent``;
     * otherwise → ``data_equivalent``.
-
-    ``agree`` is :func:`agreement_tolerance`.  NaN discrepancies count as disagreement.
     """
-    converged = np.asarray(converged, bool)
-    heldout_ok = np.asarray(relative_heldout, np.float64) <= agree
-    far_ok = np.asarray(relative_far, np.float64) <= agree
-    explained = far_ok | (np.nan_to_num(np.asarray(linearity, np.float64), nan=np.inf) <= LINEARITY_LIMIT)
-    copy = (np.asarray(score, np.float64) <= 1.0) & explained
+    far_ok = np.asarray(far_ok, bool)
+    copy = (np.asarray(score, np.float64) <= 1.0) & far_ok
     code = np.where(copy, 0, np.where(far_ok, 1, 2))
-    code = np.where(heldout_ok, code, 3)
-    return np.where(converged, code, 4).astype(np.int8)
+    code = np.where(np.asarray(heldout_ok, bool), code, 3)
+    return np.where(np.asarray(converged, bool), code, 4).astype(np.int8)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Everything behind the verdicts of N elements (arrays of length N; distances relative to ‖bal θ*‖).
+
+    verdict : int8 indices into :data:`VERDICTS`;  aligned : [N, P] each element in θ*'s gauge;
+    distance : ‖bal(aligned) − bal(θ*)‖;  distance_row, distance_null : its parts J sees / cannot see;
+    threshold : τ (:func:`copy_threshold`);  score : :func:`copy_score`;
+    relative_heldout, relative_far : mean squared discrepancy over the reference's output power there;
+    discrepancy_far : the same, absolute;  linearity_heldout, linearity_far : :func:`linearity` ρ there;
+    spectrum : of J at the balanced θ*;  agree : :func:`agreement_tolerance`
+    """
+
+    verdict: np.ndarray
+    aligned: np.ndarray
+    distance: np.ndarray
+    distance_row: np.ndarray
+    distance_null: np.ndarray
+    threshold: np.ndarray
+    score: np.ndarray
+    relative_heldout: np.ndarray
+    linearity_heldout: np.ndarray
+    discrepancy_far: np.ndarray
+    relative_far: np.ndarray
+    linearity_far: np.ndarray
+    spectrum: Spectrum
+    agree: float
+    sigma_r: float
+    reference_balanced: np.ndarray
+
+    def counts(self) -> dict[str, int]:
+        return {name: int((self.verdict == i).sum()) for i, name in enumerate(VERDICTS)}
+
+
+def _residuals(spec: MLPSpec, thetas: np.ndarray, X: torch.Tensor, Y: np.ndarray, chunk: int = 64) -> np.ndarray:
+    """f_θ(X) − Y for each row of thetas [N, P] → [N, n, w_L]."""
+    with torch.no_grad():
+        parts = [nets.forward(spec, torch.as_tensor(thetas[i:i + chunk]), X).numpy() - Y
+                 for i in range(0, len(thetas), chunk)]
+    return np.concatenate(parts) if parts else np.zeros((0,) + Y.shape)
+
+
+def assess(spec: MLPSpec, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.ndarray, X_far: np.ndarray,
+           thetas: np.ndarray, tol: float, *, rtol: float = DEFAULT_RTOL, copy_factor: float = DEFAULT_COPY_FACTOR,
+           agree_tol: float = DEFAULT_AGREE_TOL, progress: bool = False) -> Assessment:
+    """The verdict on each element, with every quantity it rests on (all in memory; float64).
+
+    One gauge throughout: the balanced θ* (:func:`genni.symmetries.balance`; for relu the minimum-norm
+    point of its rescaling orbit, the same function), where J, its spectrum and the aligned, balanced
+    elements' displacements δ are taken.  Converged means L ≤ tol on the probe inputs.
+
+    theta_ref : [P];  X, X_heldout, X_far : [n, w_0], [m, w_0], [m_far, w_0] probe, held-out, far inputs;
+    thetas : [N, P];  tol : the search tolerance (absolute mean squared discrepancy on the probe set)
+    """
+    from .progress import bar
+
+    theta_ref = np.asarray(theta_ref, dtype=np.float64)
+    thetas = np.asarray(thetas, dtype=np.float64).reshape(-1, spec.n_params)
+    ref_bal = symmetries.balance(spec, theta_ref)
+    sp = spectrum(output_jacobian(spec, ref_bal, X), rtol)
+    sigma_r = float(sp.singular_values[sp.rank - 1]) if sp.rank > 0 else 0.0
+    ref_norm = float(np.linalg.norm(ref_bal))
+    x, xh, xf, ref = (torch.as_tensor(np.asarray(a, dtype=np.float64)) for a in (X, X_heldout, X_far, theta_ref))
+    with torch.no_grad():
+        Y, Yh, Yf = (nets.forward(spec, ref, z).numpy() for z in (x, xh, xf))
+    power = lambda A: float((A * A).sum(-1).mean())  # noqa: E731
+    agree = agreement_tolerance(tol, power(Y), agree_tol)
+    N = len(thetas)
+    aligned = np.empty_like(thetas)
+    for i in bar(range(N), progress=progress, desc="align", unit="el", leave=False):
+        aligned[i] = symmetries.align(spec, thetas[i], theta_ref)[0]
+    delta = (np.stack([symmetries.balance(spec, a) for a in aligned]) if N else aligned) - ref_bal
+    row, null = split_displacement(delta, sp.null_basis)
+    delta_row = row_part(delta, sp.null_basis)
+    L = (_residuals(spec, thetas, x, Y) ** 2).sum(-1).mean(-1)
+    threshold = copy_threshold(L, len(X), sigma_r, ref_norm, copy_factor)
+    score = copy_score(row, null, threshold, ref_norm, copy_factor)
+    out = {}
+    for name, z, Yz in (("heldout", X_heldout, Yh), ("far", X_far, Yf)):
+        res = _residuals(spec, thetas, torch.as_tensor(np.asarray(z, dtype=np.float64)), Yz)
+        Lz = (res * res).sum(-1).mean(-1)
+        pz = power(Yz)
+        rel = Lz / pz if pz > 0 else np.full_like(Lz, np.inf)
+        rho = linearity(spec, ref_bal, delta_row, z, res) if N else np.zeros(0)
+        out[name] = (Lz, rel, rho)
+    ok = {name: agrees(rel, agree, rho) for name, (_, rel, rho) in out.items()}
+    verdict = classify(L <= tol, ok["heldout"], ok["far"], score)
+    return Assessment(verdict=verdict, aligned=aligned, distance=np.sqrt(row ** 2 + null ** 2) / ref_norm,
+                      distance_row=row / ref_norm, distance_null=null / ref_norm, threshold=threshold, score=score,
+                      relative_heldout=out["heldout"][1], linearity_heldout=out["heldout"][2],
+                      discrepancy_far=out["far"][0], relative_far=out["far"][1], linearity_far=out["far"][2],
+                      spectrum=sp, agree=agree, sigma_r=sigma_r, reference_balanced=ref_bal)

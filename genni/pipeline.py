@@ -147,19 +147,6 @@ def far_inputs(cfg: dict, spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarr
     return X_far, Y_far, attrs, float((Y_far * Y_far).sum(-1).mean())
 
 
-def _far_discrepancy(spec: nets.MLPSpec, thetas: np.ndarray, X_far: np.ndarray, Y_far: np.ndarray,
-                     chunk: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean squared discrepancy on the far inputs [N], the same over the reference's far output power [N],
-    the residuals f_θ(X_far) − f_θ*(X_far) [N, n_far, w_L])."""
-    Xt = torch.as_tensor(X_far)
-    with torch.no_grad():
-        res = np.concatenate([nets.forward(spec, torch.as_tensor(thetas[i:i + chunk]), Xt).numpy() - Y_far
-                              for i in range(0, len(thetas), chunk)])
-    L = (res * res).sum(-1).mean(-1)
-    power = float((Y_far * Y_far).sum(-1).mean())
-    return L, (L / power if power > 0 else np.full_like(L, np.inf)), res
-
-
 def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
              copy_factor: float = identifiability.DEFAULT_COPY_FACTOR,
              agree_tol: float = identifiability.DEFAULT_AGREE_TOL, progress: bool = False,
@@ -188,66 +175,46 @@ def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
         store.write_far_inputs(path, X_far, Y_far, far_attrs, {"output_power_far": power_far})
         log(f"added {len(X_far)} far inputs to {path} ({far_attrs['far_how']})")
         run = store.load_run(path)
-    # one gauge throughout: the balanced θ* (for relu the minimum-norm point of its rescaling orbit, the
-    # same function), where the aligned elements' distances are measured
-    ref_bal = symmetries.balance(spec, run.theta_ref)
-    J = identifiability.output_jacobian(spec, ref_bal, run.X)
-    sp = identifiability.spectrum(J, rtol)
-    table = identifiability.rank_vs_probe(spec, ref_bal, run.X, rtol=rtol)
-    expected = identifiability.expected_rank(spec, J.shape[0])
-    sigma_r = float(sp.singular_values[sp.rank - 1]) if sp.rank > 0 else 0.0
-    ref_norm = float(np.linalg.norm(ref_bal))
-    power = float(run.reference.get("output_power") or projection.output_power(run.Y))
     tol = float(run.equivalents_attrs.get("tol", run.config.get("search", {}).get("tol", 0.0)))
-    agree = identifiability.agreement_tolerance(tol, power, agree_tol)
-    n = run.n_equivalents
     eq = run.equivalents
-    if n:
-        thetas = eq["theta"]
-        aligned = np.empty_like(thetas)
-        for i in bar(range(n), progress=progress, desc="align", unit="el", leave=False):
-            aligned[i] = symmetries.align(spec, thetas[i], run.theta_ref)[0]
-        dist = symmetries.distance_to_reference(spec, aligned, run.theta_ref)
-        delta = np.stack([symmetries.balance(spec, a) for a in aligned]) - ref_bal
-        row, null = identifiability.split_displacement(delta, sp.null_basis)
-        threshold = identifiability.copy_threshold(eq["discrepancy"], len(run.X), sigma_r, ref_norm, copy_factor)
-        score = identifiability.copy_score(row, null, threshold, ref_norm, copy_factor)
-        L_far, rel_far, res_far = _far_discrepancy(spec, thetas, run.X_far, run.Y_far)
-        linearity = identifiability.far_linearity(spec, ref_bal, delta, run.X_far, res_far)
-        verdict = identifiability.classify(eq["converged"], eq["relative_discrepancy_heldout"], rel_far, agree,
-                                           score, linearity)
-    else:
-        aligned, dist, verdict = np.zeros((0, spec.n_params)), np.zeros(0), np.zeros(0, np.int8)
-        threshold = L_far = rel_far = row = null = score = linearity = np.zeros(0)
+    n = run.n_equivalents
+    thetas = eq["theta"] if n else np.zeros((0, spec.n_params))
+    a = identifiability.assess(spec, run.theta_ref, run.X, run.X_heldout, run.X_far, thetas, tol, rtol=rtol,
+                               copy_factor=copy_factor, agree_tol=agree_tol, progress=progress)
+    sp, verdict = a.spectrum, a.verdict
+    J_rows = len(run.X) * spec.widths[-1]
+    table = identifiability.rank_vs_probe(spec, a.reference_balanced, run.X, rtol=rtol)
+    expected = identifiability.expected_rank(spec, J_rows)
     kinds = symmetries.symmetry_kinds(spec)
     meaning = json.dumps(identifiability.VERDICT_MEANING)
     store.write_identifiability(
         path,
         results={"singular_values": sp.singular_values, "rank": sp.rank, "rank_tolerance": sp.rank_tolerance,
                  "expected_rank": expected, "null_basis": sp.null_basis, "rank_vs_probe": table},
-        attrs={"rtol": rtol, "gap": sp.gap, "n_params": spec.n_params, "n_rows": J.shape[0],
+        attrs={"rtol": rtol, "gap": sp.gap, "n_params": spec.n_params, "n_rows": J_rows,
                "symmetries": json.dumps(kinds), "gauge": "balanced reference (minimum-norm point of its rescaling orbit)"},
-        per_element={"verdict": verdict, "aligned_theta": aligned, "distance_to_reference": dist,
-                     "symmetry_threshold": threshold, "distance_row": row / ref_norm, "distance_null": null / ref_norm,
-                     "copy_score": score, "far_linearity": linearity, "discrepancy_far": L_far,
-                     "relative_discrepancy_far": rel_far},
+        per_element={"verdict": verdict, "aligned_theta": a.aligned, "distance_to_reference": a.distance,
+                     "symmetry_threshold": a.threshold, "distance_row": a.distance_row, "distance_null": a.distance_null,
+                     "copy_score": a.score, "linearity_heldout": a.linearity_heldout,
+                     "linearity_far": a.linearity_far, "discrepancy_far": a.discrepancy_far,
+                     "relative_discrepancy_far": a.relative_far},
         element_attrs={"verdict_codes": list(identifiability.VERDICTS), "verdict_meaning": meaning,
                        "copy_factor": copy_factor, "copy_threshold_formula": identifiability.COPY_THRESHOLD_FORMULA,
                        "copy_score_formula": identifiability.COPY_SCORE_FORMULA,
                        "linearity_limit": identifiability.LINEARITY_LIMIT,
-                       "sigma_r": sigma_r, "agree_tol": agree_tol, "agreement_tolerance": agree,
+                       "sigma_r": a.sigma_r, "agree_tol": agree_tol, "agreement_tolerance": a.agree,
                        "generalisation_factor": identifiability.GENERALISATION_FACTOR,
                        "far_how": str(run.probe_attrs.get("far_how", ""))})
-    counts = {name: int((verdict == i).sum()) for i, name in enumerate(identifiability.VERDICTS)}
+    counts = a.counts()
     conv = np.asarray(eq.get("converged", np.zeros(0, bool)), bool)
     return {"rank": sp.rank, "expected_rank": expected, "n_params": spec.n_params, "rank_tolerance": sp.rank_tolerance,
             "gap": sp.gap, "null_dim": spec.n_params - sp.rank, "symmetries": kinds, "n_elements": n,
             "verdicts": counts, "meaning": identifiability.VERDICT_MEANING, "copy_factor": copy_factor,
-            "sigma_r": sigma_r, "agreement_tolerance": agree, "agree_tol": agree_tol, "n_far": len(run.X_far),
+            "sigma_r": a.sigma_r, "agreement_tolerance": a.agree, "agree_tol": agree_tol, "n_far": len(run.X_far),
             "far_how": str(run.probe_attrs.get("far_how", "")),
-            "median_threshold": float(np.median(threshold[conv])) if conv.any() else float("nan"),
-            "relative_discrepancy_far": _quantile_dict(rel_far[conv]),
-            "distance_to_reference": _quantile_dict(dist[conv])}
+            "median_threshold": float(np.median(a.threshold[conv])) if conv.any() else float("nan"),
+            "relative_discrepancy_far": _quantile_dict(a.relative_far[conv]),
+            "distance_to_reference": _quantile_dict(a.distance[conv])}
 
 
 def _quantile_dict(x: np.ndarray) -> dict:

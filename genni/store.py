@@ -41,7 +41,7 @@ ELEMENT_FIELDS: dict[str, str] = {
 }
 # per-element results of `genni identify`; stale (and deleted) once more elements are appended
 DERIVED_ELEMENT_FIELDS = ("verdict", "aligned_theta", "distance_to_reference", "symmetry_threshold",
-                          "distance_row", "distance_null", "copy_score", "far_linearity",
+                          "distance_row", "distance_null", "copy_score", "linearity_heldout", "linearity_far",
                           "discrepancy_far", "relative_discrepancy_far")
 _REQUIRED = ("reference/theta", "probe/X", "probe/X_heldout", "probe/Y", "probe/Y_heldout")
 

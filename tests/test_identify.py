@@ -65,25 +65,27 @@ def test_too_few_probe_points_gives_probe_only(tmp_path):
 
 
 def test_classify_rules():
-    """Each verdict from the checks it rests on; the far check never overrides a copy whose far
-    discrepancy its displacement explains, and never lets a far-disagreeing non-copy through."""
-    conv = [True, True, True, True, True, True, False]
-    heldout = [1e-12, 1e-12, 1e-12, 1e-12, 1e-12, 1e-2, 1e-12]
-    far = [1e-12, 1e-5, 1e-12, 1e-5, 1e-5, 1e-12, 1e-12]
-    score = [0.5, 0.5, 3.0, 3.0, 0.5, 0.5, 0.5]
-    linearity = [np.nan, 0.01, 0.01, 0.01, 2.0, 0.01, 0.01]
-    v = identifiability.classify(conv, heldout, far, 1e-6, score, linearity)
+    """Each verdict from the checks it rests on."""
+    conv = [True, True, True, True, False]
+    heldout_ok = [True, True, True, False, True]
+    far_ok = [True, True, False, True, True]
+    score = [0.5, 3.0, 0.5, 0.5, 0.5]
+    v = identifiability.classify(conv, heldout_ok, far_ok, score)
     assert [identifiability.VERDICTS[i] for i in v] == [
         "symmetry_copy",      # agrees everywhere, displacement explained
-        "symmetry_copy",      # differs far, but exactly as its small displacement predicts
-        "hidden_equivalent",  # agrees everywhere, displacement not explained
-        "data_equivalent",    # differs far, not a copy
-        "data_equivalent",    # differs far and the linear model does not explain it
+        "hidden_equivalent",  # agrees everywhere, displacement not explained by the residual
+        "data_equivalent",    # differs far: never a copy however close it lies
         "probe_only",
         "not_converged"]
-    # NaN discrepancies are disagreement
-    assert identifiability.VERDICTS[identifiability.classify([True], [np.nan], [0.0], 1e-6, [0.1], [0.0])[0]] == \
-        "probe_only"
+
+
+def test_agreement_plain_or_explained():
+    """Agreement: at or below the tolerance, or explained to first order (ρ ≤ 0.5); NaN never agrees."""
+    ok = identifiability.agrees(np.array([1e-13, 1e-5, 1e-5, 1e-5, np.nan]), 1e-12,
+                                np.array([np.nan, 0.1, 0.5, 0.9, 0.0]))
+    assert ok.tolist() == [True, True, True, False, False]
+    assert identifiability.agreement_tolerance(1e-10, 2.0) == pytest.approx(100 * 1e-10 / 2.0)
+    assert identifiability.agreement_tolerance(1e-20, 2.0) == identifiability.DEFAULT_AGREE_TOL
 
 
 def test_copy_threshold_formula():
@@ -110,8 +112,8 @@ def test_split_displacement_is_orthogonal():
     np.testing.assert_allclose(identifiability.split_displacement(delta, null[:, :0])[1], 0.0)
 
 
-def test_far_linearity_against_finite_differences():
-    """J_far·δ by forward mode equals a central difference; a purely linear residual gives ρ ≈ 0."""
+def test_linearity_against_finite_differences():
+    """J(θ* + δ/2)·δ by forward mode against central differences; the midpoint rule's accuracy."""
     spec = nets.MLPSpec((2, 4, 1), "tanh")
     theta = nets.init_theta(spec, 1, nets.element_generator(0, 0)[0], 1.0)[0].numpy()
     X = np.random.default_rng(1).normal(size=(50, 2))
@@ -121,12 +123,18 @@ def test_far_linearity_against_finite_differences():
         f = lambda t: nets.forward(spec, torch.as_tensor(t), torch.as_tensor(X)).numpy()  # noqa: E731
         lin = np.stack([(f(theta + 1e-4 * d) - f(theta - 1e-4 * d)) / 2e-4 for d in delta])
         actual = np.stack([f(theta + d) - f(theta) for d in delta])
-    rho = identifiability.far_linearity(spec, theta, delta, X, lin)
-    assert np.all(rho < 1e-6)  # the central difference is J·δ to O(h²)
-    rho_actual = identifiability.far_linearity(spec, theta, delta, X, actual)
-    assert np.all(rho_actual < 1e-2) and np.all(rho_actual > 1e-8)  # second-order term of a small step
-    rho_far = identifiability.far_linearity(spec, theta, 100 * delta / 1e-3, X, actual)
-    assert np.all(rho_far > 1)  # a displacement that does not produce this residual
+    # J at the midpoint θ* + δ/2 applied to δ: the central difference of f over [θ*, θ* + δ] is exactly that
+    # product up to O(‖δ‖³), so it reproduces the actual change f(θ* + δ) − f(θ*) to third order
+    with torch.no_grad():
+        mid = np.stack([(f(theta + d / 2 + 1e-4 * d) - f(theta + d / 2 - 1e-4 * d)) / 2e-4 for d in delta])
+    rho = identifiability.linearity(spec, theta, delta, X, mid)
+    assert np.all(rho < 1e-6)  # forward mode = central difference to O(h²)
+    rho_actual = identifiability.linearity(spec, theta, delta, X, actual)
+    assert np.all(rho_actual < 1e-5) and np.all(rho_actual > 0)  # third-order remainder of a small step
+    rho_at_start = np.linalg.norm((lin - actual).reshape(2, -1), axis=1) / np.linalg.norm(actual.reshape(2, -1), axis=1)
+    assert np.all(rho_actual < rho_at_start)  # the midpoint beats the Jacobian at θ*
+    rho_wrong = identifiability.linearity(spec, theta, 100 * delta / 1e-3, X, actual)
+    assert np.all(rho_wrong > 1)  # a displacement that does not produce this residual
 
 
 def test_identify_cli(tmp_path, tiny_config, capsys):
