@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from genni import data, identifiability as I, nets, search, symmetries
+from genni import data, nets, search, symmetries
+from genni import identifiability as I
 
 COPY, HIDDEN = I.VERDICTS.index("symmetry_copy"), I.VERDICTS.index("hidden_equivalent")
 
