@@ -86,8 +86,8 @@ def figure_probe(run: RunData):
 
 _VERDICT_COLOURS = {"symmetry_copy": "#1b9e77", "hidden_equivalent": "#7570b3", "data_equivalent": "#1f78b4",
                     "probe_only": "#d95f02", "not_converged": "#999999"}
-_VERDICT_INPUTS = {"symmetry_copy": "all inputs, within τ", "hidden_equivalent": "probe + held-out + far",
-                   "data_equivalent": "probe + held-out", "probe_only": "probe only", "not_converged": "none"}
+_VERDICT_INPUTS = {"symmetry_copy": "all, within τ", "hidden_equivalent": "probe, held-out,\nfar",
+                   "data_equivalent": "probe,\nheld-out", "probe_only": "probe", "not_converged": "none"}
 
 
 def figure_identifiability(run: RunData):
@@ -118,10 +118,10 @@ def figure_identifiability(run: RunData):
     names = run.equivalents_attrs.get("verdict_codes", list(_VERDICT_COLOURS))
     if "verdict" in eq:
         counts = [int((eq["verdict"] == k).sum()) for k in range(len(names))]
-        labels = [n.replace("_", " ") + (f"\n({_VERDICT_INPUTS[n]})" if n in _VERDICT_INPUTS else "") for n in names]
+        labels = [n.replace("_", "\n") + (f"\n({_VERDICT_INPUTS[n]})" if n in _VERDICT_INPUTS else "") for n in names]
         bars = ax.bar(labels, counts, color=[_VERDICT_COLOURS.get(n, "grey") for n in names])
         ax.bar_label(bars)
-        ax.tick_params(axis="x", labelsize=8)
+        ax.tick_params(axis="x", labelsize=7)
     ax.set(ylabel="elements", title=f"verdict on the {run.n_equivalents} found elements (inputs each agrees on)")
     ax = axes[1, 1]
     if "relative_discrepancy_far" in eq and "verdict" in eq and run.n_equivalents:
@@ -145,23 +145,26 @@ def figure_identifiability(run: RunData):
 
 
 def _verdict_map(ax, run: RunData, names: list[str]) -> None:
-    """Both checks behind a verdict, one point per element: far-input discrepancy (x) against the
-    aligned distance over its symmetry-copy threshold (y)."""
+    """Both checks behind a verdict, one point per element: far-input discrepancy (x) against the copy
+    score (y: the share of the displacement from θ* that the residual does not explain)."""
     eq = run.equivalents
     far = np.maximum(eq["relative_discrepancy_far"], _FLOOR)
-    ratio = np.maximum(eq["distance_to_reference"] / np.maximum(eq["symmetry_threshold"], 1e-300), 1e-6)
+    score = np.clip(eq["copy_score"], 1e-6, 1e12) if "copy_score" in eq else \
+        np.maximum(eq["distance_to_reference"] / np.maximum(eq["symmetry_threshold"], 1e-300), 1e-6)
     agree = float(run.equivalents_attrs.get("agreement_tolerance", np.nan))
     for k, name in enumerate(names):
         m = eq["verdict"] == k
         if m.any():
-            ax.scatter(far[m], ratio[m], s=24, alpha=0.85, color=_VERDICT_COLOURS.get(name, "grey"),
+            ax.scatter(far[m], score[m], s=24, alpha=0.85, color=_VERDICT_COLOURS.get(name, "grey"),
                        edgecolor="none", label=f"{name.replace('_', ' ')} ({int(m.sum())})")
-    ax.axvline(agree, color="k", ls="--", lw=1, label=f"agreement tolerance {agree:.1e}")
-    ax.axhline(1.0, color="#e31a1c", ls=":", lw=1, label="distance = threshold τ")
+    ax.axvline(agree, color="k", ls="--", lw=1,
+               label=f"agreement tolerance {agree:.1e}\n(to its right: agrees only if the first-order\n"
+                     "model along the explained displacement accounts for it)")
+    ax.axhline(1.0, color="#e31a1c", ls=":", lw=1, label="copy score 1 (below: displacement explained)")
     ax.set(xscale="log", yscale="log", xlabel="relative discrepancy on far inputs (3× the data's radius)",
-           ylabel="aligned distance to θ* / its copy threshold τ",
-           title="left of the dashed line: agrees far from the data;\nbelow the dotted line: a symmetry copy")
-    ax.legend(fontsize=8)
+           ylabel="copy score: displacement from θ* / what the residual explains",
+           title="the two checks behind each verdict\n(a copy must agree far and sit below 1)")
+    ax.legend(fontsize=7, loc="best", framealpha=0.8)
 
 
 _SUBSPACE_TITLES = {"pca": "PCA of the elements", "plane": "plane through θ* and two elements",

@@ -160,3 +160,46 @@ def test_search_elements_are_equivalent_not_copies_of_each_other(act):
     conv = found.converged
     assert conv.any()
     assert np.all(found.relative_discrepancy_heldout[conv] < 1e-6)
+
+
+def test_old_run_file_without_far_inputs(tmp_path, tiny_config):
+    """A run file written before far inputs existed (no /probe/X_far, no data.n_far in its config) still
+    resumes, and identify adds the same far inputs a new run would hold."""
+    import json
+
+    import h5py
+
+    cfg = config.with_overrides(config.load(tiny_config), n=2)
+    new, old = tmp_path / "new.h5", tmp_path / "old.h5"
+    pipeline.find(cfg, new)
+    pipeline.find(cfg, old)
+    with h5py.File(old, "r+") as f:
+        del f["probe/X_far"], f["probe/Y_far"]
+        stored = json.loads(f.attrs["config"])
+        del stored["data"]["n_far"], stored["data"]["far_scale"]
+        f.attrs["config"] = json.dumps(stored, sort_keys=True)
+    assert store.load_run(old).X_far is None
+    pipeline.find(config.with_overrides(cfg, n=3), old)  # resumes: the missing keys hold their defaults
+    info = pipeline.identify(old)
+    a, b = store.load_run(old), store.load_run(new)
+    np.testing.assert_array_equal(a.X_far, b.X_far)
+    np.testing.assert_allclose(a.Y_far, b.Y_far, rtol=1e-13, atol=1e-13)
+    assert a.X_far.shape == (config.load(tiny_config)["data"]["n_far"], 2)
+    assert len(a.equivalents["relative_discrepancy_far"]) == 3 and info["n_far"] == len(a.X_far)
+    with pytest.raises(Exception):
+        store.write_far_inputs(old, a.X_far, a.Y_far, {}, {})  # never replaced under stored verdicts
+
+
+def test_far_inputs_cover_beyond_the_data():
+    """RMS distance from the data's mean is far_scale × the data's radius; most points lie outside it."""
+    from genni import data
+
+    X = np.random.default_rng(0).normal(size=(500, 2)) * [1.0, 0.3] + [2.0, -1.0]
+    Xf, facts = data.far_inputs(X, 20000, scale=3.0, seed=1)
+    r = np.sqrt(((X - X.mean(0)) ** 2).sum(1).max())
+    assert facts["radius"] == pytest.approx(r)
+    d = np.sqrt(((Xf - X.mean(0)) ** 2).sum(1))
+    assert np.sqrt((d ** 2).mean()) == pytest.approx(3 * r, rel=0.02)
+    assert (d > r).mean() == pytest.approx(1 - (1 - np.exp(-1 / 9)), abs=0.01)  # χ²₂: P(‖z‖² ≤ 2/9) = 1 − e^(−1/9)
+    again, _ = data.far_inputs(X, 20000, scale=3.0, seed=1)
+    assert np.array_equal(Xf, again)
