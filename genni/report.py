@@ -153,11 +153,12 @@ def format_identify(info: dict) -> str:
     for name, label in VERDICT_LABELS.items():
         lines.append(f"  {v.get(name, 0):6d}  {label:<{width}}  {info['meaning'][name]}")
     lines += [
-        f"  agree: relative discrepancy ≤ {info['agreement_tolerance']:.2g} (max of {info['agree_tol']:g} and "
-        f"100·tol/output power) on the {info['n_far']} far inputs ({info['far_how']}) and on the held-out inputs",
-        f"  symmetry copy: aligned, balanced distance ≤ τ = {info['copy_factor']:g}·‖r‖/(σ_r‖θ*‖), σ_r = "
-        f"{info['sigma_r']:.3g} (median τ of the converged elements {info['median_threshold']:.2g})",
-        f"  converged elements: relative far discrepancy {_q(info['relative_discrepancy_far'])} (min … median … max); "
+        f"  agree (held-out, far): relative discrepancy ≤ {info['agreement_tolerance']:.2g} = max({info['agree_tol']:g}, "
+        "100·tol/output power), or the search's own error propagated (ρ ≤ 0.5)",
+        f"  far inputs: {info['n_far']}, {info['far_how']}",
+        f"  symmetry copy: copy score ≤ 1, i.e. aligned displacement seen by J ≤ τ = {info['copy_factor']:g}·√(nL)/(σ_r‖θ*‖) "
+        f"with σ_r = {info['sigma_r']:.3g} (median τ {info['median_threshold']:.2g}), unseen part second order only",
+        f"  converged elements, min … median … max: relative far discrepancy {_q(info['relative_discrepancy_far'])}; "
         f"relative distance to θ* {_q(info['distance_to_reference'])}",
     ]
     kinds = ", ".join(k for k, ok in info["symmetries"].items() if ok)
