@@ -44,7 +44,8 @@ class Spectrum:
 
     singular_values : [min(nK, P)], descending;  rank : numerical rank;  rank_tolerance : the
     absolute threshold rtol·σ_max;  null_basis : [P, P − rank], orthonormal columns spanning
-    the null space;  gap : σ_rank / σ_{rank+1} (∞ if nothing is below the threshold)
+    the null space;  gap : σ_rank / σ_{rank+1} (∞ if nothing is below the threshold);
+    right_vectors : [P, P] all right singular vectors as rows (Vᵀ), descending σ
     """
 
     singular_values: np.ndarray
@@ -53,6 +54,16 @@ class Spectrum:
     rtol: float
     null_basis: np.ndarray
     gap: float
+    right_vectors: np.ndarray | None = None
+
+    def resolved_rank(self, n_probe: int, tol: float, theta_norm: float) -> int:
+        """How many directions the search *resolves* at tolerance tol: σ_k above the rank threshold and
+        above σ_tol = √(n·tol) / ‖θ*‖.  Along a direction with σ_k ≤ σ_tol, moving θ* by as much as
+        ‖θ*‖ itself changes the probe residual by no more than the tolerance allows (‖r‖² = n·L ≤ n·tol),
+        so the search does not determine it and what an element does there is not search error."""
+        s = self.singular_values
+        floor = np.sqrt(max(n_probe * tol, 0.0)) / theta_norm if theta_norm > 0 else 0.0
+        return int(min(self.rank, (s > floor).sum()))
 
 
 def spectrum(J: np.ndarray, rtol: float = DEFAULT_RTOL) -> Spectrum:
@@ -62,7 +73,7 @@ def spectrum(J: np.ndarray, rtol: float = DEFAULT_RTOL) -> Spectrum:
     rank = int((s > tol).sum())
     null = Vt[rank:].T.copy()
     gap = float(s[rank - 1] / s[rank]) if 0 < rank < len(s) and s[rank] > 0 else float("inf")
-    return Spectrum(s, rank, float(tol), rtol, null, gap)
+    return Spectrum(s, rank, float(tol), rtol, null, gap, Vt)
 
 
 def expected_rank(spec: MLPSpec, n_rows: int | None = None) -> int:
@@ -162,16 +173,17 @@ def copy_threshold(discrepancy: np.ndarray, n_probe: int, sigma_r: float, theta_
 
         ‖δ‖ ≤ ‖r‖ / σ_r,       ‖r‖² = n · L   (L: mean squared discrepancy on the probe set),
 
-    where σ_r is the smallest singular value of J counted in its numerical rank (the worst-
-    conditioned direction J resolves).  The threshold is
+    where σ_r is the smallest singular value of the directions the search resolves (above the rank
+    threshold and above √(n·tol)/‖θ*‖: :meth:`Spectrum.resolved_rank`).  The threshold is
 
         τ = max(c · √(n L) / (σ_r · ‖bal(θ*)‖), 10⁻¹⁰)        (relative, like the distance)
 
     with safety factor c (default 10) for the O(‖δ‖²) term and the alignment; measured on
     tanh teachers searched to tol 1e-8 … 1e-16, copies sit at 0.1·τ (δ lies along the
-    sloppiest direction, as the linear bound says).  A displacement in the null space of J
-    beyond the symmetry orbit (a hidden symmetry, or a direction the probe set does not see)
-    is not explained by the residual at all: :func:`copy_score` holds that part to second order.
+    sloppiest direction, as the linear bound says).  A displacement along unresolved directions
+    (the null space of J beyond the symmetry orbit: a hidden symmetry, or directions the probe set
+    does not see at this tolerance) is not explained by the residual at all: :func:`copy_score`
+    holds that part to second order.
     In sloppy networks σ_r is tiny and τ exceeds 1 (the residual "explains" any displacement to
     first order); there the far inputs decide (:func:`linearity`, :func:`classify`).
 
@@ -208,8 +220,8 @@ the discrepancy comes from directions the probe set does not see) or ρ ≫ 1 (s
 
 
 def row_part(delta: np.ndarray, null_basis: np.ndarray) -> np.ndarray:
-    """δ_R = δ − N Nᵀ δ for each row of delta [N, P]: the part of the displacement in the row space of J
-    (the part a probe residual can explain), with N = null_basis [P, P − rank]."""
+    """δ_R = δ − N Nᵀ δ for each row of delta [N, P]: the part of the displacement along the directions
+    the search resolves (the part a probe residual can explain), N = null_basis [P, P − k] the rest."""
     delta = np.atleast_2d(np.asarray(delta, dtype=np.float64))
     return delta - (delta @ null_basis) @ null_basis.T if null_basis.shape[1] else delta.copy()
 
@@ -217,10 +229,11 @@ def row_part(delta: np.ndarray, null_basis: np.ndarray) -> np.ndarray:
 def split_displacement(delta: np.ndarray, null_basis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Norms of the parts of each displacement that J sees and does not see.
 
-    delta : ndarray [N, P] (aligned, balanced element − balanced θ*);  null_basis : [P, P − rank]
-        orthonormal basis of the numerical null space of J (:attr:`Spectrum.null_basis`)
-    returns : (‖δ_R‖ [N], ‖δ_N‖ [N]): δ_N the projection onto the null space (directions the probe
-        set cannot see), δ_R = δ − δ_N the part in the row space of J
+    delta : ndarray [N, P] (aligned, balanced element − balanced θ*);  null_basis : [P, P − k]
+        orthonormal basis of the unresolved directions (the last P − k right singular vectors of J,
+        k = :meth:`Spectrum.resolved_rank`; with k = rank, the numerical null space)
+    returns : (‖δ_R‖ [N], ‖δ_N‖ [N]): δ_N the projection onto the unresolved directions (which the
+        probe set cannot see at this tolerance), δ_R = δ − δ_N the resolved part
     """
     delta = np.atleast_2d(np.asarray(delta, dtype=np.float64))
     null = np.linalg.norm(delta @ null_basis, axis=1) if null_basis.shape[1] else np.zeros(len(delta))
@@ -255,11 +268,11 @@ def linearity(spec: MLPSpec, theta_ref: np.ndarray, delta: np.ndarray, X: np.nda
     taken at the midpoint θ* + δ/2, where f(θ* + δ) − f(θ*) = J(θ* + δ/2) δ + O(‖δ‖³) (the
     quadratic term cancels), so a copy found to a loose tolerance is still described to second order.
 
-    With δ = δ_R, the part of the element's displacement in the row space of the probe Jacobian (the
+    With δ = δ_R, the part of the element's displacement along the directions the search resolves (the
     part its probe residual explains, :func:`row_part`): a symmetry copy found to a loose tolerance, or
     a hidden equivalent (moved along an exact hidden symmetry, invisible everywhere, plus a small
-    search error), differs from θ* off the probe set by that linear term, so ρ ≪ 1 (measured: 2e-3 for
-    a 2-3-1 tanh teacher searched to tol 1e-8, 2e-8 at 1e-16).  An element that moved along directions
+    search error), differs from θ* off the probe set by that linear term, so ρ ≪ 1 (measured: 1e-6 for
+    a 2-3-1 tanh teacher searched to tol 1e-8).  An element that moved along directions
     the probe set does not see but X does, or that lies elsewhere on the class (a different network
     that matches on the data), is not described by it: ρ = O(1) or larger.  ρ < 1 means the first-order
     prediction beats predicting no change.  J_X δ is a forward-mode Jacobian-vector product
@@ -319,7 +332,8 @@ class Assessment:
     threshold : τ (:func:`copy_threshold`);  score : :func:`copy_score`;
     relative_heldout, relative_far : mean squared discrepancy over the reference's output power there;
     discrepancy_far : the same, absolute;  linearity_heldout, linearity_far : :func:`linearity` ρ there;
-    spectrum : of J at the balanced θ*;  agree : :func:`agreement_tolerance`
+    spectrum : of J at the balanced θ*;  agree : :func:`agreement_tolerance`;  resolved : how many
+    directions the search resolves (:meth:`Spectrum.resolved_rank`), σ_r the smallest of them
     """
 
     verdict: np.ndarray
@@ -338,6 +352,7 @@ class Assessment:
     agree: float
     sigma_r: float
     reference_balanced: np.ndarray
+    resolved: int = 0
 
     def counts(self) -> dict[str, int]:
         return {name: int((self.verdict == i).sum()) for i, name in enumerate(VERDICTS)}
@@ -369,8 +384,10 @@ def assess(spec: MLPSpec, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.nd
     thetas = np.asarray(thetas, dtype=np.float64).reshape(-1, spec.n_params)
     ref_bal = symmetries.balance(spec, theta_ref)
     sp = spectrum(output_jacobian(spec, ref_bal, X), rtol)
-    sigma_r = float(sp.singular_values[sp.rank - 1]) if sp.rank > 0 else 0.0
     ref_norm = float(np.linalg.norm(ref_bal))
+    k = sp.resolved_rank(len(X), tol, ref_norm)
+    sigma_r = float(sp.singular_values[k - 1]) if k > 0 else 0.0
+    unresolved = sp.right_vectors[k:].T  # [P, P − k]: the numerical null space and the directions tol leaves open
     x, xh, xf, ref = (torch.as_tensor(np.asarray(a, dtype=np.float64)) for a in (X, X_heldout, X_far, theta_ref))
     with torch.no_grad():
         Y, Yh, Yf = (nets.forward(spec, ref, z).numpy() for z in (x, xh, xf))
@@ -381,8 +398,8 @@ def assess(spec: MLPSpec, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.nd
     for i in bar(range(N), progress=progress, desc="align", unit="el", leave=False):
         aligned[i] = symmetries.align(spec, thetas[i], theta_ref)[0]
     delta = (np.stack([symmetries.balance(spec, a) for a in aligned]) if N else aligned) - ref_bal
-    row, null = split_displacement(delta, sp.null_basis)
-    delta_row = row_part(delta, sp.null_basis)
+    row, null = split_displacement(delta, unresolved)
+    delta_row = row_part(delta, unresolved)
     L = (_residuals(spec, thetas, x, Y) ** 2).sum(-1).mean(-1)
     threshold = copy_threshold(L, len(X), sigma_r, ref_norm, copy_factor)
     score = copy_score(row, null, threshold, ref_norm, copy_factor)
@@ -400,4 +417,4 @@ def assess(spec: MLPSpec, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.nd
                       distance_row=row / ref_norm, distance_null=null / ref_norm, threshold=threshold, score=score,
                       relative_heldout=out["heldout"][1], linearity_heldout=out["heldout"][2],
                       discrepancy_far=out["far"][0], relative_far=out["far"][1], linearity_far=out["far"][2],
-                      spectrum=sp, agree=agree, sigma_r=sigma_r, reference_balanced=ref_bal)
+                      spectrum=sp, agree=agree, sigma_r=sigma_r, reference_balanced=ref_bal, resolved=k)

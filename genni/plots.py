@@ -104,7 +104,7 @@ def figure_identifiability(run: RunData):
     ax.axhline(tol, color="k", ls="--", lw=1, label=f"rank tolerance {tol:.1e}")
     ax.axvline(rank + 0.5, color="#e31a1c", lw=1, label=f"numerical rank {rank}")
     ax.axvline(expected + 0.5, color="#33a02c", lw=1, ls=":", label=f"bound for the architecture {expected}")
-    ax.set(xlabel="index i", ylabel="σ_i", title=f"spectrum of the output Jacobian at θ* (P = {len(run.theta_ref)})")
+    ax.set(xlabel="index i", ylabel="σ_i", title=f"spectrum of the output Jacobian at the balanced θ* (P = {len(run.theta_ref)})")
     ax.legend(fontsize=8)
     ax = axes[0, 1]
     t = ident["rank_vs_probe"]

@@ -49,7 +49,13 @@ def test_irreducible_tanh_agreeing_elements_are_copies(widths, tol):
     far_ok = I.agrees(a.relative_far, a.agree, a.linearity_far)
     assert np.all(a.verdict[conv & far_ok] == COPY), (a.verdict, a.relative_far, a.score)
     assert not np.any(a.verdict == HIDDEN)
-    assert (a.verdict == COPY).sum() >= 3
+    if a.resolved == a.spectrum.rank:
+        assert (a.verdict == COPY).sum() >= 3
+    else:
+        # 2-4-3-1 at tol 1e-8: σ_min(J) = 3e-4 < √(n·tol)/‖θ*‖ = 4e-4, so a displacement as large as θ*
+        # along that direction would still pass the tolerance: the search leaves it open, and what the
+        # elements do far from the data there is not called search error (never a copy, never hidden)
+        assert widths == (2, 4, 3, 1) and tol == 1e-8
     # a copy is θ* up to the group: its aligned distance is what its residual explains
     assert np.all(a.distance_row[a.verdict == COPY] <= a.threshold[a.verdict == COPY])
 
