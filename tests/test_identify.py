@@ -7,6 +7,7 @@ import pytest
 
 from genni import config, identifiability, nets, pipeline, search, store, symmetries
 from genni.cli import main
+from genni.errors import GenniError
 
 
 def _append_copies(path, k):
@@ -186,7 +187,7 @@ def test_old_run_file_without_far_inputs(tmp_path, tiny_config):
     np.testing.assert_allclose(a.Y_far, b.Y_far, rtol=1e-13, atol=1e-13)
     assert a.X_far.shape == (config.load(tiny_config)["data"]["n_far"], 2)
     assert len(a.equivalents["relative_discrepancy_far"]) == 3 and info["n_far"] == len(a.X_far)
-    with pytest.raises(Exception):
+    with pytest.raises(GenniError, match="already holds far inputs"):
         store.write_far_inputs(old, a.X_far, a.Y_far, {}, {})  # never replaced under stored verdicts
 
 
