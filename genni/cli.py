@@ -121,6 +121,23 @@ def _parser() -> argparse.ArgumentParser:
     ri.add_argument("--json", action="store_true")
     ri.add_argument("--quiet", action="store_true")
 
+    wk = sub.add_parser("walk", help="extend a run by walking along the equivalence class")
+    wk.add_argument("run")
+    wk.add_argument("--from", dest="start", type=int, default=0, help="start element: 0 = θ* (default), k = row k − 1")
+    wk.add_argument("--chains", type=int, default=4, help="chains (default %(default)s)")
+    wk.add_argument("--steps", type=int, default=40, help="accepted steps per chain (default %(default)s)")
+    wk.add_argument("--thin", type=int, help="store every thin-th state (default: the config's [search] thin)")
+    wk.add_argument("--json", action="store_true")
+    wk.add_argument("--quiet", action="store_true")
+
+    cn = sub.add_parser("connect", help="a certified path inside the class between elements I and J (0 = θ*)")
+    cn.add_argument("run")
+    cn.add_argument("i", type=int, help="first element: 0 = θ*, k = row k − 1")
+    cn.add_argument("j", type=int, help="second element")
+    cn.add_argument("--max-steps", type=int, default=200, help="step attempts of the directed walk (default %(default)s)")
+    cn.add_argument("--json", action="store_true")
+    cn.add_argument("--quiet", action="store_true")
+
     pl = sub.add_parser("plot", help="every figure the run file supports")
     pl.add_argument("run")
     pl.add_argument("-o", "--output", required=True, help="figure folder")
@@ -205,6 +222,14 @@ def main(argv: list[str] | None = None) -> int:
                                   inputs=args.inputs, max_networks=args.max_networks, max_inputs=args.max_inputs,
                                   n_boot=args.bootstrap, progress=not args.quiet)
             print(_json(info) if args.json else report.format_ricci(info))
+        elif args.command == "walk":
+            info = pipeline.walk(args.run, start=args.start, chains=args.chains, steps=args.steps, thin=args.thin,
+                                 progress=not args.quiet, log=_log(args.quiet))
+            print(_json(info) if args.json else report.format_walk(info))
+        elif args.command == "connect":
+            info = pipeline.connect(args.run, args.i, args.j, max_steps=args.max_steps, progress=not args.quiet,
+                                    log=_log(args.quiet))
+            print(_json(info) if args.json else report.format_connect(info))
         elif args.command == "inspect":
             _inspect(args.run, args.json)
         elif args.command == "plot":

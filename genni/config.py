@@ -18,8 +18,10 @@ from . import data as _data
 from .errors import ConfigError
 from .nets import ACTIVATIONS
 from .search import DEFAULT_MAX_STEPS, DEFAULT_PATIENCE, SearchSettings
+from .walk import WalkSettings
 
 _SD = SearchSettings()  # the [search] defaults live in one place: SearchSettings
+_WD = WalkSettings()    # and the walk's in WalkSettings
 
 # section -> key -> (allowed python types, default, allowed values or None)
 SCHEMA: dict = {
@@ -53,7 +55,7 @@ SCHEMA: dict = {
         "method": ((str,), _SD.method, ("lm", "adam")),
         "max_steps": ((int,), _SD.max_steps, None),  # default per method (search.DEFAULT_MAX_STEPS)
         "batch_size": ((int,), _SD.batch_size, None),
-        "init": ((str,), _SD.init, ("random", "perturb")),
+        "init": ((str,), _SD.init, ("random", "perturb", "walk")),
         "init_scale": ((int, float), _SD.init_scale, None),
         "restarts": ((int,), _SD.restarts, None),
         "lr": ((int, float), _SD.lr, None),
@@ -66,6 +68,12 @@ SCHEMA: dict = {
         "patience": ((int,), _SD.patience, None),  # default per method (search.DEFAULT_PATIENCE)
         "stall_factor": ((int, float), _SD.stall_factor, None),
         "mu0": ((int, float), _SD.mu0, None),
+        # walks (init = "walk", and `genni walk`): see genni.walk
+        "chains": ((int,), _WD.chains, None),
+        "thin": ((int,), _WD.thin, None),
+        "step_size": ((int, float), _WD.step_size, None),
+        "segment_epsilon": ((int, float), _WD.segment_epsilon, None),
+        "horizontal": ((bool,), _WD.horizontal, None),
     },
 }
 
@@ -78,6 +86,7 @@ _POSITIVE = {
     ("search", "max_steps"), ("search", "batch_size"), ("reference", "lr"), ("search", "lr"),
     ("search", "init_scale"), ("reference", "init_scale"), ("search", "hop_scale"), ("search", "mu0"),
     ("search", "patience"), ("search", "stall_factor"), ("data", "n_far"), ("data", "far_scale"),
+    ("search", "chains"), ("search", "thin"), ("search", "step_size"), ("search", "segment_epsilon"),
 }
 _NON_NEGATIVE = {("data", "n_train"), ("reference", "epochs"), ("search", "restarts"),
                  ("reference", "weight_decay"), ("data", "noise"), ("model", "negative_slope"),

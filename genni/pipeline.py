@@ -10,6 +10,7 @@ import json
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch
 from . import config as _config
 from . import data as _data
 from . import identifiability, nets, projection, search, store, symmetries, train
+from . import walk as walk_
 from .errors import GenniError
 from .progress import bar
 
@@ -118,14 +120,215 @@ def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Calla
     if any(facts["dead_units"]):
         log(f"reference has dead hidden units per layer: {facts['dead_units']}")
     done = set(store.done_indices(p).tolist())
-    todo = [i for i in range(settings.n) if i not in done]
     store.update_attrs(p, "equivalents", {"n_requested": max(settings.n, len(done))})
+    if settings.init == "walk":
+        n_new, _ = _walk_find(p, cfg, spec, problem, settings, progress=progress, callback=callback, log=log)
+        return {"path": str(p), "created": created, "n_new": n_new, "n_total": len(done) + n_new, **facts}
+    todo = [i for i in range(settings.n) if i not in done]
     n_new = 0
     for chunk in search.search(problem, settings, seed=cfg["seed"], indices=todo, progress=progress,
                                callback=callback):
         store.append_equivalents(p, chunk)
         n_new += len(chunk)
     return {"path": str(p), "created": created, "n_new": n_new, "n_total": len(done) + n_new, **facts}
+
+
+def _walk_settings(section: dict, **overrides) -> walk_.WalkSettings:
+    try:
+        return walk_.WalkSettings.from_config(section, **overrides)
+    except ValueError as exc:
+        raise GenniError(str(exc)) from None
+
+
+def _run_walk(path: Path, spec: nets.MLPSpec, problem: search.Problem, starts: list, wsettings: walk_.WalkSettings,
+              *, tol: float, seed: int, progress: bool, callback: Callable | None = None) -> tuple[int, list]:
+    """Walk the chains of ``starts`` and stream their stored states into ``path`` as ordinary elements;
+    the chains' logs go to ``/walks/walk_<k>``.  returns (rows added, logs)"""
+    eq = store.load_run(path).equivalents
+    first_row = len(eq.get("index", ()))
+    next_index = int(eq["index"].max()) + 1 if first_row else 0
+    logs: list = []
+    n_new = 0
+    for stored in walk_.walk(spec, problem.theta_ref.cpu().numpy(), problem.X.cpu().numpy(), starts, wsettings,
+                             tol=tol, seed=seed, first_row=first_row, progress=progress, logs=logs):
+        k = len(stored.theta)
+        found = search.describe(problem, stored.theta, np.arange(next_index, next_index + k), tol,
+                                chain=stored.chain, step=stored.step, parent=stored.parent,
+                                segment_max=stored.segment_max)
+        store.append_equivalents(path, found)
+        if callback is not None:
+            callback(found)
+        next_index += k
+        n_new += k
+    groups = store.group_names(path, "walks")
+    store.write_group(path, f"walks/walk_{len(groups):03d}", {
+        "chain": np.array([g.chain for g in logs], np.int64),
+        "accepted": np.array([g.accepted for g in logs], np.int64),
+        **{f"refused_{r}": np.array([g.refused[r] for g in logs], np.int64) for r in walk_.REASONS},
+        "pattern_changes": np.array([g.pattern_changes for g in logs], np.int64),
+        "forced_stores": np.array([g.forced_stores for g in logs], np.int64),
+        "seconds": np.array([g.seconds for g in logs]), "final_step": np.array([g.final_step for g in logs]),
+        "stopped": np.array([g.stopped for g in logs], dtype="S")},
+        {"settings": json.dumps({k: getattr(wsettings, k) for k in ("chains", "steps", "thin", "step_size", "max_step",
+                                                                    "segment_epsilon", "horizontal", "persistence",
+                                                                    "null_rtol", "faces")}),
+         "rows_added": n_new, "note": "one entry per chain of this walk call (genni.walk.ChainLog)"})
+    store.update_attrs(path, "equivalents", {"segment_epsilon": wsettings.segment_epsilon})
+    return n_new, logs
+
+
+def _tree_path(eq: dict, i: int, j: int) -> list[int] | None:
+    """Rows of the path i → j through walk parent links (rows; −1 = θ*), or None if they share no tree."""
+    def up(r):
+        out = [r]
+        while r >= 0:
+            r = int(eq["parent"][r])
+            out.append(r)
+            if len(out) > len(eq["parent"]) + 2:
+                return None
+        return out
+    if not ((i < 0 or eq["chain"][i] >= 0 or i == j) and (j < 0 or eq["chain"][j] >= 0)):
+        return None
+    a, b = up(i), up(j)
+    if a is None or b is None:
+        return None
+    common = next((r for r in a if r in set(b)), None)
+    if common is None:
+        return None
+    return a[: a.index(common) + 1] + list(reversed(b[: b.index(common)]))
+
+
+def connect(path: str | Path, i: int, j: int, *, max_steps: int = 200, progress: bool = False,
+            log: Callable[[str], None] | None = None) -> dict:
+    """A certified path inside the class between element i and element j (0 = θ*, k = row k − 1), into
+    ``/paths_between/<i>_<j>``: ``theta`` [K, P] (first = i, last = j or its symmetry copy nearest i),
+    ``segment_max`` [K − 1]; attributes ``certified``, ``epsilon``, ``reason``, ``method``.
+
+    When i and j lie on the same walk tree (parent links), the path follows the stored rows and every
+    segment is certified again here; otherwise a walk leaning toward j modulo the exact symmetries
+    (:func:`genni.walk.connect`).  An unreachable target is reported (certified = false, a reason),
+    never raised.
+    """
+    log = log or (lambda m: None)
+    run = store.load_run(path)
+    spec = nets.MLPSpec.from_dict(run.architecture)
+    n = run.n_equivalents
+    for name, v in (("I", i), ("J", j)):
+        if not 0 <= v <= n:
+            raise GenniError(f"element {name} = {v} is out of range: 0 is θ*, 1..{n} the stored elements")
+    if i == j:
+        raise GenniError("I and J are the same element")
+    eq = run.equivalents
+    tol = float(run.equivalents_attrs.get("tol", run.config["search"]["tol"]))
+    for v in (i, j):
+        if v > 0 and not eq["converged"][v - 1]:
+            raise GenniError(f"element {v} is not on the class (probe discrepancy {eq['discrepancy'][v - 1]:.3g} > tol)")
+    wset = _walk_settings(run.config["search"])
+    eps = float(run.equivalents_attrs.get("segment_epsilon", wset.segment_epsilon))
+    theta = lambda v: run.theta_ref if v == 0 else eq["theta"][v - 1]  # noqa: E731
+    x = torch.as_tensor(run.X)
+    Y = torch.as_tensor(run.Y)
+    power = float((run.Y * run.Y).sum(-1).mean())
+    rows = _tree_path(eq, i - 1, j - 1) if n else None
+    if rows is not None:
+        verts = np.stack([run.theta_ref if r < 0 else eq["theta"][r] for r in rows])
+        certs = np.array([walk_.segment_max(spec, verts[k], verts[k + 1], x, Y, power) for k in range(len(verts) - 1)])
+        ok = bool((certs <= eps).all())
+        conn = walk_.Connection(verts, certs, ok, "along the stored walk chain" if ok else
+                                "a stored segment fails its certificate when recomputed", 0)
+        method = "walk tree (parent links), segments re-certified"
+    else:
+        a = theta(i)
+        b, _ = symmetries.align(spec, theta(j), a)
+        log(f"walking from element {i} toward element {j} (aligned to {i} modulo the exact symmetries)")
+        conn = walk_.connect(spec, run.theta_ref, run.X, a, b, replace(wset, segment_epsilon=eps), tol=tol,
+                             max_steps=max_steps, seed=int(run.attrs.get("seed", 0)))
+        method = "directed walk toward the target aligned modulo the exact symmetries"
+    store.write_group(path, f"paths_between/{i}_{j}", {"theta": conn.vertices, "segment_max": conn.segment_max},
+                      {"certified": conn.certified, "epsilon": eps, "reason": conn.reason, "method": method,
+                       "from": i, "to": j, "note": "0 = θ*, k = /equivalents row k − 1; the last vertex is J or, "
+                       "for a directed walk, J's symmetry copy nearest I (the same function)"})
+    length = float(np.linalg.norm(np.diff(conn.vertices, axis=0), axis=1).sum()) if len(conn.vertices) > 1 else 0.0
+    return {"from": i, "to": j, "certified": conn.certified, "reason": conn.reason, "method": method,
+            "vertices": len(conn.vertices), "epsilon": eps,
+            "max_segment": float(conn.segment_max.max()) if len(conn.segment_max) else float("nan"),
+            "length": length / float(np.linalg.norm(run.theta_ref))}
+
+
+def _walk_find(path: Path, cfg: dict, spec: nets.MLPSpec, problem: search.Problem, settings: search.SearchSettings, *,
+               progress: bool, callback: Callable | None, log: Callable[[str], None]) -> tuple[int, list]:
+    """``[search] init = "walk"``: ``chains`` chains from θ* store ``n`` elements in all (chain c stores
+    n // chains, one more for the first n % chains), every ``thin``-th accepted step; resuming goes on
+    from each chain's last stored row."""
+    wset = _walk_settings(cfg["search"])
+    eq = store.load_run(path).equivalents
+    chain = eq.get("chain", np.zeros(0, np.int64))
+    starts = []
+    for c in range(wset.chains):
+        want = settings.n // wset.chains + (c < settings.n % wset.chains)
+        rows = np.flatnonzero(chain == c)
+        have = len(rows)
+        if have >= want:
+            continue
+        if have:
+            last = rows[np.argmax(eq["step"][rows])]
+            start = walk_.Start(c, eq["theta"][last], int(last), int(eq["step"][last]), (want - have) * wset.thin,
+                                want - have)
+        else:
+            start = walk_.Start(c, problem.theta_ref.cpu().numpy(), -1, 0, want * wset.thin, want)
+        starts.append(start)
+    if not starts:
+        return 0, []
+    log(f"walking {len(starts)} chain(s) from {'their last stored states' if len(chain) else 'θ*'}")
+    return _run_walk(path, spec, problem, starts, replace(wset, steps=max(s.steps for s in starts)),
+                     tol=settings.tol, seed=cfg["seed"], progress=progress, callback=callback)
+
+
+def walk(path: str | Path, *, start: int = 0, chains: int = 4, steps: int = 40, thin: int | None = None,
+         progress: bool = False, log: Callable[[str], None] | None = None) -> dict:
+    """Extend a run by ``chains`` new chains from element ``start`` (0 = θ*, k = row k − 1 of /equivalents),
+    ``steps`` accepted steps each, storing every ``thin``-th state (default: the config's ``thin``).
+
+    The walk's settings (ε, step size, horizontal) come from the run's config; the tolerance is the run's.
+    returns : rows added, per-chain logs, the farthest raw distance reached (‖θ − θ*‖/‖θ*‖)
+    """
+    log = log or (lambda m: None)
+    run = store.load_run(path)
+    spec = nets.MLPSpec.from_dict(run.architecture)
+    n = run.n_equivalents
+    if not 0 <= start <= n:
+        raise GenniError(f"--from {start} is out of range: 0 is θ*, 1..{n} the stored elements")
+    if chains < 1 or steps < 1 or (thin is not None and thin < 1):
+        raise GenniError("--chains, --steps and --thin must be at least 1")
+    tol = float(run.equivalents_attrs.get("tol", run.config["search"]["tol"]))
+    eq = run.equivalents
+    if start == 0:
+        theta0, row, step0 = run.theta_ref, -1, 0
+    else:
+        row = start - 1
+        if not eq["converged"][row]:
+            raise GenniError(f"element {start} (row {row}) is not on the class (probe discrepancy "
+                             f"{eq['discrepancy'][row]:.3g} > tol {tol:.3g}): a walk must start on it")
+        theta0, step0 = eq["theta"][row], int(eq["step"][row]) if int(eq["chain"][row]) >= 0 else 0
+    # new chain ids: after every stored chain, and after the ids a walk config reserves for find
+    reserved = int(run.config["search"].get("chains", 0)) if run.config["search"].get("init") == "walk" else 0
+    first_chain = max(int(eq["chain"].max()) + 1 if n else 0, reserved)
+    wset = _walk_settings(run.config["search"], steps=steps, chains=chains, thin=thin)
+    problem = search.Problem.from_arrays(spec, run.theta_ref, run.X, run.X_heldout)
+    starts = [walk_.Start(first_chain + c, theta0, row, step0, steps) for c in range(chains)]
+    log(f"walking {chains} chain(s) of {steps} steps from {'θ*' if start == 0 else f'element {start}'}")
+    n_new, logs = _run_walk(Path(path), spec, problem, starts, wset, tol=tol, seed=int(run.attrs.get("seed", 0)),
+                            progress=progress)
+    after = store.load_run(path).equivalents
+    new = np.arange(n, n + n_new)
+    raw = np.linalg.norm(after["theta"][new] - run.theta_ref, axis=1) / np.linalg.norm(run.theta_ref) if n_new else np.zeros(0)
+    return {"rows_added": n_new, "chains": [g.chain for g in logs], "accepted": [g.accepted for g in logs],
+            "refused": {r: int(sum(g.refused[r] for g in logs)) for r in walk_.REASONS},
+            "pattern_changes": int(sum(g.pattern_changes for g in logs)),
+            "forced_stores": int(sum(g.forced_stores for g in logs)), "stopped": [g.stopped for g in logs],
+            "seconds": float(sum(g.seconds for g in logs)), "max_raw_distance": float(raw.max()) if len(raw) else 0.0,
+            "max_segment": float(after["segment_max"][new].max()) if n_new else float("nan"),
+            "segment_epsilon": wset.segment_epsilon}
 
 
 def far_inputs(cfg: dict, spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray,

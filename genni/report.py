@@ -174,6 +174,27 @@ def format_identify(info: dict) -> str:
     return "\n".join(lines)
 
 
+def format_walk(info: dict) -> str:
+    """The headline of `genni walk`."""
+    refused = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in info["refused"].items())
+    stopped = {s: info["stopped"].count(s) for s in dict.fromkeys(info["stopped"])}
+    return (f"walk: {len(info['chains'])} chain(s), {sum(info['accepted'])} accepted steps, {info['rows_added']} rows stored "
+            f"in {info['seconds']:.1f} s; refused: {refused}; steps that changed a relu pattern: {info['pattern_changes']}; "
+            f"early stores: {info['forced_stores']}\n"
+            f"  farthest from θ*: {info['max_raw_distance']:.1%} of ‖θ*‖ (raw; `genni identify` gives it modulo the "
+            f"exact symmetries); largest segment certificate {info['max_segment']:.2g} (ε = {info['segment_epsilon']:g}); "
+            f"chains: " + ", ".join(f"{v} {k}" for k, v in stopped.items()))
+
+
+def format_connect(info: dict) -> str:
+    """The headline of `genni connect`."""
+    if info["certified"]:
+        return (f"connected {info['from']} → {info['to']}: {info['vertices']} vertices, every straight segment ≤ ε = "
+                f"{info['epsilon']:g} (largest {info['max_segment']:.2g}); path length {info['length']:.1%} of ‖θ*‖; "
+                f"{info['method']}")
+    return f"no certified path {info['from']} → {info['to']}: {info['reason']} ({info['method']})"
+
+
 def format_project(info: dict) -> str:
     """The headline of `genni project`."""
     line = (f"projection '{info['name']}': {info['dims']}-D {info['kind']} subspace through θ*, "

@@ -205,13 +205,22 @@ class Found:
     status: np.ndarray
     dead_units: np.ndarray
     hops: np.ndarray
+    chain: np.ndarray | None = None
+    """walk elements only (:mod:`genni.walk`): chain, accepted steps since its start, row of the
+    previous stored state (−1 = θ*), certificate of the segment from it; None for searched elements"""
+    step: np.ndarray | None = None
+    parent: np.ndarray | None = None
+    segment_max: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.index)
 
     @staticmethod
     def concat(chunks: Sequence[Found]) -> Found:
-        return Found(**{f.name: np.concatenate([getattr(c, f.name) for c in chunks]) for f in fields(Found)})
+        def cat(name):
+            parts = [getattr(c, name) for c in chunks]
+            return None if any(p is None for p in parts) else np.concatenate(parts)
+        return Found(**{f.name: cat(f.name) for f in fields(Found)})
 
 
 # --- residuals, Jacobian and dead units
@@ -545,6 +554,28 @@ def _finish(problem: Problem, parts: list[dict], status: list[np.ndarray], tol: 
     )
 
 
+def describe(problem: Problem, theta: np.ndarray, index: np.ndarray, tol: float, **extra) -> Found:
+    """A :class:`Found` for parameter sets found some other way (walks): discrepancies on probe and
+    held-out inputs, convergence, dead units; ``extra`` fills the walk columns.
+
+    theta : [k, P];  index : [k]
+    """
+    k = len(theta)
+    th = torch.as_tensor(np.asarray(theta, dtype=np.float64), device=problem.X.device)
+    with torch.no_grad():
+        d = _discrepancy_rows(problem.spec, th, problem.X, problem.Y).cpu().numpy()
+        dh = _discrepancy_rows(problem.spec, th, problem.X_heldout, problem.Y_heldout).cpu().numpy()
+        dead = count_dead_units(problem.spec, th, problem.X).cpu().numpy().astype(np.int32)
+    conv = d <= tol
+    zeros = np.zeros(k, np.int64)
+    return Found(index=np.asarray(index, np.int64), theta=th.cpu().numpy(), discrepancy=d, discrepancy_heldout=dh,
+                 relative_discrepancy=d / max(problem.output_power, 1e-300),
+                 relative_discrepancy_heldout=dh / max(problem.output_power_heldout, 1e-300), converged=conv,
+                 steps=np.asarray(extra.get("step", zeros), np.int64), restarts=zeros, init_seed=zeros,
+                 status=np.where(conv, 0, STATUS.index("stalled")).astype(np.int8), dead_units=dead,
+                 hops=np.zeros(k, np.int32), **extra)
+
+
 def batch_capacity(spec: nets.MLPSpec, n_probe: int, settings: SearchSettings) -> int:
     """Elements advanced together: ``batch_size``, shrunk so that the LM working set
     (J : [B, nK, P] and JᵀJ : [B, P, P] in float64) fits in ``memory_mb``."""
@@ -626,8 +657,8 @@ def run_search(problem: Problem, settings: SearchSettings, *, seed: int, **kw) -
         raise ValueError("no elements requested")
     f = Found.concat(chunks)
     order = np.argsort(f.index, kind="stable")
-    return Found(**{k.name: getattr(f, k.name)[order] for k in fields(Found)})
+    return Found(**{k.name: None if getattr(f, k.name) is None else getattr(f, k.name)[order] for k in fields(Found)})
 
 
 __all__ = ["STATUS", "SearchSettings", "Problem", "Found", "discrepancy", "search", "run_search",
-           "batch_capacity", "count_dead_units"]
+           "batch_capacity", "count_dead_units", "describe"]

@@ -38,7 +38,13 @@ ELEMENT_FIELDS: dict[str, str] = {
     "status": "i1",
     "dead_units": "i4",
     "hops": "i8",
+    "chain": "i8",
+    "step": "i8",
+    "parent": "i8",
+    "segment_max": "f8",
 }
+# what rows without these columns hold (elements not from a walk; files written before walks existed)
+ELEMENT_DEFAULTS: dict[str, float] = {"chain": -1, "step": 0, "parent": -1, "segment_max": np.nan}
 # per-element results of `genni identify`; stale (and deleted) once more elements are appended
 DERIVED_ELEMENT_FIELDS = ("verdict", "aligned_theta", "distance_to_reference", "symmetry_threshold",
                           "distance_row", "distance_null", "copy_score", "linearity_heldout", "linearity_far",
@@ -224,10 +230,17 @@ def append_equivalents(path: str | Path, found) -> None:
         for name in DERIVED_ELEMENT_FIELDS:
             if name in eq:
                 del eq[name]
+        for name, dt in ELEMENT_FIELDS.items():
+            if name not in eq:  # a column added after this file was written: earlier rows get its default
+                eq.create_dataset(name, data=np.full(n, ELEMENT_DEFAULTS[name], dtype=dt), maxshape=(None,),
+                                  chunks=(1024,))
         for name in ("theta", *ELEMENT_FIELDS):
             ds = eq[name]
             ds.resize(n + k, axis=0)
-            ds[n:n + k] = theta if name == "theta" else np.asarray(getattr(found, name)).astype(ds.dtype)
+            value = theta if name == "theta" else getattr(found, name, None)
+            if value is None:
+                value = np.full(k, ELEMENT_DEFAULTS[name])
+            ds[n:n + k] = np.asarray(value).astype(ds.dtype)
         f.flush()
 
 
@@ -258,6 +271,10 @@ def load_run(path: str | Path) -> RunData:
                           layer_paths=layer_paths, ricci=ricci)
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise GenniError(f"cannot read {p} (damaged run file?): {str(exc).splitlines()[0]}") from None
+    if run.equivalents:
+        n = len(run.equivalents["index"])
+        for name, default in ELEMENT_DEFAULTS.items():  # files written before walks existed
+            run.equivalents.setdefault(name, np.full(n, default, dtype=ELEMENT_FIELDS[name]))
     lengths = {k: len(v) for k, v in run.equivalents.items()}
     if len(set(lengths.values())) > 1:
         raise GenniError(f"{p}: /equivalents datasets have different lengths {lengths}")
@@ -385,6 +402,12 @@ def write_grid_values(path: str | Path, name: str, which: str, flat_index: np.nd
             ds[tuple(int(i) for i in lead) + (slice(col, col + end - pos),)] = values[pos - start:end - start]
             pos = end
         f.flush()
+
+
+def group_names(path: str | Path, group: str) -> list[str]:
+    """Names of the members of ``group`` (an empty list when it is absent)."""
+    with _open(path) as f:
+        return sorted(f[group].keys()) if group in f else []
 
 
 def read_group(path: str | Path, group: str) -> tuple[dict, dict]:

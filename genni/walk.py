@@ -1,0 +1,553 @@
+r"""Walks along the equivalence class, with certified straight segments between stored states.
+
+A *chain* starts on the class {θ : L(θ) ≤ tol} (at θ* or a stored element) and repeats, for its
+state θ_k (with L the mean squared probe discrepancy and P* the reference's output power):
+
+1. **Vertical space.**  J = ∂r/∂θ at θ_k, r = vec(f_θ(X) − Y) ∈ R^{nK}.  Its right singular
+   vectors with σ ≤ ν·σ_max (ν = ``null_rtol`` = 1e-6) span N, the directions along which f on
+   the probe set does not change to first order: the tangent space of the class (*vertical*).
+2. **Horizontal part** (``horizontal = True``): the tangents T of the exact symmetry orbits
+   (per-unit positive rescalings for relu and leaky_relu; the other symmetries are discrete) lie
+   in N; the walk uses H = orth((I − QQᵀ) N), Q = orth(T), so a chain does not merely slide
+   along rescalings.  Hᵀt = 0 for every orbit tangent t.
+3. **Direction.**  u = H Hᵀ (p·u_{k−1} + (1 − p)·ξ/‖ξ‖), normalised, with ξ ~ N(0, I_P) and
+   persistence p (``persistence`` = 0.8: a correlated random walk, which spreads ~ linearly in
+   the number of steps instead of ~ its square root).
+   For relu (``faces``): a random null direction carries hundreds of probe points across kinks
+   (measured on the default reference: 336 pattern flips at a step of 0.1 % of ‖θ*‖, which make
+   L 1e-8 while the pattern-frozen network moves by 1e-12), so u is further restricted to keep the
+   pre-activation of every (unit, input) pair the step would flip fixed to first order
+   (:func:`face_direction`): the step slides along the faces where those kinks sit.
+4. **Step** θ' = θ_k + h‖θ*‖·u, h relative to ‖θ*‖.
+5. **Retraction** (Gauss–Newton, minimum-norm correction):
+
+       θ' ← θ' − J(θ')⁺ r(θ'),
+
+   J⁺ the pseudo-inverse (``numpy.linalg.lstsq`` with singular values below ν·σ_max left out: the
+   correction uses exactly the directions the walk does not step along; with all of them the
+   sloppiest would turn a small residual into a huge move), halved up to 4 times until L falls:
+   each correction is the smallest change of θ that zeroes the linearised residual, so θ'
+   returns to the class as close as possible to where the step put it.  Up to ``retract_iters``
+   corrections, until L(θ') ≤ tol; a correction that does not lower L ends it (failure).
+6. **Certificate.**  The straight segment from the chain's last *stored* state a to θ' must
+   satisfy max_{t∈[0,1]} L(a + t(θ' − a)) / P* ≤ ε (``segment_epsilon``), evaluated by
+   :func:`segment_max`.
+7. Accepted: θ_{k+1} = θ', h ← min(1.5 h, h_max).  Retraction failed: h ← h/2.  Certificate
+   failed: if θ_k is not stored yet it is stored now (its own segment is certified, so the stored
+   path keeps every segment certified) and the chain goes on from it; otherwise h ← h/2.  A chain
+   whose h falls below ``min_step`` stops (reported); its unstored accepted state is stored.
+
+Every ``thin``-th accepted state (or earlier, when step 7 needs it) is stored as an ordinary
+element with ``chain``, ``step`` (accepted steps since the chain's start), ``parent`` (row of
+the previous stored state of the chain, −1 = θ*) and ``segment_max`` (the certificate of the
+segment parent → row).  The chain through its stored rows is then a path inside {L/P* ≤ ε}
+from its start to each of its elements.
+
+Each stored segment of a chain is a pure function of (seed, chain, k, stored θ): the chain's
+random stream and step size restart at every stored state, so an interrupted walk resumes from
+its last stored rows exactly as it would have gone on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import nets
+from .identifiability import rescaling_directions
+from .progress import bar
+
+REASONS = ("retraction_failed", "certificate_failed")
+"""Why a step was refused (counted per chain)."""
+
+SEGMENT_POINTS = 9
+"""Points at which :func:`segment_max` evaluates the residual and its derivative along a segment."""
+
+SEGMENT_SUBDIVISIONS = 8
+"""Hermite-interpolated points per interval between those samples."""
+
+
+@dataclass(frozen=True)
+class WalkSettings:
+    """How chains walk (the walk keys of a config's ``[search]`` section).
+
+    chains : chains run together;  steps : accepted steps per chain;  thin : store every thin-th
+    accepted state (at most; earlier when a certificate needs it);  step_size : initial h, relative
+    to ‖θ*‖;  max_step : largest h;  min_step : a chain whose h falls below it stops;
+    segment_epsilon : ε of the certificates, relative to the output power;  horizontal : drop the
+    symmetry-orbit tangents;  persistence : p in the direction update;  null_rtol : ν;
+    retract_iters : Gauss–Newton corrections per step;  max_attempts : step attempts per chain
+    (accepted or not) before it stops;  faces : relu, leaky_relu: slide along the faces of probe points
+    whose kink the step would cross (:func:`face_direction`)
+    """
+
+    chains: int = 16
+    steps: int = 40
+    thin: int = 10
+    step_size: float = 0.005
+    max_step: float = 0.05
+    min_step: float = 1e-6
+    segment_epsilon: float = 1e-5
+    horizontal: bool = True
+    persistence: float = 0.8
+    null_rtol: float = 1e-6
+    retract_iters: int = 12
+    max_attempts: int | None = None
+    faces: bool = True
+
+    @property
+    def attempts(self) -> int:
+        return self.max_attempts or 4 * self.steps + 20
+
+    def __post_init__(self):
+        for name in ("chains", "steps", "thin", "retract_iters"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"walk {name} must be at least 1, got {getattr(self, name)}")
+        for name in ("step_size", "max_step", "min_step", "segment_epsilon", "null_rtol"):
+            v = getattr(self, name)
+            if not (v > 0 and np.isfinite(v)):
+                raise ValueError(f"walk {name} must be a positive number, got {v}")
+        if not 0 <= self.persistence < 1:
+            raise ValueError(f"walk persistence must lie in [0, 1), got {self.persistence}")
+
+    @classmethod
+    def from_config(cls, section: dict, **overrides) -> WalkSettings:
+        """From a resolved ``[search]`` section (keys ``chains``, ``thin``, ``step_size``,
+        ``segment_epsilon``, ``horizontal``), with keyword overrides."""
+        names = {"chains", "thin", "step_size", "segment_epsilon", "horizontal"}
+        kw = {k: v for k, v in section.items() if k in names and v is not None}
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**kw)
+
+
+@dataclass
+class ChainLog:
+    """What one chain did: accepted steps, refusals by reason, steps that changed the relu
+    activation pattern on the probe set (accepted anyway: the retraction and the certificate
+    judge them), states stored early because the chord from the last stored state left the class,
+    seconds, why it stopped ("done", "step size collapsed", "out of attempts", "no vertical directions")."""
+
+    chain: int
+    accepted: int = 0
+    refused: dict = field(default_factory=lambda: {r: 0 for r in REASONS})
+    pattern_changes: int = 0
+    forced_stores: int = 0
+    seconds: float = 0.0
+    stopped: str = "done"
+    final_step: float = 0.0
+
+
+@dataclass(frozen=True)
+class Stored:
+    """Stored walk states (numpy, rows in the order they get written); every array has length k."""
+
+    theta: np.ndarray
+    discrepancy: np.ndarray
+    chain: np.ndarray
+    step: np.ndarray
+    parent: np.ndarray
+    segment_max: np.ndarray
+
+
+# --- geometry of one state
+
+
+def orbit_tangents(spec: nets.MLPSpec, theta: np.ndarray) -> np.ndarray:
+    """Tangents of the continuous exact symmetry orbits at θ, columns [P, H] (relu, leaky_relu:
+    one per hidden unit's rescaling; empty for activations whose symmetries are discrete)."""
+    if spec.activation not in ("relu", "leaky_relu"):
+        return np.zeros((spec.n_params, 0))
+    return rescaling_directions(spec, theta)
+
+
+def horizontal_basis(J: np.ndarray, T: np.ndarray, null_rtol: float = 1e-6, horizontal: bool = True) -> np.ndarray:
+    """Orthonormal basis [P, m] of the vertical space N = {v : σ-weighted Jv ≈ 0} (right singular vectors
+    of J with σ ≤ null_rtol·σ_max), with the orbit tangents T [P, H] projected out when ``horizontal``."""
+    _, s, Vt = np.linalg.svd(J, full_matrices=True)
+    smax = s[0] if len(s) else 0.0
+    rank = int((s > null_rtol * smax).sum())
+    N = Vt[rank:].T
+    if not horizontal or T.shape[1] == 0 or N.shape[1] == 0:
+        return N
+    U, st, _ = np.linalg.svd(T, full_matrices=False)
+    Q = U[:, st > 1e-12 * max(st[0], 1e-300)]
+    M = N - Q @ (Q.T @ N)
+    Um, sm, _ = np.linalg.svd(M, full_matrices=False)
+    return Um[:, sm > 0.5]  # M's singular values are 1 (kept directions) or ≈ 0 (the orbit's)
+
+
+def preactivation_jacobian(spec: nets.MLPSpec, theta: np.ndarray, X: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Every hidden pre-activation z_lj(x) on the inputs and its gradient in θ.
+
+    Hidden layer l's pre-activations are the outputs of the truncated network widths[:l+2] (no
+    activation on its last layer), whose parameters are a prefix of θ, so the closed-form output
+    Jacobian of :func:`genni.nets.jacobian` gives them.
+    theta : [P];  X : [n, w_0]
+    returns : (z : [n·H] (input-major within each layer, layers concatenated), G : [n·H, P])
+    """
+    zs, Gs = [], []
+    th = torch.as_tensor(theta, dtype=torch.float64)
+    for l in range(len(spec.hidden_widths)):
+        sub = nets.MLPSpec(spec.widths[: l + 2], spec.activation, negative_slope=spec.negative_slope)
+        f, J = nets.jacobian(sub, th[: sub.n_params][None], X)
+        zs.append(f[0].reshape(-1).numpy())
+        G = np.zeros((J.shape[1] * J.shape[2], spec.n_params))
+        G[:, : sub.n_params] = J[0].reshape(-1, sub.n_params).numpy()
+        Gs.append(G)
+    return np.concatenate(zs), np.concatenate(Gs)
+
+
+def face_direction(H: np.ndarray, v: np.ndarray, z: np.ndarray, G: np.ndarray, length: float,
+                   rounds: int = 4) -> tuple[np.ndarray, int]:
+    """A direction in span(H) that moves no probe point across a relu kink, for a step of ``length``.
+
+    Starting from u = H Hᵀ v, every (unit, input) pair whose pre-activation the step would carry
+    across zero (z·(z + length·G u) < 0, to first order) joins the active set A, and u is projected
+    onto {u ∈ span(H) : G_A u = 0}: the step then slides along the faces where those kinks sit, so
+    those pairs keep their pre-activation to first order.  Repeated up to ``rounds`` times.
+    H : [P, m] orthonormal;  v : [P];  z : [n·H];  G : [n·H, P]
+    returns : (u [P], unit norm, or zeros when no such direction is left;  |A|)
+    """
+    active = np.zeros(len(z), bool)
+    basis = H
+    u = basis @ (basis.T @ v)
+    for _ in range(rounds):
+        nu = np.linalg.norm(u)
+        if nu == 0:
+            break
+        u = u / nu
+        dz = length * (G @ u)
+        block = (z * (z + dz) < 0) & ~active
+        if not block.any():
+            return u, int(active.sum())
+        active |= block
+        C = G[active] @ H  # constraints in H's coordinates
+        _, s, Vt = np.linalg.svd(C, full_matrices=True)
+        keep = int((s > 1e-10 * max(s[0], 1e-300)).sum()) if len(s) else 0
+        basis = H @ Vt[keep:].T
+        u = basis @ (basis.T @ v)
+    nu = np.linalg.norm(u)
+    return (u / nu if nu > 0 else u), int(active.sum())
+
+
+# --- retraction and certificates
+
+
+def _loss(spec, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    r = nets.forward(spec, theta, X) - Y
+    return (r * r).sum(-1).mean(-1)
+
+
+def retract(spec: nets.MLPSpec, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, tol: float,
+            iters: int = 12, rcond: float = 1e-6) -> tuple[np.ndarray, float, bool]:
+    """Gauss–Newton back onto the class: θ ← θ − J(θ)⁺ r(θ) until L(θ) ≤ tol (see the module docstring).
+
+    theta : [P];  X : [n, w_0];  Y : [n, w_L]
+    returns : (θ [P], L(θ), success)
+    """
+    th = torch.as_tensor(theta, dtype=torch.float64)
+    with torch.no_grad():
+        L = float(_loss(spec, th, X, Y))
+    for _ in range(iters):
+        if L <= tol:
+            return th.numpy(), L, True
+        f, J = nets.jacobian(spec, th[None], X)
+        r = (f[0] - Y).reshape(-1).numpy()
+        delta = torch.as_tensor(np.linalg.lstsq(J[0].reshape(len(r), -1).numpy(), r, rcond=rcond)[0])
+        for _ in range(4):  # backtracking: a full correction can overshoot where J changes fast (relu kinks)
+            trial = th - delta
+            with torch.no_grad():
+                Lt = float(_loss(spec, trial, X, Y))
+            if Lt < L:
+                break
+            delta = 0.5 * delta
+        if not Lt < L:
+            return th.numpy(), L, False
+        th, L = trial, Lt
+    return th.numpy(), L, L <= tol
+
+
+def segment_max(spec: nets.MLPSpec, a: np.ndarray, b: np.ndarray, X: torch.Tensor, Y: torch.Tensor,
+                power: float) -> float:
+    """max over t ∈ [0, 1] of L(a + t(b − a)) / P*, the certificate of the straight segment a → b.
+
+    The residual r(t) and its derivative r′(t) = J(θ(t))(b − a) (forward mode) are evaluated at
+    :data:`SEGMENT_POINTS` = 9 equally spaced t (ends included); between neighbours r is replaced by
+    its cubic Hermite interpolant (values and derivatives at both ends) at 8 further points.  A smooth
+    residual along a short segment is a low-degree polynomial in t to high accuracy, and the Hermite
+    interpolant is exact for cubics, so a bump between samples is not missed; for relu, r(t) is
+    piecewise polynomial with kinks where a unit's pattern flips, and such a kink between samples
+    shows as disagreeing end derivatives, which the interpolant turns into a bulge.  The tests
+    check the result against 2,001 direct evaluations.
+
+    a, b : [P];  returns : float
+    """
+    from torch.func import jvp
+
+    a_t, b_t = (torch.as_tensor(v, dtype=torch.float64) for v in (a, b))
+    t = torch.linspace(0, 1, SEGMENT_POINTS, dtype=torch.float64)
+    d = b_t - a_t
+    thetas = a_t[None] + t[:, None] * d[None]
+    f, df = jvp(lambda th: nets.forward(spec, th, X), (thetas,), (d.expand_as(thetas).contiguous(),))
+    r = (f - Y).reshape(SEGMENT_POINTS, -1)
+    dr = df.reshape(SEGMENT_POINTS, -1) / (SEGMENT_POINTS - 1)  # per unit of the interval variable
+    n = X.shape[0]
+    worst = float(((r * r).sum(-1) / n).max())
+    s = torch.linspace(0, 1, SEGMENT_SUBDIVISIONS + 2, dtype=torch.float64)[1:-1, None]
+    h00, h10, h01, h11 = 2 * s**3 - 3 * s**2 + 1, s**3 - 2 * s**2 + s, -2 * s**3 + 3 * s**2, s**3 - s**2
+    for i in range(SEGMENT_POINTS - 1):
+        p = h00 * r[i] + h10 * dr[i] + h01 * r[i + 1] + h11 * dr[i + 1]
+        worst = max(worst, float(((p * p).sum(-1) / n).max()))
+    return worst / power
+
+
+def _pattern(spec: nets.MLPSpec, theta: np.ndarray, X: torch.Tensor) -> np.ndarray | None:
+    if spec.activation not in ("relu", "leaky_relu"):
+        return None
+    with torch.no_grad():
+        _, reps = nets.forward(spec, torch.as_tensor(theta), X, layers=True, preactivations=True)
+    return np.concatenate([(z > 0).numpy().ravel() for z in reps[1:-1:2]])
+
+
+# --- the chains
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a chain starts: its id, θ [P] (on the class), that state's row in the run file (−1 for θ*),
+    the accepted steps the chain had taken there, and how many accepted steps and stored rows to add."""
+
+    chain: int
+    theta: np.ndarray
+    row: int = -1
+    step: int = 0
+    steps: int = 40
+    max_rows: int | None = None
+
+
+@dataclass
+class _Chain:
+    chain: int
+    theta: np.ndarray          # current state [P]
+    stored_theta: np.ndarray   # last stored state [P]
+    parent_row: int            # its row (−1: θ*)
+    start_step: int            # accepted steps this chain had taken before this walk call
+    remaining: int             # accepted steps still to take
+    seed: int
+    log: ChainLog
+    max_rows: int | None = None
+    rows: int = 0
+    h: float = 0.0
+    direction: np.ndarray | None = None
+    since: int = 0             # accepted steps since the last stored state
+    attempts: int = 0
+    rng: np.random.Generator | None = None
+
+    @property
+    def step(self) -> int:
+        return self.start_step + self.log.accepted
+
+    def restart_stream(self, settings: WalkSettings) -> None:
+        """Step size, direction and random stream restart at every stored state, seeded by the chain
+        and its accepted-step count there (so a resumed chain goes on exactly as it would have)."""
+        self.rng = np.random.default_rng([self.seed, 0x3A1C, self.chain, self.step])
+        self.h, self.direction, self.since = settings.step_size, None, 0
+
+
+def walk(spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start], settings: WalkSettings, *,
+         tol: float, seed: int, first_row: int, progress: bool = False, logs: list | None = None) -> Iterator[Stored]:
+    """Run chains from the given starts; yields the stored states as they come, in row order.
+
+    A chain ends after its ``steps`` accepted steps or its ``max_rows`` stored rows, whichever comes
+    first, or when it stops (:class:`ChainLog`).  Each chain's arithmetic runs on that chain alone,
+    so its states do not depend on which other chains walk beside it.
+    first_row : the run file's row count before this walk (``parent`` refers to rows);  logs : a list
+    that receives a :class:`ChainLog` per chain;  X : probe inputs [n, w_0] (the reference's outputs
+    Y = f_θ*(X) and P* are computed here)
+    """
+    x = torch.as_tensor(np.asarray(X, dtype=np.float64))
+    with torch.no_grad():
+        Y = nets.forward(spec, torch.as_tensor(np.asarray(theta_ref, dtype=np.float64)), x)
+    power = float((Y * Y).sum(-1).mean())
+    scale = float(np.linalg.norm(theta_ref))
+    chains = []
+    for st in starts:
+        th = np.asarray(st.theta, dtype=np.float64)
+        c = _Chain(st.chain, th.copy(), th.copy(), st.row, st.step, st.steps, seed, ChainLog(st.chain), st.max_rows)
+        c.restart_stream(settings)
+        chains.append(c)
+    if logs is not None:
+        logs.extend(c.log for c in chains)
+    next_row = first_row
+    pbar = bar(total=sum(c.remaining for c in chains), progress=progress, desc="walk", unit="step")
+    t0 = time.monotonic()
+    out: list[tuple] = []
+
+    def store(c: _Chain, cert: float) -> None:
+        nonlocal next_row
+        out.append((c.theta.copy(), _loss_np(spec, c.theta, x, Y), c.chain, c.step, c.parent_row, cert))
+        c.parent_row, c.stored_theta = next_row, c.theta.copy()
+        next_row += 1
+        c.rows += 1
+        c.restart_stream(settings)
+        if c.max_rows is not None and c.rows >= c.max_rows:
+            pbar.update(c.remaining)
+            c.remaining = 0
+
+    try:
+        while True:
+            active = [c for c in chains if c.remaining > 0 and c.log.stopped == "done"]
+            if not active:
+                break
+            for c in active:
+                started = time.monotonic()
+                Jc = nets.jacobian(spec, torch.as_tensor(c.theta)[None], x)[1][0]
+                c.attempts += 1
+                T = orbit_tangents(spec, c.theta) if settings.horizontal else np.zeros((spec.n_params, 0))
+                H = horizontal_basis(Jc.reshape(-1, spec.n_params).numpy(), T, settings.null_rtol, settings.horizontal)
+                if H.shape[1] == 0:
+                    c.log.stopped = "no vertical directions"
+                else:
+                    xi = c.rng.standard_normal(spec.n_params)
+                    v = (1 - settings.persistence) * xi / np.linalg.norm(xi)
+                    if c.direction is not None:
+                        v = v + settings.persistence * c.direction
+                    if settings.faces and spec.activation in ("relu", "leaky_relu"):
+                        z, G = preactivation_jacobian(spec, c.theta, x)
+                        u, _ = face_direction(H, v, z, G, c.h * scale)
+                    else:
+                        u = H @ (H.T @ v)
+                        u /= max(np.linalg.norm(u), 1e-300)
+                    cand, _, ok = retract(spec, c.theta + c.h * scale * u, x, Y, tol, settings.retract_iters,
+                                          settings.null_rtol)
+                    cert = segment_max(spec, c.stored_theta, cand, x, Y, power) if ok else np.inf
+                    if not ok:
+                        c.log.refused["retraction_failed"] += 1
+                        c.h *= 0.5
+                    elif cert > settings.segment_epsilon and c.since > 0:
+                        # the chord from the last stored state bends off the class: store the
+                        # current state (its own segment is certified) and go on from there
+                        store(c, segment_max(spec, c.stored_theta, c.theta, x, Y, power))
+                        c.log.forced_stores += 1
+                    elif cert > settings.segment_epsilon:
+                        c.log.refused["certificate_failed"] += 1
+                        c.h *= 0.5
+                    else:
+                        before, after = _pattern(spec, c.theta, x), _pattern(spec, cand, x)
+                        if before is not None and not np.array_equal(before, after):
+                            c.log.pattern_changes += 1
+                        c.theta, c.direction = cand, u
+                        c.h = min(c.h * 1.5, settings.max_step)
+                        c.since += 1
+                        c.remaining -= 1
+                        c.log.accepted += 1
+                        pbar.update(1)
+                        if c.since >= settings.thin or c.remaining == 0:
+                            store(c, cert)
+                    if c.h < settings.min_step:
+                        c.log.stopped = "step size collapsed"
+                    elif c.attempts >= settings.attempts and c.remaining > 0:
+                        c.log.stopped = "out of attempts"
+                if c.log.stopped != "done" and c.since > 0:  # keep the accepted steps of a chain that stops
+                    store(c, segment_max(spec, c.stored_theta, c.theta, x, Y, power))
+                c.log.final_step = c.h
+                c.log.seconds += time.monotonic() - started
+            if out:
+                yield Stored(theta=np.stack([o[0] for o in out]), discrepancy=np.array([o[1] for o in out]),
+                             chain=np.array([o[2] for o in out], np.int64), step=np.array([o[3] for o in out], np.int64),
+                             parent=np.array([o[4] for o in out], np.int64), segment_max=np.array([o[5] for o in out]))
+                out.clear()
+            pbar.set_postfix(stored=next_row - first_row, refused=sum(sum(c.log.refused.values()) for c in chains),
+                             seconds=f"{time.monotonic() - t0:.0f}", refresh=False)
+    finally:
+        pbar.close()
+
+
+@dataclass
+class Connection:
+    """A path between two points of the class: vertices [K, P] (first = start, last = target), the
+    certificate of each straight segment [K − 1], whether every one is ≤ ε, and why it ended."""
+
+    vertices: np.ndarray
+    segment_max: np.ndarray
+    certified: bool
+    reason: str
+    steps: int = 0
+
+
+def connect(spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b: np.ndarray,
+            settings: WalkSettings, *, tol: float, max_steps: int = 200, seed: int = 0) -> Connection:
+    """A certified path inside {L/P* ≤ ε} from a to b (both on the class), or an honest failure.
+
+    A walk whose steps lean toward the target: the direction is the projection of b − θ onto the
+    (horizontal) vertical space at θ (faces kept, as in :func:`walk`), mixed with 20 % of a random
+    vertical direction to get round obstacles; step length min(h, ‖b − θ‖); Gauss–Newton retraction;
+    each straight segment between consecutive vertices must pass :func:`segment_max` ≤ ε.  Whenever
+    the straight segment from the current vertex to b itself passes, it closes the path.  Fails
+    (without raising) when ``max_steps`` step attempts are spent or the step size collapses; the
+    reason says which and how close it came.
+
+    a, b : [P] (b already in a's gauge: align it modulo the exact symmetries first)
+    """
+    x = torch.as_tensor(np.asarray(X, dtype=np.float64))
+    with torch.no_grad():
+        Y = nets.forward(spec, torch.as_tensor(np.asarray(theta_ref, dtype=np.float64)), x)
+    power = float((Y * Y).sum(-1).mean())
+    scale = float(np.linalg.norm(theta_ref))
+    rng = np.random.default_rng([seed, 0xC0E, 1])
+    theta = np.asarray(a, dtype=np.float64).copy()
+    b = np.asarray(b, dtype=np.float64)
+    vertices, certs = [theta.copy()], []
+    h, start_gap = settings.step_size, np.linalg.norm(b - theta)
+    for attempt in range(max_steps):
+        close = segment_max(spec, theta, b, x, Y, power)
+        if close <= settings.segment_epsilon:
+            vertices.append(b.copy())
+            certs.append(close)
+            return Connection(np.stack(vertices), np.array(certs), True, "connected", attempt)
+        gap = b - theta
+        Jc = nets.jacobian(spec, torch.as_tensor(theta)[None], x)[1][0]
+        T = orbit_tangents(spec, theta) if settings.horizontal else np.zeros((spec.n_params, 0))
+        H = horizontal_basis(Jc.reshape(-1, spec.n_params).numpy(), T, settings.null_rtol, settings.horizontal)
+        if H.shape[1] == 0:
+            return Connection(np.stack(vertices), np.array(certs), False, "no vertical directions left", attempt)
+        toward = H @ (H.T @ gap)
+        xi = rng.standard_normal(spec.n_params)
+        xi = H @ (H.T @ xi)
+        v = toward / max(np.linalg.norm(toward), 1e-300) + 0.2 * xi / max(np.linalg.norm(xi), 1e-300)
+        length = min(h * scale, np.linalg.norm(gap))
+        if settings.faces and spec.activation in ("relu", "leaky_relu"):
+            z, G = preactivation_jacobian(spec, theta, x)
+            u, _ = face_direction(H, v, z, G, length)
+        else:
+            u = H @ (H.T @ v)
+            u /= max(np.linalg.norm(u), 1e-300)
+        cand, _, ok = retract(spec, theta + length * u, x, Y, tol, settings.retract_iters, settings.null_rtol)
+        cert = segment_max(spec, theta, cand, x, Y, power) if ok else np.inf
+        if ok and cert <= settings.segment_epsilon and np.linalg.norm(b - cand) < np.linalg.norm(gap):
+            theta = cand
+            vertices.append(theta.copy())
+            certs.append(cert)
+            h = min(1.5 * h, settings.max_step)
+        else:
+            h *= 0.5
+            if h < settings.min_step:
+                return Connection(np.stack(vertices), np.array(certs), False,
+                                  f"step size collapsed {np.linalg.norm(b - theta) / max(start_gap, 1e-300):.1%} of the "
+                                  "way short of the target", attempt + 1)
+    return Connection(np.stack(vertices), np.array(certs), False,
+                      f"budget of {max_steps} steps spent, {np.linalg.norm(b - theta) / max(start_gap, 1e-300):.1%} of the "
+                      "starting gap left", max_steps)
+
+
+def _loss_np(spec, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(_loss(spec, torch.as_tensor(theta), X, Y))
+
+
+__all__ = ["WalkSettings", "Start", "ChainLog", "Stored", "Connection", "connect", "REASONS", "orbit_tangents",
+           "horizontal_basis", "preactivation_jacobian", "face_direction", "retract", "segment_max", "walk"]
