@@ -167,6 +167,65 @@ def _verdict_map(ax, run: RunData, names: list[str]) -> None:
     ax.legend(fontsize=7, loc="best", framealpha=0.8)
 
 
+def _chain_lines(ax, eq: dict, values: np.ndarray, **kw) -> None:
+    """One line per walk chain through its stored rows in step order, from its start (θ* at step 0 and
+    value 0, or the stored element it started from)."""
+    cmap = plt.get_cmap("viridis")
+    chains = sorted(set(eq["chain"][eq["chain"] >= 0].tolist()))
+    for k, c in enumerate(chains):
+        rows = np.flatnonzero(eq["chain"] == c)
+        rows = rows[np.argsort(eq["step"][rows], kind="stable")]
+        x, y = eq["step"][rows], values[rows]
+        first = eq["parent"][rows[0]]
+        if first < 0:
+            x, y = np.concatenate([[0], x]), np.concatenate([[0.0], y])
+        else:  # a chain started from a stored element: draw from there
+            x, y = np.concatenate([[eq["step"][first]], x]), np.concatenate([[values[first]], y])
+        ax.plot(x, y, "-o", ms=3, lw=1, color=cmap(k / max(len(chains) - 1, 1)), alpha=0.8, **kw)
+
+
+def figure_walk(run: RunData):
+    """Walk chains: distance from θ* (modulo the exact symmetries) by step, the segment certificates
+    against ε, and the discrepancy of each stored state on probe, held-out and far inputs."""
+    eq = run.equivalents
+    if not run.n_equivalents or not (eq.get("chain", np.zeros(0)) >= 0).any():
+        return None
+    walked = eq["chain"] >= 0
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), constrained_layout=True)
+    ax = axes[0]
+    if "distance_to_reference" in eq:
+        _chain_lines(ax, eq, eq["distance_to_reference"] * 100)
+        ax.set(ylabel="distance to θ* modulo exact symmetries (% of ‖θ*‖)")
+    else:
+        ax.text(0.5, 0.5, "run genni identify for distances\nmodulo the exact symmetries", ha="center",
+                va="center", transform=ax.transAxes)
+    n_chains = len(set(eq["chain"][walked].tolist()))
+    ax.set(xlabel="accepted steps along the chain", title=f"{n_chains} chains: how far along the class")
+    ax = axes[1]
+    eps = float(run.equivalents_attrs.get("segment_epsilon", np.nan))
+    seg = np.maximum(eq["segment_max"][walked], _FLOOR)
+    ax.scatter(eq["step"][walked], seg, s=14, color="#1f78b4", label="max relative discrepancy on the segment "
+               "parent → row")
+    ax.axhline(eps, color="#e31a1c", ls="--", lw=1, label=f"ε = {eps:g} (certified below)")
+    ax.set(yscale="log", xlabel="accepted steps", ylabel="segment certificate",
+           title=f"{int((eq['segment_max'][walked] <= eps).sum())} of {int(walked.sum())} segments certified")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    step = eq["step"][walked]
+    for key, lab, mk, col in (("relative_discrepancy", "probe", "o", "#1b9e77"),
+                              ("relative_discrepancy_heldout", "held-out", "^", "#d95f02"),
+                              ("relative_discrepancy_far", "far (3× radius)", "s", "#7570b3")):
+        if key in eq:
+            ax.scatter(step, np.maximum(eq[key][walked], _FLOOR), s=14, marker=mk, color=col, alpha=0.8, label=lab)
+    power = run.reference.get("output_power", 1.0)
+    ax.axhline(run.equivalents_attrs.get("tol", np.nan) / power, color="k", ls=":", lw=1, label="tol / output power")
+    ax.set(yscale="log", xlabel="accepted steps", ylabel="relative discrepancy",
+           title="each stored state: where it still computes f_θ*")
+    ax.legend(fontsize=8)
+    fig.suptitle(_title(run) + "  — walks along the equivalence class")
+    return fig
+
+
 _SUBSPACE_TITLES = {"pca": "PCA of the elements", "plane": "plane through θ* and two elements",
                     "null": "Jacobian null space at θ* (tangent of the class)", "random": "filter-normalised random directions"}
 
@@ -494,7 +553,7 @@ def figure_ricci_graphs(run: RunData):
 FIGURES = {"discrepancy": figure_discrepancy, "probe": figure_probe, "identifiability": figure_identifiability,
            "projections": figure_projections, "projection_3d": figure_projection_3d, "paths": figure_paths,
            "layer_paths": figure_layer_paths, "layer_geometry": figure_layer_geometry,
-           "ricci": figure_ricci, "ricci_graphs": figure_ricci_graphs}
+           "ricci": figure_ricci, "ricci_graphs": figure_ricci_graphs, "walk": figure_walk}
 
 
 def plot_run(run: RunData, outdir: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
