@@ -32,6 +32,7 @@ SCHEMA: dict = {
         "n_heldout": ((int,), 512, None),
         "n_train": ((int,), 1000, None),
         "noise": ((int, float), None, None),
+        "dim": ((int,), None, None),  # dataset = "normal" only: inputs i.i.d. N(0, I_dim)
         "n_far": ((int,), _data.DEFAULT_N_FAR, None),  # inputs far outside the data (data.far_inputs)
         "far_scale": ((int, float), _data.DEFAULT_FAR_SCALE, None),  # their RMS distance / the data's radius
     },
@@ -40,6 +41,7 @@ SCHEMA: dict = {
         "widths": ((list,), None, None),
         "activation": ((str,), "relu", ACTIVATIONS),
         "negative_slope": ((int, float), 0.01, None),
+        "bias": ((bool,), True, None),
     },
     "reference": {
         "source": ((str,), "train", ("train", "random", "file")),
@@ -87,6 +89,7 @@ _POSITIVE = {
     ("search", "init_scale"), ("reference", "init_scale"), ("search", "hop_scale"), ("search", "mu0"),
     ("search", "patience"), ("search", "stall_factor"), ("data", "n_far"), ("data", "far_scale"),
     ("search", "chains"), ("search", "thin"), ("search", "step_size"), ("search", "segment_epsilon"),
+    ("data", "dim"),
 }
 _NON_NEGATIVE = {("data", "n_train"), ("reference", "epochs"), ("search", "restarts"),
                  ("reference", "weight_decay"), ("data", "noise"), ("model", "negative_slope"),
@@ -164,13 +167,21 @@ def resolve(raw: dict) -> dict:
 
 def _resolve_model(cfg: dict) -> None:
     d = cfg["data"]
-    d_in, n_classes, n_rows = _data.dataset_info(d["dataset"])
+    if d["dataset"] == "normal":
+        if d["dim"] is None:
+            raise ConfigError("config: [data] dataset = 'normal' needs [data] dim (the input dimension)")
+        if cfg["reference"]["source"] == "train":
+            raise ConfigError("config: [data] dataset = 'normal' has no labels to train on: use [reference] source = "
+                              "'random' or 'file'")
+    elif d["dim"] is not None:
+        raise ConfigError(f"config: [data] dim is only for dataset = 'normal' (dataset {d['dataset']} has its own inputs)")
+    d_in, n_classes, n_rows = _data.dataset_info(d["dataset"], d["dim"])
     if n_rows is not None and d["n_probe"] + d["n_heldout"] > n_rows - 1:
         raise ConfigError(
             f"config: dataset {d['dataset']} has {n_rows} rows; n_probe + n_heldout = "
             f"{d['n_probe'] + d['n_heldout']} must leave at least one for training (at most {n_rows - 1})")
     m = cfg["model"]
-    n_out = 1 if n_classes == 2 else n_classes
+    n_out = 1 if n_classes in (0, 2) else n_classes
     if m["widths"] is None:
         m["widths"] = [d_in, 16, 16, n_out]
     widths = m["widths"]

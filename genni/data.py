@@ -46,6 +46,10 @@ and no row is in more than one split:
     Chemical analysis of wines: 178 rows, 13 features, 3 classes.
 ``breast_cancer``
     Wisconsin diagnostic breast cancer: 569 rows, 30 features, 2 classes.
+
+``normal`` (GENNI's setting) has no labels: inputs i.i.d. N(0, I_dim) with ``dim`` given, probe,
+held-out and training rows from independent streams; its ``y_*`` are None, so only random or
+loaded references go with it.
 """
 
 from __future__ import annotations
@@ -71,7 +75,9 @@ _GENERATED: tuple[str, ...] = (
 )
 _SHIPPED: tuple[str, ...] = ("digits", "iris", "wine", "breast_cancer")
 
-DATASETS: tuple[str, ...] = _GENERATED + _SHIPPED
+_UNLABELLED: tuple[str, ...] = ("normal",)
+
+DATASETS: tuple[str, ...] = _GENERATED + _SHIPPED + _UNLABELLED
 
 # name -> (d_in, n_classes, n_rows); n_rows is None for generated sets.
 _INFO: dict[str, tuple[int, int, int | None]] = {
@@ -85,6 +91,7 @@ _INFO: dict[str, tuple[int, int, int | None]] = {
     "iris": (4, 3, 150),
     "wine": (13, 3, 178),
     "breast_cancer": (30, 2, 569),
+    "normal": (0, 0, None),  # d_in = the config's dim; no labels
 }
 
 # Noise used when ``noise=None``.
@@ -146,7 +153,7 @@ def _check_name(name: object) -> str:
     return name
 
 
-def dataset_info(name: str) -> tuple[int, int, int | None]:
+def dataset_info(name: str, dim: int | None = None) -> tuple[int, int, int | None]:
     """Describe a data set without generating or loading anything.
 
     Parameters
@@ -163,9 +170,13 @@ def dataset_info(name: str) -> tuple[int, int, int | None]:
     Raises
     ------
     ConfigError
-        If ``name`` is not a known data set.
+        If ``name`` is not a known data set, or ``normal`` comes without a positive ``dim``.
+    ``normal`` (inputs i.i.d. N(0, I_dim), no labels) has ``d_in = dim`` and 0 classes.
     """
-    return _INFO[_check_name(name)]
+    name = _check_name(name)
+    if name in _UNLABELLED:
+        return (_check_count("dim", dim, minimum=1), 0, None)
+    return _INFO[name]
 
 
 def _check_count(key: str, value: object, *, minimum: int) -> int:
@@ -311,6 +322,7 @@ def load_dataset(
     n_train: int = 1000,
     seed: int = 0,
     noise: float | None = None,
+    dim: int | None = None,
 ) -> Dataset:
     """Load or generate a data set, split into train, probe and held-out parts.
 
@@ -378,7 +390,14 @@ def load_dataset(
             raise ConfigError(f"noise must be a non-negative number, got {noise!r}")
         noise = float(noise)
 
-    d_in, n_classes, n_rows = _INFO[name]
+    d_in, n_classes, n_rows = dataset_info(name, dim)
+
+    if name in _UNLABELLED:  # GENNI's setting: i.i.d. N(0, I) inputs, probe and held-out drawn independently
+        seq_train, seq_probe, seq_heldout = np.random.SeedSequence(seed).spawn(3)
+        draw = lambda seq, n: np.random.default_rng(seq).standard_normal((n, d_in))  # noqa: E731
+        return Dataset(name=name, d_in=d_in, n_classes=0, X_train=draw(seq_train, n_train), y_train=None,
+                       X_probe=draw(seq_probe, n_probe), y_probe=None, X_heldout=draw(seq_heldout, n_heldout),
+                       y_heldout=None)
 
     if n_rows is None:
         level = _DEFAULT_NOISE[name] if noise is None else noise

@@ -111,7 +111,7 @@ def rescaling_directions(spec: MLPSpec, theta: np.ndarray) -> np.ndarray:
     d/dc of (incoming row and bias × c, outgoing column × 1/c) at c = 1."""
     theta = np.asarray(theta, dtype=np.float64)
     cols = []
-    layers = params.layer_slices(spec.widths)
+    layers = params.layer_slices(spec.widths, spec.bias)
     for l, w in enumerate(spec.hidden_widths):
         s_in, s_out = layers[l], layers[l + 1]
         W_out = theta[s_out.weight].reshape(s_out.shape)
@@ -120,7 +120,8 @@ def rescaling_directions(spec: MLPSpec, theta: np.ndarray) -> np.ndarray:
             d_in = s_in.shape[1]
             v[s_in.weight.start + j * d_in: s_in.weight.start + (j + 1) * d_in] = \
                 theta[s_in.weight.start + j * d_in: s_in.weight.start + (j + 1) * d_in]
-            v[s_in.bias.start + j] = theta[s_in.bias.start + j]
+            if spec.bias:
+                v[s_in.bias.start + j] = theta[s_in.bias.start + j]
             rows = s_out.weight.start + np.arange(s_out.shape[0]) * s_out.shape[1] + j
             v[rows] = -W_out[:, j]
             cols.append(v)

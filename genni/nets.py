@@ -31,12 +31,14 @@ class MLPSpec:
     widths : (w_0, ..., w_L): input size, hidden widths, output size
     activation : one of :data:`ACTIVATIONS`
     negative_slope : slope of leaky_relu for z < 0 (torch's default 0.01)
+    bias : layers with biases (``Linear(bias=False)`` when false, as GENNI's toy network)
     """
 
     widths: tuple[int, ...]
     activation: str = "relu"
     kind: str = "mlp"
     negative_slope: float = 0.01
+    bias: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -50,7 +52,7 @@ class MLPSpec:
     @property
     def n_params(self) -> int:
         """P, the length of θ."""
-        return params.n_params(self.widths)
+        return params.n_params(self.widths, self.bias)
 
     @property
     def n_layers(self) -> int:
@@ -67,12 +69,12 @@ class MLPSpec:
         return d
 
     def to_json(self) -> str:
-        """JSON holding ``kind``, ``widths``, ``activation`` (and the slope)."""
+        """JSON holding ``kind``, ``widths``, ``activation`` (and the slope, and ``bias``)."""
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> MLPSpec:
-        known = {"widths", "activation", "kind", "negative_slope"}
+        known = {"widths", "activation", "kind", "negative_slope", "bias"}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     @classmethod
@@ -85,7 +87,7 @@ class MLPSpec:
         for i, (d_in, d_out) in enumerate(zip(self.widths[:-1], self.widths[1:])):
             if i > 0:
                 layers.append(_module_activation(self))
-            layers.append(torch.nn.Linear(d_in, d_out, dtype=torch.float64))
+            layers.append(torch.nn.Linear(d_in, d_out, bias=self.bias, dtype=torch.float64))
         net = torch.nn.Sequential(*layers)
         if theta is not None:
             params.theta_to_module_(theta, net)
@@ -164,7 +166,7 @@ def forward(spec: MLPSpec, theta: torch.Tensor, X: torch.Tensor, *, layers: bool
     th, single = _as_batch(theta)
     h = X
     reps = [X.expand(th.shape[0], *X.shape)] if layers else None
-    Ws = params.unflatten(th, spec.widths)
+    Ws = params.unflatten(th, spec.widths, spec.bias)
     for i, (W, b) in enumerate(Ws):
         z = _linear(h, W, b)
         h = z if i == len(Ws) - 1 else activate(spec, z)
@@ -194,7 +196,7 @@ def forward_combination(spec: MLPSpec, stack: torch.Tensor, coeffs: torch.Tensor
     J, m = stack.shape[0], coeffs.shape[0]
     if coeffs.dim() != 2 or coeffs.shape[1] != J:
         raise ValueError(f"coeffs must have shape [m, {J}], got {tuple(coeffs.shape)}")
-    layers = params.unflatten(stack, spec.widths)
+    layers = params.unflatten(stack, spec.widths, spec.bias)
     W1, b1 = layers[0]
     z1 = torch.matmul(X, W1.transpose(1, 2)) + b1.unsqueeze(1)  # [J, n, w_1]
     z = torch.matmul(coeffs, z1.reshape(J, -1)).reshape(m, X.shape[0], -1)
@@ -226,7 +228,7 @@ def jacobian(spec: MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> tuple[torch
     """
     th, single = _as_batch(theta)
     N, n, K = th.shape[0], X.shape[0], spec.widths[-1]
-    Ws = params.unflatten(th, spec.widths)
+    Ws = params.unflatten(th, spec.widths, spec.bias)
     hs = [X.expand(N, *X.shape)]
     dsig = []
     h = X
@@ -240,8 +242,9 @@ def jacobian(spec: MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> tuple[torch
             h = z
     J = th.new_empty(N, n, K, th.shape[1])
     G = torch.eye(K, dtype=th.dtype, device=th.device).expand(N, n, K, K)
-    for l, s in reversed(list(enumerate(params.layer_slices(spec.widths)))):
-        J[..., s.bias] = G
+    for l, s in reversed(list(enumerate(params.layer_slices(spec.widths, spec.bias)))):
+        if spec.bias:
+            J[..., s.bias] = G
         J[..., s.weight] = (G.unsqueeze(-1) * hs[l].unsqueeze(2).unsqueeze(2)).reshape(N, n, K, -1)
         if l > 0:
             G = torch.matmul(G, Ws[l][0].unsqueeze(1)) * dsig[l - 1].unsqueeze(2)
@@ -257,7 +260,7 @@ def init_theta(spec: MLPSpec, n: int, generator: torch.Generator, scale: float =
     returns : Tensor, shape [n, P]
     """
     theta = torch.empty(n, spec.n_params, dtype=torch.float64)
-    for s in params.layer_slices(spec.widths):
+    for s in params.layer_slices(spec.widths, spec.bias):
         bound = scale / math.sqrt(s.shape[1])
         for sl in (s.weight, s.bias):
             theta[:, sl] = (torch.rand(n, sl.stop - sl.start, generator=generator, dtype=torch.float64) * 2 - 1) * bound

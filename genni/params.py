@@ -32,42 +32,48 @@ class LayerSlice:
     shape: tuple[int, int]
 
 
-def layer_slices(widths: Sequence[int]) -> tuple[LayerSlice, ...]:
-    """Slices of every layer's weight and bias for an MLP of the given widths."""
+def layer_slices(widths: Sequence[int], bias: bool = True) -> tuple[LayerSlice, ...]:
+    """Slices of every layer's weight and bias for an MLP of the given widths (bias-free layers,
+    ``bias=False``, get empty bias slices: ``parameters_to_vector`` of ``Linear(bias=False)``)."""
     out: list[LayerSlice] = []
     offset = 0
     for d_in, d_out in zip(widths[:-1], widths[1:]):
         w = slice(offset, offset + d_out * d_in)
         offset = w.stop
-        b = slice(offset, offset + d_out)
+        b = slice(offset, offset + (d_out if bias else 0))
         offset = b.stop
         out.append(LayerSlice(w, b, (int(d_out), int(d_in))))
     return tuple(out)
 
 
-def n_params(widths: Sequence[int]) -> int:
-    """Number of parameters P = Σ_l (w_l · w_{l-1} + w_l)."""
-    return sum(o * i + o for i, o in zip(widths[:-1], widths[1:]))
+def n_params(widths: Sequence[int], bias: bool = True) -> int:
+    """Number of parameters P = Σ_l (w_l · w_{l-1} + w_l) (without the w_l terms for bias-free layers)."""
+    return sum(o * i + (o if bias else 0) for i, o in zip(widths[:-1], widths[1:]))
 
 
-def unflatten(theta: torch.Tensor, widths: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def unflatten(theta: torch.Tensor, widths: Sequence[int], bias: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Views ``(W_l, b_l)`` into θ, layer by layer.
 
     theta : Tensor or ndarray, shape [..., P]
-    returns : list of (W, b) with W : shape [..., out, in], b : shape [..., out]
+    returns : list of (W, b) with W : shape [..., out, in], b : shape [..., out]; for bias-free
+        layers b is a new array of zeros (writing to it changes nothing)
     """
-    P = n_params(widths)
+    P = n_params(widths, bias)
     if theta.shape[-1] != P:
-        raise GenniError(f"parameter vector has {theta.shape[-1]} entries; widths {list(widths)} need {P}")
+        raise GenniError(f"parameter vector has {theta.shape[-1]} entries; widths {list(widths)} "
+                         f"{'' if bias else 'without biases '}need {P}")
     lead = theta.shape[:-1]
+
+    def zeros(k):
+        return np.zeros((*lead, k), dtype=theta.dtype) if isinstance(theta, np.ndarray) else theta.new_zeros(*lead, k)
     return [
-        (theta[..., s.weight].reshape(*lead, *s.shape), theta[..., s.bias])
-        for s in layer_slices(widths)
+        (theta[..., s.weight].reshape(*lead, *s.shape), theta[..., s.bias] if bias else zeros(s.shape[0]))
+        for s in layer_slices(widths, bias)
     ]
 
 
-def flatten(layers: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """Inverse of :func:`unflatten`: θ from ``[(W_1, b_1), ...]``.
+def flatten(layers: Sequence[tuple[torch.Tensor, torch.Tensor]], bias: bool = True) -> torch.Tensor:
+    """Inverse of :func:`unflatten`: θ from ``[(W_1, b_1), ...]`` (the b's are left out when not ``bias``).
 
     layers : W : shape [..., out, in], b : shape [..., out]
     returns : Tensor, shape [..., P]
@@ -75,7 +81,8 @@ def flatten(layers: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor
     parts = []
     for W, b in layers:
         parts.append(W.reshape(*W.shape[:-2], -1))
-        parts.append(b)
+        if bias:
+            parts.append(b)
     if isinstance(parts[0], np.ndarray):
         return np.concatenate(parts, axis=-1)
     return torch.cat(parts, dim=-1)
@@ -93,7 +100,7 @@ def theta_to_module_(theta: torch.Tensor, module: torch.nn.Module) -> torch.nn.M
     return module
 
 
-def state_dict_to_theta(state: Mapping[str, torch.Tensor], widths: Sequence[int]) -> torch.Tensor:
+def state_dict_to_theta(state: Mapping[str, torch.Tensor], widths: Sequence[int], bias: bool = True) -> torch.Tensor:
     """θ (float64, shape [P]) from a state_dict of the equivalent ``Sequential``.
 
     The tensors are taken in the state_dict's order and must have, in turn, the
@@ -102,8 +109,8 @@ def state_dict_to_theta(state: Mapping[str, torch.Tensor], widths: Sequence[int]
     """
     tensors = [v for v in state.values() if isinstance(v, torch.Tensor)]
     expected = []
-    for s in layer_slices(widths):
-        expected += [s.shape, (s.shape[0],)]
+    for s in layer_slices(widths, bias):
+        expected += [s.shape, (s.shape[0],)] if bias else [s.shape]
     got = [tuple(t.shape) for t in tensors]
     if got != expected:
         raise GenniError(f"state_dict holds tensors of shapes {got}; widths {list(widths)} need {expected}")

@@ -94,7 +94,7 @@ def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Calla
     else:
         d = cfg["data"]
         ds = _data.load_dataset(d["dataset"], n_probe=d["n_probe"], n_heldout=d["n_heldout"],
-                                n_train=d["n_train"], seed=cfg["seed"], noise=d["noise"])
+                                n_train=d["n_train"], seed=cfg["seed"], noise=d["noise"], dim=d.get("dim"))
         spec = nets.MLPSpec.from_dict(cfg["model"])
         log(f"reference: {cfg['reference']['source']} {spec.activation} MLP {list(spec.widths)} on {ds.name}")
         ref = train.make_reference(cfg, spec, ds, progress=progress)
@@ -280,8 +280,18 @@ def _walk_find(path: Path, cfg: dict, spec: nets.MLPSpec, problem: search.Proble
     if not starts:
         return 0, []
     log(f"walking {len(starts)} chain(s) from {'their last stored states' if len(chain) else 'θ*'}")
-    return _run_walk(path, spec, problem, starts, replace(wset, steps=max(s.steps for s in starts)),
-                     tol=settings.tol, seed=cfg["seed"], progress=progress, callback=callback)
+    n_new, logs = _run_walk(path, spec, problem, starts, replace(wset, steps=max(s.steps for s in starts)),
+                            tol=settings.tol, seed=cfg["seed"], progress=progress, callback=callback)
+    _log_stops(logs, log)
+    return n_new, logs
+
+
+def _log_stops(logs: list, log: Callable[[str], None]) -> None:
+    for g in logs:
+        if g.stopped != "done":
+            extra = (" (the class is locally just the symmetry orbit: nothing to walk along)"
+                     if g.stopped == "no vertical directions" else "")
+            log(f"chain {g.chain} stopped after {g.accepted} accepted steps: {g.stopped}{extra}")
 
 
 def walk(path: str | Path, *, start: int = 0, chains: int = 4, steps: int = 40, thin: int | None = None,
@@ -319,6 +329,7 @@ def walk(path: str | Path, *, start: int = 0, chains: int = 4, steps: int = 40, 
     log(f"walking {chains} chain(s) of {steps} steps from {'θ*' if start == 0 else f'element {start}'}")
     n_new, logs = _run_walk(Path(path), spec, problem, starts, wset, tol=tol, seed=int(run.attrs.get("seed", 0)),
                             progress=progress)
+    _log_stops(logs, log)
     after = store.load_run(path).equivalents
     new = np.arange(n, n + n_new)
     raw = np.linalg.norm(after["theta"][new] - run.theta_ref, axis=1) / np.linalg.norm(run.theta_ref) if n_new else np.zeros(0)
@@ -531,14 +542,58 @@ def _paths(path, spec, run: store.RunData, ref: np.ndarray, chosen: np.ndarray, 
                                                   device=device))
     points = np.concatenate([ref[None], chosen])
     barriers, n_comp, labels = projection.barrier_graph(spec, run.X, run.Y, points, eps, device=device)
+    # certified joins: walk segments (parent → row) and certified /paths_between, each ≤ its own ε
+    cert_labels, cert_comp, cert_eps = certified_components(run)
     store.write_group(path, "projections/barriers",
                       {"t": t, "linear": np.array(linear), "bezier": np.array(bezier), "elements": rows,
-                       "barriers": barriers, "labels": labels, "components": n_comp},
-                      {"epsilon": eps, "note": "row 0 of barriers/labels is the reference, then the listed elements"})
+                       "barriers": barriers, "labels": labels, "components": n_comp,
+                       "certified_labels": cert_labels, "certified_components": cert_comp},
+                      {"epsilon": eps, "note": "row 0 of barriers/labels is the reference, then the listed elements",
+                       "components_rest_on": STRAIGHT_BARRIER_NOTE,
+                       "certified_rest_on": f"certified segments (walk parent links, genni connect paths), each with "
+                                            f"relative discrepancy ≤ {cert_eps:g} along it: elements in one certified "
+                                            "component are joined inside the class; certified_labels [N + 1]: row 0 θ*, "
+                                            "then every /equivalents row"})
     lin_b = [projection.barrier(v) for v in linear]
     bez_b = [projection.barrier(v) for v in bezier]
-    return {"n_paths": len(chosen), "components": int(n_comp),
+    return {"n_paths": len(chosen), "components": int(n_comp), "components_rest_on": STRAIGHT_BARRIER_NOTE,
+            "certified_with_reference": int((cert_labels[1:] == cert_labels[0]).sum()), "n_elements": run.n_equivalents,
+            "certified_epsilon": cert_eps,
             "max_linear_barrier": float(max(lin_b)), "max_bezier_barrier": float(max(bez_b))}
+
+
+STRAIGHT_BARRIER_NOTE = ("straight-line barriers: two elements share a component when a chain of straight segments "
+                         "stays below ε; different components are an upper bound on separation only (a curved path "
+                         "inside the class may still join them)")
+
+
+def certified_components(run: store.RunData) -> tuple[np.ndarray, int, float]:
+    """Connected components of θ* and every element under certified joins: walk segments parent → row with
+    ``segment_max`` ≤ the run's ``segment_epsilon``, and certified ``/paths_between``.
+
+    returns : (labels [N + 1] (0 = θ*, then rows), number of components, ε)
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = run.n_equivalents
+    eq = run.equivalents
+    eps = float(run.equivalents_attrs.get("segment_epsilon", np.nan))
+    edges = []
+    if n:
+        ok = (eq["chain"] >= 0) & (eq["segment_max"] <= eps)
+        edges += [(int(eq["parent"][r]) + 1, r + 1) for r in np.flatnonzero(ok)]
+    for name, g in store.read_family(run.path, "paths_between").items():
+        if bool(g["attrs"].get("certified")):
+            i, j = (int(v) for v in name.split("_"))
+            edges.append((i, j))
+    if edges:
+        a, b = np.array(edges).T
+        graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n + 1, n + 1))
+    else:
+        graph = coo_matrix((n + 1, n + 1))
+    k, labels = connected_components(graph, directed=False)
+    return labels.astype(np.int64), int(k), eps
 
 
 def _one_hot(labels: np.ndarray) -> np.ndarray:

@@ -239,11 +239,11 @@ def filter_normalized_direction(spec: MLPSpec, theta_ref: np.ndarray, rng: np.ra
     """
     ref = _vec(theta_ref)
     d = np.zeros_like(ref)
-    for s in params.layer_slices(spec.widths):
+    for s in params.layer_slices(spec.widths, spec.bias):
         out, inp = s.shape
         W = ref[s.weight].reshape(out, inp)
-        b = ref[s.bias]
-        if exclude_bias:
+        b = ref[s.bias] if spec.bias else np.zeros(out)
+        if exclude_bias or not spec.bias:
             g = rng.standard_normal((out, inp))
             norm = np.linalg.norm(W, axis=1)
         else:
@@ -251,7 +251,7 @@ def filter_normalized_direction(spec: MLPSpec, theta_ref: np.ndarray, rng: np.ra
             norm = np.sqrt((W * W).sum(1) + b * b)
         g *= (norm / np.linalg.norm(g, axis=1))[:, None]
         d[s.weight] = g[:, :inp].ravel()
-        if not exclude_bias:
+        if not exclude_bias and spec.bias:
             d[s.bias] = g[:, inp]
     return d
 

@@ -203,7 +203,11 @@ def format_project(info: dict) -> str:
     if "n_paths" in info:
         line += (f"\npaths θ* → {info['n_paths']} elements: largest straight-path barrier {info['max_linear_barrier']:.3g}, "
                  f"largest Bézier barrier {info['max_bezier_barrier']:.3g}; {info['components']} connected "
-                 f"component(s) of the 'straight path stays below ε' graph")
+                 f"component(s) of the 'straight path stays below ε' graph (an upper bound on separation only)"
+                 + (f"\ncertified: {info['certified_with_reference']} of {info['n_elements']} elements joined to θ* by "
+                    f"certified segments (walks, genni connect; ε = {info['certified_epsilon']:g})"
+                    if info["certified_epsilon"] == info["certified_epsilon"] else
+                    "\ncertified: none (no walk or genni connect certificates in this file)"))
     return line
 
 

@@ -255,7 +255,7 @@ def _discrepancy_rows(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor, 
 
 def _hidden_masks(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """dead[b, u] for every hidden unit u (layers concatenated): z_u(x) ≤ 0 on all of X."""
-    Ws = params.unflatten(theta, spec.widths)
+    Ws = params.unflatten(theta, spec.widths, spec.bias)
     h, out = X, []
     for W, b in Ws[:-1]:
         z = torch.baddbmm(b.unsqueeze(1), h.expand(W.shape[0], *h.shape[-2:]), W.transpose(1, 2))
@@ -274,7 +274,7 @@ def count_dead_units(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor) -
 def _revive(spec: nets.MLPSpec, theta: torch.Tensor, dead: torch.Tensor, gens: list) -> torch.Tensor:
     """θ with every dead unit re-drawn (incoming row and bias) and its outgoing column zeroed."""
     theta = theta.clone()
-    slices = params.layer_slices(spec.widths)
+    slices = params.layer_slices(spec.widths, spec.bias)
     for b, g in enumerate(gens):
         if g is None:
             continue
@@ -287,7 +287,8 @@ def _revive(spec: nets.MLPSpec, theta: torch.Tensor, dead: torch.Tensor, gens: l
             Fi = fresh[s_in.weight].view(s_in.shape)
             for j in torch.nonzero(dead[b, off:off + w]).flatten().tolist():
                 Wi[j] = Fi[j]
-                theta[b, s_in.bias.start + j] = fresh[s_in.bias.start + j]
+                if spec.bias:
+                    theta[b, s_in.bias.start + j] = fresh[s_in.bias.start + j]
                 Wo[:, j] = 0.0
             off += w
     return theta

@@ -404,6 +404,12 @@ def write_grid_values(path: str | Path, name: str, which: str, flat_index: np.nd
         f.flush()
 
 
+def read_family(path: str | Path, family: str) -> dict:
+    """name -> {dataset: array, ..., "attrs": {...}} for every group under /<family> (e.g. paths_between)."""
+    with _open(path) as f:
+        return _read_family(f, family)
+
+
 def group_names(path: str | Path, group: str) -> list[str]:
     """Names of the members of ``group`` (an empty list when it is absent)."""
     with _open(path) as f:

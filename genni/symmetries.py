@@ -28,13 +28,13 @@ from . import params
 from .nets import MLPSpec
 
 _RESCALING = ("relu", "leaky_relu")
-_SIGN_FLIP = ("tanh", "sigmoid")
 
 
 def symmetry_kinds(spec: MLPSpec) -> dict[str, bool]:
     """Which exact symmetries the architecture admits."""
-    return {"permutation": True, "rescaling": spec.activation in _RESCALING,
-            "sign_flip": spec.activation in _SIGN_FLIP}
+    # sigmoid's flip σ(−z) = 1 − σ(z) moves the outgoing column into the next bias: exact only with biases
+    flips = spec.activation == "tanh" or (spec.activation == "sigmoid" and spec.bias)
+    return {"permutation": True, "rescaling": spec.activation in _RESCALING, "sign_flip": flips}
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def act(spec: MLPSpec, theta: np.ndarray, g: GroupElement) -> np.ndarray:
     returns : ndarray, same shape
     """
     theta = np.asarray(theta, dtype=np.float64)
-    layers = [(W.copy(), b.copy()) for W, b in params.unflatten(theta, spec.widths)]
+    layers = [(W.copy(), b.copy()) for W, b in params.unflatten(theta, spec.widths, spec.bias)]
     for l, (perm, c) in enumerate(zip(g.perms, g.factors)):
         (Win, bin_), (Wout, bout) = layers[l], layers[l + 1]
         Win = Win[..., perm, :] * c[:, None]
@@ -75,7 +75,7 @@ def act(spec: MLPSpec, theta: np.ndarray, g: GroupElement) -> np.ndarray:
                 bout = bout + (Wp * (c < 0)).sum(-1)
             Wout = Wp * c
         layers[l], layers[l + 1] = (Win, bin_), (Wout, bout)
-    return params.flatten(layers)
+    return params.flatten(layers, spec.bias)
 
 
 def sample(spec: MLPSpec, n: int, rng: np.random.Generator, log_scale: float = 1.0) -> list[GroupElement]:
@@ -88,7 +88,7 @@ def sample(spec: MLPSpec, n: int, rng: np.random.Generator, log_scale: float = 1
             perms.append(rng.permutation(w))
             if spec.activation in _RESCALING:
                 factors.append(np.exp(rng.uniform(-log_scale, log_scale, w)))
-            elif spec.activation in _SIGN_FLIP:
+            elif symmetry_kinds(spec)["sign_flip"]:
                 factors.append(rng.choice([-1.0, 1.0], w))
             else:
                 factors.append(np.ones(w))
@@ -103,7 +103,7 @@ def canonical_scales(spec: MLPSpec, theta: np.ndarray) -> tuple[np.ndarray, ...]
     theta = np.asarray(theta, dtype=np.float64)
     if spec.activation not in _RESCALING:
         return tuple(np.ones(theta.shape[:-1] + (w,)) for w in spec.hidden_widths)
-    layers = params.unflatten(theta, spec.widths)
+    layers = params.unflatten(theta, spec.widths, spec.bias)
     scales = []
     carry = None  # scales of the previous layer's units, applied to this layer's input columns
     for l in range(len(spec.hidden_widths)):
@@ -133,7 +133,7 @@ def canonicalise(spec: MLPSpec, theta: np.ndarray) -> np.ndarray:
 
 
 def _incoming(spec: MLPSpec, theta: np.ndarray, l: int) -> np.ndarray:
-    W, b = params.unflatten(theta, spec.widths)[l]
+    W, b = params.unflatten(theta, spec.widths, spec.bias)[l]
     return np.concatenate([W, b[:, None]], axis=1)
 
 
@@ -141,7 +141,7 @@ def _unit_features(spec: MLPSpec, theta: np.ndarray, l: int) -> np.ndarray:
     """What identifies hidden unit j of layer l (0-based) up to the known group: its incoming
     vector (weights, bias) and the norm of its outgoing column.  The norm is invariant to the
     next layer's permutation and tells apart units that share an incoming direction."""
-    W_out = params.unflatten(theta, spec.widths)[l + 1][0]
+    W_out = params.unflatten(theta, spec.widths, spec.bias)[l + 1][0]
     return np.concatenate([_incoming(spec, theta, l), np.linalg.norm(W_out, axis=0)[:, None]], axis=1)
 
 
@@ -177,7 +177,7 @@ def align(spec: MLPSpec, theta: np.ndarray, theta_ref: np.ndarray) -> tuple[np.n
     c_theta = canonical_scales(spec, theta)
     c_ref = canonical_scales(spec, theta_ref)
     cur = canonicalise(spec, theta)
-    signs = spec.activation in _SIGN_FLIP
+    signs = symmetry_kinds(spec)["sign_flip"]
     perms, factors = [], []
     for l, w in enumerate(spec.hidden_widths):
         cost, best = match_cost(_unit_features(spec, cur, l), _unit_features(spec, ref_c, l), signs,
@@ -215,7 +215,7 @@ def balance(spec: MLPSpec, theta: np.ndarray, sweeps: int = 200, tol: float = 1e
         worst = 0.0
         for l, w in enumerate(spec.hidden_widths):
             n_in = np.linalg.norm(_incoming(spec, theta, l), axis=1)
-            n_out = np.linalg.norm(params.unflatten(theta, spec.widths)[l + 1][0], axis=0)
+            n_out = np.linalg.norm(params.unflatten(theta, spec.widths, spec.bias)[l + 1][0], axis=0)
             ok = (n_in > 0) & (n_out > 0)
             c = np.where(ok, np.sqrt(np.where(ok, n_out, 1.0) / np.where(ok, n_in, 1.0)), 1.0)
             factors = [np.ones(k) for k in spec.hidden_widths]

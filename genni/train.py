@@ -96,7 +96,7 @@ def load_reference(spec: nets.MLPSpec, path: str | Path) -> np.ndarray:
         state = state.state_dict()
     if not isinstance(state, dict):
         raise GenniError(f"reference file {p} does not hold a state_dict")
-    theta = params.state_dict_to_theta(state, spec.widths)
+    theta = params.state_dict_to_theta(state, spec.widths, spec.bias)
     if not torch.isfinite(theta).all():
         raise GenniError(f"reference file {p} contains NaN or infinite weights")
     return theta.numpy()

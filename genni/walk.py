@@ -192,7 +192,7 @@ def preactivation_jacobian(spec: nets.MLPSpec, theta: np.ndarray, X: torch.Tenso
     zs, Gs = [], []
     th = torch.as_tensor(theta, dtype=torch.float64)
     for l in range(len(spec.hidden_widths)):
-        sub = nets.MLPSpec(spec.widths[: l + 2], spec.activation, negative_slope=spec.negative_slope)
+        sub = nets.MLPSpec(spec.widths[: l + 2], spec.activation, negative_slope=spec.negative_slope, bias=spec.bias)
         f, J = nets.jacobian(sub, th[: sub.n_params][None], X)
         zs.append(f[0].reshape(-1).numpy())
         G = np.zeros((J.shape[1] * J.shape[2], spec.n_params))

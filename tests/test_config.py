@@ -11,7 +11,8 @@ from genni.errors import ConfigError
 def test_builtin_default_resolves_completely():
     cfg = config.load()
     assert cfg["name"] == "moons_relu"
-    assert cfg["model"] == {"kind": "mlp", "widths": [2, 16, 16, 1], "activation": "relu", "negative_slope": 0.01}
+    assert cfg["model"] == {"kind": "mlp", "widths": [2, 16, 16, 1], "activation": "relu", "negative_slope": 0.01,
+                            "bias": True}
     for section, keys in config.SCHEMA.items():
         table = cfg if not section else cfg[section]
         assert set(keys) <= set(table)
@@ -96,3 +97,20 @@ def test_shipped_experiment_configs_resolve():
         assert config.load(p)["name"] == p.stem
     # experiments/moons_relu.toml is the built-in default
     assert config.load(configs[[p.stem for p in configs].index("moons_relu")]) == config.load()
+
+
+@pytest.mark.parametrize("data,ref,match", [
+    ({"dataset": "normal"}, {"source": "random"}, "needs \\[data\\] dim"),
+    ({"dataset": "normal", "dim": 3}, {"source": "train"}, "no labels"),
+    ({"dataset": "moons", "dim": 3}, {"source": "train"}, "only for dataset = 'normal'"),
+    ({"dataset": "normal", "dim": 0}, {"source": "random"}, "dim must be positive"),
+])
+def test_normal_inputs_bad_combinations(data, ref, match):
+    with pytest.raises(ConfigError, match=match):
+        config.resolve({"data": data, "reference": ref})
+
+
+def test_normal_inputs_resolve():
+    cfg = config.resolve({"data": {"dataset": "normal", "dim": 4}, "reference": {"source": "random"},
+                          "model": {"bias": False}})
+    assert cfg["model"]["widths"] == [4, 16, 16, 1] and cfg["model"]["bias"] is False

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genni.data import DATASETS, Dataset, dataset_info, load_dataset
+from genni.data import DATASETS as ALL_DATASETS
+from genni.data import Dataset, dataset_info, load_dataset
 from genni.errors import ConfigError
 
 GENERATED = ("moons", "circles", "xor", "spirals", "spheres", "gaussian")
@@ -19,6 +20,8 @@ DEFAULT_NOISE = {
     "spheres": 0.1,
 }
 
+DATASETS = tuple(d for d in ALL_DATASETS if d != "normal")  # the labelled sets; "normal" is tested below
+
 ARRAYS = ("X_train", "y_train", "X_probe", "y_probe", "X_heldout", "y_heldout")
 
 
@@ -30,7 +33,22 @@ def _load(name: str, seed: int = 0, **kw) -> Dataset:
 
 
 def test_dataset_names():
-    assert DATASETS == GENERATED + SHIPPED
+    assert ALL_DATASETS == GENERATED + SHIPPED + ("normal",)
+
+
+def test_normal_inputs_are_unlabelled_gaussians():
+    """GENNI's setting: i.i.d. N(0, I_d) inputs, probe and held-out drawn independently, no labels."""
+    ds = load_dataset("normal", n_probe=4000, n_heldout=4000, n_train=0, seed=0, dim=3)
+    assert ds.d_in == 3 and ds.n_classes == 0 and ds.y_probe is None and ds.y_heldout is None
+    assert ds.X_probe.shape == (4000, 3) and ds.X_train.shape == (0, 3)
+    np.testing.assert_allclose(ds.X_probe.mean(0), 0.0, atol=0.06)
+    np.testing.assert_allclose(np.cov(ds.X_probe.T), np.eye(3), atol=0.08)
+    assert not np.array_equal(ds.X_probe[:10], ds.X_heldout[:10])
+    again = load_dataset("normal", n_probe=4000, n_heldout=4000, n_train=0, seed=0, dim=3)
+    assert np.array_equal(ds.X_heldout, again.X_heldout)
+    assert dataset_info("normal", 5) == (5, 0, None)
+    with pytest.raises(ConfigError, match="dim"):
+        dataset_info("normal")
 
 
 def test_dataset_info_values():
