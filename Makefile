@@ -30,6 +30,7 @@ bench: install
 	$(PY) benchmarks/bench_paths.py
 	$(PY) benchmarks/bench_paths.py --widths 2,32,32,32,2 --out paths_wide
 	$(PY) benchmarks/bench_ricci.py
+	$(PY) benchmarks/bench_walk.py
 
 lint: install
 	$(VENV)/bin/ruff check genni tests benchmarks experiments
