@@ -126,8 +126,16 @@ def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Calla
         return {"path": str(p), "created": created, "n_new": n_new, "n_total": len(done) + n_new, **facts}
     todo = [i for i in range(settings.n) if i not in done]
     n_new = 0
+    def stalled(msg: str) -> None:
+        hint = ("expected for relu from random starts: spurious minima (README, 'ReLU from random starts'); use "
+                "[search] init = \"perturb\" (θ* + init_scale × noise) or \"walk\"" if spec.activation in
+                ("relu", "leaky_relu") and settings.init == "random" else
+                "try [search] init = \"perturb\", a looser tol, or more restarts")
+        _warn(f"{msg}; {hint}; fewer [search] restarts give up sooner (each element stops after at most "
+              f"(restarts + 1) × max_steps = {(settings.restarts + 1) * settings.steps_per_attempt} steps)")
+
     for chunk in search.search(problem, settings, seed=cfg["seed"], indices=todo, progress=progress,
-                               callback=callback):
+                               callback=callback, on_stall=stalled):
         store.append_equivalents(p, chunk)
         n_new += len(chunk)
     return {"path": str(p), "created": created, "n_new": n_new, "n_total": len(done) + n_new, **facts}

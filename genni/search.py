@@ -414,8 +414,8 @@ _META = ("index", "attempt", "steps", "attempt_steps", "since", "seed", "hops", 
 class _Batch:
     """The active elements: per-row bookkeeping plus the method's state tensors."""
 
-    def __init__(self, problem: Problem, settings: SearchSettings, seed: int):
-        self.problem, self.s, self.seed = problem, settings, seed
+    def __init__(self, problem: Problem, settings: SearchSettings, seed: int, starts: dict | None = None):
+        self.problem, self.s, self.seed, self.starts = problem, settings, seed, starts
         self.dev = problem.X.device
         self.P = problem.spec.n_params
         self.st: dict[str, torch.Tensor] = {}
@@ -432,6 +432,8 @@ class _Batch:
 
     def _init_theta(self, index: int, attempt: int) -> tuple[torch.Tensor, int]:
         g, s = nets.element_generator(self.seed, index, attempt)
+        if attempt == 0 and self.starts is not None and index in self.starts:
+            return torch.as_tensor(self.starts[index], dtype=torch.float64).clone(), s
         theta = nets.init_theta(self.problem.spec, 1, g, self.s.init_scale)[0]
         if self.s.init == "perturb":
             theta = self.problem.theta_ref.cpu() + theta
@@ -589,28 +591,41 @@ def batch_capacity(spec: nets.MLPSpec, n_probe: int, settings: SearchSettings) -
 
 def search(problem: Problem, settings: SearchSettings, *, seed: int, indices: Sequence[int] | None = None,
            progress: bool = False, flush_every: int = 16, flush_seconds: float = 5.0,
-           callback=None) -> Iterator[Found]:
+           callback=None, starts: dict | None = None, on_stall=None) -> Iterator[Found]:
     """Find functional equivalents of ``problem.theta_ref``; yields chunks as elements finish.
 
     indices : which elements to find (default ``range(settings.n)``); element i is
         reproducible from (seed, i) alone, which is what makes resuming exact.
     callback : called with each :class:`Found` chunk before it is yielded (tests use it
         to simulate an interruption).
+    starts : element index -> θ [P] to start its first attempt from (continuation stages); restarts
+        draw as usual
+    on_stall : called once with a one-line message as soon as every element of the first batch has
+        stalled at least once and none has converged (the relu random-start situation)
+
+    Budget: an element that does not converge ends after at most (restarts + 1) × max_steps steps
+    (hops happen inside an attempt and do not extend it): 2,000 LM steps with the defaults.  The
+    progress bar shows converged / given up / in flight.
     yields : :class:`Found` with ``theta`` of shape [k, P]
     """
     queue = deque(range(settings.n) if indices is None else indices)
     cap = batch_capacity(problem.spec, problem.X.shape[0], settings)
-    batch = _Batch(problem, settings, seed)
+    batch = _Batch(problem, settings, seed, starts)
     parts: list[dict] = []
     status: list[np.ndarray] = []
     n_done = n_conv = 0
     last = time.monotonic()
     pbar = bar(total=len(queue), progress=progress, desc=f"search ({settings.method})", unit="el")
     window, max_steps = settings.stall_window, settings.steps_per_attempt
+    warned = on_stall is None
+    first_batch: set[int] = set()
     try:
         while queue or len(batch):
             if queue and len(batch) < cap:
-                batch.add([queue.popleft() for _ in range(min(cap - len(batch), len(queue)))])
+                new = [queue.popleft() for _ in range(min(cap - len(batch), len(queue)))]
+                if not first_batch:
+                    first_batch = set(new)
+                batch.add(new)
             batch.step()
             loss = batch.st["loss"].cpu().numpy()
             improved = loss < settings.stall_factor * batch.best
@@ -630,6 +645,13 @@ def search(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
             if retry.any():
                 batch.restart(np.flatnonzero(retry))
             done = conv | (ended & ~retry)
+            if not warned:
+                rows_first = np.isin(batch.meta["index"], list(first_batch))
+                tried = (batch.meta["attempt"] > 0) | (batch.meta["hops"] > 0) | ended
+                if n_conv == 0 and not conv.any() and rows_first.any() and tried[rows_first].all():
+                    warned = True
+                    on_stall(f"all {int(rows_first.sum())} elements of the first batch have stalled and none has "
+                             f"converged ({problem.spec.activation}, init = {settings.init!r}, tol = {settings.tol:g})")
             if done.any():
                 rows = np.flatnonzero(done)
                 code = np.where(conv[rows], 0, np.where(diverged[rows], 3, np.where(stalled[rows], 1, 2)))
@@ -638,7 +660,9 @@ def search(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
                 n_done += len(rows)
                 n_conv += int(conv[rows].sum())
                 pbar.update(len(rows))
-                pbar.set_postfix(converged=f"{n_conv}/{n_done}", refresh=False)
+            pbar.set_postfix(converged=n_conv, gave_up=n_done - n_conv, in_flight=len(batch),
+                             restarting=int(((batch.meta["attempt"] > 0) | (batch.meta["hops"] > 0)).sum()),
+                             refresh=False)
             pending = sum(len(p["index"]) for p in parts)
             if pending and (pending >= flush_every or not (queue or len(batch))
                             or time.monotonic() - last > flush_seconds):

@@ -104,3 +104,18 @@ def test_found_fields_and_relative(tanh_problem, tanh_found):
     f = tanh_found
     np.testing.assert_allclose(f.relative_discrepancy, f.discrepancy / tanh_problem.output_power)
     assert f.dead_units.shape == f.index.shape and np.all(f.dead_units == 0)
+
+
+def test_stall_is_announced_once_and_budget_is_bounded():
+    """A relu teacher from random starts: every element of the first batch stalls, the caller hears it
+    once, and no element spends more than (restarts + 1) × max_steps steps."""
+    spec = nets.MLPSpec((3, 7, 5, 2), "relu")
+    ds = data.load_dataset("spheres", n_probe=128, n_heldout=64, n_train=0, seed=0)
+    theta = train.random_reference(spec, seed=0)
+    problem = S.Problem.from_arrays(spec, theta, ds.X_probe, ds.X_heldout)
+    settings = S.SearchSettings(n=4, batch_size=4, max_steps=60, patience=10, restarts=1, hops=1)
+    heard = []
+    f = S.run_search(problem, settings, seed=0, on_stall=heard.append)
+    assert not f.converged.any()
+    assert len(heard) == 1 and "stalled" in heard[0] and "relu" in heard[0]
+    assert np.all(f.steps <= (settings.restarts + 1) * settings.max_steps)
