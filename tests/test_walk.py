@@ -221,3 +221,19 @@ def test_identify_distance_of_walk_elements(walk_run, tmp_path):
     eq = store.load_run(p).equivalents
     assert np.all(np.isfinite(eq["distance_to_reference"])) and np.all(eq["relative_discrepancy_far"] >= 0)
     assert set(eq["verdict"]) <= set(range(len(identifiability.VERDICTS)))
+
+
+def test_connect_command_reports_failure_with_exit_0(tmp_path, capsys):
+    """Two searched (not walked) relu elements, a budget of one step: no certified path, said plainly, exit 0."""
+    cfgp = tmp_path / "c.toml"
+    cfgp.write_text(WALK_CONFIG.replace('init = "walk"', 'init = "perturb"\ninit_scale = 0.05').replace("n = 6", "n = 2"))
+    out = tmp_path / "c.h5"
+    assert main(["find", str(cfgp), "-o", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["connect", str(out), "1", "2", "--max-steps", "1", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    g = store.read_group(out, "paths_between/1_2")
+    if not bool(g[1]["certified"]):
+        assert text.startswith("no certified path 1 → 2:") and g[1]["reason"]
+    else:  # the straight segment itself was already inside the class
+        assert np.all(g[0]["segment_max"] <= g[1]["epsilon"])
