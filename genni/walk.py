@@ -234,6 +234,22 @@ def face_direction(H: np.ndarray, v: np.ndarray, z: np.ndarray, G: np.ndarray, l
     return (u / nu if nu > 0 else u), int(active.sum())
 
 
+def _vertical(spec: nets.MLPSpec, theta: np.ndarray, J: torch.Tensor, settings: WalkSettings) -> np.ndarray:
+    """Steps 1–2 of the module docstring at θ: the (horizontal) vertical basis [P, m] from J [nK…, P]."""
+    T = orbit_tangents(spec, theta) if settings.horizontal else np.zeros((spec.n_params, 0))
+    return horizontal_basis(J.reshape(-1, spec.n_params).numpy(), T, settings.null_rtol, settings.horizontal)
+
+
+def _direction(spec: nets.MLPSpec, theta: np.ndarray, X: torch.Tensor, H: np.ndarray, v: np.ndarray, length: float,
+               settings: WalkSettings) -> np.ndarray:
+    """Step 3: the unit direction in span(H) nearest v, kept on the relu faces for a step of ``length``."""
+    if settings.faces and spec.activation in ("relu", "leaky_relu"):
+        z, G = preactivation_jacobian(spec, theta, X)
+        return face_direction(H, v, z, G, length)[0]
+    u = H @ (H.T @ v)
+    return u / max(np.linalg.norm(u), 1e-300)
+
+
 # --- retraction and certificates
 
 
@@ -407,8 +423,7 @@ def walk(spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray, starts: list[
                 started = time.monotonic()
                 Jc = nets.jacobian(spec, torch.as_tensor(c.theta)[None], x)[1][0]
                 c.attempts += 1
-                T = orbit_tangents(spec, c.theta) if settings.horizontal else np.zeros((spec.n_params, 0))
-                H = horizontal_basis(Jc.reshape(-1, spec.n_params).numpy(), T, settings.null_rtol, settings.horizontal)
+                H = _vertical(spec, c.theta, Jc, settings)
                 if H.shape[1] == 0:
                     c.log.stopped = "no vertical directions"
                 else:
@@ -416,12 +431,7 @@ def walk(spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray, starts: list[
                     v = (1 - settings.persistence) * xi / np.linalg.norm(xi)
                     if c.direction is not None:
                         v = v + settings.persistence * c.direction
-                    if settings.faces and spec.activation in ("relu", "leaky_relu"):
-                        z, G = preactivation_jacobian(spec, c.theta, x)
-                        u, _ = face_direction(H, v, z, G, c.h * scale)
-                    else:
-                        u = H @ (H.T @ v)
-                        u /= max(np.linalg.norm(u), 1e-300)
+                    u = _direction(spec, c.theta, x, H, v, c.h * scale, settings)
                     cand, _, ok = retract(spec, c.theta + c.h * scale * u, x, Y, tol, settings.retract_iters,
                                           settings.null_rtol)
                     cert = segment_max(spec, c.stored_theta, cand, x, Y, power) if ok else np.inf
@@ -511,8 +521,7 @@ def connect(spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray, a: np.ndar
             return Connection(np.stack(vertices), np.array(certs), True, "connected", attempt)
         gap = b - theta
         Jc = nets.jacobian(spec, torch.as_tensor(theta)[None], x)[1][0]
-        T = orbit_tangents(spec, theta) if settings.horizontal else np.zeros((spec.n_params, 0))
-        H = horizontal_basis(Jc.reshape(-1, spec.n_params).numpy(), T, settings.null_rtol, settings.horizontal)
+        H = _vertical(spec, theta, Jc, settings)
         if H.shape[1] == 0:
             return Connection(np.stack(vertices), np.array(certs), False, "no vertical directions left", attempt)
         toward = H @ (H.T @ gap)
@@ -520,12 +529,7 @@ def connect(spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray, a: np.ndar
         xi = H @ (H.T @ xi)
         v = toward / max(np.linalg.norm(toward), 1e-300) + 0.2 * xi / max(np.linalg.norm(xi), 1e-300)
         length = min(h * scale, np.linalg.norm(gap))
-        if settings.faces and spec.activation in ("relu", "leaky_relu"):
-            z, G = preactivation_jacobian(spec, theta, x)
-            u, _ = face_direction(H, v, z, G, length)
-        else:
-            u = H @ (H.T @ v)
-            u /= max(np.linalg.norm(u), 1e-300)
+        u = _direction(spec, theta, x, H, v, length, settings)
         cand, _, ok = retract(spec, theta + length * u, x, Y, tol, settings.retract_iters, settings.null_rtol)
         cert = segment_max(spec, theta, cand, x, Y, power) if ok else np.inf
         if ok and cert <= settings.segment_epsilon and np.linalg.norm(b - cand) < np.linalg.norm(gap):
