@@ -54,6 +54,13 @@ def summarise(run: store.RunData) -> dict:
                 e["relative_discrepancy_far"] = _quantiles(eq["relative_discrepancy_far"])
                 e["symmetry_threshold"] = _quantiles(eq["symmetry_threshold"])
                 e["agreement_tolerance"] = run.equivalents_attrs.get("agreement_tolerance")
+    if n and (eq["chain"] >= 0).any():
+        w = eq["chain"] >= 0
+        eps = run.equivalents_attrs.get("segment_epsilon")
+        out["walks"] = {"chains": int(len(set(eq["chain"][w].tolist()))), "rows": int(w.sum()),
+                        "max_step": int(eq["step"][w].max()), "segment_epsilon": eps,
+                        "max_segment": float(np.nanmax(eq["segment_max"][w])),
+                        "certified": int((eq["segment_max"][w] <= (eps if eps is not None else np.inf)).sum())}
     if run.projections:
         out["projections"] = {name: {"shape": list(p["values"].shape), "filled": float(np.mean(~np.isnan(p["values"]))),
                                      "median_residual": float(np.median(p["residuals"]))}
@@ -119,6 +126,11 @@ def format_text(summary: dict, tree: list[dict]) -> str:
                          "three, no copy; data_equivalent: probe and held-out only; probe_only: probe only)")
         else:
             lines.append("  (verdicts from a genni without far inputs: re-run genni identify)")
+    if "walks" in summary:
+        w = summary["walks"]
+        lines.append(f"walks: {w['chains']} chains, {w['rows']} stored states (up to {w['max_step']} accepted steps), "
+                     f"{w['certified']} of {w['rows']} segments certified ≤ ε = {w['segment_epsilon']} "
+                     f"(largest {w['max_segment']:.2g})")
     for name, p in summary.get("projections", {}).items():
         lines.append(f"projection {name}: grid {' × '.join(map(str, p['shape']))}, {p['filled'] * 100:.0f}% evaluated, "
                      f"median element residual {p['median_residual']:.3g}")
