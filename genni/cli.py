@@ -138,6 +138,13 @@ def _parser() -> argparse.ArgumentParser:
     cn.add_argument("--json", action="store_true")
     cn.add_argument("--quiet", action="store_true")
 
+    sw = sub.add_parser("sweep", help="many runs on Dask: one run file per cell and a table")
+    sw.add_argument("sweep", help="sweep file (TOML: base, stages, seeds, [grid])")
+    sw.add_argument("-o", "--output", help="folder for the cells and the table (default: runs/<sweep file name>)")
+    sw.add_argument("--workers", type=int, default=2, help="local Dask worker processes (default %(default)s)")
+    sw.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
+    sw.add_argument("--quiet", action="store_true")
+
     pl = sub.add_parser("plot", help="every figure the run file supports")
     pl.add_argument("run")
     pl.add_argument("-o", "--output", required=True, help="figure folder")
@@ -230,6 +237,18 @@ def main(argv: list[str] | None = None) -> int:
             info = pipeline.connect(args.run, args.i, args.j, max_steps=args.max_steps, progress=not args.quiet,
                                     log=_log(args.quiet))
             print(_json(info) if args.json else report.format_connect(info))
+        elif args.command == "sweep":
+            from . import sweep as _sweep
+
+            outdir = Path(args.output) if args.output else Path("runs") / Path(args.sweep).stem
+            info = _sweep.run_sweep(args.sweep, outdir, workers=args.workers, scheduler=args.scheduler,
+                                    progress=not args.quiet, log=_log(args.quiet))
+            _log(args.quiet)(f"sweep: {info['cells']} cells ({info['ran']} run now, {info['skipped']} done before), "
+                             f"{info['failed']} failed; table {info['table']} and {info['csv']}")
+            if info["failed"]:
+                print(f"genni: {info['failed']} of {info['cells']} cells failed: {', '.join(info['failed_cells'][:8])}"
+                      f"{' …' if info['failed'] > 8 else ''} (status column of {info['csv']})", file=sys.stderr)
+                return 1
         elif args.command == "inspect":
             _inspect(args.run, args.json)
         elif args.command == "plot":

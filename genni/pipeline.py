@@ -68,12 +68,14 @@ def _device(name: str) -> torch.device:
 
 
 def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Callable | None = None,
-         log: Callable[[str], None] | None = None) -> dict:
+         log: Callable[[str], None] | None = None, reference_only: bool = False) -> dict:
     """Reference + probe data + ``cfg['search']['n']`` equivalents into ``path``.
 
     A new file is created; an existing file made with the same config (up to
     :data:`genni.config.RESUMABLE_KEYS`) is resumed: only the missing element
     indices are searched.  A file made with another config is refused untouched.
+    With ``reference_only`` the file gets the reference, probe data and far inputs and no search runs
+    (a sweep's ``train`` stage).
     returns : a few facts about what was done (created, n_new, n_total, ...)
     """
     log = log or (lambda m: None)
@@ -120,6 +122,8 @@ def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Calla
     if any(facts["dead_units"]):
         log(f"reference has dead hidden units per layer: {facts['dead_units']}")
     done = set(store.done_indices(p).tolist())
+    if reference_only:
+        return {"path": str(p), "created": created, "n_new": 0, "n_total": len(done), **facts}
     store.update_attrs(p, "equivalents", {"n_requested": max(settings.n, len(done))})
     if settings.init == "walk":
         n_new, _ = _walk_find(p, cfg, spec, problem, settings, progress=progress, callback=callback, log=log)

@@ -437,3 +437,45 @@ def _replace_group(f: h5py.File, group: str, arrays: dict, attrs: dict) -> None:
         g.create_dataset(k, data=np.asarray(v))
     for k, v in attrs.items():
         g.attrs[k] = v
+
+
+def write_table(path: str | Path, columns: dict, attrs: dict) -> None:
+    """A sweep's table: one dataset per column under /cells (all of one length), written to a temporary
+    file and renamed over ``path``, so a reader never sees half a table.  Text columns are stored as
+    UTF-8 strings.  columns : name -> 1-D array or list of str."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["genni_version"] = __version__
+            f.attrs["kind"] = "genni sweep table"
+            f.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")
+            for k, v in attrs.items():
+                f.attrs[k] = v
+            g = f.create_group("cells")
+            for name, col in columns.items():
+                arr = np.asarray(col)
+                if arr.dtype.kind in "UO":
+                    g.create_dataset(name, data=[str(x) for x in col], dtype=h5py.string_dtype("utf-8"))
+                else:
+                    g.create_dataset(name, data=arr)
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_table(path: str | Path) -> tuple[dict, dict]:
+    """(columns, attributes) of a sweep table written by :func:`write_table`."""
+    p = Path(path)
+    if not p.is_file() or not h5py.is_hdf5(p):
+        raise GenniError(f"{p} is not a sweep table (missing or not HDF5)")
+    with h5py.File(p, "r") as f:
+        if f.attrs.get("kind") != "genni sweep table" or "cells" not in f:
+            raise GenniError(f"{p} is not a genni sweep table")
+        cols = {}
+        for name, ds in f["cells"].items():
+            v = ds[()]
+            cols[name] = [x.decode() if isinstance(x, bytes) else x for x in v] if ds.dtype.kind == "O" else v
+        return cols, {k: _attr(v) for k, v in f.attrs.items()}
