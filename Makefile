@@ -7,7 +7,15 @@ GENNI  := $(VENV)/bin/genni
 # (an unpinned torch pulls a several-GB CUDA build). The code runs on torch >= 2.2.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install test figures bench lint clean
+.PHONY: install test figures bench lint clean experiments hidden_symmetries
+
+# experiment scripts (experiments/*.py): runs/<name>/, figures/<name>/ and figures/<name>/results.md;
+# minutes on 2 cores by default, ARGS=--full for the published scale
+EXPERIMENTS := hidden_symmetries
+experiments: $(EXPERIMENTS)
+
+hidden_symmetries: install
+	$(PY) experiments/hidden_symmetries.py $(ARGS)
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +39,7 @@ bench: install
 	$(PY) benchmarks/bench_paths.py --widths 2,32,32,32,2 --out paths_wide
 	$(PY) benchmarks/bench_ricci.py
 	$(PY) benchmarks/bench_walk.py
+	$(PY) benchmarks/bench_sweep.py
 
 lint: install
 	$(VENV)/bin/ruff check genni tests benchmarks experiments

@@ -50,6 +50,8 @@ SCHEMA: dict = {
         "lr": ((int, float), 1e-2, None),
         "weight_decay": ((int, float), 1e-3, None),
         "init_scale": ((int, float), 1.0, None),
+        "init": ((str,), "torch", ("torch", "he")),  # random teachers: torch.nn.Linear's init, or He-normal
+        "bias_std": ((int, float), 0.01, None),     # init = "he": biases N(0, bias_std²)
     },
     "search": {
         "n": ((int,), _SD.n, None),
@@ -91,7 +93,7 @@ _POSITIVE = {
     ("search", "chains"), ("search", "thin"), ("search", "step_size"), ("search", "segment_epsilon"),
     ("data", "dim"),
 }
-_NON_NEGATIVE = {("data", "n_train"), ("reference", "epochs"), ("search", "restarts"),
+_NON_NEGATIVE = {("reference", "bias_std"), ("data", "n_train"), ("reference", "epochs"), ("search", "restarts"),
                  ("reference", "weight_decay"), ("data", "noise"), ("model", "negative_slope"),
                  ("search", "geodesic"), ("search", "hops")}
 

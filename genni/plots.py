@@ -556,6 +556,56 @@ FIGURES = {"discrepancy": figure_discrepancy, "probe": figure_probe, "identifiab
            "ricci": figure_ricci, "ricci_graphs": figure_ricci_graphs, "walk": figure_walk}
 
 
+def figure_functional_dimension(results: dict):
+    """Functional dimension of relu networks at initialisation against the bound P − #hidden.
+
+    results : (init, n, depth) -> {"rank": [k] functional dimensions, "bound": P − #hidden,
+    "rank_vs_probe": [j, 2] (m, rank) of one network}.  Left: share of networks at the bound by depth,
+    one line per width (solid He, dashed PyTorch default).  Middle: the deficiency bound − rank of every
+    network.  Right: rank against the number of inputs m for one network per architecture."""
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5), constrained_layout=True)
+    inits = sorted({k[0] for k in results})
+    widths = sorted({k[1] for k in results})
+    depths = sorted({k[2] for k in results})
+    cmap = plt.get_cmap("viridis")
+    styles = {"he": "-", "torch": "--"}
+    ax = axes[0]
+    for i, n in enumerate(widths):
+        for init in inits:
+            share = [np.mean(results[(init, n, d)]["rank"] >= results[(init, n, d)]["bound"]) for d in depths]
+            ax.plot(depths, share, styles.get(init, ":"), marker="o", color=cmap(i / max(len(widths) - 1, 1)),
+                    label=f"n = {n}, {init} init")
+    ax.set(xlabel="depth (linear layers)", ylabel="share with functional dimension = P − #hidden", ylim=(-0.05, 1.05),
+           xticks=depths, title="no hidden symmetries at the parameter")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    labels, pos = [], 0
+    for n in widths:
+        for d in depths:
+            for j, init in enumerate(inits):
+                r = results[(init, n, d)]
+                gap = r["bound"] - np.asarray(r["rank"], dtype=float)
+                x = pos + 0.35 * j + np.random.default_rng(pos).uniform(-0.08, 0.08, len(gap))  # jitter: cosmetic
+                ax.scatter(x, np.maximum(gap, 0) + 0.5, s=12, color="#1b9e77" if init == "he" else "#d95f02", alpha=0.7,
+                           label=f"{init} init" if pos == 0 else None)
+            labels.append(f"n={n}\nd={d}")
+            pos += 1
+    ax.set(yscale="log", xticks=np.arange(len(labels)) + 0.17, xticklabels=labels, ylabel="bound − functional dimension + ½",
+           title="deficiency of every network (½: at the bound)")
+    ax.tick_params(axis="x", labelsize=7)
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    for i, n in enumerate(widths):
+        for d in depths:
+            t = results[(inits[0], n, d)]["rank_vs_probe"]
+            ax.plot(t[:, 0], t[:, 1], "-o", ms=3, color=cmap(i / max(len(widths) - 1, 1)), alpha=0.5 + 0.5 * (d == depths[-1]))
+            ax.axhline(results[(inits[0], n, d)]["bound"], color=cmap(i / max(len(widths) - 1, 1)), ls=":", lw=0.8)
+    ax.set(xscale="log", xlabel="inputs m", ylabel="rank of the parameter Jacobian",
+           title=f"rank saturates well before m ({inits[0]} init; dotted: bounds)")
+    fig.suptitle("relu networks (n, …, n, 1) at initialisation, inputs N(0, I_n): functional dimension vs P − #hidden")
+    return fig
+
+
 def plot_run(run: RunData, outdir: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
     """Write every figure the run supports to ``outdir``; returns the written paths."""
     out = Path(outdir)

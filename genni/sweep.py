@@ -3,7 +3,8 @@
 A sweep file (TOML)::
 
     base = "moons_relu.toml"      # a config file, relative to the sweep file; or an inline [base] table
-    stages = ["find", "identify"] # any of find, identify, paths, ricci (in this order); or ["train"]
+    stages = ["find", "identify"] # any of find, identify, paths, ricci (in this order); train instead of
+                                  # find: the reference alone (identify, paths, ricci then see θ* only)
     seeds = 3                     # cells for seeds base.seed + 0 … 2
     [grid]
     "model.widths" = [[2, 8, 1], [2, 16, 16, 1]]
@@ -75,8 +76,8 @@ def load_sweep(path: str | Path) -> dict:
     stages = raw.get("stages", ["find", "identify"])
     if not isinstance(stages, list) or not stages or any(s not in STAGES for s in stages):
         raise ConfigError(f"sweep: stages must be a non-empty list from {', '.join(STAGES)}, got {stages!r}")
-    if "train" in stages and len(stages) > 1:
-        raise ConfigError("sweep: stages = [\"train\"] runs the reference alone; it does not combine with others")
+    if "train" in stages and "find" in stages:
+        raise ConfigError("sweep: stage train (the reference alone) does not combine with find")
     seeds = raw.get("seeds", 1)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"sweep: seeds must be a positive integer, got {seeds!r}")
@@ -142,7 +143,7 @@ def run_cell(cfg: dict, path: str, stages: list[str], threads: int = 1) -> dict:
         run = store.load_run(p) if p.exists() else None
         if run is None or not all(_stage_done(run, s) for s in stages):
             with contextlib.redirect_stderr(io.StringIO()):  # per-cell warnings would interleave on the console
-                pipeline.find(cfg, p, reference_only=stages == ["train"])
+                pipeline.find(cfg, p, reference_only="train" in stages)
             run = store.load_run(p)
             if "identify" in stages and not _stage_done(run, "identify"):
                 pipeline.identify(p)

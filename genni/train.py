@@ -77,10 +77,21 @@ def train_reference(spec: nets.MLPSpec, X: np.ndarray, y: np.ndarray, *, epochs:
     return theta.detach().numpy().copy()
 
 
-def random_reference(spec: nets.MLPSpec, *, seed: int, init_scale: float = 1.0) -> np.ndarray:
-    """A seeded random teacher (torch.nn.Linear's initialisation times ``init_scale``), shape [P]."""
+def random_reference(spec: nets.MLPSpec, *, seed: int, init_scale: float = 1.0, init: str = "torch",
+                     bias_std: float = 0.01) -> np.ndarray:
+    """A seeded random teacher, shape [P]: ``init = "torch"``: torch.nn.Linear's initialisation (every
+    weight and bias uniform on ±1/√fan_in) times ``init_scale``; ``init = "he"``: He-normal weights
+    N(0, 2/fan_in) times ``init_scale`` and biases N(0, bias_std²) (the initialisation under which relu
+    networks keep their signal through depth)."""
     g, _ = nets.element_generator(seed, 0x7EAC)
-    return nets.init_theta(spec, 1, g, init_scale)[0].numpy()
+    if init == "torch":
+        return nets.init_theta(spec, 1, g, init_scale)[0].numpy()
+    theta = torch.empty(spec.n_params, dtype=torch.float64)
+    for s in params.layer_slices(spec.widths, spec.bias):
+        theta[s.weight] = torch.randn(s.weight.stop - s.weight.start, generator=g, dtype=torch.float64) * (
+            init_scale * np.sqrt(2.0 / s.shape[1]))
+        theta[s.bias] = torch.randn(s.bias.stop - s.bias.start, generator=g, dtype=torch.float64) * bias_std
+    return theta.numpy()
 
 
 def load_reference(spec: nets.MLPSpec, path: str | Path) -> np.ndarray:
@@ -112,7 +123,8 @@ def make_reference(cfg: dict, spec: nets.MLPSpec, data, *, progress: bool = Fals
         if not np.isfinite(theta).all():
             raise GenniError("training the reference diverged (NaN weights); lower [reference] lr")
     elif ref["source"] == "random":
-        theta = random_reference(spec, seed=cfg["seed"], init_scale=ref["init_scale"])
+        theta = random_reference(spec, seed=cfg["seed"], init_scale=ref["init_scale"], init=ref.get("init", "torch"),
+                                 bias_std=ref.get("bias_std", 0.01))
     else:
         theta = load_reference(spec, ref["path"])
     # accuracy means something only for a network meant to fit the labels (not a random teacher)

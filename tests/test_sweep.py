@@ -123,7 +123,7 @@ def test_existing_scheduler(tmp_path):
 @pytest.mark.parametrize("text,match", [
     ('stages = ["find"]\n', "needs base"),
     ('base = "base.toml"\nstages = ["fly"]\n', "stages must be"),
-    ('base = "base.toml"\nstages = ["train", "find"]\n', "does not combine"),
+    ('base = "base.toml"\nstages = ["train", "find"]\n', "does not combine with find"),
     ('base = "base.toml"\nseeds = 0\n', "seeds must be"),
     ('base = "base.toml"\n[grid]\n"model.width" = [1]\n', "unknown grid key 'model.width'"),
     ('base = "base.toml"\n[grid]\n"model.widths" = []\n', "non-empty list"),
