@@ -77,8 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     figs.mkdir(parents=True, exist_ok=True)
     fig = plots.figure_functional_dimension(results)
     fig.savefig(figs / "functional_dimension.png", dpi=130)
+    scale = "Full" if args.full else "Tiny (smoke test)" if args.tiny else "Default"
     lines = [f"# {NAME}", "", CLAIM, "",
-             f"{'Full' if args.full else 'Tiny (smoke test)' if args.tiny else 'Default'} scale: n = {list(widths)}, depth = {list(depths)}, {seeds} networks "
+             f"{scale} scale: n = {list(widths)}, depth = {list(depths)}, {seeds} networks "
              "per architecture and initialisation; m = 2P + 50 Gaussian inputs.", "",
              "| init | n | depth | P | bound P − #hidden | median functional dimension | share at the bound | "
              "rank at m/2 = rank at m |", "|---|---|---|---|---|---|---|---|"]
