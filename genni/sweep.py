@@ -249,8 +249,11 @@ def run_sweep(sweep_path: str | Path, outdir: str | Path, *, workers: int = 2, s
             if scheduler:
                 client = Client(scheduler, timeout="10s")
             else:
+                # Dask's nanny pins OMP/MKL/OpenBLAS to one thread per worker; give each worker its share of the
+                # cores instead (torch.set_num_threads in the task does the same for torch's own pool)
+                blas = {v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=40)
+                                       dashboard_address=None, silence_logs=40, env=blas)
                 client = Client(cluster)
         except (OSError, TimeoutError) as exc:
             raise GenniError(f"cannot reach a Dask scheduler{' at ' + scheduler if scheduler else ''}: {exc}") from None
