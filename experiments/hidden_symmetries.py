@@ -7,7 +7,7 @@ bound has no hidden symmetries at its parameter.  Their reading: the chance of r
 toward 0 with depth and rises toward 1 with width and input dimension.
 
 Initialisations: He-normal weights N(0, 2/fan_in) with biases N(0, 0.01²) (``[reference] init = "he"``),
-beside PyTorch's default ``Linear`` initialisation (``init = "torch"``).  m = 2P + 50 inputs per network,
+beside PyTorch's default ``Linear`` initialisation (``init = "torch"``).  m = 2·P_max + 50 inputs,
 and each run file holds the rank on the first k inputs (``/identifiability/rank_vs_probe``) to show
 that the rank is not probe-limited.
 
@@ -33,21 +33,20 @@ CLAIM = ("Grigsby, Lindsey & Rolnick (ICML 2023, Fig. 6): the share of networks 
          "and input dimension.")
 
 
-def sweep_file(folder: Path, n: int, depth: int, init: str, seeds: int) -> Path:
-    widths = [n] * depth + [1]
-    P = nets.MLPSpec(tuple(widths), "relu").n_params
-    base = {"name": f"{init}_d{depth}_n{n}", "seed": 0,
-            "data": {"dataset": "normal", "dim": n, "n_probe": 2 * P + 50, "n_heldout": 64, "n_far": 64},
-            "model": {"widths": widths, "activation": "relu"},
-            "reference": {"source": "random", "init": init}, "search": {"n": 1}}
+def sweep_file(folder: Path, widths: tuple, depths: tuple, seeds: int) -> Path:
+    """One sweep: grid over (widths, input dimension) together × initialisation; m fixed to 2·P_max + 50."""
+    archs = [([n] * d + [1], n) for n in widths for d in depths]
+    m = 2 * max(nets.MLPSpec(tuple(w), "relu").n_params for w, _ in archs) + 50
     folder.mkdir(parents=True, exist_ok=True)
-    lines = ['stages = ["train", "identify"]', f"seeds = {seeds}", "[base]",
-             f'name = "{base["name"]}"', "seed = 0"]
-    for section in ("data", "model", "reference", "search"):
-        lines.append(f"[base.{section}]")
-        lines += [f"{k} = {json.dumps(v)}" for k, v in base[section].items()]
     p = folder / "sweep.toml"
-    p.write_text("\n".join(lines) + "\n")
+    p.write_text("\n".join([
+        'stages = ["train", "identify"]', f"seeds = {seeds}",
+        "[base]", f'name = "{NAME}"', "seed = 0",
+        "[base.data]", 'dataset = "normal"', f"dim = {widths[0]}", f"n_probe = {m}", "n_heldout = 64", "n_far = 64",
+        "[base.model]", f"widths = {json.dumps(archs[0][0])}", 'activation = "relu"',
+        "[base.reference]", 'source = "random"', "[base.search]", "n = 1",
+        "[grid]", f'"model.widths, data.dim" = {json.dumps([[w, n] for w, n in archs])}',
+        '"reference.init" = ["he", "torch"]']) + "\n")
     return p
 
 
@@ -62,25 +61,27 @@ def main(argv: list[str] | None = None) -> None:
                                                                          else ((5, 10), (4, 5, 6), 6))
     root = Path(args.root)
     runs, figs = root / "runs" / NAME, root / "figures" / NAME
+    info = sweep.run_sweep(sweep_file(runs, widths, depths, seeds), runs, workers=args.workers)
+    cols, _ = store.read_table(runs / "sweep.h5")
     results = {}
-    for init in ("he", "torch"):
-        for n in widths:
-            for depth in depths:
-                folder = runs / f"{init}_d{depth}_n{n}"
-                info = sweep.run_sweep(sweep_file(folder, n, depth, init, seeds), folder, workers=args.workers)
-                cols, _ = store.read_table(folder / "sweep.h5")
-                ok = np.array([s == "done" for s in cols["status"]])
-                probe = store.load_run(folder / cols["file"][0]).identifiability["rank_vs_probe"]
-                results[(init, n, depth)] = {"rank": np.asarray(cols["functional_dimension"])[ok],
-                                             "bound": float(np.asarray(cols["bound"])[ok][0]), "failed": info["failed"],
-                                             "rank_vs_probe": probe}
+    for i, status in enumerate(cols["status"]):
+        if status != "done":
+            continue
+        w, n = json.loads(cols["model.widths, data.dim"][i])
+        key = (cols["reference.init"][i], n, len(w) - 1)
+        r = results.setdefault(key, {"rank": [], "bound": float(cols["bound"][i]),
+                                     "rank_vs_probe": store.load_run(runs / cols["file"][i]).identifiability["rank_vs_probe"]})
+        r["rank"].append(float(cols["functional_dimension"][i]))
+    results = {k: {**v, "rank": np.array(v["rank"])} for k, v in sorted(results.items())}
     figs.mkdir(parents=True, exist_ok=True)
     fig = plots.figure_functional_dimension(results)
     fig.savefig(figs / "functional_dimension.png", dpi=130)
     scale = "Full" if args.full else "Tiny (smoke test)" if args.tiny else "Default"
+    failed = f" {info['failed']} cells failed (sweep.csv says why)." if info["failed"] else ""
     lines = [f"# {NAME}", "", CLAIM, "",
              f"{scale} scale: n = {list(widths)}, depth = {list(depths)}, {seeds} networks "
-             "per architecture and initialisation; m = 2P + 50 Gaussian inputs.", "",
+             "per architecture and initialisation; m = 2·P_max + 50 Gaussian inputs for every network "
+             f"(table: runs/{NAME}/sweep.h5).{failed}", "",
              "| init | n | depth | P | bound P − #hidden | median functional dimension | share at the bound | "
              "rank at m/2 = rank at m |", "|---|---|---|---|---|---|---|---|"]
     for (init, n, depth), r in results.items():

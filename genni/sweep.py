@@ -9,6 +9,7 @@ A sweep file (TOML)::
     [grid]
     "model.widths" = [[2, 8, 1], [2, 16, 16, 1]]
     "data.dataset" = ["moons", "circles"]
+    "model.widths, data.dim" = [[[5, 5, 1], 5], [[10, 10, 1], 10]]   # keys that vary together
 
 Every cell (grid point × seed, in the order of the grid's keys, the last varying fastest, seeds
 innermost) is an ordinary run file ``DIR/cell_NNNN.h5``; its stages run as one task on a Dask
@@ -85,19 +86,26 @@ def load_sweep(path: str | Path) -> dict:
     if not isinstance(grid, dict):
         raise ConfigError("sweep: [grid] must be a table of dotted config keys to lists")
     for key, values in grid.items():
-        section, _, name = key.rpartition(".")
-        if section not in _config.SCHEMA or name not in _config.SCHEMA[section] or not section:
-            raise ConfigError(f"sweep: unknown grid key '{key}' (use section.key, e.g. model.widths)")
+        parts = key.split(",")
+        for part in parts:
+            section, _, name = part.strip().rpartition(".")
+            if section not in _config.SCHEMA or name not in _config.SCHEMA[section] or not section:
+                raise ConfigError(f"sweep: unknown grid key '{part.strip()}' (use section.key, e.g. model.widths)")
         if not isinstance(values, list) or not values:
             raise ConfigError(f"sweep: grid key '{key}' needs a non-empty list of values")
+        if len(parts) > 1 and any(not isinstance(v, list) or len(v) != len(parts) for v in values):
+            raise ConfigError(f"sweep: grid key '{key}' names {len(parts)} keys: each value must be a list of "
+                              f"{len(parts)} (the keys vary together)")
     cells = []
     keys = list(grid)
     for combo in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
         for s in range(seeds):
             raw_cell = copy.deepcopy(base_raw)
             for key, value in zip(keys, combo):
-                section, _, name = key.rpartition(".")
-                raw_cell.setdefault(section, {})[name] = value
+                parts = [k.strip() for k in key.split(",")]
+                for part, v in zip(parts, value if len(parts) > 1 else [value]):
+                    section, _, name = part.rpartition(".")
+                    raw_cell.setdefault(section, {})[name] = v
             raw_cell["seed"] = int(base_cfg["seed"]) + s
             name = f"cell_{len(cells):04d}"
             try:

@@ -149,3 +149,13 @@ def test_cells_enumerate_grid_then_seeds(tmp_path):
     assert [c[2]["data.dataset"] for c in cells[:4]] == ["moons", "moons", "xor", "xor"]
     assert [c[1]["seed"] for c in cells[:4]] == [0, 1, 0, 1]
     assert np.all([c[1]["model"]["widths"] == [2, 3, 1] for c in cells[:4]])
+
+
+def test_keys_that_vary_together(tmp_path):
+    p = _sweep(tmp_path, '"model.widths, data.n_probe" = [[[2, 3, 1], 40], [[2, 4, 1], 50]]\n"model.activation" = ["tanh", "relu"]')
+    cells = sweep.load_sweep(p)["cells"]
+    assert [(c[1]["model"]["widths"], c[1]["data"]["n_probe"], c[1]["model"]["activation"]) for c in cells] == [
+        ([2, 3, 1], 40, "tanh"), ([2, 3, 1], 40, "relu"), ([2, 4, 1], 50, "tanh"), ([2, 4, 1], 50, "relu")]
+    bad = _sweep(tmp_path, '"model.widths, data.n_probe" = [[[2, 3, 1]]]')
+    with pytest.raises(Exception, match="vary together"):
+        sweep.load_sweep(bad)
