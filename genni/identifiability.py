@@ -68,7 +68,8 @@ class Spectrum:
 
 def spectrum(J: np.ndarray, rtol: float = DEFAULT_RTOL) -> Spectrum:
     """SVD of J (shape [M, P]) with numerical rank at relative tolerance ``rtol``."""
-    _, s, Vt = np.linalg.svd(J, full_matrices=True)
+    # Vᵀ must be [P, P] (null basis, right vectors); U is not needed, so a tall J skips its full square U
+    _, s, Vt = np.linalg.svd(J, full_matrices=J.shape[0] < J.shape[1])
     tol = rtol * (s[0] if len(s) else 0.0)
     rank = int((s > tol).sum())
     null = Vt[rank:].T.copy()
