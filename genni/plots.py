@@ -601,7 +601,7 @@ def figure_functional_dimension(results: dict):
             ax.plot(t[:, 0], t[:, 1], "-o", ms=3, color=cmap(i / max(len(widths) - 1, 1)), alpha=0.5 + 0.5 * (d == depths[-1]))
             ax.axhline(results[(inits[0], n, d)]["bound"], color=cmap(i / max(len(widths) - 1, 1)), ls=":", lw=0.8)
     ax.set(xscale="log", xlabel="inputs m", ylabel="rank of the parameter Jacobian",
-           title=f"rank saturates well before m ({inits[0]} init; dotted: bounds)")
+           title=f"rank against the number of inputs m ({inits[0]} init, one network each; dotted: bounds)")
     fig.suptitle("relu networks (n, …, n, 1) at initialisation, inputs N(0, I_n): functional dimension vs P − #hidden")
     return fig
 
