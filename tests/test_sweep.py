@@ -152,7 +152,8 @@ def test_cells_enumerate_grid_then_seeds(tmp_path):
 
 
 def test_keys_that_vary_together(tmp_path):
-    p = _sweep(tmp_path, '"model.widths, data.n_probe" = [[[2, 3, 1], 40], [[2, 4, 1], 50]]\n"model.activation" = ["tanh", "relu"]')
+    p = _sweep(tmp_path, '"model.widths, data.n_probe" = [[[2, 3, 1], 40], [[2, 4, 1], 50]]\n'
+                         '"model.activation" = ["tanh", "relu"]')
     cells = sweep.load_sweep(p)["cells"]
     assert [(c[1]["model"]["widths"], c[1]["data"]["n_probe"], c[1]["model"]["activation"]) for c in cells] == [
         ([2, 3, 1], 40, "tanh"), ([2, 3, 1], 40, "relu"), ([2, 4, 1], 50, "tanh"), ([2, 4, 1], 50, "relu")]
