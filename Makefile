@@ -7,15 +7,18 @@ GENNI  := $(VENV)/bin/genni
 # (an unpinned torch pulls a several-GB CUDA build). The code runs on torch >= 2.2.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install test figures bench lint clean experiments hidden_symmetries
+.PHONY: install test figures bench lint clean experiments hidden_symmetries genni_toy
 
 # experiment scripts (experiments/*.py): runs/<name>/, figures/<name>/ and figures/<name>/results.md;
 # minutes on 2 cores by default, ARGS=--full for the published scale
-EXPERIMENTS := hidden_symmetries
+EXPERIMENTS := hidden_symmetries genni_toy
 experiments: $(EXPERIMENTS)
 
 hidden_symmetries: install
 	$(PY) experiments/hidden_symmetries.py $(ARGS)
+
+genni_toy: install
+	$(PY) experiments/genni_toy.py $(ARGS)
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

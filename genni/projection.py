@@ -582,6 +582,21 @@ def default_epsilon(output_power: float, relative: float = 1e-6) -> float:
     return float(relative) * p
 
 
+def sublevel_components(values: np.ndarray, epsilon: float) -> tuple[int, np.ndarray]:
+    """Connected components of the grid cells with discrepancy ≤ ε (face-neighbours connected;
+    ``scipy.ndimage.label``).  A grid sees only its own points: two components may be one set joined
+    between grid points, or split by a barrier thinner than the spacing; certificates decide.
+
+    values : ndarray [R, R] or [R, R, R] (NaN: not evaluated, counts as above ε)
+    returns : (number of components, labels of the same shape, 0 = above ε)
+    """
+    from scipy import ndimage
+
+    mask = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=np.inf) <= epsilon
+    labels, k = ndimage.label(mask)
+    return int(k), labels
+
+
 def output_power(Y) -> float:
     """mean_x ‖y(x)‖² of outputs Y, shape [n, w_L]."""
     Y = np.asarray(Y, dtype=np.float64)
@@ -589,6 +604,6 @@ def output_power(Y) -> float:
 
 
 __all__ = ["KINDS", "ProjectionError", "Subspace", "project", "pca_subspace", "plane_subspace", "null_subspace",
-           "random_subspace", "filter_normalized_direction", "grid_axes", "grid_points", "iter_grid", "evaluate_grid",
-           "linear_path", "bezier_path", "fit_bezier", "path_discrepancy", "barrier", "barrier_graph",
-           "default_epsilon", "output_power"]
+           "random_subspace", "filter_normalized_direction", "grid_axes", "sublevel_components", "grid_points",
+           "iter_grid", "evaluate_grid", "linear_path", "bezier_path", "fit_bezier", "path_discrepancy", "barrier",
+           "barrier_graph", "default_epsilon", "output_power"]

@@ -523,7 +523,8 @@ def connect(spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray, a: np.ndar
         Jc = nets.jacobian(spec, torch.as_tensor(theta)[None], x)[1][0]
         H = _vertical(spec, theta, Jc, settings)
         if H.shape[1] == 0:
-            return Connection(np.stack(vertices), np.array(certs), False, "no vertical directions left", attempt)
+            return Connection(np.stack(vertices), np.array(certs), False,
+                              "no vertical directions left: the class is locally just the symmetry orbit here", attempt)
         toward = H @ (H.T @ gap)
         xi = rng.standard_normal(spec.n_params)
         xi = H @ (H.T @ xi)

@@ -15,11 +15,27 @@ def _load(name: str):
     return module
 
 
-@pytest.mark.parametrize("name,figure", [("hidden_symmetries", "functional_dimension.png")])
-def test_experiment_script_runs_tiny(tmp_path, name, figure):
-    _load(name).main(["--tiny", "--workers", "1", "--root", str(tmp_path)])
+@pytest.mark.parametrize("name,args,figure,phrase", [
+    ("hidden_symmetries", ["--workers", "1"], "functional_dimension.png", "published reading"),
+    ("genni_toy", [], "walk.png", "against the class in closed form"),
+])
+def test_experiment_script_runs_tiny(tmp_path, name, args, figure, phrase):
+    _load(name).main(["--tiny", *args, "--root", str(tmp_path)])
     figs = tmp_path / "figures" / name
     assert (figs / figure).exists()
     text = (figs / "results.md").read_text()
-    assert "| init | n | depth |" in text and "published reading" in text
+    assert phrase in text
     assert (tmp_path / "runs" / name).is_dir()
+
+
+def test_genni_toy_elements_lie_on_the_closed_form_class(tmp_path):
+    module = _load("genni_toy")
+    module.main(["--tiny", "--root", str(tmp_path)])
+    from genni import store
+
+    run = store.load_run(tmp_path / "runs" / "genni_toy" / "genni_toy.h5")
+    s_neg, s_pos = module.closed_form(run.equivalents["theta"])
+    s = module.closed_form(run.theta_ref[None])[0][0]
+    assert abs(s - (-0.2652 * 0.0838 + 0.1627 * 0.0343)) < 1e-12
+    assert run.n_equivalents >= 8
+    assert abs(s_neg - s).max() <= 1e-9 * abs(s) and abs(s_pos).max() <= 1e-9 * abs(s)
