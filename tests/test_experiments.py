@@ -15,24 +15,34 @@ def _load(name: str):
     return module
 
 
-@pytest.mark.parametrize("name,args,figure,phrase", [
-    ("hidden_symmetries", ["--workers", "1"], "functional_dimension.png", "published reading"),
-    ("genni_toy", [], "walk.png", "against the class in closed form"),
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    """Each script once, at its tiny size: name -> (module, root)."""
+    out = {}
+    for name, args in (("hidden_symmetries", ["--workers", "1"]), ("genni_toy", [])):
+        root = tmp_path_factory.mktemp(name)
+        module = _load(name)
+        module.main(["--tiny", *args, "--root", str(root)])
+        out[name] = (module, root)
+    return out
+
+
+@pytest.mark.parametrize("name,figure,phrase", [
+    ("hidden_symmetries", "functional_dimension.png", "published reading"),
+    ("genni_toy", "walk.png", "against the class in closed form"),
 ])
-def test_experiment_script_runs_tiny(tmp_path, name, args, figure, phrase):
-    _load(name).main(["--tiny", *args, "--root", str(tmp_path)])
-    figs = tmp_path / "figures" / name
+def test_experiment_script_runs_tiny(ran, name, figure, phrase):
+    _, root = ran[name]
+    figs = root / "figures" / name
     assert (figs / figure).exists()
-    text = (figs / "results.md").read_text()
-    assert phrase in text
-    assert (tmp_path / "runs" / name).is_dir()
+    assert phrase in (figs / "results.md").read_text()
+    assert (root / "runs" / name).is_dir()
 
 
-def test_genni_toy_elements_lie_on_the_closed_form_class(tmp_path):
-    module = _load("genni_toy")
-    module.main(["--tiny", "--root", str(tmp_path)])
+def test_genni_toy_elements_lie_on_the_closed_form_class(ran):
     from genni import store
 
+    module, tmp_path = ran["genni_toy"]
     run = store.load_run(tmp_path / "runs" / "genni_toy" / "genni_toy.h5")
     s_neg, s_pos = module.closed_form(run.equivalents["theta"])
     s = module.closed_form(run.theta_ref[None])[0][0]
