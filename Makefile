@@ -7,11 +7,11 @@ GENNI  := $(VENV)/bin/genni
 # (an unpinned torch pulls a several-GB CUDA build). The code runs on torch >= 2.2.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install test figures bench lint clean experiments hidden_symmetries genni_toy
+.PHONY: install test figures bench lint clean experiments hidden_symmetries genni_toy equivalent_paths
 
 # experiment scripts (experiments/*.py): runs/<name>/, figures/<name>/ and figures/<name>/results.md;
 # minutes on 2 cores by default, ARGS=--full for the published scale
-EXPERIMENTS := hidden_symmetries genni_toy
+EXPERIMENTS := hidden_symmetries genni_toy equivalent_paths
 experiments: $(EXPERIMENTS)
 
 hidden_symmetries: install
@@ -19,6 +19,9 @@ hidden_symmetries: install
 
 genni_toy: install
 	$(PY) experiments/genni_toy.py $(ARGS)
+
+equivalent_paths: install
+	$(PY) experiments/equivalent_paths.py $(ARGS)
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

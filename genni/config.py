@@ -51,6 +51,7 @@ SCHEMA: dict = {
         "weight_decay": ((int, float), 1e-3, None),
         "init_scale": ((int, float), 1.0, None),
         "init": ((str,), "torch", ("torch", "he")),  # random teachers: torch.nn.Linear's init, or He-normal
+        "seed": ((int,), None, None),  # the reference's own seed (training init, teacher); default: the run's seed
         "bias_std": ((int, float), 0.01, None),     # init = "he": biases N(0, bias_std²)
     },
     "search": {

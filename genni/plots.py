@@ -606,6 +606,43 @@ def figure_functional_dimension(results: dict):
     return fig
 
 
+def figure_equivalent_paths(summary: dict, metric: str):
+    """Layer paths and Ricci ρ of equivalents against independently trained networks.
+
+    summary : activation -> {"layers": names, "equivalents": [m, L] distances to θ*'s layers,
+    "trained": [t, L] the same for independently trained networks, "rho_equivalents", "rho_trained",
+    "rho_reference"}.  Left: median distance to θ* by layer (bars: min–max).  Right: ρ of every network."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5), constrained_layout=True)
+    colours = {"relu": "#1b9e77", "tanh": "#7570b3"}
+    for act, s in summary.items():
+        x = np.arange(len(s["layers"]))
+        for label, d, style, dx in (("equivalents", s["equivalents"], "-o", -0.05),
+                                    ("independently trained", s["trained"], "--s", 0.05)):
+            med = np.median(d, axis=0)
+            ax1.errorbar(x + dx, np.maximum(med, 1e-12), yerr=[med - d.min(0), d.max(0) - med], fmt=style, capsize=3,
+                         color=colours.get(act, "grey"), label=f"{act}: {label} ({len(d)})")
+        ax1.set_xticks(x, s["layers"])
+    ax1.set(yscale="symlog", ylabel=f"distance to θ*'s layer ({metric})", xlabel="layer",
+            title="equivalents vs independently trained networks, layer by layer")
+    ax1.legend(fontsize=8)
+    pos = 0
+    ticks, names = [], []
+    for act, s in summary.items():
+        for label, r in (("equivalents", s["rho_equivalents"]), ("trained", s["rho_trained"])):
+            r = np.asarray(r, float)
+            ax2.scatter(np.full(len(r), pos) + np.random.default_rng(pos).uniform(-0.1, 0.1, len(r)), r, s=14,
+                        color=colours.get(act, "grey"), alpha=0.8)  # jitter: cosmetic
+            ticks.append(pos)
+            names.append(f"{act}\n{label}")
+            pos += 1
+        ax2.axhline(s["rho_reference"], color=colours.get(act, "grey"), ls=":", lw=1, label=f"{act}: θ*")
+    ax2.set_xticks(ticks, names)
+    ax2.set(ylabel="Ricci coefficient ρ (per network)", title="Ricci flow coefficient of every network")
+    ax2.legend(fontsize=8)
+    fig.suptitle("Do functionally equivalent networks share their layer paths and Ricci curvature?")
+    return fig
+
+
 def plot_run(run: RunData, outdir: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
     """Write every figure the run supports to ``outdir``; returns the written paths."""
     out = Path(outdir)

@@ -113,17 +113,23 @@ def load_reference(spec: nets.MLPSpec, path: str | Path) -> np.ndarray:
     return theta.numpy()
 
 
+def _ref_seed(cfg: dict) -> int:
+    """``[reference] seed`` when given (independently trained networks on the same data), else the run's seed."""
+    seed = cfg["reference"].get("seed")
+    return int(cfg["seed"] if seed is None else seed)
+
+
 def make_reference(cfg: dict, spec: nets.MLPSpec, data, *, progress: bool = False) -> Reference:
     """The reference the resolved config asks for (see :mod:`genni.config`)."""
     ref = cfg["reference"]
     if ref["source"] == "train":
         theta = train_reference(spec, data.X_train, data.y_train, epochs=ref["epochs"], lr=ref["lr"],
-                                weight_decay=ref["weight_decay"], seed=cfg["seed"],
+                                weight_decay=ref["weight_decay"], seed=_ref_seed(cfg),
                                 init_scale=ref["init_scale"], progress=progress)
         if not np.isfinite(theta).all():
             raise GenniError("training the reference diverged (NaN weights); lower [reference] lr")
     elif ref["source"] == "random":
-        theta = random_reference(spec, seed=cfg["seed"], init_scale=ref["init_scale"], init=ref.get("init", "torch"),
+        theta = random_reference(spec, seed=_ref_seed(cfg), init_scale=ref["init_scale"], init=ref.get("init", "torch"),
                                  bias_std=ref.get("bias_std", 0.01))
     else:
         theta = load_reference(spec, ref["path"])
