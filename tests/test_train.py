@@ -62,3 +62,19 @@ def test_reference_file_errors(tmp_path):
     torch.save(sd, nan)
     with pytest.raises(GenniError, match="NaN"):
         train.load_reference(spec, nan)
+
+
+def test_reference_seed_changes_the_network_not_the_data():
+    """[reference] seed: independently initialised references on the same inputs."""
+    from genni import config, data, nets, train
+
+    raw = {"data": {"dataset": "moons", "n_probe": 16, "n_heldout": 16, "n_train": 50},
+           "model": {"widths": [2, 3, 1]}, "reference": {"source": "random"}}
+    a = config.resolve(raw)
+    b = config.resolve({**raw, "reference": {"source": "random", "seed": 7}})
+    ds = data.load_dataset("moons", n_probe=16, n_heldout=16, n_train=50, seed=a["seed"])
+    spec = nets.MLPSpec((2, 3, 1))
+    ta, tb = train.make_reference(a, spec, ds).theta, train.make_reference(b, spec, ds).theta
+    assert not np.allclose(ta, tb)
+    assert np.array_equal(tb, train.random_reference(spec, seed=7))
+    assert a["seed"] == b["seed"]
