@@ -619,10 +619,10 @@ def figure_equivalent_paths(summary: dict, metric: str):
         for label, d, style, dx in (("equivalents", s["equivalents"], "-o", -0.05),
                                     ("independently trained", s["trained"], "--s", 0.05)):
             med = np.median(d, axis=0)
-            ax1.errorbar(x + dx, np.maximum(med, 1e-12), yerr=[med - d.min(0), d.max(0) - med], fmt=style, capsize=3,
+            ax1.errorbar(x + dx, med, yerr=[med - d.min(0), d.max(0) - med], fmt=style, capsize=3,
                          color=colours.get(act, "grey"), label=f"{act}: {label} ({len(d)})")
         ax1.set_xticks(x, s["layers"])
-    ax1.set(yscale="symlog", ylabel=f"distance to θ*'s layer ({metric})", xlabel="layer",
+    ax1.set(ylabel=f"distance to θ*'s layer ({metric})", xlabel="layer",
             title="equivalents vs independently trained networks, layer by layer")
     ax1.legend(fontsize=8)
     pos = 0
