@@ -643,6 +643,39 @@ def figure_equivalent_paths(summary: dict, metric: str):
     return fig
 
 
+def figure_ricci_accuracy(table: dict, cut: float):
+    """Ricci coefficient ρ against held-out accuracy, one point per trained network.
+
+    table : "dataset", "depth", "width", "rho", "accuracy", "ok" (arrays, one entry per network);
+    cut : the accuracy above which networks count as well trained (dashed line).  Left: every network,
+    colour = data set, marker = depth.  Right: ρ by depth per data set."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.5), constrained_layout=True)
+    ok = np.asarray(table["ok"], bool) & np.isfinite(table["rho"])
+    sets = list(dict.fromkeys(np.asarray(table["dataset"])[ok].tolist()))
+    depths = sorted(set(np.asarray(table["depth"])[ok].tolist()))
+    cmap = plt.get_cmap("tab10")
+    markers = "osD^v<>p"
+    for i, ds in enumerate(sets):
+        for j, d in enumerate(depths):
+            m = ok & (table["dataset"] == ds) & (table["depth"] == d)
+            if m.any():
+                ax1.scatter(table["accuracy"][m], table["rho"][m], color=cmap(i), marker=markers[j % len(markers)], s=30,
+                            alpha=0.8, label=f"{ds}, {d} hidden layers")
+        m = ok & (table["dataset"] == ds)
+        ax2.scatter(table["depth"][m] + 0.08 * (i - len(sets) / 2), table["rho"][m], color=cmap(i), s=22, alpha=0.8,
+                    label=ds)
+    ax1.axvline(cut, color="k", ls="--", lw=1, label=f"well trained: accuracy ≥ {cut}")
+    ax1.axhline(0, color="0.6", lw=0.8)
+    ax1.set(xlabel="held-out accuracy", ylabel="Ricci coefficient ρ (negative: Ricci-flow-like)",
+            title="ρ against accuracy, one point per trained network")
+    ax1.legend(fontsize=7, ncol=2)
+    ax2.axhline(0, color="0.6", lw=0.8)
+    ax2.set(xlabel="hidden layers", xticks=depths, ylabel="ρ", title="ρ by depth")
+    ax2.legend(fontsize=8)
+    fig.suptitle("Deep learning as Ricci flow? (Forman curvature, k = 10, kNN ∪ MST, forward pairing)")
+    return fig
+
+
 def plot_run(run: RunData, outdir: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
     """Write every figure the run supports to ``outdir``; returns the written paths."""
     out = Path(outdir)
