@@ -7,11 +7,11 @@ GENNI  := $(VENV)/bin/genni
 # (an unpinned torch pulls a several-GB CUDA build). The code runs on torch >= 2.2.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install test figures bench lint clean experiments hidden_symmetries genni_toy equivalent_paths ricci_accuracy
+.PHONY: install test figures bench lint clean experiments hidden_symmetries genni_toy equivalent_paths ricci_accuracy layer_paths
 
 # experiment scripts (experiments/*.py): runs/<name>/, figures/<name>/ and figures/<name>/results.md;
 # minutes on 2 cores by default, ARGS=--full for the published scale
-EXPERIMENTS := hidden_symmetries genni_toy equivalent_paths ricci_accuracy
+EXPERIMENTS := hidden_symmetries genni_toy equivalent_paths ricci_accuracy layer_paths
 experiments: $(EXPERIMENTS)
 
 hidden_symmetries: install
@@ -25,6 +25,9 @@ equivalent_paths: install
 
 ricci_accuracy: install
 	$(PY) experiments/ricci_accuracy.py $(ARGS)
+
+layer_paths: install
+	$(PY) experiments/layer_paths.py $(ARGS)
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -676,6 +676,46 @@ def figure_ricci_accuracy(table: dict, cut: float):
     return fig
 
 
+def figure_layer_paths_study(rows: list[dict], embedding: np.ndarray, owner: list, metric: str):
+    """Wider vs deeper networks as paths, over training.
+
+    rows : per network {"arch", "epochs", "seed", "length", "straightness", "to_labels" [L], "layers"};
+    embedding : [K, 2] MDS coordinates of every (network, layer) point; owner : per point (network row, layer).
+    Left: path length by epochs.  Middle: distance of each layer to the labels after the longest training.
+    Right: the MDS map, each network's layers joined in order (lighter = fewer epochs)."""
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5), constrained_layout=True)
+    colours = {"wide": "#1b9e77", "deep": "#7570b3"}
+    archs = list(dict.fromkeys(r["arch"] for r in rows))
+    epochs = sorted({r["epochs"] for r in rows})
+    ax = axes[0]
+    for a in archs:
+        for key, style in (("length", "-o"),):
+            med = [np.median([r[key] for r in rows if r["arch"] == a and r["epochs"] == e]) for e in epochs]
+            ax.plot(epochs, med, style, color=colours.get(a, "grey"), label=f"{a}: median path length")
+            pts = [(r["epochs"], r[key]) for r in rows if r["arch"] == a]
+            ax.scatter(*zip(*pts), s=10, color=colours.get(a, "grey"), alpha=0.5)
+    ax.set(xscale="log", xlabel="training epochs", ylabel=f"path length ({metric})", title="path length over training")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    for a in archs:
+        final = [r for r in rows if r["arch"] == a and r["epochs"] == epochs[-1]]
+        for r in final:
+            ax.plot(np.arange(len(r["to_labels"])), r["to_labels"], "-o", ms=3, color=colours.get(a, "grey"), alpha=0.7,
+                    label=f"{a} ({len(r['to_labels']) - 2} hidden layers)" if r is final[0] else None)
+    ax.set(xlabel="layer (0 = input)", ylabel=f"distance to the one-hot labels ({metric})",
+           title=f"progress toward the labels after {epochs[-1]} epochs")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    for k, r in enumerate(rows):
+        idx = [i for i, (m, _) in enumerate(owner) if m == k]
+        shade = 0.25 + 0.75 * epochs.index(r["epochs"]) / max(len(epochs) - 1, 1)
+        ax.plot(embedding[idx, 0], embedding[idx, 1], "-o", ms=3, lw=1, color=colours.get(r["arch"], "grey"), alpha=shade)
+        ax.scatter(*embedding[idx[-1]], marker="s", s=18, color=colours.get(r["arch"], "grey"), alpha=shade)
+    ax.set(xlabel="MDS 1", ylabel="MDS 2", title="every network's layers (input → output ■; lighter = fewer epochs)")
+    fig.suptitle("relu MLPs on digits: wide vs deep, as paths through representation space")
+    return fig
+
+
 def plot_run(run: RunData, outdir: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
     """Write every figure the run supports to ``outdir``; returns the written paths."""
     out = Path(outdir)

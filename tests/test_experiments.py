@@ -20,7 +20,8 @@ def ran(tmp_path_factory):
     """Each script once, at its tiny size: name -> (module, root)."""
     out = {}
     for name, args in (("hidden_symmetries", ["--workers", "1"]), ("genni_toy", []),
-                       ("equivalent_paths", ["--workers", "1"]), ("ricci_accuracy", ["--workers", "1"])):
+                       ("equivalent_paths", ["--workers", "1"]), ("ricci_accuracy", ["--workers", "1"]),
+                       ("layer_paths", ["--workers", "1"])):
         root = tmp_path_factory.mktemp(name)
         module = _load(name)
         module.main(["--tiny", *args, "--root", str(root)])
@@ -33,6 +34,7 @@ def ran(tmp_path_factory):
     ("genni_toy", "walk.png", "against the class in closed form"),
     ("equivalent_paths", "paths_spread.png", "independently trained"),
     ("ricci_accuracy", "rho_accuracy.png", "Pearson"),
+    ("layer_paths", "layer_paths.png", "straightness"),
 ])
 def test_experiment_script_runs_tiny(ran, name, figure, phrase):
     _, root = ran[name]
