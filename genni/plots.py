@@ -711,7 +711,7 @@ def figure_layer_paths_study(rows: list[dict], embedding: np.ndarray, owner: lis
         shade = 0.25 + 0.75 * epochs.index(r["epochs"]) / max(len(epochs) - 1, 1)
         ax.plot(embedding[idx, 0], embedding[idx, 1], "-o", ms=3, lw=1, color=colours.get(r["arch"], "grey"), alpha=shade)
         ax.scatter(*embedding[idx[-1]], marker="s", s=18, color=colours.get(r["arch"], "grey"), alpha=shade)
-    ax.set(xlabel="MDS 1", ylabel="MDS 2", title="every network's layers (input → output ■; lighter = fewer epochs)")
+    ax.set(xlabel="MDS 1", ylabel="MDS 2", title="all networks' layers (■ output; lighter: fewer epochs)")
     fig.suptitle("relu MLPs on digits: wide vs deep, as paths through representation space")
     return fig
 
