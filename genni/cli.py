@@ -234,8 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                                  progress=not args.quiet, log=_log(args.quiet))
             print(_json(info) if args.json else report.format_walk(info))
         elif args.command == "connect":
-            info = pipeline.connect(args.run, args.i, args.j, max_steps=args.max_steps, progress=not args.quiet,
-                                    log=_log(args.quiet))
+            info = pipeline.connect(args.run, args.i, args.j, max_steps=args.max_steps, log=_log(args.quiet))
             print(_json(info) if args.json else report.format_connect(info))
         elif args.command == "sweep":
             from . import sweep as _sweep

@@ -210,7 +210,7 @@ def _tree_path(eq: dict, i: int, j: int) -> list[int] | None:
     return a[: a.index(common) + 1] + list(reversed(b[: b.index(common)]))
 
 
-def connect(path: str | Path, i: int, j: int, *, max_steps: int = 200, progress: bool = False,
+def connect(path: str | Path, i: int, j: int, *, max_steps: int = 200,
             log: Callable[[str], None] | None = None) -> dict:
     """A certified path inside the class between element i and element j (0 = θ*, k = row k − 1), into
     ``/paths_between/<i>_<j>``: ``theta`` [K, P] (first = i, last = j or its symmetry copy nearest i),
@@ -379,13 +379,11 @@ def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
              log: Callable[[str], None] | None = None) -> dict:
     """Functional dimension at the reference and a verdict on every stored element, into ``path``.
 
-    Verdicts (:data:`genni.identifiability.VERDICTS`, each defined by what was checked):
-    agreement on probe (L ≤ tol), held-out and far inputs (relative discrepancy ≤
-    :func:`~genni.identifiability.agreement_tolerance`), and for elements that agree everywhere,
-    the aligned distance to θ* against the per-element threshold of
-    :func:`~genni.identifiability.copy_threshold` (J at the balanced θ*).  A run file written
-    before far inputs existed gets them here (``/probe/X_far``, ``/probe/Y_far``).
-    Per element: ``verdict``, ``aligned_theta``, ``distance_to_reference``, ``symmetry_threshold``,
+    Verdicts and every quantity behind them come from :func:`genni.identifiability.assess` (agreement on
+    probe, held-out and far inputs; the copy score against the per-element threshold; J at the balanced
+    θ*).  A run file written before far inputs existed gets them here (``/probe/X_far``, ``/probe/Y_far``).
+    Per element: ``verdict``, ``aligned_theta``, ``distance_to_reference``, ``distance_row``,
+    ``distance_null``, ``symmetry_threshold``, ``copy_score``, ``linearity_heldout``, ``linearity_far``,
     ``discrepancy_far``, ``relative_discrepancy_far``.
 
     returns : the headline facts (rank, expected rank, verdict counts, thresholds, ...)

@@ -536,25 +536,27 @@ class _Batch:
         return out
 
 
-def _finish(problem: Problem, parts: list[dict], status: list[np.ndarray], tol: float) -> Found:
-    theta = torch.cat([p["theta"] for p in parts])
+def _measured(problem: Problem, theta: torch.Tensor, tol: float, status: np.ndarray, **fields_) -> Found:
+    """A :class:`Found` for θ [k, P]: discrepancies on probe and held-out inputs (absolute and relative),
+    convergence (L ≤ tol; a converged element's status becomes 0, an unconverged one with dead units
+    "dead_units" unless it diverged) and dead units; ``fields_`` gives the rest (index, steps, …)."""
     with torch.no_grad():
-        d = _discrepancy_rows(problem.spec, theta, problem.X, problem.Y)
-        dh = _discrepancy_rows(problem.spec, theta, problem.X_heldout, problem.Y_heldout)
-        dead = count_dead_units(problem.spec, theta, problem.X)
-    d, dh = d.cpu().numpy(), dh.cpu().numpy()
-    dead = dead.cpu().numpy().astype(np.int32)
-    cat = lambda k: np.concatenate([p[k] for p in parts])  # noqa: E731
-    code = np.concatenate(status).astype(np.int8)
+        d = _discrepancy_rows(problem.spec, theta, problem.X, problem.Y).cpu().numpy()
+        dh = _discrepancy_rows(problem.spec, theta, problem.X_heldout, problem.Y_heldout).cpu().numpy()
+        dead = count_dead_units(problem.spec, theta, problem.X).cpu().numpy().astype(np.int32)
     conv = d <= tol
-    code = np.where(conv, 0, np.where((code != 3) & (dead > 0), STATUS.index("dead_units"), code)).astype(np.int8)
-    return Found(
-        index=cat("index"), theta=theta.cpu().numpy(), discrepancy=d, discrepancy_heldout=dh,
-        relative_discrepancy=d / max(problem.output_power, 1e-300),
-        relative_discrepancy_heldout=dh / max(problem.output_power_heldout, 1e-300),
-        converged=conv, steps=cat("steps"), restarts=cat("attempt"), init_seed=cat("seed"),
-        status=code, dead_units=dead, hops=cat("hops").astype(np.int32),
-    )
+    code = np.where(conv, 0, np.where((status != 3) & (dead > 0), STATUS.index("dead_units"), status)).astype(np.int8)
+    return Found(theta=theta.cpu().numpy(), discrepancy=d, discrepancy_heldout=dh,
+                 relative_discrepancy=d / max(problem.output_power, 1e-300),
+                 relative_discrepancy_heldout=dh / max(problem.output_power_heldout, 1e-300),
+                 converged=conv, status=code, dead_units=dead, **fields_)
+
+
+def _finish(problem: Problem, parts: list[dict], status: list[np.ndarray], tol: float) -> Found:
+    cat = lambda k: np.concatenate([p[k] for p in parts])  # noqa: E731
+    return _measured(problem, torch.cat([p["theta"] for p in parts]), tol, np.concatenate(status).astype(np.int8),
+                     index=cat("index"), steps=cat("steps"), restarts=cat("attempt"), init_seed=cat("seed"),
+                     hops=cat("hops").astype(np.int32))
 
 
 def describe(problem: Problem, theta: np.ndarray, index: np.ndarray, tol: float, **extra) -> Found:
@@ -565,18 +567,10 @@ def describe(problem: Problem, theta: np.ndarray, index: np.ndarray, tol: float,
     """
     k = len(theta)
     th = torch.as_tensor(np.asarray(theta, dtype=np.float64), device=problem.X.device)
-    with torch.no_grad():
-        d = _discrepancy_rows(problem.spec, th, problem.X, problem.Y).cpu().numpy()
-        dh = _discrepancy_rows(problem.spec, th, problem.X_heldout, problem.Y_heldout).cpu().numpy()
-        dead = count_dead_units(problem.spec, th, problem.X).cpu().numpy().astype(np.int32)
-    conv = d <= tol
     zeros = np.zeros(k, np.int64)
-    return Found(index=np.asarray(index, np.int64), theta=th.cpu().numpy(), discrepancy=d, discrepancy_heldout=dh,
-                 relative_discrepancy=d / max(problem.output_power, 1e-300),
-                 relative_discrepancy_heldout=dh / max(problem.output_power_heldout, 1e-300), converged=conv,
-                 steps=np.asarray(extra.get("step", zeros), np.int64), restarts=zeros, init_seed=zeros,
-                 status=np.where(conv, 0, STATUS.index("stalled")).astype(np.int8), dead_units=dead,
-                 hops=np.zeros(k, np.int32), **extra)
+    return _measured(problem, th, tol, np.full(k, STATUS.index("stalled"), np.int8), index=np.asarray(index, np.int64),
+                     steps=np.asarray(extra.get("step", zeros), np.int64), restarts=zeros, init_seed=zeros,
+                     hops=np.zeros(k, np.int32), **extra)
 
 
 def batch_capacity(spec: nets.MLPSpec, n_probe: int, settings: SearchSettings) -> int:

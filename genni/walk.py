@@ -360,6 +360,7 @@ class _Chain:
     h: float = 0.0
     direction: np.ndarray | None = None
     since: int = 0             # accepted steps since the last stored state
+    cert: float = 0.0          # certificate of the segment last stored state → current state
     attempts: int = 0
     rng: np.random.Generator | None = None
 
@@ -441,7 +442,7 @@ def walk(spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray, starts: list[
                     elif cert > settings.segment_epsilon and c.since > 0:
                         # the chord from the last stored state bends off the class: store the
                         # current state (its own segment is certified) and go on from there
-                        store(c, segment_max(spec, c.stored_theta, c.theta, x, Y, power))
+                        store(c, c.cert)
                         c.log.forced_stores += 1
                     elif cert > settings.segment_epsilon:
                         c.log.refused["certificate_failed"] += 1
@@ -450,7 +451,7 @@ def walk(spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray, starts: list[
                         before, after = _pattern(spec, c.theta, x), _pattern(spec, cand, x)
                         if before is not None and not np.array_equal(before, after):
                             c.log.pattern_changes += 1
-                        c.theta, c.direction = cand, u
+                        c.theta, c.direction, c.cert = cand, u, cert
                         c.h = min(c.h * 1.5, settings.max_step)
                         c.since += 1
                         c.remaining -= 1
@@ -463,7 +464,7 @@ def walk(spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray, starts: list[
                     elif c.attempts >= settings.attempts and c.remaining > 0:
                         c.log.stopped = "out of attempts"
                 if c.log.stopped != "done" and c.since > 0:  # keep the accepted steps of a chain that stops
-                    store(c, segment_max(spec, c.stored_theta, c.theta, x, Y, power))
+                    store(c, c.cert)
                 c.log.final_step = c.h
                 c.log.seconds += time.monotonic() - started
             if out:

@@ -42,6 +42,14 @@ def walk_run(tmp_path_factory):
     return cfgp, path
 
 
+def _dense_max(spec, a, b, X, Y, power, points: int = 2001) -> float:
+    """max over 2,001 equally spaced t of L(a + t(b − a)) / P*, evaluated directly (the oracle)."""
+    t = torch.linspace(0, 1, points, dtype=torch.float64)[:, None]
+    path = torch.as_tensor(a)[None] + t * torch.as_tensor(b - a)[None]
+    with torch.no_grad():
+        return float((((nets.forward(spec, path, X) - Y) ** 2).sum(-1).mean(-1)).max()) / power
+
+
 def test_horizontal_basis_is_vertical_and_orthogonal_to_the_orbits():
     spec = nets.MLPSpec((2, 5, 4, 1), "relu")
     theta = nets.init_theta(spec, 1, nets.element_generator(0, 0)[0], 1.0)[0].numpy()
@@ -90,13 +98,10 @@ def test_segment_certificates_recomputed_densely(walk_run):
     eps = run.equivalents_attrs["segment_epsilon"]
     X, Y = torch.as_tensor(run.X), torch.as_tensor(run.Y)
     power = float((run.Y ** 2).sum(-1).mean())
-    t = torch.linspace(0, 1, 2001, dtype=torch.float64)[:, None]
     for k in range(run.n_equivalents):
         a = run.theta_ref if eq["parent"][k] < 0 else eq["theta"][eq["parent"][k]]
         b = eq["theta"][k]
-        thetas = torch.as_tensor(a)[None] + t * torch.as_tensor(b - a)[None]
-        with torch.no_grad():
-            dense = float((((nets.forward(spec, thetas, X) - Y) ** 2).sum(-1).mean(-1)).max()) / power
+        dense = _dense_max(spec, a, b, X, Y, power)
         assert eq["segment_max"][k] <= eps
         assert dense <= eps
         # the 9-point Hermite certificate sees what 2,001 direct evaluations see
@@ -116,10 +121,7 @@ def test_segment_max_finds_a_bump_between_samples():
         Y = nets.forward(spec, torch.as_tensor(theta), X)
     power = float((Y ** 2).sum(-1).mean())
     cert = W.segment_max(spec, theta, other, X, Y, power)
-    with torch.no_grad():
-        t = torch.linspace(0, 1, 2001, dtype=torch.float64)[:, None]
-        path = torch.as_tensor(theta)[None] + t * torch.as_tensor(other - theta)[None]
-        dense = float((((nets.forward(spec, path, X) - Y) ** 2).sum(-1).mean(-1)).max()) / power
+    dense = _dense_max(spec, theta, other, X, Y, power)
     assert dense > 1e-3
     assert cert == pytest.approx(dense, rel=0.02)
 
