@@ -7,9 +7,10 @@ bound has no hidden symmetries at its parameter.  Their reading: the chance of r
 toward 0 with depth and rises toward 1 with width and input dimension.
 
 Initialisations: He-normal weights N(0, 2/fan_in) with biases N(0, 0.01²) (``[reference] init = "he"``),
-beside PyTorch's default ``Linear`` initialisation (``init = "torch"``).  m = 2·P_max + 50 inputs,
-and each run file holds the rank on the first k inputs (``/identifiability/rank_vs_probe``) to show
-that the rank is not probe-limited.
+beside PyTorch's default ``Linear`` initialisation (``init = "torch"``).  Functional dimension = the rank
+over fresh N(0, I_n) inputs, m doubling from 2·P_max + 50 until the rank has not changed over 8× more
+inputs or m reaches M_MAX (``[identify] rank_growth_max``; ``/identifiability/rank_growth`` in each file
+shows whether it stopped changing: is it probe-limited?).
 
     python experiments/hidden_symmetries.py [--full] [--tiny] [--workers 2]
 default: n = 5, 10 and d = 4, 5, 6, 6 networks each; --full: n = 5, 10, 15, 40 networks each.
@@ -28,16 +29,17 @@ from genni import nets, plots, store, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "hidden_symmetries"
-M_FACTOR = 8  # m = 8·P_max + 50 inputs: with 2·P_max the rank was still growing at m/2 for most architectures
+M_MAX = 2 ** 17  # the most inputs the rank is taken over (131,072; 7 s for P = 561 on one core)
 CLAIM = ("Grigsby, Lindsey & Rolnick (ICML 2023, Fig. 6): the share of networks with no hidden symmetries "
          "(functional dimension = P − #hidden) falls toward 0 with depth and rises toward 1 with width "
          "and input dimension.")
 
 
 def sweep_file(folder: Path, widths: tuple, depths: tuple, seeds: int) -> Path:
-    """One sweep: grid over (widths, input dimension) together × initialisation; m fixed to 2·P_max + 50."""
+    """One sweep: grid over (widths, input dimension) together × initialisation; probe 2·P_max + 50,
+    rank grown over fresh inputs up to M_MAX."""
     archs = [([n] * d + [1], n) for n in widths for d in depths]
-    m = M_FACTOR * max(nets.MLPSpec(tuple(w), "relu").n_params for w, _ in archs) + 50
+    m = 2 * max(nets.MLPSpec(tuple(w), "relu").n_params for w, _ in archs) + 50
     folder.mkdir(parents=True, exist_ok=True)
     p = folder / "sweep.toml"
     p.write_text("\n".join([
@@ -46,6 +48,7 @@ def sweep_file(folder: Path, widths: tuple, depths: tuple, seeds: int) -> Path:
         "[base.data]", 'dataset = "normal"', f"dim = {widths[0]}", f"n_probe = {m}", "n_heldout = 64", "n_far = 64",
         "[base.model]", f"widths = {json.dumps(archs[0][0])}", 'activation = "relu"',
         "[base.reference]", 'source = "random"', "[base.search]", "n = 1",
+        "[base.identify]", f"rank_growth_max = {M_MAX}",
         "[grid]", f'"model.widths, data.dim" = {json.dumps([[w, n] for w, n in archs])}',
         '"reference.init" = ["he", "torch"]']) + "\n")
     return p
@@ -70,10 +73,15 @@ def main(argv: list[str] | None = None) -> None:
             continue
         w, n = json.loads(cols["model.widths, data.dim"][i])
         key = (cols["reference.init"][i], n, len(w) - 1)
-        r = results.setdefault(key, {"rank": [], "bound": float(cols["bound"][i]),
-                                     "rank_vs_probe": store.load_run(runs / cols["file"][i]).identifiability["rank_vs_probe"]})
-        r["rank"].append(float(cols["functional_dimension"][i]))
-    results = {k: {**v, "rank": np.array(v["rank"])} for k, v in sorted(results.items())}
+        r = results.setdefault(key, {"rank": [], "probe_rank": [], "inputs": [], "saturated": [],
+                                     "bound": float(cols["bound"][i]), "rank_growth": []})
+        r["rank"].append(float(cols["rank_grown"][i]))
+        r["probe_rank"].append(float(cols["functional_dimension"][i]))
+        r["inputs"].append(float(cols["rank_grown_inputs"][i]))
+        r["saturated"].append(bool(cols["rank_grown_saturated"][i] == 1))
+        r["rank_growth"].append(store.load_run(runs / cols["file"][i]).identifiability["rank_growth"])
+    results = {k: {**v, **{f: np.array(v[f]) for f in ("rank", "probe_rank", "inputs", "saturated")}}
+               for k, v in sorted(results.items())}
     figs.mkdir(parents=True, exist_ok=True)
     fig = plots.figure_functional_dimension(results)
     fig.savefig(figs / "functional_dimension.png", dpi=130)
@@ -81,16 +89,17 @@ def main(argv: list[str] | None = None) -> None:
     failed = f" {info['failed']} cells failed (sweep.csv says why)." if info["failed"] else ""
     lines = [f"# {NAME}", "", CLAIM, "",
              f"{scale} scale: n = {list(widths)}, depth = {list(depths)}, {seeds} networks "
-             f"per architecture and initialisation; m = {M_FACTOR}·P_max + 50 Gaussian inputs for every network "
-             f"(table: runs/{NAME}/sweep.h5).{failed}", "",
-             "| init | n | depth | P | bound P − #hidden | median functional dimension | share at the bound | "
-             "rank at m/2 = rank at m |", "|---|---|---|---|---|---|---|---|"]
+             f"per architecture and initialisation; functional dimension = rank of J over fresh N(0, I_n) inputs, "
+             f"m doubling until unchanged over 8× more inputs or m = {M_MAX:,} (table: runs/{NAME}/sweep.h5).{failed}",
+             "", "| init | n | depth | P | bound P − #hidden | median rank on the probe (m₀) | median functional "
+             "dimension | share at the bound | rank stopped changing before the cap (median final m) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for (init, n, depth), r in results.items():
-        t = r["rank_vs_probe"]
-        half = t[np.argmin(np.abs(t[:, 0] - t[-1, 0] / 2)), 1]
+        m0 = int(r["rank_growth"][0][0, 0])
         lines.append(f"| {init} | {n} | {depth} | {nets.MLPSpec(tuple([n] * depth + [1]), 'relu').n_params} | "
-                     f"{r['bound']:.0f} | {np.median(r['rank']):.0f} | {np.mean(r['rank'] >= r['bound']):.0%} | "
-                     f"{'yes' if half == t[-1, 1] else f'no ({half} vs {t[-1, 1]})'} |")
+                     f"{r['bound']:.0f} | {np.median(r['probe_rank']):.0f} (m₀ = {m0:,}) | {np.median(r['rank']):.0f} | "
+                     f"{np.mean(r['rank'] >= r['bound']):.0%} | {r['saturated'].sum()}/{len(r['rank'])} "
+                     f"({np.median(r['inputs']):,.0f}) |")
     shares = {k: float(np.mean(r["rank"] >= r["bound"])) for k, r in results.items()}
     gaps = {k: float(np.median(r["bound"] - r["rank"])) for k, r in results.items()}
     he = {k[1:]: v for k, v in shares.items() if k[0] == "he"}

@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
                      default=identifiability.DEFAULT_AGREE_TOL,
                      help="floor of the relative discrepancy at which an element agrees on held-out and far "
                           "inputs; the tolerance used is max(this, 100·tol/output power) (default %(default)g)")
+    idf.add_argument("--rank-growth", dest="rank_growth", type=int, default=None, metavar="M",
+                     help="also take the rank of J over fresh inputs, doubling from n_probe up to M until it stops "
+                          "changing (generated data sets; default: the config's [identify] rank_growth_max, 0 = off)")
     idf.add_argument("--json", action="store_true")
     idf.add_argument("--quiet", action="store_true")
 
@@ -210,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             _log(args.quiet)(f"figures: {', '.join(str(w) for w in written if w.suffix == '.png')}")
         elif args.command == "identify":
             info = pipeline.identify(args.run, rtol=args.rtol, copy_factor=args.copy_factor,
-                                     agree_tol=args.agree_tol, progress=not args.quiet, log=_log(args.quiet))
+                                     agree_tol=args.agree_tol, rank_growth_max=args.rank_growth,
+                                     progress=not args.quiet, log=_log(args.quiet))
             print(_json(info) if args.json else report.format_identify(info))
         elif args.command == "project":
             info = pipeline.project(args.run, subspace=args.subspace, dims=args.dims, resolution=args.resolution,

@@ -80,11 +80,16 @@ SCHEMA: dict = {
         "segment_epsilon": ((int, float), _WD.segment_epsilon, None),
         "horizontal": ((bool,), _WD.horizontal, None),
     },
+    "identify": {
+        # > 0: `identify` also takes the rank of J over fresh inputs, doubling from n_probe up to this many
+        # until it stops changing (identifiability.rank_growth); generated data sets only
+        "rank_growth_max": ((int,), 0, None),
+    },
 }
 
 # keys that may differ between the config that created a run file and the one
 # that resumes it: they change how much or where work is done, not what it means
-RESUMABLE_KEYS = (("search", "n"), ("search", "device"), ("search", "batch_size"))
+RESUMABLE_KEYS = (("search", "n"), ("search", "device"), ("search", "batch_size"), ("identify", "rank_growth_max"))
 
 _POSITIVE = {
     ("data", "n_probe"), ("data", "n_heldout"), ("search", "n"), ("search", "tol"),
@@ -96,7 +101,7 @@ _POSITIVE = {
 }
 _NON_NEGATIVE = {("reference", "bias_std"), ("data", "n_train"), ("reference", "epochs"), ("search", "restarts"),
                  ("reference", "weight_decay"), ("data", "noise"), ("model", "negative_slope"),
-                 ("search", "geodesic"), ("search", "hops")}
+                 ("search", "geodesic"), ("search", "hops"), ("identify", "rank_growth_max")}
 
 
 def _key_name(section: str, key: str) -> str:

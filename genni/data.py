@@ -437,6 +437,29 @@ DEFAULT_N_FAR = 4096
 DEFAULT_FAR_SCALE = 3.0
 
 
+def input_stream(name: str, *, seed: int = 0, noise: float | None = None, dim: int | None = None):
+    """Fresh inputs from a generated data set's distribution, for questions that need more inputs than
+    the probe holds (does the rank of J stop growing?).  A fourth stream of the run's seed, independent
+    of the train, probe and held-out parts; the same seed and sequence of calls give the same points.
+
+    returns : draw(n) -> ndarray, shape [n, d_in], float64
+    raises : ConfigError for a shipped table (it has no rows beyond its own)
+    """
+    name = _check_name(name)
+    d_in, _, n_rows = dataset_info(name, dim)
+    if n_rows is not None:
+        raise ConfigError(f"{name} is a shipped table of {n_rows} rows: it has no fresh inputs to draw")
+    rng = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(4)[3])
+    level = _DEFAULT_NOISE.get(name, 0.0) if noise is None else float(noise)
+
+    def draw(n: int) -> np.ndarray:
+        if name in _UNLABELLED:
+            return rng.standard_normal((n, d_in))
+        return _as_arrays(*_GENERATORS[name](n, level, rng), d_in)[0]
+
+    return draw
+
+
 def far_inputs(X: np.ndarray, n: int = DEFAULT_N_FAR, *, scale: float = DEFAULT_FAR_SCALE,
                seed: int = 0) -> tuple[np.ndarray, dict]:
     """Inputs far outside the data, on which "equivalent on the data" and "equivalent" part.

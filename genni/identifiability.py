@@ -107,6 +107,40 @@ def rank_vs_probe(spec: MLPSpec, theta: np.ndarray, X: np.ndarray, sizes: Sequen
     return np.array([(k, rank(J[: k * K])) for k in sizes], dtype=np.int64)
 
 
+def rank_growth(spec: MLPSpec, theta: np.ndarray, draw, m0: int, m_max: int, *, rtol: float = DEFAULT_RTOL,
+                patience: int = 3, chunk: int | None = None) -> np.ndarray:
+    """Rank of J over ever more inputs: is the functional dimension limited by the probe?
+
+    Starting from m₀ fresh inputs, m doubles (m_k = 2^k·m₀) until the rank has not changed over
+    ``patience`` doublings (2^patience times more inputs) or m reaches ``m_max``.  The rank is that of
+    the stacked Jacobian [J(X₁); …; J(X_k)] at relative tolerance rtol; only its compressed form
+    Σ Vᵀ ([P, P]) is kept, since [A; B] and [Σ_A V_Aᵀ; B] have the same singular values (A = U Σ_A V_Aᵀ,
+    U with orthonormal columns), so memory stays O(P² + chunk·P) whatever m.
+
+    theta : ndarray, shape [P];  draw : callable n -> ndarray [n, w_0] of fresh inputs
+    returns : ndarray, shape [k, 2] int64: (m, rank) after each doubling
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    P = spec.n_params
+    chunk = chunk or max(256, 4 * P // max(spec.widths[-1], 1))
+    C = np.zeros((0, P))
+    s = np.zeros(0)
+    m, target, rows, unchanged = 0, int(m0), [], 0
+    while True:
+        while m < target:
+            b = min(chunk, target - m)
+            A = np.vstack([C, output_jacobian(spec, theta, draw(b))])
+            _, s, Vt = np.linalg.svd(A, full_matrices=False)
+            C = s[:, None] * Vt
+            m += b
+        rank = int((s > rtol * (s[0] if len(s) else 0.0)).sum())
+        unchanged = unchanged + 1 if rows and rank == rows[-1][1] else 0
+        rows.append((m, rank))
+        if unchanged >= patience or m >= m_max:
+            return np.array(rows, dtype=np.int64)
+        target = min(2 * m, int(m_max))
+
+
 def rescaling_directions(spec: MLPSpec, theta: np.ndarray) -> np.ndarray:
     """The tangent of each hidden unit's positive rescaling at θ, as columns [P, H]:
     d/dc of (incoming row and bias × c, outgoing column × 1/c) at c = 1."""

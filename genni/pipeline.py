@@ -373,11 +373,18 @@ def far_inputs(cfg: dict, spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarr
     return X_far, Y_far, attrs, float((Y_far * Y_far).sum(-1).mean())
 
 
+RANK_GROWTH_PATIENCE = 3  # rank_growth stops when 2³ = 8× more inputs changed nothing
+
+
 def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
              copy_factor: float = identifiability.DEFAULT_COPY_FACTOR,
-             agree_tol: float = identifiability.DEFAULT_AGREE_TOL, progress: bool = False,
-             log: Callable[[str], None] | None = None) -> dict:
+             agree_tol: float = identifiability.DEFAULT_AGREE_TOL, rank_growth_max: int | None = None,
+             progress: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Functional dimension at the reference and a verdict on every stored element, into ``path``.
+
+    ``rank_growth_max`` > 0 (default: the config's ``[identify] rank_growth_max``) also stores
+    ``/identifiability/rank_growth`` [k, 2]: the rank of J over fresh inputs from the data's distribution,
+    doubling from n_probe until it stops changing or reaches that many (:func:`identifiability.rank_growth`).
 
     Verdicts and every quantity behind them come from :func:`genni.identifiability.assess` (agreement on
     probe, held-out and far inputs; the copy score against the per-element threshold; J at the balanced
@@ -409,13 +416,31 @@ def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
     J_rows = len(run.X) * spec.widths[-1]
     table = identifiability.rank_vs_probe(spec, a.reference_balanced, run.X, rtol=rtol)
     expected = identifiability.expected_rank(spec, J_rows)
+    if rank_growth_max is None:
+        rank_growth_max = int(run.config.get("identify", {}).get("rank_growth_max", 0))
+    growth, growth_attrs = {}, {}
+    if rank_growth_max > 0:
+        d = run.config["data"]
+        draw = _data.input_stream(d["dataset"], seed=int(run.config.get("seed", 0)), noise=d.get("noise"),
+                                  dim=d.get("dim"))
+        g = identifiability.rank_growth(spec, a.reference_balanced, draw, len(run.X), rank_growth_max, rtol=rtol,
+                                        patience=RANK_GROWTH_PATIENCE)
+        growth = {"rank_growth": g}
+        growth_attrs = {"rank_growth_rank": int(g[-1, 1]), "rank_growth_inputs": int(g[-1, 0]),
+                        "rank_growth_saturated": bool(len(g) > RANK_GROWTH_PATIENCE
+                                                      and g[-1 - RANK_GROWTH_PATIENCE, 1] == g[-1, 1]),
+                        "rank_growth_how": f"fresh {d['dataset']} inputs, doubling from {len(run.X)}; saturated = "
+                                           f"unchanged over the last {RANK_GROWTH_PATIENCE} doublings"}
+        log(f"rank over fresh inputs: {g[-1, 1]} at m = {g[-1, 0]} "
+            f"({'unchanged' if growth_attrs['rank_growth_saturated'] else 'still changing'} over the last "
+            f"{2 ** RANK_GROWTH_PATIENCE}× inputs)")
     kinds = symmetries.symmetry_kinds(spec)
     meaning = json.dumps(identifiability.VERDICT_MEANING)
     store.write_identifiability(
         path,
         results={"singular_values": sp.singular_values, "rank": sp.rank, "rank_tolerance": sp.rank_tolerance,
-                 "expected_rank": expected, "null_basis": sp.null_basis, "rank_vs_probe": table},
-        attrs={"rtol": rtol, "gap": sp.gap, "n_params": spec.n_params, "n_rows": J_rows,
+                 "expected_rank": expected, "null_basis": sp.null_basis, "rank_vs_probe": table, **growth},
+        attrs={**growth_attrs, "rtol": rtol, "gap": sp.gap, "n_params": spec.n_params, "n_rows": J_rows,
                "symmetries": json.dumps(kinds), "gauge": "balanced reference (minimum-norm point of its rescaling orbit)"},
         per_element={"verdict": verdict, "aligned_theta": a.aligned, "distance_to_reference": a.distance,
                      "symmetry_threshold": a.threshold, "distance_row": a.distance_row, "distance_null": a.distance_null,
@@ -438,7 +463,7 @@ def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
             "far_how": str(run.probe_attrs.get("far_how", "")),
             "median_threshold": float(np.median(a.threshold[conv])) if conv.any() else float("nan"),
             "relative_discrepancy_far": _quantile_dict(a.relative_far[conv]),
-            "distance_to_reference": _quantile_dict(a.distance[conv])}
+            "distance_to_reference": _quantile_dict(a.distance[conv]), **growth_attrs}
 
 
 def _quantile_dict(x: np.ndarray) -> dict:

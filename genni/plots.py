@@ -560,9 +560,9 @@ def figure_functional_dimension(results: dict):
     """Functional dimension of relu networks at initialisation against the bound P − #hidden.
 
     results : (init, n, depth) -> {"rank": [k] functional dimensions, "bound": P − #hidden,
-    "rank_vs_probe": [j, 2] (m, rank) of one network}.  Left: share of networks at the bound by depth,
+    "rank_growth": k arrays [j, 2] of (m, rank)}.  Left: share of networks at the bound by depth,
     one line per width (solid He, dashed PyTorch default).  Middle: the deficiency bound − rank of every
-    network.  Right: rank against the number of inputs m for one network per architecture."""
+    network.  Right: the deficiency against the number of inputs m, every network of the first init."""
     fig, axes = plt.subplots(1, 3, figsize=(17, 5), constrained_layout=True)
     inits = sorted({k[0] for k in results})
     widths = sorted({k[1] for k in results})
@@ -595,13 +595,16 @@ def figure_functional_dimension(results: dict):
     ax.tick_params(axis="x", labelsize=7)
     ax.legend(fontsize=8)
     ax = axes[2]
+    markers = dict(zip(depths, "os^Dv"))
     for i, n in enumerate(widths):
         for d in depths:
-            t = results[(inits[0], n, d)]["rank_vs_probe"]
-            ax.plot(t[:, 0], t[:, 1], "-o", ms=3, color=cmap(i / max(len(widths) - 1, 1)), alpha=0.5 + 0.5 * (d == depths[-1]))
-            ax.axhline(results[(inits[0], n, d)]["bound"], color=cmap(i / max(len(widths) - 1, 1)), ls=":", lw=0.8)
-    ax.set(xscale="log", xlabel="inputs m", ylabel="rank of the parameter Jacobian",
-           title=f"rank against the number of inputs m ({inits[0]} init, one network each; dotted: bounds)")
+            r = results[(inits[0], n, d)]
+            for k, t in enumerate(r["rank_growth"]):
+                ax.plot(t[:, 0], r["bound"] - t[:, 1] + 0.5, "-", marker=markers.get(d, "o"), ms=3, lw=0.8, alpha=0.6,
+                        color=cmap(i / max(len(widths) - 1, 1)), label=f"n = {n}, depth {d}" if k == 0 else None)
+    ax.set(xscale="log", yscale="log", xlabel="inputs m (fresh N(0, I_n) draws)", ylabel="bound − rank + ½",
+           title=f"deficiency as the inputs grow ({inits[0]} init, every network)")
+    ax.legend(fontsize=7, ncol=2)
     fig.suptitle("relu networks (n, …, n, 1) at initialisation, inputs N(0, I_n): functional dimension vs P − #hidden")
     return fig
 

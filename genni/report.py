@@ -180,6 +180,10 @@ def format_identify(info: dict) -> str:
         f"singular-value gap {info['gap']:.2g} at tolerance {info['rank_tolerance']:.2g})",
         f"exact symmetries of the architecture: {kinds}",
     ]
+    if "rank_growth_rank" in info:
+        how = ("saturated: unchanged over the last 8× inputs" if info["rank_growth_saturated"]
+               else "still changing: probe-limited")
+        lines.append(f"rank over fresh inputs: {info['rank_growth_rank']} at m = {info['rank_growth_inputs']} ({how})")
     if info["rank"] < info["expected_rank"]:
         lines.append("  rank below the bound: dead or always-active units, or too few probe points, "
                      "make more directions functionally invisible")

@@ -43,8 +43,9 @@ from .errors import ConfigError, GenniError
 
 STAGES = ("train", "find", "identify", "paths", "ricci")
 COLUMNS = ("file", "seed", "status", "accuracy", "output_power", "n_params", "n_converged", "functional_dimension",
-           "bound", "hidden_equivalent", "data_equivalent", "symmetry_copy", "probe_only", "path_length",
-           "path_straightness", "rho", "rho_lo", "rho_hi", "rho_n", "pooled_rho", "seconds")
+           "bound", "rank_grown", "rank_grown_inputs", "rank_grown_saturated", "hidden_equivalent", "data_equivalent",
+           "symmetry_copy", "probe_only", "path_length", "path_straightness",
+           "rho", "rho_lo", "rho_hi", "rho_n", "pooled_rho", "seconds")
 """Fixed columns of the table (then one per swept key); a value the stages did not compute is NaN."""
 
 
@@ -176,6 +177,10 @@ def summarise_run(run) -> dict:
            "n_converged": int(eq["converged"].sum()) if run.n_equivalents else 0,
            "functional_dimension": float(ident["rank"]) if ident else nan,
            "bound": float(ident["expected_rank"]) if ident else nan}
+    ia = run.identifiability_attrs
+    out["rank_grown"] = float(ia["rank_growth_rank"]) if "rank_growth_rank" in ia else nan
+    out["rank_grown_inputs"] = float(ia["rank_growth_inputs"]) if "rank_growth_inputs" in ia else nan
+    out["rank_grown_saturated"] = float(bool(ia["rank_growth_saturated"])) if "rank_growth_saturated" in ia else nan
     names = run.equivalents_attrs.get("verdict_codes", [])
     for v in ("hidden_equivalent", "data_equivalent", "symmetry_copy", "probe_only"):
         out[v] = float((eq["verdict"] == names.index(v)).sum()) if "verdict" in eq and v in names else nan

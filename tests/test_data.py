@@ -266,3 +266,20 @@ def test_unknown_name():
 def test_bad_counts(name, kwargs, key):
     with pytest.raises(ConfigError, match=key):
         load_dataset(name, **kwargs)
+
+
+@pytest.mark.parametrize("name,dim", [("normal", 3), ("moons", None)])
+def test_input_stream_draws_fresh_points_of_the_same_distribution(name, dim):
+    """A fourth stream: none of its points is a probe, held-out or training point; the same seed gives
+    the same points (for the same sequence of calls).  Shipped tables have no fresh inputs."""
+    from genni.data import input_stream
+
+    ds = load_dataset(name, n_probe=500, n_heldout=500, n_train=500, seed=0, dim=dim)
+    X = input_stream(name, seed=0, dim=dim)(2000)
+    assert X.shape == (2000, ds.d_in) and X.dtype == np.float64
+    seen = np.concatenate([ds.X_train, ds.X_probe, ds.X_heldout])
+    assert not (X[:, None, :] == seen[None, :, :]).all(-1).any()
+    np.testing.assert_allclose(X.mean(0), seen.mean(0), atol=0.1)  # same distribution (to sampling error)
+    assert np.array_equal(input_stream(name, seed=0, dim=dim)(2000), X)
+    with pytest.raises(ConfigError, match="no fresh inputs"):
+        input_stream("iris")

@@ -76,3 +76,37 @@ def test_jacobian_rows_are_input_major():
     J = I.output_jacobian(spec, theta, X[:5])
     J2 = I.output_jacobian(spec, theta, X[2:3])
     np.testing.assert_array_equal(J[4:6], J2)
+
+
+def _recording_stream(seed=3, d=3):
+    rng, seen = np.random.default_rng(seed), []
+
+    def draw(n):
+        seen.append(rng.normal(size=(n, d)))
+        return seen[-1]
+    return draw, seen
+
+
+def test_rank_growth_equals_the_rank_of_the_whole_stacked_jacobian():
+    """The compressed SVD (only Σ Vᵀ kept) gives, after each doubling, the rank of J over every input
+    drawn so far (oracle: one SVD of the whole stack); a relu net's rank rises and then stops."""
+    spec = nets.MLPSpec((3, 6, 5, 2), "relu")
+    theta = _theta(spec)
+    draw, seen = _recording_stream()
+    table = I.rank_growth(spec, theta, draw, m0=4, m_max=4096, patience=2, chunk=7)
+    ms = table[:, 0]
+    assert ms[0] == 4 and np.all(ms[1:] == 2 * ms[:-1])  # doubling
+    X_all = np.concatenate(seen)
+    assert len(X_all) == ms[-1]
+    for m, r in table:
+        assert r == I.spectrum(I.output_jacobian(spec, theta, X_all[:m])).rank
+    assert table[-1, 1] == table[-3, 1] == I.expected_rank(spec)  # stopped after 2 unchanged doublings
+    assert table[0, 1] < table[-1, 1] and ms[-1] < 4096
+
+
+def test_rank_growth_stops_at_m_max_when_still_changing():
+    spec = nets.MLPSpec((3, 4, 2), "tanh")
+    draw, _ = _recording_stream()
+    table = I.rank_growth(spec, _theta(spec), draw, m0=1, m_max=6, patience=3)
+    assert table[:, 0].tolist() == [1, 2, 4, 6]  # capped at m_max; rank ≤ 2m rows so it kept changing
+    assert table[:, 1].tolist() == [2, 4, 8, 12]

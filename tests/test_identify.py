@@ -204,3 +204,26 @@ def test_far_inputs_cover_beyond_the_data():
     assert (d > r).mean() == pytest.approx(1 - (1 - np.exp(-1 / 9)), abs=0.01)  # χ²₂: P(‖z‖² ≤ 2/9) = 1 − e^(−1/9)
     again, _ = data.far_inputs(X, 20000, scale=3.0, seed=1)
     assert np.array_equal(Xf, again)
+
+
+def test_rank_growth_is_stored_and_reaches_the_bound(tmp_path, capsys):
+    """`[identify] rank_growth_max`: rank over fresh N(0, I) inputs, from n_probe = 8 (too few rows for a
+    P = 21 network) doubling until unchanged over 8× more inputs, at the generic bound P − #hidden."""
+    cfg = config.resolve({
+        "name": "grow", "seed": 0,
+        "data": {"dataset": "normal", "dim": 3, "n_probe": 8, "n_heldout": 64, "n_far": 64},
+        "model": {"widths": [3, 4, 1], "activation": "relu"},
+        "reference": {"source": "random", "init": "he", "bias_std": 0.5},
+        "search": {"n": 1}, "identify": {"rank_growth_max": 100_000},
+    })
+    path = tmp_path / "grow.h5"
+    pipeline.find(cfg, path, reference_only=True)
+    info = pipeline.identify(path)
+    assert info["rank"] == 8  # the probe's 8 rows
+    run = store.load_run(path)
+    g, a = run.identifiability["rank_growth"], run.identifiability_attrs
+    assert g[0, 0] == 8 and g[-1, 1] == info["rank_growth_rank"] == a["rank_growth_rank"] == 21 - 4
+    assert a["rank_growth_saturated"] and g[-4, 1] == g[-1, 1]
+    assert main(["identify", str(path), "--rank-growth", "0", "--quiet"]) == 0  # off: no table
+    assert "rank_growth" not in store.load_run(path).identifiability
+    assert "rank over fresh inputs" not in capsys.readouterr().out
