@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,9 +24,28 @@ from . import walk as walk_
 from .errors import GenniError
 from .progress import bar
 
+WRITE_EVERY = 0.5
+"""Seconds of grid work between two writes of a project's grid (a kill loses at most this much)."""
+
 DEGENERATE_RATIO = 1e-4
 """A reference is flagged degenerate when tol / output power exceeds this: the zero
 function would then be (nearly) close enough to count as an equivalent."""
+
+
+def _writes(fn: Callable) -> Callable:
+    """Run ``fn`` holding the run file's one-writer lock (:func:`store.writer_lock`): a second process
+    writing the same file is refused at once, naming the first."""
+    import functools
+    import inspect
+
+    sig = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        path = sig.bind(*args, **kwargs).arguments["path"]
+        with store.writer_lock(path, fn.__name__, create=fn.__name__ == "find"):
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def _warn(msg: str) -> None:
@@ -67,6 +87,7 @@ def _device(name: str) -> torch.device:
     return dev
 
 
+@_writes
 def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Callable | None = None,
          log: Callable[[str], None] | None = None, reference_only: bool = False) -> dict:
     """Reference + probe data + ``cfg['search']['n']`` equivalents into ``path``.
@@ -210,6 +231,7 @@ def _tree_path(eq: dict, i: int, j: int) -> list[int] | None:
     return a[: a.index(common) + 1] + list(reversed(b[: b.index(common)]))
 
 
+@_writes
 def connect(path: str | Path, i: int, j: int, *, max_steps: int = 200,
             log: Callable[[str], None] | None = None) -> dict:
     """A certified path inside the class between element i and element j (0 = θ*, k = row k − 1), into
@@ -306,6 +328,7 @@ def _log_stops(logs: list, log: Callable[[str], None]) -> None:
             log(f"chain {g.chain} stopped after {g.accepted} accepted steps: {g.stopped}{extra}")
 
 
+@_writes
 def walk(path: str | Path, *, start: int = 0, chains: int = 4, steps: int = 40, thin: int | None = None,
          progress: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Extend a run by ``chains`` new chains from element ``start`` (0 = θ*, k = row k − 1 of /equivalents),
@@ -376,6 +399,7 @@ def far_inputs(cfg: dict, spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarr
 RANK_GROWTH_PATIENCE = 3  # rank_growth stops when 2³ = 8× more inputs changed nothing
 
 
+@_writes
 def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
              copy_factor: float = identifiability.DEFAULT_COPY_FACTOR,
              agree_tol: float = identifiability.DEFAULT_AGREE_TOL, rank_growth_max: int | None = None,
@@ -485,6 +509,7 @@ def _elements_for_picture(spec: nets.MLPSpec, run: store.RunData) -> tuple[np.nd
     return run.theta_ref, thetas, how
 
 
+@_writes
 def project(path: str | Path, *, subspace: str = "pca", dims: int = 2, resolution: int | None = None,
             elements: tuple[int, ...] | None = None, epsilon_rel: float = 1e-6, margin: float = 0.25,
             paths: int = 8, progress: bool = False, batch: int = projection.DEFAULT_BATCH,
@@ -553,9 +578,14 @@ def project(path: str | Path, *, subspace: str = "pca", dims: int = 2, resolutio
         attrs={"signature": signature, "kind": subspace, "epsilon": eps, "epsilon_rel": epsilon_rel,
                "elements": how, "output_power": power, "resolution": resolution})
     for which, X, Y in (("values", run.X, run.Y), ("values_heldout", run.X_heldout, run.Y_heldout)):
+        pending, last = [], time.monotonic()
         for idx, vals in projection.iter_grid(spec, X, Y, sub.origin, sub.basis, axes, batch=batch,
                                               done_mask=done[which], progress=progress, device=dev):
-            store.write_grid_values(path, name, which, idx, vals)
+            pending.append((idx, vals))
+            if time.monotonic() - last >= WRITE_EVERY:  # each write copies the file: not after every chunk
+                store.write_grid_runs(path, name, which, pending)
+                pending, last = [], time.monotonic()
+        store.write_grid_runs(path, name, which, pending)
     info = {"name": name, "kind": subspace, "dims": dims, "resolution": resolution, "epsilon": eps,
             "median_residual": float(np.median(sub.residuals)), "elements": how}
     if paths > 0:
@@ -658,6 +688,7 @@ def _representations(path, run: store.RunData, spec: nets.MLPSpec, thetas: np.nd
     return reps
 
 
+@_writes
 def layer_paths(path: str | Path, *, metric: str = "angular_procrustes", max_networks: int = 32,
                 max_inputs: int = 512, preactivations: bool = False, cache: bool = False, floor: float | None = None,
                 progress: bool = False) -> dict:
@@ -760,6 +791,7 @@ def _parse_k(k) -> int | float:
     raise GenniError(f"--k must be a whole count ≥ 1 or a fraction in (0, 1), got '{k}'")
 
 
+@_writes
 def ricci(path: str | Path, *, k: int | float | str = 10, mode: str = "or", curvature: str = "forman",
           alpha: float | None = None, connectivity: str = "mst", pairing: str = "forward", include_output: bool = True,
           inputs: str = "probe", max_networks: int = 32, max_inputs: int = 512, n_boot: int = 1000,

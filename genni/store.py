@@ -1,8 +1,21 @@
 """Every byte genni reads from or writes to HDF5 (the only module importing h5py).
 
-One self-describing file per run (layout in DESIGN.md and the README).  Files are
-created atomically (written to a temporary name, then renamed); equivalents are
-appended chunk by chunk and flushed, so an interrupted run keeps what it found.
+One self-describing file per run (layout in DESIGN.md and the README).
+
+Crash safety.  A run file is never modified in place.  Every write — creating the file, appending a
+chunk of elements, a run of grid cells, a group of results — works on a copy (``.RUN.h5.<pid>.tmp``
+beside it), which is flushed, fsync'ed and then renamed over the run file (``os.replace``, atomic on
+POSIX).  Whenever a process dies (kill -9, power loss after the rename, a full disk), the run file is
+either the state before that write or the state after it, never a mixture; a reader that opened it
+keeps reading the snapshot it opened.  What a command finished before it died is therefore in the file,
+and resuming recomputes only what was in flight.  Left-over ``.tmp`` copies are removed by the next
+writer.  The cost is one copy of the file per write (measured in benchmarks/bench_crash.py).
+
+One writer at a time.  :func:`writer_lock` holds an exclusive ``flock`` on ``.RUN.h5.lock`` for the
+whole of a writing command; a second writer is refused at once with a message naming the first (the
+kernel drops the lock when its holder dies, so a killed writer never leaves a stale lock).  Readers take
+no lock.
+
 Anything wrong with a file (missing, not HDF5, truncated, not a genni run, missing
 pieces) raises :class:`~genni.errors.GenniError` with a one-line reason, and a file
 is only ever opened for writing after it has been validated.
@@ -10,8 +23,12 @@ is only ever opened for writing after it has been validated.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,6 +150,121 @@ def _open(path: str | Path, mode: str = "r") -> h5py.File:
     return f
 
 
+def _tmp_name(p: Path) -> Path:
+    return p.with_name(f".{p.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+def _commit(tmp: Path, p: Path) -> None:
+    """fsync the finished copy, then rename it over ``p`` (atomic)."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, p)
+
+
+@contextlib.contextmanager
+def _write(path: str | Path):
+    """Open a validated run file for writing, copy-on-write: yields an h5py.File on a copy that replaces
+    the file only when the block ends without an exception (see the module docstring)."""
+    p = Path(path)
+    if IN_PLACE or os.environ.get("GENNI_UNSAFE_IN_PLACE_WRITES") == "1":  # the baseline of benchmarks/stress only
+        with _open(p, "r+") as f:
+            yield f
+        return
+    _open(p).close()  # validates: a clear error for anything that is not a genni run
+    tmp = _tmp_name(p)
+    try:
+        try:
+            shutil.copyfile(p, tmp)
+            shutil.copymode(p, tmp)
+        except OSError as exc:
+            raise GenniError(f"cannot write {p}: {exc.strerror or exc} (the file is unchanged)") from None
+        with h5py.File(tmp, "r+") as f:
+            yield f
+            f.flush()
+        try:
+            _commit(tmp, p)
+        except OSError as exc:
+            raise GenniError(f"cannot write {p}: {exc.strerror or exc} (the file is unchanged)") from None
+    except OSError as exc:  # h5py reports a full disk or a size limit as OSError while writing the copy
+        raise GenniError(f"cannot write {p}: {str(exc).splitlines()[0]} (the file is unchanged)") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+IN_PLACE = False
+"""True: write run files in place, as genni did before copy-on-write (not crash-safe).  Only for the
+baselines of benchmarks/bench_crash.py and the stress harness; also ``GENNI_UNSAFE_IN_PLACE_WRITES=1``."""
+
+_HELD: dict[str, list] = {}  # resolved lock path -> [fd, depth]: re-entrant within a process
+_HELD_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def writer_lock(path: str | Path, what: str = "write", *, create: bool = False, wait: float = 0.0):
+    """Hold the one-writer lock of ``path`` (``.NAME.lock`` beside it) for the block.
+
+    ``create``: the command may create the run file (and its folder); otherwise a path that is not an
+    existing file takes no lock (the command itself then reports what is wrong with it).
+    ``wait``: seconds to wait for another holder to finish (a sweep cell still being finished by an
+    orphaned task of a killed sweep) before refusing.
+
+    Refuses at once with :class:`GenniError` when another process holds it, naming that process.
+    Re-entrant within a process (``genni run`` = find, then identify, ... under one lock).  Removes
+    copies left by writers that died (``.NAME.*.tmp``) once the lock is held."""
+    import fcntl
+
+    p = Path(path)
+    if not create and not p.is_file():
+        yield
+        return
+    lock = p.with_name(f".{p.name}.lock")
+    key = str(lock.resolve()) if lock.parent.exists() else ""
+    with _HELD_GUARD:
+        if key in _HELD:
+            _HELD[key][1] += 1
+        else:
+            try:
+                p.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise GenniError(f"cannot write in {p.parent}: {exc.strerror or exc}") from None
+            key = str(lock.resolve())
+            give_up = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError:
+                    if time.monotonic() < give_up:
+                        time.sleep(0.1)
+                        continue
+                    holder = os.pread(fd, 400, 0).decode("utf-8", "replace").strip() or "another process"
+                    os.close(fd)
+                    raise GenniError(f"{p} is being written by {holder}; wait for it to finish "
+                                     f"(readers such as inspect and plot work meanwhile)") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} (genni {what}, since "
+                          f"{datetime.now(UTC).isoformat(timespec='seconds')})".encode(), 0)
+            _HELD[key] = [fd, 1]
+            for stale in p.parent.glob(f".{p.name}.*.tmp"):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+    try:
+        yield
+    finally:
+        with _HELD_GUARD:
+            _HELD[key][1] -= 1
+            if _HELD[key][1] == 0:
+                fd = _HELD.pop(key)[0]
+                os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
+
 def check_run_file(path: str | Path) -> None:
     """Raise GenniError unless ``path`` is a readable genni run file."""
     _open(path).close()
@@ -163,7 +295,7 @@ def create_run(path: str | Path, *, config: dict, architecture: dict, theta_ref:
     if p.exists():
         raise GenniError(f"{p} already exists")
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    tmp = _tmp_name(p)
     P = int(np.asarray(theta_ref).shape[0])
     try:
         with h5py.File(tmp, "w") as f:
@@ -196,7 +328,9 @@ def create_run(path: str | Path, *, config: dict, architecture: dict, theta_ref:
                 eq.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(1024,))
             for k, v in (equivalents_attrs or {}).items():
                 eq.attrs[k] = v
-        os.replace(tmp, p)
+        _commit(tmp, p)
+    except OSError as exc:
+        raise GenniError(f"cannot write {p}: {str(exc).splitlines()[0]}") from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -204,7 +338,7 @@ def create_run(path: str | Path, *, config: dict, architecture: dict, theta_ref:
 
 def update_attrs(path: str | Path, group: str, attrs: dict) -> None:
     """Set attributes of a group (e.g. ``/equivalents`` n_requested on resume)."""
-    with _open(path, "r+") as f:
+    with _write(path) as f:
         for k, v in attrs.items():
             f[group].attrs[k] = v
 
@@ -221,7 +355,7 @@ def append_equivalents(path: str | Path, found) -> None:
     k = len(found.index)
     if k == 0:
         return
-    with _open(path, "r+") as f:
+    with _write(path) as f:
         eq = f["equivalents"]
         n = eq["theta"].shape[0]
         theta = np.asarray(found.theta, dtype="f8")
@@ -302,7 +436,7 @@ def write_identifiability(path: str | Path, *, results: dict, attrs: dict, per_e
                           element_attrs: dict) -> None:
     """Replace /identifiability (datasets ``results``, attributes ``attrs``) and the
     per-element datasets of :data:`DERIVED_ELEMENT_FIELDS` under /equivalents."""
-    with _open(path, "r+") as f:
+    with _write(path) as f:
         n = f["equivalents/index"].shape[0]
         for k, v in per_element.items():
             if k not in DERIVED_ELEMENT_FIELDS or len(v) != n:
@@ -323,7 +457,7 @@ def write_far_inputs(path: str | Path, X_far: np.ndarray, Y_far: np.ndarray, pro
     """Add /probe/X_far [n_far, w_0] and /probe/Y_far [n_far, w_L] to a run file written before
     far inputs existed (attributes of /probe and /reference alongside).  Refuses to replace
     existing far inputs: the verdicts stored with them rest on those very points."""
-    with _open(path, "r+") as f:
+    with _write(path) as f:
         if "X_far" in f["probe"]:
             raise GenniError(f"{path} already holds far inputs (/probe/X_far)")
         X_far, Y_far = np.asarray(X_far, dtype="f8"), np.asarray(Y_far, dtype="f8")
@@ -362,7 +496,7 @@ def prepare_projection(path: str | Path, name: str, *, arrays: dict, attrs: dict
         with its values, so an interrupted grid resumes; otherwise it is replaced.
     returns : the done masks ``{"values": bool [R]*k, "values_heldout": ...}``
     """
-    with _open(path, "r+") as f:
+    with _write(path) as f:
         g = f.require_group("projections")
         if name in g and _attr(g[name].attrs.get("signature", "")) != attrs["signature"]:
             del g[name]
@@ -381,27 +515,37 @@ def prepare_projection(path: str | Path, name: str, *, arrays: dict, attrs: dict
 
 
 def write_grid_values(path: str | Path, name: str, which: str, flat_index: np.ndarray, values: np.ndarray) -> None:
-    """Store one contiguous run of grid values (flat C-order indices) and flush.
+    """Store one contiguous run of grid values (flat C-order indices) and flush."""
+    write_grid_runs(path, name, which, [(flat_index, values)])
 
+
+def write_grid_runs(path: str | Path, name: str, which: str, runs: list) -> None:
+    """Store several contiguous runs of grid values in one write (one copy of the file).
+
+    runs : list of (flat C-order indices [m] — one contiguous run each —, values [m])
     Writes row segments of the grid in place (no read-back of the whole grid)."""
-    idx = np.asarray(flat_index, dtype=np.int64)
-    values = np.asarray(values, dtype=np.float64)
-    if len(idx) == 0:
+    checked = []
+    for flat_index, values in runs:
+        idx = np.asarray(flat_index, dtype=np.int64)
+        values = np.asarray(values, dtype=np.float64)
+        if len(idx) != len(values) or np.any(np.diff(idx) != 1):
+            raise GenniError("grid values must come as contiguous runs of flat indices")
+        if len(idx):
+            checked.append((idx, values))
+    if not checked:
         return
-    if len(idx) != len(values) or np.any(np.diff(idx) != 1):
-        raise GenniError("grid values must come as one contiguous run of flat indices")
-    with _open(path, "r+") as f:
+    with _write(path) as f:
         ds = f["projections"][name][which]
         R = ds.shape[-1]
-        start, stop = int(idx[0]), int(idx[-1]) + 1
-        pos = start
-        while pos < stop:
-            row, col = divmod(pos, R)
-            end = min(stop, (row + 1) * R)
-            lead = np.unravel_index(row, ds.shape[:-1]) if ds.ndim > 1 else ()
-            ds[tuple(int(i) for i in lead) + (slice(col, col + end - pos),)] = values[pos - start:end - start]
-            pos = end
-        f.flush()
+        for idx, values in checked:
+            start, stop = int(idx[0]), int(idx[-1]) + 1
+            pos = start
+            while pos < stop:
+                row, col = divmod(pos, R)
+                end = min(stop, (row + 1) * R)
+                lead = np.unravel_index(row, ds.shape[:-1]) if ds.ndim > 1 else ()
+                ds[tuple(int(i) for i in lead) + (slice(col, col + end - pos),)] = values[pos - start:end - start]
+                pos = end
 
 
 def read_family(path: str | Path, family: str) -> dict:
@@ -424,7 +568,7 @@ def read_group(path: str | Path, group: str) -> tuple[dict, dict]:
 
 def write_group(path: str | Path, group: str, arrays: dict, attrs: dict) -> None:
     """Replace the group ``group`` (e.g. ``projections/barriers``) with these datasets and attributes."""
-    with _open(path, "r+") as f:
+    with _write(path) as f:
         _replace_group(f, group, arrays, attrs)
         f.flush()
 
@@ -445,7 +589,7 @@ def write_table(path: str | Path, columns: dict, attrs: dict) -> None:
     UTF-8 strings.  columns : name -> 1-D array or list of str."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    tmp = _tmp_name(p)
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["genni_version"] = __version__
@@ -460,7 +604,7 @@ def write_table(path: str | Path, columns: dict, attrs: dict) -> None:
                     g.create_dataset(name, data=[str(x) for x in col], dtype=h5py.string_dtype("utf-8"))
                 else:
                     g.create_dataset(name, data=arr)
-        os.replace(tmp, p)
+        _commit(tmp, p)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -41,6 +41,9 @@ import numpy as np
 from . import config as _config
 from .errors import ConfigError, GenniError
 
+CELL_LOCK_WAIT = 3600.0
+"""Seconds a cell waits for another process that is still writing its file."""
+
 STAGES = ("train", "find", "identify", "paths", "ricci")
 COLUMNS = ("file", "seed", "status", "accuracy", "output_power", "n_params", "n_converged", "functional_dimension",
            "bound", "rank_grown", "rank_grown_inputs", "rank_grown_saturated", "hidden_equivalent", "data_equivalent",
@@ -149,18 +152,21 @@ def run_cell(cfg: dict, path: str, stages: list[str], threads: int = 1) -> dict:
     row = {"file": Path(path).name, "seed": int(cfg["seed"]), "status": "done"}
     try:
         p = Path(path)
-        run = store.load_run(p) if p.exists() else None
-        if run is None or not all(_stage_done(run, s) for s in stages):
-            with contextlib.redirect_stderr(io.StringIO()):  # per-cell warnings would interleave on the console
-                pipeline.find(cfg, p, reference_only="train" in stages)
-            run = store.load_run(p)
-            if "identify" in stages and not _stage_done(run, "identify"):
-                pipeline.identify(p)
-            if "paths" in stages and not _stage_done(run, "paths"):
-                pipeline.layer_paths(p, metric="zscore_procrustes")
-            if "ricci" in stages and not _stage_done(run, "ricci"):
-                pipeline.ricci(p)
-            run = store.load_run(p)
+        # the cell's writer lock for all its stages; a cell still being finished by an orphaned task of a
+        # killed sweep (its client gone, the task running on) is waited for, then found done
+        with store.writer_lock(p, "sweep cell", create=True, wait=CELL_LOCK_WAIT):
+            run = store.load_run(p) if p.exists() else None
+            if run is None or not all(_stage_done(run, s) for s in stages):
+                with contextlib.redirect_stderr(io.StringIO()):  # per-cell warnings would interleave on the console
+                    pipeline.find(cfg, p, reference_only="train" in stages)
+                run = store.load_run(p)
+                if "identify" in stages and not _stage_done(run, "identify"):
+                    pipeline.identify(p)
+                if "paths" in stages and not _stage_done(run, "paths"):
+                    pipeline.layer_paths(p, metric="zscore_procrustes")
+                if "ricci" in stages and not _stage_done(run, "ricci"):
+                    pipeline.ricci(p)
+                run = store.load_run(p)
         row.update(summarise_run(run))
     except (GenniError, ValueError, RuntimeError, OSError) as exc:
         row["status"] = "failed: " + " ".join(str(exc).split())[:300]
@@ -208,7 +214,7 @@ def run_sweep(sweep_path: str | Path, outdir: str | Path, *, workers: int = 2, s
     sw = load_sweep(sweep_path)
     if workers < 1:
         raise GenniError(f"--workers must be at least 1, got {workers}")
-    out = Path(outdir)
+    out = Path(outdir).absolute()  # workers of a cluster elsewhere do not share this process's directory
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -227,6 +233,9 @@ def run_sweep(sweep_path: str | Path, outdir: str | Path, *, workers: int = 2, s
                     continue
             except GenniError:
                 pass
+        ref = cfg.get("reference", {})
+        if ref.get("path") and not Path(ref["path"]).is_absolute():  # a state_dict: found from here, not the worker
+            cfg = {**cfg, "reference": {**ref, "path": str(Path(ref["path"]).absolute())}}
         todo.append((name, cfg, path))
     skipped = len(rows)
     cores = os.cpu_count() or 1

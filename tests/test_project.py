@@ -47,7 +47,8 @@ def test_interrupted_grid_resumes_to_identical_values(run_file, tmp_path, monkey
     full.write_bytes(run_file.read_bytes())
     pipeline.project(full, subspace="random", resolution=15, paths=0, batch=32)
     calls = {"n": 0}
-    real = store.write_grid_values
+    real = store.write_grid_runs
+    monkeypatch.setattr(pipeline, "WRITE_EVERY", 0.0)  # a write after every chunk
 
     def flaky(*args, **kw):
         calls["n"] += 1
@@ -55,12 +56,12 @@ def test_interrupted_grid_resumes_to_identical_values(run_file, tmp_path, monkey
             raise Interrupt
         return real(*args, **kw)
 
-    monkeypatch.setattr(store, "write_grid_values", flaky)
+    monkeypatch.setattr(store, "write_grid_runs", flaky)
     with pytest.raises(Interrupt):
         pipeline.project(run_file, subspace="random", resolution=15, paths=0, batch=32)
     partial = store.load_run(run_file).projections["random"]["values"]
     assert np.isnan(partial).any() and not np.isnan(partial).all()
-    monkeypatch.setattr(store, "write_grid_values", real)
+    monkeypatch.setattr(store, "write_grid_runs", real)
     pipeline.project(run_file, subspace="random", resolution=15, paths=0, batch=32)
     a = store.load_run(full).projections["random"]
     b = store.load_run(run_file).projections["random"]
