@@ -61,8 +61,10 @@ def main(argv=None) -> int:
     if args.in_place:
         os.environ["GENNI_UNSAFE_IN_PLACE_WRITES"] = "1"
     work = Path(tempfile.mkdtemp(prefix="genni_stress_"))
-    print(f"# kill -9 stress on {_cpu()}, {os.cpu_count()} cores; writes: {'IN PLACE (baseline)' if args.in_place else 'copy-on-write'}; in {work}")
-    print("| command | size | kills landed | checks passed | finished before the kill | restarts from nothing | seconds | result |")
+    writes = "IN PLACE (baseline)" if args.in_place else "copy-on-write"
+    print(f"# kill -9 stress on {_cpu()}, {os.cpu_count()} cores; writes: {writes}; in {work}")
+    print("| command | size | kills landed | checks passed | finished before the kill | restarts from nothing "
+          "| seconds | result |")
     print("|---|---|---|---|---|---|---|---|")
     fails = 0
 
