@@ -33,21 +33,39 @@ def _json(obj) -> str:
     return json.dumps(_strict(obj), indent=2, allow_nan=False)
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Every option's help ends with its default (unless it states it, or there is none)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):  # one line, exit 2
         raise GenniError(f"{self.prog}: {message}")
 
 
+QUIET = "no progress bars or messages on stderr (results and errors still print)"
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="genni", description="Symmetries and identifiability of neural networks.")
+    p = _Parser(prog="genni", description="Symmetries and identifiability of neural networks.",
+                epilog="`genni COMMAND --help` lists a command's options with their defaults.")
     p.add_argument("--version", action="version", version=f"genni {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def common_find(sp):
         sp.add_argument("--n", type=int, help="number of equivalents (overrides [search] n)")
         sp.add_argument("--seed", type=int, help="overrides the config's seed")
         sp.add_argument("--device", help="torch device, e.g. cpu or cuda (overrides [search] device)")
-        sp.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+        sp.add_argument("--quiet", action="store_true", help=QUIET)
 
     r = sub.add_parser("run", help="every stage in order (default experiment without CONFIG)")
     r.add_argument("config", nargs="?", help="experiment TOML (default: the built-in default)")
@@ -56,16 +74,17 @@ def _parser() -> argparse.ArgumentParser:
     common_find(r)
 
     f = sub.add_parser("find", help="reference, probe data and N equivalents into RUN.h5 (resumes)")
-    f.add_argument("config")
-    f.add_argument("-o", "--output", required=True)
+    f.add_argument("config", help="experiment TOML")
+    f.add_argument("-o", "--output", required=True, help="run file to create or resume")
     common_find(f)
 
     i = sub.add_parser("inspect", help="what is in a run file")
-    i.add_argument("run")
+    i.add_argument("run", help="run file (HDF5) written by genni find or run")
     i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.add_argument("--quiet", action="store_true", help=QUIET)
 
     idf = sub.add_parser("identify", help="Jacobian rank / null space, symmetry verdict on every element")
-    idf.add_argument("run")
+    idf.add_argument("run", help="run file (HDF5) written by genni find or run")
     idf.add_argument("--rtol", type=float, default=identifiability.DEFAULT_RTOL,
                      help="relative singular-value threshold for the numerical rank")
     idf.add_argument("--copy-factor", type=float, default=identifiability.DEFAULT_COPY_FACTOR,
@@ -77,11 +96,11 @@ def _parser() -> argparse.ArgumentParser:
     idf.add_argument("--rank-growth", dest="rank_growth", type=int, default=None, metavar="M",
                      help="also take the rank of J over fresh inputs, doubling from n_probe up to M until it stops "
                           "changing (generated data sets; default: the config's [identify] rank_growth_max, 0 = off)")
-    idf.add_argument("--json", action="store_true")
-    idf.add_argument("--quiet", action="store_true")
+    idf.add_argument("--json", action="store_true", help="machine-readable output (JSON) instead of text")
+    idf.add_argument("--quiet", action="store_true", help=QUIET)
 
     pr = sub.add_parser("project", help="subspace through the class + discrepancy grid + paths and barriers")
-    pr.add_argument("run")
+    pr.add_argument("run", help="run file (HDF5) written by genni find or run")
     pr.add_argument("--subspace", default="pca", help="pca | plane | null | random (default pca)")
     pr.add_argument("--dims", type=int, default=2, help="2 (default) or 3")
     pr.add_argument("--resolution", type=int, help="grid points per axis (default 101 in 2-D, 41 in 3-D)")
@@ -90,11 +109,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="ε for the equivalence mask and paths, relative to the output power (default 1e-6)")
     pr.add_argument("--paths", type=int, default=8, help="paths θ* → element to compute (0: none)")
     pr.add_argument("--device", help="torch device for the grids and paths (default: the run's search.device if present)")
-    pr.add_argument("--json", action="store_true")
-    pr.add_argument("--quiet", action="store_true")
+    pr.add_argument("--json", action="store_true", help="machine-readable output (JSON) instead of text")
+    pr.add_argument("--quiet", action="store_true", help=QUIET)
 
     pa = sub.add_parser("paths", help="layer-path geometry of the reference and its equivalents")
-    pa.add_argument("run")
+    pa.add_argument("run", help="run file (HDF5) written by genni find or run")
     pa.add_argument("--metric", default="angular_procrustes",
                     help="angular_cka | angular_procrustes | procrustes | zscore_procrustes | zscore_permutation")
     pa.add_argument("--max-networks", type=int, default=32, help="reference + up to N−1 converged elements")
@@ -103,11 +122,11 @@ def _parser() -> argparse.ArgumentParser:
     pa.add_argument("--cache", action="store_true", help="store the representations under /representations (reused later)")
     pa.add_argument("--floor", type=float, help="z-score metrics: drop units with variance < floor × the layer's largest "
                                                "(default 1e-8)")
-    pa.add_argument("--json", action="store_true")
-    pa.add_argument("--quiet", action="store_true")
+    pa.add_argument("--json", action="store_true", help="machine-readable output (JSON) instead of text")
+    pa.add_argument("--quiet", action="store_true", help=QUIET)
 
     ri = sub.add_parser("ricci", help="Ricci curvature of the layers' kNN graphs and the Ricci flow coefficient")
-    ri.add_argument("run")
+    ri.add_argument("run", help="run file (HDF5) written by genni find or run")
     ri.add_argument("--k", default="10", help="neighbours: a count (10) or a fraction of the points (0.02); default 10")
     ri.add_argument("--mode", default="or", help="kNN symmetrisation: or (default) | and | directed")
     ri.add_argument("--curvature", default="forman", help="forman (default) | augmented | ollivier")
@@ -121,37 +140,38 @@ def _parser() -> argparse.ArgumentParser:
     ri.add_argument("--max-networks", type=int, default=32, help="reference + up to N−1 converged elements")
     ri.add_argument("--max-inputs", type=int, default=512, help="points per graph")
     ri.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
-    ri.add_argument("--json", action="store_true")
-    ri.add_argument("--quiet", action="store_true")
+    ri.add_argument("--json", action="store_true", help="machine-readable output (JSON) instead of text")
+    ri.add_argument("--quiet", action="store_true", help=QUIET)
 
     wk = sub.add_parser("walk", help="extend a run by walking along the equivalence class")
-    wk.add_argument("run")
+    wk.add_argument("run", help="run file (HDF5) written by genni find or run")
     wk.add_argument("--from", dest="start", type=int, default=0, help="start element: 0 = θ* (default), k = row k − 1")
     wk.add_argument("--chains", type=int, default=4, help="chains (default %(default)s)")
     wk.add_argument("--steps", type=int, default=40, help="accepted steps per chain (default %(default)s)")
     wk.add_argument("--thin", type=int, help="store every thin-th state (default: the config's [search] thin)")
-    wk.add_argument("--json", action="store_true")
-    wk.add_argument("--quiet", action="store_true")
+    wk.add_argument("--json", action="store_true", help="machine-readable output (JSON) instead of text")
+    wk.add_argument("--quiet", action="store_true", help=QUIET)
 
     cn = sub.add_parser("connect", help="a certified path inside the class between elements I and J (0 = θ*)")
-    cn.add_argument("run")
+    cn.add_argument("run", help="run file (HDF5) written by genni find or run")
     cn.add_argument("i", type=int, help="first element: 0 = θ*, k = row k − 1")
     cn.add_argument("j", type=int, help="second element")
     cn.add_argument("--max-steps", type=int, default=200, help="step attempts of the directed walk (default %(default)s)")
-    cn.add_argument("--json", action="store_true")
-    cn.add_argument("--quiet", action="store_true")
+    cn.add_argument("--json", action="store_true", help="machine-readable output (JSON) instead of text")
+    cn.add_argument("--quiet", action="store_true", help=QUIET)
 
     sw = sub.add_parser("sweep", help="many runs on Dask: one run file per cell and a table")
     sw.add_argument("sweep", help="sweep file (TOML: base, stages, seeds, [grid])")
     sw.add_argument("-o", "--output", help="folder for the cells and the table (default: runs/<sweep file name>)")
     sw.add_argument("--workers", type=int, default=2, help="local Dask worker processes (default %(default)s)")
     sw.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
-    sw.add_argument("--quiet", action="store_true")
+    sw.add_argument("--quiet", action="store_true", help=QUIET)
 
     pl = sub.add_parser("plot", help="every figure the run file supports")
-    pl.add_argument("run")
+    pl.add_argument("run", help="run file (HDF5) written by genni find or run")
     pl.add_argument("-o", "--output", required=True, help="figure folder")
     pl.add_argument("--format", default="png,pdf", help="comma-separated formats (default png,pdf)")
+    pl.add_argument("--quiet", action="store_true", help=QUIET)
 
     return p
 
@@ -183,12 +203,21 @@ def _plot(path, outdir, formats) -> list[Path]:
     bad = [s for s in fmts if s not in ("png", "pdf", "svg")]
     if bad or not fmts:
         raise GenniError(f"unknown figure format {bad[0] if bad else formats!r} (use png, pdf, svg)")
-    return plots.plot_run(store.load_run(path), outdir, fmts)
+    run = store.load_run(path)
+    try:
+        Path(outdir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GenniError(f"cannot create the figure folder {outdir}: {exc.strerror or exc}") from None
+    return plots.plot_run(run, outdir, fmts)
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if args.command is None:  # `genni` alone: the usage and the commands
+            parser.print_help()
+            return 0
         if args.command == "find":
             _find(args, args.config)
         elif args.command == "run":
@@ -270,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 0
     except KeyboardInterrupt:
-        print("genni: interrupted (what was stored so far is kept; re-run to resume)", file=sys.stderr)
+        print("genni: interrupted; everything stored so far is kept: re-run the same command to resume",
+              file=sys.stderr)
         return 130
 
 

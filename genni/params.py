@@ -107,11 +107,25 @@ def state_dict_to_theta(state: Mapping[str, torch.Tensor], widths: Sequence[int]
     shapes ``[w_1, w_0], [w_1], [w_2, w_1], ...``; any key names are accepted so a
     state_dict of a custom module with the same layers also loads.
     """
-    tensors = [v for v in state.values() if isinstance(v, torch.Tensor)]
+    items = [(k, v) for k, v in state.items() if isinstance(v, torch.Tensor)]
+    tensors = [v for _, v in items]
     expected = []
     for s in layer_slices(widths, bias):
         expected += [s.shape, (s.shape[0],)] if bias else [s.shape]
     got = [tuple(t.shape) for t in tensors]
     if got != expected:
-        raise GenniError(f"state_dict holds tensors of shapes {got}; widths {list(widths)} need {expected}")
+        have = ", ".join(f"{k} {tuple(v.shape)}" for k, v in items)
+        seq = [f"{2 * l}.{w}" for l in range(len(widths) - 1) for w in (("weight", "bias") if bias else ("weight",))]
+        keys = [k for k, _ in items]
+        missing, extra = [k for k in seq if k not in keys], [k for k in keys if k not in seq]
+        if len(got) != len(expected) and (missing or extra) and len(set(keys) & set(seq)) >= len(seq) // 2:
+            why = "; ".join(([f"missing key(s) {', '.join(missing)}"] if missing else []) +
+                            ([f"unexpected key(s) {', '.join(extra)}"] if extra else []))
+            why += f" for the Sequential of widths {list(widths)}"
+        elif len(got) != len(expected):
+            why = f"{len(got)} tensors where widths {list(widths)} need {len(expected)}"
+        else:
+            i = next(i for i, (a, b) in enumerate(zip(got, expected)) if a != b)
+            why = f"{items[i][0]} has shape {got[i]} where widths {list(widths)} need {expected[i]}"
+        raise GenniError(f"state_dict does not fit the architecture: {why} (it holds {have}; need shapes {expected})")
     return torch.cat([t.detach().to(torch.float64).reshape(-1) for t in tensors])

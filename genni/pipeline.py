@@ -119,8 +119,8 @@ def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Calla
         ds = _data.load_dataset(d["dataset"], n_probe=d["n_probe"], n_heldout=d["n_heldout"],
                                 n_train=d["n_train"], seed=cfg["seed"], noise=d["noise"], dim=d.get("dim"))
         spec = nets.MLPSpec.from_dict(cfg["model"])
-        log(f"reference: {cfg['reference']['source']} {spec.activation} MLP {list(spec.widths)} on {ds.name}")
         ref = train.make_reference(cfg, spec, ds, progress=progress)
+        log(f"reference: {cfg['reference']['source']} {spec.activation} MLP {list(spec.widths)} on {ds.name}")
         theta_ref, X, Xh = ref.theta, ds.X_probe, ds.X_heldout
     problem = search.Problem.from_arrays(spec, theta_ref, X, Xh, device=dev)
     facts = reference_facts(spec, problem, settings.tol)

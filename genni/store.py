@@ -141,6 +141,7 @@ def _open(path: str | Path, mode: str = "r") -> h5py.File:
         missing = [k for k in _REQUIRED if k not in f]
         if missing:
             raise GenniError(f"{p} is an incomplete genni run: missing /{missing[0]}")
+        _check_structure(f, p)
     except GenniError:
         f.close()
         raise
@@ -148,6 +149,50 @@ def _open(path: str | Path, mode: str = "r") -> h5py.File:
         f.close()
         raise GenniError(f"cannot read {p} (truncated or damaged HDF5 file?): {str(exc).splitlines()[0]}") from None
     return f
+
+
+def _n_params(arch: dict) -> int:
+    w = [int(x) for x in arch["widths"]]
+    b = 1 if arch.get("bias", True) else 0
+    return sum((w[i] + b) * w[i + 1] for i in range(len(w) - 1))
+
+
+def _check_structure(f: h5py.File, p: Path) -> None:
+    """Shapes and values that every reader relies on: the stored config and architecture parse, θ*,
+    the probe arrays and the elements fit the architecture, and θ* and the probe data are finite."""
+    for where, text in (("the config attribute", f.attrs.get("config", "{}")),
+                        ("/reference/theta's architecture attribute", f["reference/theta"].attrs.get("architecture"))):
+        try:
+            value = json.loads(_attr(text)) if text is not None else None
+        except (ValueError, TypeError):
+            raise GenniError(f"{p}: {where} is not valid JSON (edited or damaged run file)") from None
+        if value is None or not isinstance(value, dict):
+            raise GenniError(f"{p}: {where} is missing or not a table (edited or damaged run file)")
+    arch = json.loads(_attr(f["reference/theta"].attrs["architecture"]))
+    try:
+        P, w_in, w_out = _n_params(arch), int(arch["widths"][0]), int(arch["widths"][-1])
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise GenniError(f"{p}: /reference/theta's architecture attribute has no valid widths") from None
+    shapes = {"reference/theta": (P,), "equivalents/theta": (None, P), "probe/X": (None, w_in),
+              "probe/X_heldout": (None, w_in), "probe/Y": (None, w_out), "probe/Y_heldout": (None, w_out),
+              "probe/X_far": (None, w_in), "probe/Y_far": (None, w_out)}
+    for name, want in shapes.items():
+        if name in f:
+            got = f[name].shape
+            if len(got) != len(want) or any(a is not None and a != b for a, b in zip(want, got)):
+                raise GenniError(f"{p}: /{name} has shape {got}, the architecture {arch['widths']} needs "
+                                 f"{tuple('n' if a is None else a for a in want)} (edited or damaged run file)")
+    for a, b in (("probe/X", "probe/Y"), ("probe/X_heldout", "probe/Y_heldout"), ("probe/X_far", "probe/Y_far")):
+        if a in f and b in f and f[a].shape[0] != f[b].shape[0]:
+            raise GenniError(f"{p}: /{a} has {f[a].shape[0]} rows but /{b} has {f[b].shape[0]}")
+    if "equivalents" in f:
+        n = f["equivalents/theta"].shape[0] if "equivalents/theta" in f else 0
+        for k, ds in f["equivalents"].items():
+            if isinstance(ds, h5py.Dataset) and ds.ndim >= 1 and ds.shape[0] != n:
+                raise GenniError(f"{p}: /equivalents/{k} has {ds.shape[0]} rows for {n} elements (edited or damaged)")
+    for name in ("reference/theta", "probe/X", "probe/Y", "probe/X_heldout", "probe/Y_heldout"):
+        if not np.isfinite(f[name][()]).all():
+            raise GenniError(f"{p}: /{name} holds NaN or infinite values (edited or damaged run file)")
 
 
 def _tmp_name(p: Path) -> Path:

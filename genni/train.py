@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +104,9 @@ def load_reference(spec: nets.MLPSpec, path: str | Path) -> np.ndarray:
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
-        raise GenniError(f"cannot load reference state_dict from {p}: {str(exc).splitlines()[0]}") from None
+        first = re.sub(r"\x1b\[[0-9;]*m", "", (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+        first = first.split(". ")[0][:200]  # torch's weights_only refusal runs on for paragraphs
+        raise GenniError(f"cannot load reference state_dict from {p}: {first}") from None
     if isinstance(state, torch.nn.Module):  # pragma: no cover - weights_only forbids this
         state = state.state_dict()
     if not isinstance(state, dict):
