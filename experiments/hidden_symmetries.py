@@ -35,7 +35,7 @@ CLAIM = ("Grigsby, Lindsey & Rolnick (ICML 2023, Fig. 6): the share of networks 
          "and input dimension.")
 
 
-def sweep_file(folder: Path, widths: tuple, depths: tuple, seeds: int) -> Path:
+def sweep_file(folder: Path, widths: tuple, depths: tuple, seeds: int, m_max: int = M_MAX) -> Path:
     """One sweep: grid over (widths, input dimension) together × initialisation; probe 2·P_max + 50,
     rank grown over fresh inputs up to M_MAX."""
     archs = [([n] * d + [1], n) for n in widths for d in depths]
@@ -48,7 +48,7 @@ def sweep_file(folder: Path, widths: tuple, depths: tuple, seeds: int) -> Path:
         "[base.data]", 'dataset = "normal"', f"dim = {widths[0]}", f"n_probe = {m}", "n_heldout = 64", "n_far = 64",
         "[base.model]", f"widths = {json.dumps(archs[0][0])}", 'activation = "relu"',
         "[base.reference]", 'source = "random"', "[base.search]", "n = 1",
-        "[base.identify]", f"rank_growth_max = {M_MAX}",
+        "[base.identify]", f"rank_growth_max = {m_max}",
         "[grid]", f'"model.widths, data.dim" = {json.dumps([[w, n] for w, n in archs])}',
         '"reference.init" = ["he", "torch"]']) + "\n")
     return p
@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> None:
                                                                          else ((5, 10), (4, 5, 6), 6))
     root = Path(args.root)
     runs, figs = root / "runs" / NAME, root / "figures" / NAME
-    info = sweep.run_sweep(sweep_file(runs, widths, depths, seeds), runs, workers=args.workers)
+    m_max = 4096 if args.tiny else M_MAX
+    info = sweep.run_sweep(sweep_file(runs, widths, depths, seeds, m_max), runs, workers=args.workers)
     cols, _ = store.read_table(runs / "sweep.h5")
     results = {}
     for i, status in enumerate(cols["status"]):
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [f"# {NAME}", "", CLAIM, "",
              f"{scale} scale: n = {list(widths)}, depth = {list(depths)}, {seeds} networks "
              f"per architecture and initialisation; functional dimension = rank of J over fresh N(0, I_n) inputs, "
-             f"m doubling until unchanged over 8× more inputs or m = {M_MAX:,} (table: runs/{NAME}/sweep.h5).{failed}",
+             f"m doubling until unchanged over 8× more inputs or m = {m_max:,} (table: runs/{NAME}/sweep.h5).{failed}",
              "", "| init | n | depth | P | bound P − #hidden | median rank on the probe (m₀) | median functional "
              "dimension | share at the bound | rank stopped changing before the cap (median final m) |",
              "|---|---|---|---|---|---|---|---|---|"]

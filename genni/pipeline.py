@@ -153,9 +153,13 @@ def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Calla
     n_new = 0
     def stalled(msg: str) -> None:
         hint = ("expected for relu from random starts: spurious minima (README, 'ReLU from random starts'); use "
-                "[search] init = \"perturb\" (θ* + init_scale × noise) or \"walk\"" if spec.activation in
+                "[search] init = \"perturb\" (θ* + init_scale × noise) or \"walk\" (a looser tol would only accept the "
+                "stalled elements)" if spec.activation in
                 ("relu", "leaky_relu") and settings.init == "random" else
-                "try [search] init = \"perturb\", a looser tol, or more restarts")
+                ("not expected from θ* + small noise: try a smaller [search] init_scale, a looser tol, or more "
+                 "restarts" if settings.init != "random" else
+                 f"not expected for {spec.activation} (random starts usually converge): try [search] "
+                 "init = \"perturb\", a looser tol, or more restarts"))
         _warn(f"{msg}; {hint}; fewer [search] restarts give up sooner (each element stops after at most "
               f"(restarts + 1) × max_steps = {(settings.restarts + 1) * settings.steps_per_attempt} steps)")
 

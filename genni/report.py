@@ -85,11 +85,16 @@ def format_text(summary: dict, tree: list[dict]) -> str:
     """A human-readable page: the file's tree, then the summary."""
     lines = [f"{summary['file']}  (genni {summary['genni_version']}, schema {summary['schema_version']}, "
              f"created {summary['created']})", ""]
+    rows = []
     for entry in tree:
         depth = entry["path"].count("/") - 1
-        label = entry["path"].rsplit("/", 1)[-1] + ("/" if entry["kind"] == "group" else "")
-        shape = f"  {tuple(entry['shape'])} {entry['dtype']}" if entry["kind"] == "dataset" else ""
-        lines.append(f"{'  ' * depth}{label}{shape}")
+        label = "  " * depth + entry["path"].rsplit("/", 1)[-1] + ("/" if entry["kind"] == "group" else "")
+        shape = str(tuple(entry["shape"])) if entry["kind"] == "dataset" else ""
+        rows.append((label, shape, entry.get("dtype", "") if entry["kind"] == "dataset" else ""))
+    w_label = max((len(r[0]) for r in rows if r[1]), default=0)
+    w_shape = max((len(r[1]) for r in rows), default=0)
+    for label, shape, dtype in rows:  # names, shapes and dtypes in columns
+        lines.append(f"{label:<{w_label}}  {shape:>{w_shape}}  {dtype}".rstrip() if shape else label)
     a = summary["architecture"]
     r = summary["reference"]
     lines += ["", f"run '{summary['name']}', seed {summary['seed']}: {a['activation']} MLP {a['widths']}, "

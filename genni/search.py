@@ -599,7 +599,8 @@ def search(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
 
     Budget: an element that does not converge ends after at most (restarts + 1) × max_steps steps
     (hops happen inside an attempt and do not extend it): 2,000 LM steps with the defaults.  The
-    progress bar shows converged / given up / in flight.
+    progress bar shows converged / gave up / in flight, and of those in flight how many have stalled
+    at least once (now hopping or restarting).
     yields : :class:`Found` with ``theta`` of shape [k, P]
     """
     queue = deque(range(settings.n) if indices is None else indices)
@@ -655,7 +656,7 @@ def search(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
                 n_conv += int(conv[rows].sum())
                 pbar.update(len(rows))
             pbar.set_postfix(converged=n_conv, gave_up=n_done - n_conv, in_flight=len(batch),
-                             restarting=int(((batch.meta["attempt"] > 0) | (batch.meta["hops"] > 0)).sum()),
+                             stalled=int(((batch.meta["attempt"] > 0) | (batch.meta["hops"] > 0)).sum()),
                              refresh=False)
             pending = sum(len(p["index"]) for p in parts)
             if pending and (pending >= flush_every or not (queue or len(batch))

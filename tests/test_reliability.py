@@ -169,3 +169,17 @@ def test_two_runs_are_bit_identical_also_under_load(tmp_path, tiny_config):
     assert set(a) == set(b)
     differ = [k for k in a if not _same(a[k], b[k])]
     assert not differ, differ[:10]
+
+
+def test_find_warns_when_the_whole_first_batch_stalls(tmp_path, capsys):
+    """relu from random starts, a tolerance float64 cannot reach in 15 steps: the warning comes once,
+    names the keys that help and what to expect for relu."""
+    cfg = TINY_CONFIG.replace('activation = "tanh"', 'activation = "relu"').replace(
+        "tol = 1e-10", "tol = 1e-30\nmax_steps = 15\nrestarts = 0\nhops = 0\npatience = 5")
+    (tmp_path / "c.toml").write_text(cfg)
+    assert main(["find", str(tmp_path / "c.toml"), "-o", str(tmp_path / "r.h5"), "--quiet"]) == 0
+    warns = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("genni: warning")]
+    assert len(warns) == 1, warns
+    w = warns[0]
+    assert "first batch have stalled" in w and "expected for relu" in w
+    assert all(k in w for k in ('init = "perturb"', "restarts", "max_steps", "tol"))
