@@ -52,6 +52,7 @@ bench: install
 	$(PY) benchmarks/bench_ricci.py
 	$(PY) benchmarks/bench_walk.py
 	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_crash.py
 
 # kill -9 at 20 random moments for find, walk, project and sweep on real processes (about 15 minutes)
 stress: install

@@ -75,11 +75,11 @@ def main(argv=None) -> int:
         return go
 
     jobs = []
-    (work / "find.toml").write_text(BASE + "n = 64\n")
+    (work / "find.toml").write_text(BASE + "n = 256\n")
     (work / "walk.toml").write_text(BASE + 'n = 48\ninit = "walk"\nchains = 4\nthin = 4\n')
     if "find" in args.only:
-        jobs.append(("find", "2-16-16-1 relu, 64 elements", ["find", "find.toml", "-o", "f.h5", "--quiet"],
-                     work / "f.h5", ch.ElementsChecker(64), (2.0, 12.0), fresh(work / "f.h5"), None))
+        jobs.append(("find", "2-16-16-1 relu, 256 elements", ["find", "find.toml", "-o", "f.h5", "--quiet"],
+                     work / "f.h5", ch.ElementsChecker(256), (2.0, 8.0), fresh(work / "f.h5"), None))
     if "walk" in args.only:
         jobs.append(("find (init = walk)", "4 chains, 48 stored states", ["find", "walk.toml", "-o", "w.h5", "--quiet"],
                      work / "w.h5", ch.ElementsChecker(48), (2.0, 12.0), fresh(work / "w.h5"), None))
