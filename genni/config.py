@@ -73,6 +73,9 @@ SCHEMA: dict = {
         "patience": ((int,), _SD.patience, None),  # default per method (search.DEFAULT_PATIENCE)
         "stall_factor": ((int, float), _SD.stall_factor, None),
         "mu0": ((int, float), _SD.mu0, None),
+        "solver": ((str,), _SD.solver, ("auto", "direct", "cg")),  # LM linear solve; cg = matrix-free
+        "cg_tol": ((int, float), _SD.cg_tol, None),
+        "cg_max": ((int,), _SD.cg_max, None),
         # walks (init = "walk", and `genni walk`): see genni.walk
         "chains": ((int,), _WD.chains, None),
         "thin": ((int,), _WD.thin, None),
@@ -97,7 +100,7 @@ _POSITIVE = {
     ("search", "init_scale"), ("reference", "init_scale"), ("search", "hop_scale"), ("search", "mu0"),
     ("search", "patience"), ("search", "stall_factor"), ("data", "n_far"), ("data", "far_scale"),
     ("search", "chains"), ("search", "thin"), ("search", "step_size"), ("search", "segment_epsilon"),
-    ("data", "dim"),
+    ("data", "dim"), ("search", "cg_tol"), ("search", "cg_max"),
 }
 _NON_NEGATIVE = {("reference", "bias_std"), ("data", "n_train"), ("reference", "epochs"), ("search", "restarts"),
                  ("reference", "weight_decay"), ("data", "noise"), ("model", "negative_slope"),

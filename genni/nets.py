@@ -253,6 +253,79 @@ def jacobian(spec: MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> tuple[torch
     return h, J
 
 
+def forward_cache(spec: MLPSpec, th: torch.Tensor, X: torch.Tensor):
+    """Layers (W_l, b_l), inputs h_{l−1} of every layer and σ'(z_l) of every hidden layer."""
+    Ws = params.unflatten(th, spec.widths, spec.bias)
+    hs, dsig, h = [X.expand(th.shape[0], *X.shape)], [], X
+    for i, (W, b) in enumerate(Ws):
+        z = _linear(h, W, b)
+        if i < len(Ws) - 1:
+            h, d = activate_with_derivative(spec, z)
+            hs.append(h)
+            dsig.append(d)
+    return Ws, hs, dsig
+
+
+def jvp(spec: MLPSpec, theta: torch.Tensor, X: torch.Tensor, v: torch.Tensor, cache=None) -> torch.Tensor:
+    """J·v without forming J: the directional derivative of the outputs along v (forward mode,
+    layer by layer: dz_l = dW_l h_{l−1} + W_l dh_{l−1} + db_l, dh_l = σ'(z_l) ⊙ dz_l, dh_0 = 0).
+
+    theta, v : Tensor, shape [N, P];  X : Tensor, shape [n, w_0]
+    cache : :func:`forward_cache` of (θ, X), reused across many products at one θ
+    returns : Tensor, shape [N, n, w_L]
+    """
+    Ws, hs, dsig = cache or forward_cache(spec, theta, X)
+    dWs = params.unflatten(v, spec.widths, spec.bias)
+    dh = None
+    for l, ((W, _), (dW, db)) in enumerate(zip(Ws, dWs)):
+        dz = _linear(hs[l], dW, db)
+        if dh is not None:
+            dz = dz + torch.bmm(dh, W.transpose(1, 2))
+        dh = dz * dsig[l] if l < len(Ws) - 1 else dz
+    return dh
+
+
+def vjp(spec: MLPSpec, theta: torch.Tensor, X: torch.Tensor, u: torch.Tensor, cache=None) -> torch.Tensor:
+    """Jᵀ·u without forming J (reverse mode, layer by layer: G_L = u, ∂/∂W_l = Σ_x G_l h_{l−1}ᵀ,
+    ∂/∂b_l = Σ_x G_l, G_{l−1} = (G_l W_l) ⊙ σ'(z_{l−1})).
+
+    theta : Tensor, shape [N, P];  X : Tensor, shape [n, w_0];  u : Tensor, shape [N, n, w_L]
+    cache : :func:`forward_cache` of (θ, X)
+    returns : Tensor, shape [N, P]
+    """
+    Ws, hs, dsig = cache or forward_cache(spec, theta, X)
+    out = theta.new_zeros(theta.shape)
+    G = u
+    for l, s in reversed(list(enumerate(params.layer_slices(spec.widths, spec.bias)))):
+        out[:, s.weight] = torch.bmm(G.transpose(1, 2), hs[l]).reshape(theta.shape[0], -1)
+        if spec.bias:
+            out[:, s.bias] = G.sum(1)
+        if l > 0:
+            G = torch.bmm(G, Ws[l][0]) * dsig[l - 1]
+    return out
+
+
+def jtj_diagonal(spec: MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """diag(JᵀJ) without forming J: for W_l[i, j], Σ_x Σ_k G_l[x, k, i]² h_{l−1}[x, j]²; for b_l[i],
+    Σ_x Σ_k G_l[x, k, i]² (G_l[x, k] = ∂f_k(x)/∂z_l, one row per output k).
+
+    theta : Tensor, shape [N, P];  X : Tensor, shape [n, w_0]
+    returns : Tensor, shape [N, P]
+    """
+    Ws, hs, dsig = forward_cache(spec, theta, X)
+    N, n, K = theta.shape[0], X.shape[0], spec.widths[-1]
+    out = theta.new_zeros(theta.shape)
+    G = torch.eye(K, dtype=theta.dtype, device=theta.device).expand(N, n, K, K)  # [N, n, K, w_l]
+    for l, s in reversed(list(enumerate(params.layer_slices(spec.widths, spec.bias)))):
+        g2 = (G * G).sum(2)  # [N, n, w_l]
+        out[:, s.weight] = torch.bmm(g2.transpose(1, 2), hs[l] * hs[l]).reshape(N, -1)
+        if spec.bias:
+            out[:, s.bias] = g2.sum(1)
+        if l > 0:
+            G = torch.matmul(G, Ws[l][0].unsqueeze(1)) * dsig[l - 1].unsqueeze(2)
+    return out
+
+
 def init_theta(spec: MLPSpec, n: int, generator: torch.Generator, scale: float = 1.0) -> torch.Tensor:
     """Random θ as ``torch.nn.Linear`` initialises them, times ``scale``.
 
@@ -275,6 +348,6 @@ def element_generator(seed: int, *key: int) -> tuple[torch.Generator, int]:
     return g, s
 
 
-__all__ = ["ACTIVATIONS", "MLPSpec", "activate", "forward", "forward_combination", "layer_names", "jacobian", "init_theta",
-           "element_generator"]
+__all__ = ["ACTIVATIONS", "MLPSpec", "activate", "forward", "forward_combination", "layer_names", "jacobian", "jvp",
+           "vjp", "forward_cache", "jtj_diagonal", "init_theta", "element_generator"]
 

@@ -32,6 +32,18 @@ the narrow curved valleys of these sloppy fits several-fold.  θ ← θ + s if L
 where L_GN(θ+δ) = ‖r + Jδ‖²/n, an accepted step sets μ ← max(μ_min, μ·max(1/3, 1 − (2ρ − 1)³)),
 ν ← 2; a rejected one μ ← μ·ν, ν ← 2ν.
 
+Matrix-free LM (``solver = "cg"``, or ``"auto"`` when P > 4096): the same step, objective and
+acceptance rule, without ever forming J ([nK, P]) or JᵀJ ([P, P]).  The normal equations
+
+    (JᵀJ + μ·D) δ = −Jᵀr
+
+are solved by conjugate gradients preconditioned with M = diag(JᵀJ) + μ·D, each iteration one
+J·v (forward mode, layer by layer) and one Jᵀ·u (reverse mode); diag(JᵀJ) is computed in closed form
+(Σ_x Σ_k (∂f_k/∂z)² h², no J).  Inner stopping rule: the relative residual
+‖(JᵀJ + μD)δ + Jᵀr‖ ≤ ``cg_tol``·‖Jᵀr‖ (default 10⁻⁶), or ``cg_max`` iterations (default 250),
+whichever comes first; the predicted reduction uses ‖Jδ‖² (one more J·v).  Memory per element is
+O(P + n·K·width) instead of O(P² + nKP).  No geodesic acceleration on this path.
+
 ``adam``: first-order Adam on L (the baseline method of the GENNI code, batched).
 
 Dead units (ReLU)
@@ -71,7 +83,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -85,6 +97,9 @@ STATUS = ("converged", "stalled", "max_steps", "diverged", "dead_units")
 DEFAULT_MAX_STEPS = {"lm": 400, "adam": 5000}
 DEFAULT_PATIENCE = {"lm": 40, "adam": 500}
 _MU0, _MU_MIN, _MU_MAX = 1e-3, 1e-15, 1e12
+CG_AUTO_P = 4096
+"""``solver = "auto"`` takes the matrix-free step above this many parameters (one element's JᵀJ is
+then 128 MB or more in float64)."""
 _REVIVE_EVENT, _HOP_EVENT = 1 << 20, 1 << 21
 _DEAD_ACTIVATIONS = ("relu",)
 
@@ -104,7 +119,10 @@ class SearchSettings:
     damping : "marquardt" | "identity" (LM's D, see the module docstring)
     revive : re-draw dead ReLU units (f unchanged) instead of losing them
     hops, hop_scale : perturbations of a stalled element before it restarts
-    mu0 : initial μ;  geodesic : α of geodesic acceleration (0: off)
+    mu0 : initial μ;  geodesic : α of geodesic acceleration (0: off; direct solver only)
+    solver : "direct" (Cholesky of JᵀJ + μD, forms J and JᵀJ) | "cg" (matrix-free: preconditioned
+        conjugate gradients with J·v and Jᵀ·u) | "auto" (cg when P > CG_AUTO_P, resolved by
+        :func:`resolve_solver`);  cg_tol, cg_max : the inner solver's stopping rule
     """
 
     n: int = 64
@@ -126,6 +144,14 @@ class SearchSettings:
     stall_factor: float = 0.5
     mu0: float = 1e-3
     geodesic: float = 0.75
+    solver: str = "auto"
+    cg_tol: float = 1e-6
+    cg_max: int = 250
+
+    @property
+    def matrix_free(self) -> bool:
+        """The LM step by conjugate gradients (``solver = "cg"``, or ``"auto"`` above :data:`CG_AUTO_P`)."""
+        return self.method == "lm" and self.solver == "cg"
 
     @classmethod
     def from_config(cls, section: dict) -> SearchSettings:
@@ -374,6 +400,13 @@ def _lm_step(problem: Problem, st: dict, damping: str, geodesic: float = 0.0) ->
     new_loss = _discrepancy_rows(problem.spec, trial, problem.X, problem.Y)
     # L(θ) − L_GN(θ+δ) = −(2 gᵀδ + δᵀAδ)/n
     predicted = -_rowwise(lambda a, u, v: 2 * torch.dot(u, v) + v @ (a @ v), A, g, delta) / n
+    return _lm_accept(st, trial, new_loss, predicted, ok)
+
+
+def _lm_accept(st: dict, trial: torch.Tensor, new_loss: torch.Tensor, predicted: torch.Tensor,
+               ok: torch.Tensor) -> torch.Tensor:
+    """Accept θ + s where L falls; Nielsen's μ update from the gain ratio (module docstring)."""
+    mu = st["mu"]
     rho = (st["loss"] - new_loss) / predicted.clamp_min(1e-300)
     accept = ok & torch.isfinite(new_loss) & (new_loss < st["loss"])
     st["theta"] = torch.where(accept[:, None], trial, st["theta"])
@@ -383,6 +416,94 @@ def _lm_step(problem: Problem, st: dict, damping: str, geodesic: float = 0.0) ->
     st["mu"] = torch.where(accept, (mu * shrink).clamp_min(_MU_MIN), mu * st["nu"])
     st["nu"] = torch.where(accept, torch.full_like(st["nu"], 2.0), st["nu"] * 2)
     return accept
+
+
+def _each_row(fn, rows: torch.Tensor, device_batched: bool) -> None:
+    """fn(rows) once for all rows off the CPU, else once per row (an element's bits must not depend
+    on its batch-mates)."""
+    if device_batched:
+        fn(rows)
+    else:
+        for r in rows:
+            fn(r[None])
+
+
+def _cg_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str) -> None:
+    """Matrix-free counterpart of :func:`_lm_prepare`: r, Jᵀr, loss, diag(JᵀJ) and D, no J."""
+    if rows.numel() == 0:
+        return
+    spec, X, Y = problem.spec, problem.X, problem.Y
+    n = X.shape[0]
+
+    def one(idx):
+        th = st["theta"][idx]
+        cache = nets.forward_cache(spec, th, X)
+        f = nets.forward(spec, th, X)
+        r = f - Y
+        d = nets.jtj_diagonal(spec, th, X)
+        mean = d.mean(1, keepdim=True).clamp_min(1e-30)
+        st["r"][idx] = r.reshape(len(idx), -1)
+        st["g"][idx] = nets.vjp(spec, th, X, r, cache=cache)
+        st["d"][idx] = d
+        st["D"][idx] = torch.maximum(d, 1e-6 * mean) if damping == "marquardt" else mean.expand_as(d)
+        st["loss"][idx] = (r * r).reshape(len(idx), -1).sum(1) / n
+
+    _each_row(one, rows, _batched(X))
+
+
+def _pcg(apply, b: torch.Tensor, precond: torch.Tensor, tol: float, maxiter: int) -> tuple[torch.Tensor, int]:
+    """Solve M x = b row by row (M symmetric positive definite, given as ``apply``) by preconditioned
+    conjugate gradients; a row stops when ‖b − M x‖ ≤ tol·‖b‖.  precond : [B, P] the diagonal of the
+    preconditioner.  returns (x [B, P], iterations of the slowest row)."""
+    x = torch.zeros_like(b)
+    res = b.clone()
+    z = res / precond
+    p = z.clone()
+    rz = (res * z).sum(1)
+    bnorm = torch.linalg.vector_norm(b, dim=1)
+    active = bnorm > 0
+    it = 0
+    while it < maxiter and bool(active.any()):
+        it += 1
+        Ap = apply(p)
+        pAp = (p * Ap).sum(1)
+        alpha = torch.where(active & (pAp > 0), rz / pAp.clamp_min(1e-300), torch.zeros_like(rz))
+        x = x + alpha[:, None] * p
+        res = res - alpha[:, None] * Ap
+        active = active & (pAp > 0) & (torch.linalg.vector_norm(res, dim=1) > tol * bnorm)
+        z = res / precond
+        rz_new = (res * z).sum(1)
+        beta = torch.where(active, rz_new / rz.clamp_min(1e-300), torch.zeros_like(rz))
+        p = z + beta[:, None] * p
+        rz = rz_new
+    return x, it
+
+
+def _cg_step(problem: Problem, st: dict, tol: float, maxiter: int) -> torch.Tensor:
+    """One matrix-free LM step for every row (see the module docstring); returns the accepted rows."""
+    spec, X, Y = problem.spec, problem.X, problem.Y
+    n = X.shape[0]
+    B = st["theta"].shape[0]
+    delta = torch.zeros_like(st["theta"])
+    predicted = torch.zeros(B, dtype=st["theta"].dtype, device=st["theta"].device)
+
+    def one(idx):
+        th, mu, D = st["theta"][idx], st["mu"][idx], st["D"][idx]
+        cache = nets.forward_cache(spec, th, X)
+
+        def apply(v):  # (JᵀJ + μD) v
+            return nets.vjp(spec, th, X, nets.jvp(spec, th, X, v, cache=cache), cache=cache) + mu[:, None] * D * v
+
+        g = st["g"][idx]
+        dl, _ = _pcg(apply, -g, st["d"][idx] + mu[:, None] * D, tol, maxiter)
+        Jd = nets.jvp(spec, th, X, dl, cache=cache).reshape(len(idx), -1)
+        delta[idx] = dl
+        predicted[idx] = -(2 * (g * dl).sum(1) + (Jd * Jd).sum(1)) / n
+
+    _each_row(one, torch.arange(B, device=st["theta"].device), _batched(X))
+    trial = st["theta"] + delta
+    new_loss = _discrepancy_rows(spec, trial, X, Y)
+    return _lm_accept(st, trial, new_loss, predicted, torch.isfinite(delta).all(1))
 
 
 def _adam_prepare(problem: Problem, st: dict, rows: torch.Tensor) -> None:
@@ -443,7 +564,10 @@ class _Batch:
         k = theta.shape[0]
         z = lambda *shape: torch.zeros(k, *shape, dtype=torch.float64, device=self.dev)  # noqa: E731
         st = {"theta": theta.to(self.dev), "loss": z()}
-        if self.s.method == "lm":
+        if self.s.matrix_free:
+            m = self.problem.X.shape[0] * self.problem.spec.widths[-1]
+            st.update(r=z(m), g=z(self.P), d=z(self.P), D=z(self.P), mu=z() + self.s.mu0, nu=z() + 2.0)
+        elif self.s.method == "lm":
             m = self.problem.X.shape[0] * self.problem.spec.widths[-1]
             st.update(r=z(m), J=z(m, self.P), A=z(self.P, self.P), g=z(self.P), D=z(self.P), mu=z() + self.s.mu0, nu=z() + 2.0)
         else:
@@ -453,7 +577,9 @@ class _Batch:
     def _prepare(self, rows: torch.Tensor) -> None:
         if rows.numel() and self.can_die and self.s.revive:
             self._revive(rows)
-        if self.s.method == "lm":
+        if self.s.matrix_free:
+            _cg_prepare(self.problem, self.st, rows, self.s.damping)
+        elif self.s.method == "lm":
             _lm_prepare(self.problem, self.st, rows, self.s.damping)
         else:
             _adam_prepare(self.problem, self.st, rows)
@@ -516,7 +642,10 @@ class _Batch:
         self._reset_rows(rows, thetas)
 
     def step(self) -> None:
-        if self.s.method == "lm":
+        if self.s.matrix_free:
+            accept = _cg_step(self.problem, self.st, self.s.cg_tol, self.s.cg_max)
+            self._prepare(accept.nonzero().squeeze(1))
+        elif self.s.method == "lm":
             accept = _lm_step(self.problem, self.st, self.s.damping, self.s.geodesic)
             self._prepare(accept.nonzero().squeeze(1))
         else:
@@ -573,10 +702,19 @@ def describe(problem: Problem, theta: np.ndarray, index: np.ndarray, tol: float,
                      hops=np.zeros(k, np.int32), **extra)
 
 
+def resolve_solver(settings: SearchSettings, n_params: int) -> SearchSettings:
+    """``solver = "auto"`` made concrete: "cg" when P > :data:`CG_AUTO_P`, else "direct"."""
+    if settings.solver not in ("auto", "direct", "cg"):
+        raise ValueError(f"solver must be auto, direct or cg, got {settings.solver!r}")
+    if settings.solver != "auto":
+        return settings
+    return replace(settings, solver="cg" if n_params > CG_AUTO_P else "direct")
+
+
 def batch_capacity(spec: nets.MLPSpec, n_probe: int, settings: SearchSettings) -> int:
     """Elements advanced together: ``batch_size``, shrunk so that the LM working set
     (J : [B, nK, P] and JᵀJ : [B, P, P] in float64) fits in ``memory_mb``."""
-    if settings.method != "lm":
+    if settings.method != "lm" or settings.matrix_free:
         return settings.batch_size
     P, m = spec.n_params, n_probe * spec.widths[-1]
     per_element = 8 * (m * P + 3 * P * P + 4 * m)
@@ -603,6 +741,7 @@ def search(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
     at least once (now hopping or restarting).
     yields : :class:`Found` with ``theta`` of shape [k, P]
     """
+    settings = resolve_solver(settings, problem.spec.n_params)
     queue = deque(range(settings.n) if indices is None else indices)
     cap = batch_capacity(problem.spec, problem.X.shape[0], settings)
     batch = _Batch(problem, settings, seed, starts)
@@ -610,7 +749,8 @@ def search(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
     status: list[np.ndarray] = []
     n_done = n_conv = 0
     last = time.monotonic()
-    pbar = bar(total=len(queue), progress=progress, desc=f"search ({settings.method})", unit="el")
+    pbar = bar(total=len(queue), progress=progress, unit="el",
+               desc=f"search ({'lm, matrix-free' if settings.matrix_free else settings.method})")
     window, max_steps = settings.stall_window, settings.steps_per_attempt
     warned = on_stall is None
     first_batch: set[int] = set()
