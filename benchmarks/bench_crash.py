@@ -14,9 +14,7 @@ writes benchmarks/results/crash.md
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
-import platform
 import shutil
 import statistics
 import tempfile
@@ -26,16 +24,11 @@ from pathlib import Path
 import torch
 
 from genni import config, pipeline, store
+from genni.machine import cpu_name
 
 HERE = Path(__file__).resolve().parent
 
 
-def _cpu() -> str:
-    with contextlib.suppress(OSError):
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 class _Count:
@@ -95,7 +88,7 @@ def main(argv=None) -> None:
         rows.append((name, writes[False], size, a, b, b / a))
         print(rows[-1], flush=True)
     shutil.rmtree(work, ignore_errors=True)
-    lines = [f"CPU: {_cpu()}; torch {torch.__version__}, 2 threads; medians of {args.repeats} repeats", "",
+    lines = [f"CPU: {cpu_name()}; torch {torch.__version__}, 2 threads; medians of {args.repeats} repeats", "",
              "| workload | writes | file size | in place (baseline) | copy-on-write (genni) | ratio |",
              "|---|---|---|---|---|---|"]
     for name, w, size, a, b, ratio in rows:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import statistics
 import sys
 import time
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from genni import config, data, nets, projection, train
+from genni.machine import cpu_name
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -86,7 +86,7 @@ def main() -> None:
     base = statistics.median(tb)
     n = args.resolution ** 2
     where = (torch.cuda.get_device_name() if args.device.startswith("cuda")
-             else f"{platform.machine()}, {torch.get_num_threads()} threads")
+             else f"{cpu_name()}, {torch.get_num_threads()} threads")
     text = (f"Measured by `python benchmarks/bench_grid.py {' '.join(sys.argv[1:])}` on {args.device} ({where}), "
             f"torch {torch.__version__}; medians of {args.repeats} repeats; {args.config} (P = {spec.n_params}, "
             f"{len(X)} probe inputs); load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n\n"

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -38,6 +37,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from genni import data, geometry, nets
+from genni.machine import cpu_name
 
 HERE = Path(__file__).resolve().parent
 N_NETS, N_INPUTS, N_LAYERS, FLOOR = 64, 1000, 4, 1e-8
@@ -164,7 +164,7 @@ def main() -> None:
                     f"| {g / len(pairs) * 1e6:.1f} µs | {min(b1, b2) / g:.0f}× | {err:.0e}{unit} |")
     names = (["input"] + [f"h{i}" for i in range(1, len(widths) - 1)] + ["output"])[-N_LAYERS:]
     shown = ", ".join(f"{nm} ({w})" for nm, w in zip(names, widths[-N_LAYERS:]))
-    text = (f"Measured by `python benchmarks/bench_paths.py {' '.join(sys.argv[1:])}` on {platform.machine()}, "
+    text = (f"Measured by `python benchmarks/bench_paths.py {' '.join(sys.argv[1:])}` on {cpu_name()}, "
             f"numpy {np.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads; medians of "
             f"{args.repeats} repeats.  {N_NETS} random MLPs {'-'.join(map(str, widths))} (half tanh, half relu) on "
             f"{N_INPUTS} two-moons inputs, {N_LAYERS} layers each ({shown}): {M} points, {len(pairs)} pairs, float64.  "

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from genni import config, data, nets, params, search, train
+from genni.machine import cpu_name
 
 HERE = Path(__file__).resolve().parent
 
@@ -116,8 +117,7 @@ def main() -> None:
             row = (which, name, int(f.converged.sum()), args.n, dt / args.n, float(np.median(f.relative_discrepancy)))
             print(row, flush=True)
             rows.append(row)
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), "unknown") if Path("/proc/cpuinfo").exists() else "unknown"
+    cpu = cpu_name()
     lines = [f"Measured by `python benchmarks/bench_relu_starts.py --n {args.n}` on {cpu}, torch {torch.__version__}, "
              f"load average {os.getloadavg()[0]:.1f}.", "",
              "| reference | approach | converged to tol 1e-10 | s per element | median relative discrepancy |",

@@ -47,12 +47,21 @@ def ensure_venv() -> None:
     os.execv(str(py), [str(py), __file__, *sys.argv[1:]])
 
 
-def load_ricci():
-    spec = importlib.util.spec_from_file_location("genni_ricci", ROOT / "genni" / "geometry" / "ricci.py")
+def _load(name: str, rel: str):
+    """A genni module by file (this environment has no torch, so not through the genni package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "genni" / rel)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
+
+
+def load_ricci():
+    return _load("genni_ricci", "geometry/ricci.py")
+
+
+def cpu_name() -> str:
+    return _load("genni_machine", "machine.py").cpu_name()
 
 
 def timed(fn, repeats):
@@ -138,7 +147,7 @@ def main() -> None:
             print(f"  LP path {tl:.2f}s max|diff| {err2:.1e}", file=sys.stderr)
 
     vers = ", ".join(f"{p} {md.version(p)}" for p in ("numpy", "scipy", "scikit-learn", "networkx", "GraphRicciCurvature", "POT"))
-    text = (f"Measured by `python benchmarks/bench_ricci.py {' '.join(sys.argv[1:])}` on {platform.machine()}, "
+    text = (f"Measured by `python benchmarks/bench_ricci.py {' '.join(sys.argv[1:])}` on {cpu_name()}, "
             f"{os.cpu_count()} CPUs, Python {platform.python_version()}, in the torch-free benchmark environment "
             f"benchmarks/.venv-ricci ({vers}); genni single-threaded; medians of {max(args.repeats, 20)} (Forman) / "
             f"{args.repeats} (Ollivier) genni repeats and {args.ref_repeats} reference repeats. Graph: {args.d}-D standard "

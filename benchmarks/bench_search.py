@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 
 from genni import config, data, nets, search, train
+from genni.machine import cpu_name
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -155,7 +155,7 @@ def main() -> None:
         })
         extra[f"jacobian_{name}"] = jacobian_timing(spec, problem)
     lines = [
-        f"Measured by `python benchmarks/bench_search.py {' '.join(sys.argv[1:])}` on {platform.machine()}, "
+        f"Measured by `python benchmarks/bench_search.py {' '.join(sys.argv[1:])}` on {cpu_name()}, "
         f"torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; medians of {args.repeats} repeats.",
         "",

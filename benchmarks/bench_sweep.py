@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from genni import sweep
+from genni.machine import cpu_name
 
 HERE = Path(__file__).resolve().parent
 
@@ -84,8 +85,7 @@ def main() -> None:
             times["Dask, 2 workers"].append(dask_run(sf, d / "w2", 2))
         print({k: v[-1] for k, v in times.items()}, flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), "unknown") if Path("/proc/cpuinfo").exists() else "unknown"
+    cpu = cpu_name()
     base = med["plain loop (no Dask)"]
     lines = [f"Measured by `python benchmarks/bench_sweep.py --seeds {args.seeds} --repeats {args.repeats}` on {cpu}, "
              f"{os.cpu_count()} cores, torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}; medians.", "",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from dataclasses import replace
@@ -28,18 +27,11 @@ import torch
 
 from genni import config, nets, pipeline, search, store, symmetries
 from genni import walk as W
+from genni.machine import cpu_name
 
 HERE = Path(__file__).resolve().parent
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(cfg: dict, path: Path, settings: W.WalkSettings | None = None) -> dict:

@@ -228,18 +228,8 @@ def jacobian(spec: MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> tuple[torch
     """
     th, single = _as_batch(theta)
     N, n, K = th.shape[0], X.shape[0], spec.widths[-1]
-    Ws = params.unflatten(th, spec.widths, spec.bias)
-    hs = [X.expand(N, *X.shape)]
-    dsig = []
-    h = X
-    for i, (W, b) in enumerate(Ws):
-        z = _linear(h, W, b)
-        if i < len(Ws) - 1:
-            h, d = activate_with_derivative(spec, z)
-            hs.append(h)
-            dsig.append(d)
-        else:
-            h = z
+    Ws, hs, dsig = forward_cache(spec, th, X)
+    h = _linear(hs[-1], *Ws[-1])
     J = th.new_empty(N, n, K, th.shape[1])
     G = torch.eye(K, dtype=th.dtype, device=th.device).expand(N, n, K, K)
     for l, s in reversed(list(enumerate(params.layer_slices(spec.widths, spec.bias)))):
@@ -257,12 +247,10 @@ def forward_cache(spec: MLPSpec, th: torch.Tensor, X: torch.Tensor):
     """Layers (W_l, b_l), inputs h_{l−1} of every layer and σ'(z_l) of every hidden layer."""
     Ws = params.unflatten(th, spec.widths, spec.bias)
     hs, dsig, h = [X.expand(th.shape[0], *X.shape)], [], X
-    for i, (W, b) in enumerate(Ws):
-        z = _linear(h, W, b)
-        if i < len(Ws) - 1:
-            h, d = activate_with_derivative(spec, z)
-            hs.append(h)
-            dsig.append(d)
+    for W, b in Ws[:-1]:
+        h, d = activate_with_derivative(spec, _linear(h, W, b))
+        hs.append(h)
+        dsig.append(d)
     return Ws, hs, dsig
 
 

@@ -285,7 +285,9 @@ def kill_loop(command: str, argv: list[str], target: Path, checker: Checker, *, 
             time.sleep(0.005)
         landed = h.alive()
         h.kill()
-        h.wait()
+        code = h.wait()
+        if not landed and code != 0:
+            raise AssertionError(f"{command}: genni {' '.join(argv)} exited {code} before its kill")
         if landed:
             rep.kills += 1
             rep.delays.append(delay)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from genni.machine import cpu_name
 from tests import crash_harness as ch
 
 BASE = """
@@ -36,20 +36,11 @@ source = "train"
 epochs = 300
 [search]
 tol = 1e-10
-init = "perturb"
 init_scale = 0.01
 batch_size = 16
 """
 
 
-def _cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv=None) -> int:
@@ -62,7 +53,7 @@ def main(argv=None) -> int:
         os.environ["GENNI_UNSAFE_IN_PLACE_WRITES"] = "1"
     work = Path(tempfile.mkdtemp(prefix="genni_stress_"))
     writes = "IN PLACE (baseline)" if args.in_place else "copy-on-write"
-    print(f"# kill -9 stress on {_cpu()}, {os.cpu_count()} cores; writes: {writes}; in {work}")
+    print(f"# kill -9 stress on {cpu_name()}, {os.cpu_count()} cores; writes: {writes}; in {work}")
     print("| command | size | kills landed | checks passed | finished before the kill | restarts from nothing "
           "| seconds | result |")
     print("|---|---|---|---|---|---|---|---|")
@@ -75,7 +66,7 @@ def main(argv=None) -> int:
         return go
 
     jobs = []
-    (work / "find.toml").write_text(BASE + "n = 256\n")
+    (work / "find.toml").write_text(BASE + 'n = 256\ninit = "perturb"\n')
     (work / "walk.toml").write_text(BASE + 'n = 48\ninit = "walk"\nchains = 4\nthin = 4\n')
     if "find" in args.only:
         jobs.append(("find", "2-16-16-1 relu, 256 elements", ["find", "find.toml", "-o", "f.h5", "--quiet"],
@@ -93,13 +84,13 @@ def main(argv=None) -> int:
     if "sweep" in args.only:
         (work / "sw.toml").write_text('base = "base.toml"\nstages = ["train", "identify"]\nseeds = 6\n[grid]\n'
                                       '"model.widths" = [[2, 8, 1], [2, 16, 1], [2, 8, 8, 1], [2, 16, 16, 1]]\n')
-        (work / "base.toml").write_text(BASE + "n = 1\n")
+        (work / "base.toml").write_text(BASE + 'n = 1\ninit = "perturb"\n')
         jobs.append(("sweep", "24 cells (train + identify), 2 local workers",
                      ["sweep", "sw.toml", "-o", "out", "--workers", "2", "--quiet"], work / "out", ch.SweepChecker(24),
                      (3.0, 20.0), fresh(work / "out"), None))
     for name, size, argv, target, checker, window, fresh_fn, setup in jobs:
         if setup == "project":
-            (work / "pbase.toml").write_text(BASE + "n = 16\n")
+            (work / "pbase.toml").write_text(BASE + 'n = 16\ninit = "perturb"\n')
             assert ch.run_to_end(["find", "pbase.toml", "-o", "pbase.h5", "--quiet"], "exec", str(work)) == 0
         t0 = time.monotonic()
         try:

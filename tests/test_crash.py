@@ -13,26 +13,11 @@ import pytest
 
 from tests import crash_harness as ch
 
+from .conftest import TINY_CONFIG
+
 KILLS = 20
 
-FIND = """
-name = "crash"
-seed = 1
-[data]
-dataset = "moons"
-n_probe = 64
-n_heldout = 64
-n_train = 200
-[model]
-widths = [2, 8, 1]
-activation = "tanh"
-[reference]
-source = "random"
-init_scale = 3.0
-[search]
-tol = 1e-10
-batch_size = 4
-"""
+FIND = TINY_CONFIG.replace("n = 6\n", "").replace("[2, 6, 1]", "[2, 8, 1]")  # n and init added per test
 
 
 def _fresh(*paths):
