@@ -18,6 +18,7 @@ import torch
 
 from . import params
 from .errors import ConfigError
+from .models.base import Model
 
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
 _SQRT_HALF = 1.0 / math.sqrt(2.0)
@@ -25,7 +26,7 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 @dataclass(frozen=True)
-class MLPSpec:
+class MLPSpec(Model):
     """A fully connected network ``Linear, act, ..., Linear`` (no activation on the output).
 
     widths : (w_0, ..., w_L): input size, hidden widths, output size
@@ -80,6 +81,49 @@ class MLPSpec:
     @classmethod
     def from_json(cls, text: str) -> MLPSpec:
         return cls.from_dict(json.loads(text))
+
+    @property
+    def out_dim(self) -> int:
+        return self.widths[-1]
+
+    # the model interface (genni.models.base.Model) in closed form
+    def forward(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        return forward(self, theta, X)
+
+    def jvp(self, theta: torch.Tensor, X: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return jvp(self, theta, X, v)
+
+    def vjp(self, theta: torch.Tensor, X: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return vjp(self, theta, X, u)
+
+    def jacobian(self, theta: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return jacobian(self, theta, X)
+
+    def jtj_diagonal(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        return jtj_diagonal(self, theta, X)
+
+    def symmetry_kinds(self) -> dict[str, bool]:
+        from . import symmetries
+
+        return symmetries.symmetry_kinds(self)
+
+    def sample_symmetries(self, n: int, rng: np.random.Generator) -> list:
+        from . import symmetries
+
+        return symmetries.sample(self, n, rng)
+
+    def act(self, theta: np.ndarray, g) -> np.ndarray:
+        from . import symmetries
+
+        return symmetries.act(self, theta, g)
+
+    def symmetry_tangents(self, theta: np.ndarray) -> np.ndarray:
+        """Positive rescaling of each hidden unit (relu, leaky_relu); none otherwise."""
+        from . import identifiability
+
+        if self.activation not in ("relu", "leaky_relu"):
+            return np.zeros((self.n_params, 0))
+        return identifiability.rescaling_directions(self, theta)
 
     def module(self, theta: torch.Tensor | None = None) -> torch.nn.Sequential:
         """The equivalent ``torch.nn.Sequential`` in float64, optionally loaded with θ (shape [P])."""

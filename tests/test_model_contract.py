@@ -1,0 +1,121 @@
+"""The architecture interface's contract (genni.models.base.Model), inherited by every kind.
+
+Each registered kind gets a subclass of :class:`ModelContract` that says how to build a small instance;
+the contract checks the closed forms (where a kind has them) against the torch module and torch.func,
+the JSON round trip, and the symmetry group: sampled elements leave the outputs unchanged and the
+continuous symmetries' tangents lie in the null space of J.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from genni import models
+from genni.models.base import Model
+
+
+class ModelContract:
+    """Subclasses set ``make()`` -> (model, X [n, ...]); the rest is inherited."""
+
+    N = 3
+    rtol = 1e-10
+
+    def make(self):
+        raise NotImplementedError
+
+    @pytest.fixture
+    def case(self):
+        model, X = self.make()
+        g = torch.Generator().manual_seed(0)
+        theta = torch.randn(self.N, model.n_params, generator=g, dtype=torch.float64) * 0.7
+        return model, torch.as_tensor(X, dtype=torch.float64), theta, g
+
+    def test_json_round_trip_and_registry(self, case):
+        model, *_ = case
+        d = model.to_dict()
+        assert d["kind"] in models.REGISTRY
+        assert models.from_dict(d) == model
+
+    def test_n_params_is_the_modules(self, case):
+        model, *_ = case
+        assert model.n_params == sum(p.numel() for p in model.module().parameters())
+
+    def test_forward_matches_the_torch_module(self, case):
+        model, X, theta, _ = case
+        out = model.forward(theta, X)
+        assert out.shape == (self.N, X.shape[0], model.out_dim)
+        for i in range(self.N):
+            with torch.no_grad():
+                ref = model.module(theta[i])(X)
+            torch.testing.assert_close(out[i], ref, rtol=1e-12, atol=1e-12 * float(ref.abs().max()))
+
+    def test_products_match_torch_func(self, case):
+        model, X, theta, g = case
+        v = torch.randn(theta.shape, generator=g, dtype=torch.float64)
+        u = torch.randn(self.N, X.shape[0], model.out_dim, generator=g, dtype=torch.float64)
+        for mine, ref in ((model.jvp(theta, X, v), Model.jvp(model, theta, X, v)),
+                          (model.vjp(theta, X, u), Model.vjp(model, theta, X, u))):
+            torch.testing.assert_close(mine, ref, rtol=self.rtol, atol=self.rtol * float(ref.abs().max()))
+
+    def test_jacobian_and_its_diagonal_agree_with_the_products(self, case):
+        model, X, theta, g = case
+        f, J = model.jacobian(theta, X)
+        v = torch.randn(theta.shape, generator=g, dtype=torch.float64)
+        torch.testing.assert_close(torch.einsum("bnkp,bp->bnk", J, v), model.jvp(theta, X, v), rtol=self.rtol,
+                                   atol=self.rtol * float(J.abs().max() * v.abs().sum()))
+        d = model.jtj_diagonal(theta, X)
+        torch.testing.assert_close(d, (J * J).sum((1, 2)), rtol=1e-12, atol=1e-12 * float(d.max()))
+
+    def test_symmetries_leave_the_function_unchanged(self, case):
+        model, X, theta, _ = case
+        rng = np.random.default_rng(1)
+        th = theta[0].numpy()
+        ref = model.forward(theta[0], X)
+        for gr in model.sample_symmetries(4, rng):
+            moved = torch.as_tensor(model.act(th, gr))
+            torch.testing.assert_close(model.forward(moved, X), ref, rtol=1e-12, atol=1e-12 * float(ref.abs().max()))
+
+    def test_continuous_symmetry_tangents_are_vertical(self, case):
+        model, X, theta, _ = case
+        T = model.symmetry_tangents(theta[0].numpy())
+        assert T.shape[0] == model.n_params
+        if T.shape[1] == 0:
+            return
+        _, J = model.jacobian(theta[:1], X)
+        J = J[0].reshape(-1, model.n_params).numpy()
+        assert np.linalg.norm(J @ T) <= 1e-10 * np.linalg.norm(J) * np.linalg.norm(T)
+
+
+def _x(n, d, seed=2):
+    return np.random.default_rng(seed).normal(size=(n, d))
+
+
+class TestMLPRelu(ModelContract):
+    def make(self):
+        return models.from_dict({"kind": "mlp", "widths": [3, 5, 4, 2], "activation": "relu"}), _x(11, 3)
+
+
+class TestMLPTanhNoBias(ModelContract):
+    def make(self):
+        return models.from_dict({"kind": "mlp", "widths": [2, 4, 1], "activation": "tanh", "bias": False}), _x(9, 2)
+
+
+class TestMLPSigmoid(ModelContract):
+    def make(self):
+        return models.from_dict({"kind": "mlp", "widths": [2, 3, 3, 2], "activation": "sigmoid"}), _x(7, 2)
+
+
+CONTRACTS = {"mlp": [TestMLPRelu, TestMLPTanhNoBias, TestMLPSigmoid]}
+
+
+def test_every_registered_kind_has_a_contract():
+    assert set(models.REGISTRY) <= set(CONTRACTS)
+
+
+def test_unknown_kind_is_a_config_error():
+    from genni.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown model kind 'transformer'"):
+        models.from_dict({"kind": "transformer"})
