@@ -107,7 +107,39 @@ class TestMLPSigmoid(ModelContract):
         return models.from_dict({"kind": "mlp", "widths": [2, 3, 3, 2], "activation": "sigmoid"}), _x(7, 2)
 
 
-CONTRACTS = {"mlp": [TestMLPRelu, TestMLPTanhNoBias, TestMLPSigmoid]}
+class TestResMLPRelu(ModelContract):
+    def make(self):
+        return models.from_dict({"kind": "resmlp", "d_in": 3, "width": 4, "hidden": 5, "blocks": 2, "d_out": 2,
+                                 "activation": "relu"}), _x(13, 3)
+
+
+class TestResMLPTanh(ModelContract):
+    def make(self):
+        return models.from_dict({"kind": "resmlp", "d_in": 2, "width": 3, "hidden": 4, "blocks": 2, "d_out": 1,
+                                 "activation": "tanh"}), _x(11, 2)
+
+
+CONTRACTS = {"mlp": [TestMLPRelu, TestMLPTanhNoBias, TestMLPSigmoid], "resmlp": [TestResMLPRelu, TestResMLPTanh]}
+
+
+def test_resmlp_functional_dimension_meets_its_symmetry_bound():
+    """The residual stream's affine symmetries are real and complete: with d_in ≥ w and d_out ≥ w, at a
+    generic parameter the rank of J over many inputs is P − w² − (B + 1)·w − B·m for relu (P − w² −
+    (B + 1)·w for tanh), and the declared tangents span exactly that null space."""
+    for act in ("relu", "tanh"):
+        model = models.from_dict({"kind": "resmlp", "d_in": 4, "width": 3, "hidden": 5, "blocks": 2, "d_out": 3,
+                                  "activation": act})
+        theta = 0.7 * torch.randn(1, model.n_params, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+        X = torch.as_tensor(_x(1000, 4, seed=5))
+        _, J = model.jacobian(theta, X)
+        J = J[0].reshape(-1, model.n_params).numpy()
+        s = np.linalg.svd(J, compute_uv=False)
+        rank = int((s > 1e-9 * s[0]).sum())
+        T = model.symmetry_tangents(theta[0].numpy())
+        expected = 9 + 3 * 3 + (2 * 5 if act == "relu" else 0)
+        assert np.linalg.matrix_rank(T) == T.shape[1] == expected
+        assert rank == model.n_params - expected
+        assert np.linalg.norm(J @ T) <= 1e-10 * np.linalg.norm(J) * np.linalg.norm(T)
 
 
 def test_every_registered_kind_has_a_contract():

@@ -13,6 +13,7 @@ from .base import Model
 
 REGISTRY: dict[str, str] = {
     "mlp": "genni.models.mlp:MLP",
+    "resmlp": "genni.models.resmlp:ResMLP",
 }
 """kind -> "module:Class" (imported on first use, so a kind's module may import genni freely)."""
 

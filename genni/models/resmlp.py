@@ -1,0 +1,226 @@
+r"""kind = "resmlp": a residual MLP.
+
+    h_0 = W_in x + b_in                                   (width-changing input layer, d_in → w)
+    h_b = h_{b−1} + W2_b σ(W1_b h_{b−1} + b1_b) + b2_b    (block b = 1..B, hidden width m)
+    f   = W_out h_B + b_out                               (output layer, w → K)
+
+θ is ``parameters_to_vector`` of :class:`ResMLPModule`: in.weight, in.bias, then per block
+fc1.weight, fc1.bias, fc2.weight, fc2.bias, then out.weight, out.bias.
+
+Exact symmetries:
+
+- inside each block, the hidden units: permutations (rows of W1, b1 and columns of W2 together),
+  positive rescaling for relu / leaky_relu (row of W1 and b1 × c, column of W2 × 1/c) and sign flips
+  for tanh (all three × −1);
+- the residual stream: because no activation acts on the stream itself, **any** invertible A ∈ GL(w)
+  is a symmetry, not only the permutations shared by all blocks:
+
+      W_in → A W_in,  b_in → A b_in,  W1_b → W1_b A⁻¹,  W2_b → A W2_b,  b2_b → A b2_b,  W_out → W_out A⁻¹,
+
+  since then every h_b becomes A h_b and the output is unchanged.  Its tangents (A = I + tE_ij) are
+  w² vertical directions;
+- translations of the stream: each bias that adds to the stream (b_in and every b2_b) may move by any
+  c ∈ R^w if the later blocks and the output absorb it (b1_b' → b1_b' − W1_b' c for every later block b',
+  b_out → b_out − W_out c): (B + 1)·w more vertical directions.
+
+So the functional dimension is at most P − w² − (B + 1)·w − (B·m for relu); with d_in ≥ w and
+d_out ≥ w it is exactly that at a generic θ (tested); narrower input or output layers lose more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from .base import Model
+
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "gelu")
+
+
+class _Block(torch.nn.Module):
+    def __init__(self, width: int, hidden: int, act: torch.nn.Module):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(width, hidden, dtype=torch.float64)
+        self.fc2 = torch.nn.Linear(hidden, width, dtype=torch.float64)
+        self.act = act
+
+    def forward(self, h):
+        return h + self.fc2(self.act(self.fc1(h)))
+
+
+class ResMLPModule(torch.nn.Module):
+    """The torch module of a :class:`ResMLP` (float64)."""
+
+    def __init__(self, spec: ResMLP):
+        super().__init__()
+        act = {"relu": torch.nn.ReLU(), "tanh": torch.nn.Tanh(), "gelu": torch.nn.GELU(),
+               "leaky_relu": torch.nn.LeakyReLU(spec.negative_slope)}[spec.activation]
+        self.inp = torch.nn.Linear(spec.d_in, spec.width, dtype=torch.float64)
+        self.blocks = torch.nn.ModuleList([_Block(spec.width, spec.hidden, act) for _ in range(spec.blocks)])
+        self.out = torch.nn.Linear(spec.width, spec.d_out, dtype=torch.float64)
+
+    def forward(self, x):
+        h = self.inp(x)
+        for b in self.blocks:
+            h = b(h)
+        return self.out(h)
+
+
+@dataclass(frozen=True)
+class ResMLP(Model):
+    """d_in → width, ``blocks`` residual blocks of hidden width ``hidden``, → d_out."""
+
+    d_in: int
+    width: int
+    hidden: int
+    blocks: int
+    d_out: int
+    activation: str = "relu"
+    negative_slope: float = 0.01
+    kind: str = "resmlp"
+
+    def __post_init__(self):
+        for k in ("d_in", "width", "hidden", "blocks", "d_out"):
+            if int(getattr(self, k)) < 1:
+                raise ConfigError(f"resmlp: {k} must be a positive integer, got {getattr(self, k)!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"resmlp: unknown activation '{self.activation}' (choose from: {', '.join(ACTIVATIONS)})")
+
+    # --- layout -------------------------------------------------------------------------------------
+    def _shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        w, m = self.width, self.hidden
+        out = [("inp.weight", (w, self.d_in)), ("inp.bias", (w,))]
+        for b in range(self.blocks):
+            out += [(f"blocks.{b}.fc1.weight", (m, w)), (f"blocks.{b}.fc1.bias", (m,)),
+                    (f"blocks.{b}.fc2.weight", (w, m)), (f"blocks.{b}.fc2.bias", (w,))]
+        return out + [("out.weight", (self.d_out, w)), ("out.bias", (self.d_out,))]
+
+    def unflatten(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Named copies of the tensors in θ [P]."""
+        parts, o = {}, 0
+        for k, sh in self._shapes():
+            n = int(np.prod(sh))
+            parts[k] = np.array(theta[o:o + n], dtype=np.float64).reshape(sh)
+            o += n
+        return parts
+
+    def flatten(self, parts: dict[str, np.ndarray]) -> np.ndarray:
+        return np.concatenate([np.asarray(parts[k]).reshape(-1) for k, _ in self._shapes()])
+
+    @property
+    def n_params(self) -> int:
+        return sum(int(np.prod(sh)) for _, sh in self._shapes())
+
+    @property
+    def out_dim(self) -> int:
+        return self.d_out
+
+    def module(self, theta=None) -> torch.nn.Module:
+        net = ResMLPModule(self)
+        if theta is not None:
+            with torch.no_grad():
+                torch.nn.utils.vector_to_parameters(torch.as_tensor(theta, dtype=torch.float64), net.parameters())
+        return net
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "d_in": self.d_in, "width": self.width, "hidden": self.hidden,
+                "blocks": self.blocks, "d_out": self.d_out, "activation": self.activation,
+                "negative_slope": self.negative_slope}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ResMLP:
+        known = ("d_in", "width", "hidden", "blocks", "d_out", "activation", "negative_slope")
+        return cls(**{k: d[k] for k in known if k in d})
+
+    # --- symmetries ---------------------------------------------------------------------------------
+    def symmetry_kinds(self) -> dict[str, bool]:
+        return {"permutation": True, "rescaling": self.activation in ("relu", "leaky_relu"),
+                "sign_flip": self.activation == "tanh", "stream_linear": True, "stream_translation": True}
+
+    def sample_symmetries(self, n: int, rng: np.random.Generator) -> list[dict]:
+        """Random (A, per-block permutations, per-block factors): A = Q·diag(e^s) with Q orthogonal,
+        s ~ N(0, 0.3²) (well conditioned); factors e^{N(0, 0.5²)} (relu), ±1 (tanh), 1 (gelu)."""
+        out = []
+        for _ in range(n):
+            Q, R = np.linalg.qr(rng.normal(size=(self.width, self.width)))
+            A = (Q * np.sign(np.diag(R))) @ np.diag(np.exp(rng.normal(0, 0.3, self.width)))
+            perms = [rng.permutation(self.hidden) for _ in range(self.blocks)]
+            if self.symmetry_kinds()["rescaling"]:
+                factors = [np.exp(rng.normal(0, 0.5, self.hidden)) for _ in range(self.blocks)]
+            elif self.activation == "tanh":
+                factors = [rng.choice([-1.0, 1.0], self.hidden) for _ in range(self.blocks)]
+            else:
+                factors = [np.ones(self.hidden) for _ in range(self.blocks)]
+            shifts = [rng.normal(0, 0.5, self.width) for _ in range(self.blocks + 1)]
+            out.append({"A": A, "perms": perms, "factors": factors, "shifts": shifts})
+        return out
+
+    def act(self, theta: np.ndarray, g) -> np.ndarray:
+        """g·θ for g = {"A": [w, w], "perms": B × [m], "factors": B × [m], "shifts": (B + 1) × [w]}
+        (``None``: the identity): the translations, then A, then each block's permutation and factors."""
+        if g is None:
+            return np.array(theta, dtype=np.float64, copy=True)
+        p = self.unflatten(theta)
+        for stage, c in enumerate(g.get("shifts", ())):  # translations first (stage 0: b_in, stage b: b2_b)
+            self._translate(p, stage, np.asarray(c, dtype=np.float64))
+        A = np.asarray(g["A"], dtype=np.float64)
+        Ainv = np.linalg.inv(A)
+        p["inp.weight"], p["inp.bias"] = A @ p["inp.weight"], A @ p["inp.bias"]
+        for b, (perm, c) in enumerate(zip(g["perms"], g["factors"])):
+            k = f"blocks.{b}."
+            W1, b1, W2 = p[k + "fc1.weight"] @ Ainv, p[k + "fc1.bias"], A @ p[k + "fc2.weight"]
+            p[k + "fc1.weight"] = c[:, None] * W1[perm]
+            p[k + "fc1.bias"] = c * b1[perm]
+            p[k + "fc2.weight"] = W2[:, perm] / c[None, :]
+            p[k + "fc2.bias"] = A @ p[k + "fc2.bias"]
+        p["out.weight"] = p["out.weight"] @ Ainv
+        return self.flatten(p)
+
+    def _translate(self, p: dict, stage: int, c: np.ndarray, sign: float = 1.0) -> None:
+        """Move the stream bias of ``stage`` by c and absorb it downstream, in place (linear in c)."""
+        p["inp.bias" if stage == 0 else f"blocks.{stage - 1}.fc2.bias"] += c
+        for b in range(stage, self.blocks):
+            p[f"blocks.{b}.fc1.bias"] -= p[f"blocks.{b}.fc1.weight"] @ c
+        p["out.bias"] -= p["out.weight"] @ c
+
+    def symmetry_tangents(self, theta: np.ndarray) -> np.ndarray:
+        """Columns [P, w² + (B + 1)·w (+ B·m for relu)]: d/dt at t = 0 of A = I + tE_ij acting on θ (the
+        stream), of each stream translation e_i, then of each hidden unit's rescaling c = 1 + t (relu)."""
+        p = self.unflatten(theta)
+        cols = []
+        w = self.width
+        for i in range(w):
+            for j in range(w):
+                E = np.zeros((w, w))
+                E[i, j] = 1.0
+                t = {k: np.zeros_like(v) for k, v in p.items()}
+                t["inp.weight"], t["inp.bias"] = E @ p["inp.weight"], E @ p["inp.bias"]
+                for b in range(self.blocks):
+                    k = f"blocks.{b}."
+                    t[k + "fc1.weight"] = -p[k + "fc1.weight"] @ E
+                    t[k + "fc2.weight"] = E @ p[k + "fc2.weight"]
+                    t[k + "fc2.bias"] = E @ p[k + "fc2.bias"]
+                t["out.weight"] = -p["out.weight"] @ E
+                cols.append(self.flatten(t))
+        for stage in range(self.blocks + 1):  # translations: linear in c, so the tangent is the move itself
+            for i in range(w):
+                t = {k: np.zeros_like(v) if not k.endswith("weight") else v for k, v in p.items()}
+                self._translate(t, stage, np.eye(w)[i])
+                cols.append(self.flatten({k: (v if not k.endswith("weight") else np.zeros_like(v))
+                                          for k, v in t.items()}))
+        if self.symmetry_kinds()["rescaling"]:
+            for b in range(self.blocks):
+                k = f"blocks.{b}."
+                for u in range(self.hidden):
+                    t = {key: np.zeros_like(v) for key, v in p.items()}
+                    t[k + "fc1.weight"][u] = p[k + "fc1.weight"][u]
+                    t[k + "fc1.bias"][u] = p[k + "fc1.bias"][u]
+                    t[k + "fc2.weight"][:, u] = -p[k + "fc2.weight"][:, u]
+                    cols.append(self.flatten(t))
+        return np.stack(cols, axis=1)
+
+
+__all__ = ["ResMLP", "ResMLPModule"]
