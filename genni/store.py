@@ -3,13 +3,15 @@
 One self-describing file per run (layout in DESIGN.md and the README).
 
 Crash safety.  A run file is never modified in place.  Every write — creating the file, appending a
-chunk of elements, a run of grid cells, a group of results — works on a copy (``.RUN.h5.<pid>.tmp``
-beside it), which is flushed, fsync'ed and then renamed over the run file (``os.replace``, atomic on
-POSIX).  Whenever a process dies (kill -9, power loss after the rename, a full disk), the run file is
+chunk of elements, a run of grid cells, a group of results — is made by HDF5 on an in-memory copy of
+the file, which is then written to ``.RUN.h5.<pid>.<thread>.tmp`` beside it, fsync'ed and renamed over
+the run file (``os.replace``, atomic on POSIX).  HDF5 never writes to disk itself, so a full disk or a
+file-size limit is a clean error of that last plain write (HDF5 failing a write of its own can leave
+its library state broken and crash the process).  Whenever a process dies (kill -9, power loss after the rename, a full disk), the run file is
 either the state before that write or the state after it, never a mixture; a reader that opened it
 keeps reading the snapshot it opened.  What a command finished before it died is therefore in the file,
 and resuming recomputes only what was in flight.  Left-over ``.tmp`` copies are removed by the next
-writer.  The cost is one copy of the file per write (measured in benchmarks/bench_crash.py).
+writer.  The cost is one copy of the file per write, in memory and on disk (benchmarks/bench_crash.py).
 
 One writer at a time.  :func:`writer_lock` holds an exclusive ``flock`` on ``.RUN.h5.lock`` for the
 whole of a writing command; a second writer is refused at once with a message naming the first (the
@@ -24,6 +26,7 @@ is only ever opened for writing after it has been validated.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -199,16 +202,6 @@ def _tmp_name(p: Path) -> Path:
     return p.with_name(f".{p.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
-def _commit(tmp: Path, p: Path) -> None:
-    """fsync the finished copy, then rename it over ``p`` (atomic)."""
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, p)
-
-
 @contextlib.contextmanager
 def _write(path: str | Path):
     """Open a validated run file for writing, copy-on-write: yields an h5py.File on a copy that replaces
@@ -219,22 +212,29 @@ def _write(path: str | Path):
             yield f
         return
     _open(p).close()  # validates: a clear error for anything that is not a genni run
+    # HDF5 works on an in-memory copy; only plain Python file writes touch the disk, so a full disk or
+    # a size limit is a clean OSError here (HDF5 itself, failing a write, can leave its library state
+    # broken and crash the process at exit)
+    buf = io.BytesIO(p.read_bytes())
+    with h5py.File(buf, "r+") as f:
+        yield f
+        f.flush()
+    _write_bytes(p, buf.getbuffer())
+
+
+def _write_bytes(p: Path, data) -> None:
+    """Write ``data`` to a temporary copy beside ``p``, fsync it, rename it over ``p``."""
     tmp = _tmp_name(p)
     try:
-        try:
-            shutil.copyfile(p, tmp)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if p.exists():
             shutil.copymode(p, tmp)
-        except OSError as exc:
-            raise GenniError(f"cannot write {p}: {exc.strerror or exc} (the file is unchanged)") from None
-        with h5py.File(tmp, "r+") as f:
-            yield f
-            f.flush()
-        try:
-            _commit(tmp, p)
-        except OSError as exc:
-            raise GenniError(f"cannot write {p}: {exc.strerror or exc} (the file is unchanged)") from None
-    except OSError as exc:  # h5py reports a full disk or a size limit as OSError while writing the copy
-        raise GenniError(f"cannot write {p}: {str(exc).splitlines()[0]} (the file is unchanged)") from None
+        os.replace(tmp, p)
+    except OSError as exc:
+        raise GenniError(f"cannot write {p}: {exc.strerror or exc} (the file is unchanged)") from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -339,46 +339,43 @@ def create_run(path: str | Path, *, config: dict, architecture: dict, theta_ref:
     p = Path(path)
     if p.exists():
         raise GenniError(f"{p} already exists")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(p)
-    P = int(np.asarray(theta_ref).shape[0])
     try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["genni_version"] = __version__
-            f.attrs["schema_version"] = SCHEMA_VERSION
-            f.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")
-            f.attrs["config"] = json.dumps(config, sort_keys=True)
-            f.attrs["seed"] = int(config.get("seed", 0))
-            ref = f.create_group("reference")
-            d = ref.create_dataset("theta", data=np.asarray(theta_ref, dtype="f8"))
-            d.attrs["architecture"] = json.dumps(architecture, sort_keys=True)
-            for k, v in reference.items():
-                if k == "accuracy":
-                    if v is not None:
-                        ref.create_dataset("accuracy", data=float(v))
-                elif v is not None:
-                    ref.attrs[k] = v
-            probe = f.create_group("probe")
-            for name, arr in (("X", X), ("X_heldout", X_heldout), ("Y", Y), ("Y_heldout", Y_heldout),
-                              ("labels", labels), ("labels_heldout", labels_heldout), ("X_far", X_far),
-                              ("Y_far", Y_far)):
-                if arr is not None:
-                    probe.create_dataset(name, data=np.asarray(arr))
-            for k, v in (probe_attrs or {}).items():
-                probe.attrs[k] = v
-            eq = f.create_group("equivalents")
-            eq.create_dataset("theta", shape=(0, P), maxshape=(None, P), dtype="f8",
-                              chunks=(max(1, min(64, (1 << 20) // (8 * P))), P))
-            for name, dt in ELEMENT_FIELDS.items():
-                eq.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(1024,))
-            for k, v in (equivalents_attrs or {}).items():
-                eq.attrs[k] = v
-        _commit(tmp, p)
+        p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise GenniError(f"cannot write {p}: {str(exc).splitlines()[0]}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        raise GenniError(f"cannot create the folder {p.parent}: {exc.strerror or exc}") from None
+    P = int(np.asarray(theta_ref).shape[0])
+    buf = io.BytesIO()  # built in memory, then written by _write_bytes (see _write)
+    with h5py.File(buf, "w") as f:
+        f.attrs["genni_version"] = __version__
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")
+        f.attrs["config"] = json.dumps(config, sort_keys=True)
+        f.attrs["seed"] = int(config.get("seed", 0))
+        ref = f.create_group("reference")
+        d = ref.create_dataset("theta", data=np.asarray(theta_ref, dtype="f8"))
+        d.attrs["architecture"] = json.dumps(architecture, sort_keys=True)
+        for k, v in reference.items():
+            if k == "accuracy":
+                if v is not None:
+                    ref.create_dataset("accuracy", data=float(v))
+            elif v is not None:
+                ref.attrs[k] = v
+        probe = f.create_group("probe")
+        for name, arr in (("X", X), ("X_heldout", X_heldout), ("Y", Y), ("Y_heldout", Y_heldout),
+                          ("labels", labels), ("labels_heldout", labels_heldout), ("X_far", X_far),
+                          ("Y_far", Y_far)):
+            if arr is not None:
+                probe.create_dataset(name, data=np.asarray(arr))
+        for k, v in (probe_attrs or {}).items():
+            probe.attrs[k] = v
+        eq = f.create_group("equivalents")
+        eq.create_dataset("theta", shape=(0, P), maxshape=(None, P), dtype="f8",
+                          chunks=(max(1, min(64, (1 << 20) // (8 * P))), P))
+        for name, dt in ELEMENT_FIELDS.items():
+            eq.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(1024,))
+        for k, v in (equivalents_attrs or {}).items():
+            eq.attrs[k] = v
+    _write_bytes(p, buf.getbuffer())
 
 
 def update_attrs(path: str | Path, group: str, attrs: dict) -> None:
@@ -634,25 +631,21 @@ def write_table(path: str | Path, columns: dict, attrs: dict) -> None:
     UTF-8 strings.  columns : name -> 1-D array or list of str."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(p)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["genni_version"] = __version__
-            f.attrs["kind"] = "genni sweep table"
-            f.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")
-            for k, v in attrs.items():
-                f.attrs[k] = v
-            g = f.create_group("cells")
-            for name, col in columns.items():
-                arr = np.asarray(col)
-                if arr.dtype.kind in "UO":
-                    g.create_dataset(name, data=[str(x) for x in col], dtype=h5py.string_dtype("utf-8"))
-                else:
-                    g.create_dataset(name, data=arr)
-        _commit(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.attrs["genni_version"] = __version__
+        f.attrs["kind"] = "genni sweep table"
+        f.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")
+        for k, v in attrs.items():
+            f.attrs[k] = v
+        g = f.create_group("cells")
+        for name, col in columns.items():
+            arr = np.asarray(col)
+            if arr.dtype.kind in "UO":
+                g.create_dataset(name, data=[str(x) for x in col], dtype=h5py.string_dtype("utf-8"))
+            else:
+                g.create_dataset(name, data=arr)
+    _write_bytes(p, buf.getbuffer())
 
 
 def read_table(path: str | Path) -> tuple[dict, dict]:
