@@ -7,8 +7,9 @@ chunk of elements, a run of grid cells, a group of results — is made by HDF5 o
 the file, which is then written to ``.RUN.h5.<pid>.<thread>.tmp`` beside it, fsync'ed and renamed over
 the run file (``os.replace``, atomic on POSIX).  HDF5 never writes to disk itself, so a full disk or a
 file-size limit is a clean error of that last plain write (HDF5 failing a write of its own can leave
-its library state broken and crash the process).  Whenever a process dies (kill -9, power loss after the rename, a full disk), the run file is
-either the state before that write or the state after it, never a mixture; a reader that opened it
+its library state broken and crash the process).  Whenever a process dies (kill -9, a power loss, a
+full disk), the run file is either the state before that write or the state after it, never a
+mixture; a reader that opened it
 keeps reading the snapshot it opened.  What a command finished before it died is therefore in the file,
 and resuming recomputes only what was in flight.  Left-over ``.tmp`` copies are removed by the next
 writer.  The cost is one copy of the file per write, in memory and on disk (benchmarks/bench_crash.py).
