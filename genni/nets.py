@@ -102,6 +102,17 @@ class MLPSpec(Model):
     def jtj_diagonal(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         return jtj_diagonal(self, theta, X)
 
+    @property
+    def revivable(self) -> bool:  # relu with at least one hidden layer: dead units can be re-drawn
+        return self.activation == "relu" and self.n_layers >= 2
+
+    def init_theta(self, n: int, generator: torch.Generator, scale: float = 1.0) -> torch.Tensor:
+        return init_theta(self, n, generator, scale)
+
+    def products(self, theta: torch.Tensor, X: torch.Tensor):
+        cache = forward_cache(self, theta, X)
+        return (lambda v: jvp(self, theta, X, v, cache=cache)), (lambda u: vjp(self, theta, X, u, cache=cache))
+
     def symmetry_kinds(self) -> dict[str, bool]:
         from . import symmetries
 

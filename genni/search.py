@@ -89,6 +89,7 @@ import numpy as np
 import torch
 
 from . import nets, params
+from .models.base import Model
 from .progress import bar
 
 STATUS = ("converged", "stalled", "max_steps", "diverged", "dead_units")
@@ -176,7 +177,7 @@ class Problem:
     theta_ref : Tensor, shape [P]
     """
 
-    spec: nets.MLPSpec
+    spec: Model
     theta_ref: torch.Tensor
     X: torch.Tensor
     Y: torch.Tensor
@@ -188,7 +189,7 @@ class Problem:
         t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64, device=device)  # noqa: E731
         th, Xp, Xh = t(theta_ref), t(X), t(X_heldout)
         with torch.no_grad():
-            return cls(spec, th, Xp, nets.forward(spec, th, Xp), Xh, nets.forward(spec, th, Xh))
+            return cls(spec, th, Xp, spec.forward(th, Xp), Xh, spec.forward(th, Xh))
 
     @property
     def output_power(self) -> float:
@@ -200,13 +201,13 @@ class Problem:
         return float((self.Y_heldout * self.Y_heldout).sum(-1).mean())
 
 
-def discrepancy(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+def discrepancy(spec: Model, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
     """L(θ) = (1/n) Σ_x ‖f_θ(x) − y(x)‖² for each row of θ.
 
     theta : Tensor, shape [N, P];  X : Tensor, shape [n, w_0];  Y : Tensor, shape [n, w_L]
     returns : Tensor, shape [N]
     """
-    r = nets.forward(spec, theta, X) - Y
+    r = spec.forward(theta, X) - Y
     return (r * r).sum(-1).mean(-1)
 
 
@@ -273,7 +274,7 @@ def _rowwise(fn, *tensors: torch.Tensor) -> torch.Tensor:
     return torch.stack([fn(*(t[i].clone() for t in tensors)) for i in range(tensors[0].shape[0])])
 
 
-def _discrepancy_rows(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+def _discrepancy_rows(spec: Model, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
     if _batched(theta):
         return discrepancy(spec, theta, X, Y)
     return _rowwise(lambda t: discrepancy(spec, t[None], X, Y)[0], theta)
@@ -292,7 +293,7 @@ def _hidden_masks(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> t
 
 def count_dead_units(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """Hidden units inactive on every input of X, per row of θ (0 for non-ReLU activations)."""
-    if spec.activation not in _DEAD_ACTIVATIONS or spec.n_layers < 2:
+    if not spec.revivable:
         return torch.zeros(theta.shape[0], dtype=torch.long, device=theta.device)
     return _hidden_masks(spec, theta, X).sum(1)
 
@@ -322,7 +323,7 @@ def _revive(spec: nets.MLPSpec, theta: torch.Tensor, dead: torch.Tensor, gens: l
 
 def _residual_jacobian(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor):
     """r = vec(f_θ(X) − Y) : [B, nK] and J = ∂r/∂θ : [B, nK, P]."""
-    f, J = nets.jacobian(spec, theta, X)
+    f, J = spec.jacobian(theta, X)
     B = theta.shape[0]
     r = (f - Y).reshape(B, -1)
     return r, J.reshape(B, r.shape[1], -1)
@@ -360,8 +361,8 @@ def _lm_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str) ->
 
 def _residuals(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
     if _batched(theta):
-        return (nets.forward(problem.spec, theta, problem.X) - problem.Y).reshape(theta.shape[0], -1)
-    return _rowwise(lambda t: (nets.forward(problem.spec, t, problem.X) - problem.Y).reshape(-1), theta)
+        return (problem.spec.forward(theta, problem.X) - problem.Y).reshape(theta.shape[0], -1)
+    return _rowwise(lambda t: (problem.spec.forward(t, problem.X) - problem.Y).reshape(-1), theta)
 
 
 def _chol_solve(b: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
@@ -437,13 +438,12 @@ def _cg_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str) ->
 
     def one(idx):
         th = st["theta"][idx]
-        cache = nets.forward_cache(spec, th, X)
-        f = nets.forward(spec, th, X)
-        r = f - Y
-        d = nets.jtj_diagonal(spec, th, X)
+        _, pull = spec.products(th, X)
+        r = spec.forward(th, X) - Y
+        d = spec.jtj_diagonal(th, X)
         mean = d.mean(1, keepdim=True).clamp_min(1e-30)
         st["r"][idx] = r.reshape(len(idx), -1)
-        st["g"][idx] = nets.vjp(spec, th, X, r, cache=cache)
+        st["g"][idx] = pull(r)
         st["d"][idx] = d
         st["D"][idx] = torch.maximum(d, 1e-6 * mean) if damping == "marquardt" else mean.expand_as(d)
         st["loss"][idx] = (r * r).reshape(len(idx), -1).sum(1) / n
@@ -489,14 +489,14 @@ def _cg_step(problem: Problem, st: dict, tol: float, maxiter: int) -> torch.Tens
 
     def one(idx):
         th, mu, D = st["theta"][idx], st["mu"][idx], st["D"][idx]
-        cache = nets.forward_cache(spec, th, X)
+        push, pull = spec.products(th, X)
 
         def apply(v):  # (JᵀJ + μD) v
-            return nets.vjp(spec, th, X, nets.jvp(spec, th, X, v, cache=cache), cache=cache) + mu[:, None] * D * v
+            return pull(push(v)) + mu[:, None] * D * v
 
         g = st["g"][idx]
         dl, _ = _pcg(apply, -g, st["d"][idx] + mu[:, None] * D, tol, maxiter)
-        Jd = nets.jvp(spec, th, X, dl, cache=cache).reshape(len(idx), -1)
+        Jd = push(dl).reshape(len(idx), -1)
         delta[idx] = dl
         predicted[idx] = -(2 * (g * dl).sum(1) + (Jd * Jd).sum(1)) / n
 
@@ -542,7 +542,7 @@ class _Batch:
         self.st: dict[str, torch.Tensor] = {}
         self.meta: dict[str, np.ndarray] = {k: np.zeros(0, np.int64) for k in _META}
         self.best = np.zeros(0)
-        self.can_die = (problem.spec.activation in _DEAD_ACTIVATIONS and problem.spec.n_layers >= 2)
+        self.can_die = problem.spec.revivable
 
     def __len__(self) -> int:
         return len(self.meta["index"])
@@ -555,7 +555,7 @@ class _Batch:
         g, s = nets.element_generator(self.seed, index, attempt)
         if attempt == 0 and self.starts is not None and index in self.starts:
             return torch.as_tensor(self.starts[index], dtype=torch.float64).clone(), s
-        theta = nets.init_theta(self.problem.spec, 1, g, self.s.init_scale)[0]
+        theta = self.problem.spec.init_theta(1, g, self.s.init_scale)[0]
         if self.s.init == "perturb":
             theta = self.problem.theta_ref.cpu() + theta
         return theta, s
@@ -565,10 +565,10 @@ class _Batch:
         z = lambda *shape: torch.zeros(k, *shape, dtype=torch.float64, device=self.dev)  # noqa: E731
         st = {"theta": theta.to(self.dev), "loss": z()}
         if self.s.matrix_free:
-            m = self.problem.X.shape[0] * self.problem.spec.widths[-1]
+            m = self.problem.X.shape[0] * self.problem.spec.out_dim
             st.update(r=z(m), g=z(self.P), d=z(self.P), D=z(self.P), mu=z() + self.s.mu0, nu=z() + 2.0)
         elif self.s.method == "lm":
-            m = self.problem.X.shape[0] * self.problem.spec.widths[-1]
+            m = self.problem.X.shape[0] * self.problem.spec.out_dim
             st.update(r=z(m), J=z(m, self.P), A=z(self.P, self.P), g=z(self.P), D=z(self.P), mu=z() + self.s.mu0, nu=z() + 2.0)
         else:
             st.update(m=z(self.P), v=z(self.P), t=z())
@@ -637,7 +637,7 @@ class _Batch:
         for r in rows:
             self.meta["hops"][r] += 1
             g = self._gen(r, _HOP_EVENT + int(self.meta["hops"][r]))
-            xi = nets.init_theta(self.problem.spec, 1, g, self.s.hop_scale)[0]
+            xi = self.problem.spec.init_theta(1, g, self.s.hop_scale)[0]
             thetas.append(self.st["theta"][r].cpu() + xi)
         self._reset_rows(rows, thetas)
 
@@ -711,12 +711,12 @@ def resolve_solver(settings: SearchSettings, n_params: int) -> SearchSettings:
     return replace(settings, solver="cg" if n_params > CG_AUTO_P else "direct")
 
 
-def batch_capacity(spec: nets.MLPSpec, n_probe: int, settings: SearchSettings) -> int:
+def batch_capacity(spec: Model, n_probe: int, settings: SearchSettings) -> int:
     """Elements advanced together: ``batch_size``, shrunk so that the LM working set
     (J : [B, nK, P] and JᵀJ : [B, P, P] in float64) fits in ``memory_mb``."""
     if settings.method != "lm" or settings.matrix_free:
         return settings.batch_size
-    P, m = spec.n_params, n_probe * spec.widths[-1]
+    P, m = spec.n_params, n_probe * spec.out_dim
     per_element = 8 * (m * P + 3 * P * P + 4 * m)
     return max(1, min(settings.batch_size, int(settings.memory_mb * 2**20 // per_element)))
 
@@ -786,7 +786,7 @@ def search(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
                 if n_conv == 0 and not conv.any() and rows_first.any() and tried[rows_first].all():
                     warned = True
                     on_stall(f"all {int(rows_first.sum())} elements of the first batch have stalled and none has "
-                             f"converged ({problem.spec.activation}, init = {settings.init!r}, tol = {settings.tol:g})")
+                             f"converged ({getattr(problem.spec, 'activation', problem.spec.kind)}, init = {settings.init!r}, tol = {settings.tol:g})")
             if done.any():
                 rows = np.flatnonzero(done)
                 code = np.where(conv[rows], 0, np.where(diverged[rows], 3, np.where(stalled[rows], 1, 2)))

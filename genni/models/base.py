@@ -71,7 +71,30 @@ class Model:
         """Tangents at θ of the continuous symmetries, as columns [P, m] (m = 0: none)."""
         return np.zeros((self.n_params, 0))
 
+    revivable: ClassVar[bool] = False
+    """True when the search may re-draw dead units (only the relu MLP so far: genni.search's revival
+    reads its layers)."""
+
     # --- generic implementations through torch.func -------------------------------------------------
+    def init_theta(self, n: int, generator: torch.Generator, scale: float = 1.0) -> torch.Tensor:
+        """n random θ [n, P] drawn as ``torch.nn.Linear`` / ``Conv`` initialise by default, times ``scale``:
+        every weight and the bias after it uniform on ±scale/√fan_in (fan_in of that weight)."""
+        theta = torch.empty(n, self.n_params, dtype=torch.float64)
+        o, fan_in = 0, 1
+        for _, p in self.module().named_parameters():
+            if p.dim() >= 2:
+                fan_in = int(np.prod(p.shape[1:]))
+            m = p.numel()
+            bound = scale / np.sqrt(fan_in)
+            theta[:, o:o + m] = (torch.rand(n, m, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+            o += m
+        return theta
+
+    def products(self, theta: torch.Tensor, X: torch.Tensor):
+        """(v ↦ J·v, u ↦ Jᵀ·u) at a fixed θ [N, P], for many products at one point (the matrix-free LM
+        step); a kind may share work between them (the MLP caches its forward pass)."""
+        return (lambda v: self.jvp(theta, X, v)), (lambda u: self.vjp(theta, X, u))
+
     def _functional(self, X: torch.Tensor):
         """θ [P] -> outputs [n, K] through ``functional_call`` of :meth:`module`."""
         from torch.func import functional_call
