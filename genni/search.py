@@ -785,8 +785,9 @@ def search(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
                 tried = (batch.meta["attempt"] > 0) | (batch.meta["hops"] > 0) | ended
                 if n_conv == 0 and not conv.any() and rows_first.any() and tried[rows_first].all():
                     warned = True
+                    act = getattr(problem.spec, "activation", problem.spec.kind)
                     on_stall(f"all {int(rows_first.sum())} elements of the first batch have stalled and none has "
-                             f"converged ({getattr(problem.spec, 'activation', problem.spec.kind)}, init = {settings.init!r}, tol = {settings.tol:g})")
+                             f"converged ({act}, init = {settings.init!r}, tol = {settings.tol:g})")
             if done.any():
                 rows = np.flatnonzero(done)
                 code = np.where(conv[rows], 0, np.where(diverged[rows], 3, np.where(stalled[rows], 1, 2)))
