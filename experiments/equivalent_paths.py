@@ -26,11 +26,14 @@ NAME = "equivalent_paths"
 METRIC = "zscore_procrustes"
 
 
-def base(activation: str, n: int, probe: int) -> dict:
-    search = ({"init": "walk", "chains": 4, "thin": 5} if activation == "relu" else {"init": "random"})
+def base(activation: str, n: int, probe: int, tiny: bool = False) -> dict:
+    """The config of one activation (tiny: 200 training epochs and short walks, for the smoke test)."""
+    search = ({"init": "walk", "chains": 2 if tiny else 4, "thin": 2 if tiny else 5} if activation == "relu"
+              else {"init": "random"})
+    reference = {"source": "train", "weight_decay": 1e-3, **({"epochs": 200} if tiny else {})}
     return {"name": f"{NAME}_{activation}", "seed": 0, "data": {"dataset": "moons", "n_probe": probe, "n_heldout": probe},
             "model": {"widths": [2, 16, 16, 1], "activation": activation},
-            "reference": {"source": "train", "weight_decay": 1e-3}, "search": {"n": n, **search}}
+            "reference": reference, "search": {"n": n, **search}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     runs.mkdir(parents=True, exist_ok=True)
     summary = {}
     for act in ("relu", "tanh"):
-        cfg = config.resolve(base(act, n, probe))
+        cfg = config.resolve(base(act, n, probe, args.tiny))
         path = runs / f"{act}.h5"
         pipeline.find(cfg, path)
         pipeline.layer_paths(path, metric=METRIC)
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         # independently trained networks: the same data and architecture, other reference seeds
         sw_dir = runs / f"{act}_trained"
         sw_dir.mkdir(exist_ok=True)
-        raw = base(act, n, probe)
+        raw = base(act, n, probe, args.tiny)
         lines = ['stages = ["train", "ricci"]', "[base]", f'name = "{raw["name"]}_trained"', "seed = 0"]
         for section in ("data", "model", "reference", "search"):
             lines.append(f"[base.{section}]")

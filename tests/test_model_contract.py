@@ -162,12 +162,12 @@ def test_the_search_finds_equivalents_of_a_non_mlp_kind(solver):
     from genni import data
 
     S = importlib.import_module("genni.search")
-    ds = data.load_dataset("moons", n_probe=96, n_heldout=64, n_train=10, seed=0)
+    ds = data.load_dataset("moons", n_probe=64, n_heldout=64, n_train=10, seed=0)
     m = models.from_dict({"kind": "resmlp", "d_in": 2, "width": 3, "hidden": 4, "blocks": 2, "d_out": 1,
                           "activation": "tanh"})
     theta = m.init_theta(1, torch.Generator().manual_seed(1), 2.0)[0].numpy()
     problem = S.Problem.from_arrays(m, theta, ds.X_probe, ds.X_heldout)
-    f = S.run_search(problem, S.SearchSettings(n=3, batch_size=3, init="perturb", init_scale=0.01, solver=solver),
+    f = S.run_search(problem, S.SearchSettings(n=2, batch_size=2, init="perturb", init_scale=0.01, solver=solver),
                      seed=0)
     assert f.converged.all() and np.all(f.discrepancy <= 1e-10)
     assert np.all(f.relative_discrepancy_heldout < 1e-6)

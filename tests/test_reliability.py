@@ -156,7 +156,7 @@ def test_two_runs_are_bit_identical_also_under_load(tmp_path, tiny_config):
         busy = subprocess.Popen([sys.executable, "-c", burn], env={**os.environ, "OMP_NUM_THREADS": "2"}) if k else None
         try:
             out = tmp_path / f"run{k}.h5"
-            r = subprocess.run([sys.executable, "-m", "genni", "run", str(tiny_config), "-o", str(out), "--n", "4",
+            r = subprocess.run([sys.executable, "-m", "genni", "run", str(tiny_config), "-o", str(out), "--n", "2",
                                 "--figures", str(tmp_path / f"figs{k}"), "--quiet"], capture_output=True, text=True,
                                cwd=tmp_path, env={k_: v for k_, v in os.environ.items() if k_ != "OMP_NUM_THREADS"})
             assert r.returncode == 0, r.stderr[-2000:]
