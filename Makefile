@@ -7,7 +7,7 @@ GENNI  := $(VENV)/bin/genni
 # (an unpinned torch pulls a several-GB CUDA build). The code runs on torch >= 2.2.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install test figures bench stress lint clean experiments hidden_symmetries genni_toy equivalent_paths ricci_accuracy layer_paths
+.PHONY: install test test-load figures bench stress lint clean experiments hidden_symmetries genni_toy equivalent_paths ricci_accuracy layer_paths
 
 # experiment scripts (experiments/*.py): runs/<name>/, figures/<name>/ and figures/<name>/results.md;
 # minutes on 2 cores by default, ARGS=--full for the published scale
@@ -53,6 +53,10 @@ bench: install
 	$(PY) benchmarks/bench_walk.py
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_crash.py
+
+# the whole suite three times in a row while a burner keeps every core busy (issue 13; about 2 hours here)
+test-load: install
+	$(PY) -m tests.under_load --runs 3
 
 # kill -9 at 20 random moments for find, walk, project and sweep on real processes (about 15 minutes)
 stress: install

@@ -36,7 +36,7 @@ def test_find_and_walk_survive_kill_9(tmp_path, kind):
     (tmp_path / "c.toml").write_text(FIND + extra)
     run = tmp_path / "r.h5"
     rep = ch.kill_loop(kind, ["find", "c.toml", "-o", "r.h5", "--quiet"], run, ch.ElementsChecker(40 if kind == "find" else 60),
-                       kills=KILLS, window=0.8, cwd=str(tmp_path), fresh=_fresh(run), seed=1)
+                       kills=KILLS, window=0.6, cwd=str(tmp_path), fresh=_fresh(run), seed=1)
     assert rep.kills == KILLS and rep.checks >= KILLS
 
 
@@ -50,7 +50,7 @@ def test_project_grid_survives_kill_9(tmp_path):
         run.write_bytes(base)
 
     rep = ch.kill_loop("project", ["project", "r.h5", "--resolution", "301", "--paths", "0", "--quiet"], run,
-                       ch.GridChecker("pca"), kills=KILLS, window=1.0, cwd=str(tmp_path), fresh=fresh, seed=2)
+                       ch.GridChecker("pca"), kills=KILLS, window=0.8, cwd=str(tmp_path), fresh=fresh, seed=2)
     assert rep.kills == KILLS
 
 

@@ -142,23 +142,33 @@ def _same(a, b) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
-def test_two_runs_are_bit_identical_also_under_load(tmp_path, tiny_config):
-    """`genni run` twice with the same config and seed, the second while another process keeps both cores
-    busy: every dataset and attribute is bitwise the same (creation time and wall-clock seconds aside).
-    Holds because the thread count is the same (a parallel reduction splits its work by thread count,
-    not by load); across machines BLAS kernels may differ (README, Determinism)."""
+STAGES = ("[['find', CFG, '-o', OUT, '--n', '3', '--quiet'], ['identify', OUT, '--quiet'], "
+          "['paths', OUT, '--quiet'], ['paths', OUT, '--metric', 'zscore_procrustes', '--quiet'], "
+          "['ricci', OUT, '--quiet'], ['project', OUT, '--resolution', '31', '--paths', '2', '--quiet'], "
+          "['project', OUT, '--dims', '3', '--resolution', '9', '--paths', '0', '--quiet']]")
+
+
+def test_two_runs_are_bit_identical_also_under_load(tmp_path):
+    """Every stage of `genni run` (find, identify, paths under both metrics, ricci, 2-D and 3-D projections;
+    smaller grids than run's defaults) twice with the same config and seed, the second while another
+    process keeps both cores busy: every dataset and attribute is bitwise the same (creation time and
+    wall-clock seconds aside).  Holds because the thread count is the same (a parallel reduction splits its
+    work by thread count, not by load); across machines BLAS kernels may differ (README, Determinism)."""
     burn = ("import numpy as np, threading, time\n"
             "def spin():\n t = time.time()\n a = np.random.rand(300, 300)\n"
             " while time.time() - t < 120: a = np.tanh(a @ a)\n"
             "ts = [threading.Thread(target=spin) for _ in range(2)]\n[t.start() for t in ts]\n[t.join() for t in ts]\n")
+    tiny_config = tmp_path / "c.toml"
+    tiny_config.write_text(TINY_CONFIG.replace("n = 6", 'n = 3\ninit = "perturb"\ninit_scale = 0.01'))
     files = []
     for k in range(2):
         busy = subprocess.Popen([sys.executable, "-c", burn], env={**os.environ, "OMP_NUM_THREADS": "2"}) if k else None
         try:
             out = tmp_path / f"run{k}.h5"
-            r = subprocess.run([sys.executable, "-m", "genni", "run", str(tiny_config), "-o", str(out), "--n", "2",
-                                "--figures", str(tmp_path / f"figs{k}"), "--quiet"], capture_output=True, text=True,
-                               cwd=tmp_path, env={k_: v for k_, v in os.environ.items() if k_ != "OMP_NUM_THREADS"})
+            code = (f"import sys; from genni.cli import main; CFG, OUT = {str(tiny_config)!r}, {str(out)!r}; "
+                    f"sys.exit(max(main(a) or 0 for a in {STAGES}))")
+            r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                               env={k_: v for k_, v in os.environ.items() if k_ != "OMP_NUM_THREADS"})
             assert r.returncode == 0, r.stderr[-2000:]
         finally:
             if busy is not None:
@@ -166,7 +176,7 @@ def test_two_runs_are_bit_identical_also_under_load(tmp_path, tiny_config):
                 busy.wait()
         files.append(_arrays(out))
     a, b = files
-    assert set(a) == set(b)
+    assert set(a) == set(b) and any(k.startswith("projections/pca_3d") for k in a)
     differ = [k for k in a if not _same(a[k], b[k])]
     assert not differ, differ[:10]
 
