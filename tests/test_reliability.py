@@ -17,6 +17,7 @@ from genni import store
 from genni.cli import _parser, main
 
 from .conftest import TINY_CONFIG
+from .under_load import BURN
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 LONG = TINY_CONFIG.replace("n = 6", 'n = 400\ninit = "perturb"\ninit_scale = 0.01')  # stopped long before it ends
@@ -154,15 +155,12 @@ def test_two_runs_are_bit_identical_also_under_load(tmp_path):
     process keeps both cores busy: every dataset and attribute is bitwise the same (creation time and
     wall-clock seconds aside).  Holds because the thread count is the same (a parallel reduction splits its
     work by thread count, not by load); across machines BLAS kernels may differ (README, Determinism)."""
-    burn = ("import numpy as np, threading, time\n"
-            "def spin():\n t = time.time()\n a = np.random.rand(300, 300)\n"
-            " while time.time() - t < 120: a = np.tanh(a @ a)\n"
-            "ts = [threading.Thread(target=spin) for _ in range(2)]\n[t.start() for t in ts]\n[t.join() for t in ts]\n")
+    burn = BURN.format(n=2)
     tiny_config = tmp_path / "c.toml"
     tiny_config.write_text(TINY_CONFIG.replace("n = 6", 'n = 3\ninit = "perturb"\ninit_scale = 0.01'))
     files = []
     for k in range(2):
-        busy = subprocess.Popen([sys.executable, "-c", burn], env={**os.environ, "OMP_NUM_THREADS": "2"}) if k else None
+        busy = subprocess.Popen([sys.executable, "-c", burn], env={**os.environ, "OMP_NUM_THREADS": "1"}) if k else None
         try:
             out = tmp_path / f"run{k}.h5"
             code = (f"import sys; from genni.cli import main; CFG, OUT = {str(tiny_config)!r}, {str(out)!r}; "
