@@ -141,6 +141,72 @@ def rank_growth(spec: MLPSpec, theta: np.ndarray, draw, m0: int, m_max: int, *, 
         target = min(2 * m, int(m_max))
 
 
+def randomized_rank(model, theta: np.ndarray, X: np.ndarray, *, rtol: float = DEFAULT_RTOL, block: int = 32,
+                    confirm: int = 10, seed: int = 0, power_steps: int = 30) -> dict:
+    """Numerical rank of J (the functional dimension) without forming J or its SVD: an adaptive
+    randomized range finder (Halko, Martinsson & Tropp 2011, §4.4) built on J·v products only.
+
+    σ₁ is estimated by ``power_steps`` power iterations on JᵀJ (a lower bound, so ε = rtol·σ₁ errs
+    small).  Then, blocks of ``block`` Gaussian vectors ω: y = (I − QQᵀ) J ω (re-orthogonalised twice),
+    and the block's singular directions with singular value > ε·√block join Q.  It stops after
+    ``confirm`` consecutive Gaussian draws whose projected norms all stay ≤ ε; then, with probability at
+    least 1 − min(m, P)·10^(−confirm),
+
+        ‖(I − QQᵀ) J‖₂ ≤ 10·√(2/π)·ε        (Halko et al., eq. 4.3),
+
+    i.e. every direction of J missing from Q has singular value below 8ε: rank = dim Q counts the
+    directions above about ε (the exact SVD rank when J has a gap there, as the functional dimension
+    of a generic network has).  Memory O(m·rank + block·P); products: about rank + block·confirm.
+
+    model : genni.models.base.Model;  theta : [P];  X : [n, ...] inputs
+    returns : {"rank", "sigma_max", "epsilon", "bound" (10√(2/π)ε), "products" (J·v evaluated)}
+    """
+    t = torch.as_tensor(np.asarray(theta, dtype=np.float64))
+    x = torch.as_tensor(np.asarray(X, dtype=np.float64))
+    P = t.shape[0]
+    g = torch.Generator().manual_seed(seed)
+
+    def J(V):  # V : [P, b] -> J V : [m, b]
+        b = V.shape[1]
+        return model.jvp(t.expand(b, P), x, V.T.contiguous()).reshape(b, -1).T
+
+    def JT(U):  # U : [m, b] -> Jᵀ U : [P, b]
+        b = U.shape[1]
+        return model.vjp(t.expand(b, P), x, U.T.reshape(b, x.shape[0], -1).contiguous()).T
+
+    v = torch.randn(P, 1, generator=g, dtype=torch.float64)
+    sigma = 0.0
+    for _ in range(power_steps):
+        w = JT(J(v / torch.linalg.vector_norm(v)))
+        sigma = float(torch.linalg.vector_norm(w)) ** 0.5
+        v = w
+    products = 2 * power_steps
+    m = J(torch.zeros(P, 1, dtype=torch.float64)).shape[0]
+    eps = rtol * sigma
+    Q = torch.zeros(m, 0, dtype=torch.float64)
+    quiet = 0
+    while quiet < confirm and Q.shape[1] < min(m, P):
+        Y = J(torch.randn(P, block, generator=g, dtype=torch.float64))
+        products += block
+        for _ in range(2):
+            Y = Y - Q @ (Q.T @ Y)
+        norms = torch.linalg.vector_norm(Y, dim=0)
+        small = norms <= eps
+        # count a run of consecutive quiet draws, column by column
+        for s_ in small.tolist():
+            quiet = quiet + 1 if s_ else 0
+        U, S, _ = torch.linalg.svd(Y, full_matrices=False)
+        keep = S > eps * np.sqrt(block)
+        if keep.any():
+            Qn = U[:, keep]
+            Qn = Qn - Q @ (Q.T @ Qn)
+            Qn, _ = torch.linalg.qr(Qn)
+            Q = torch.cat([Q, Qn], dim=1)
+            quiet = 0 if not small[-1] else quiet
+    return {"rank": int(Q.shape[1]), "sigma_max": sigma, "epsilon": eps,
+            "bound": float(10 * np.sqrt(2 / np.pi) * eps), "products": products}
+
+
 def rescaling_directions(spec: MLPSpec, theta: np.ndarray) -> np.ndarray:
     """The tangent of each hidden unit's positive rescaling at θ, as columns [P, H]:
     d/dc of (incoming row and bias × c, outgoing column × 1/c) at c = 1."""
