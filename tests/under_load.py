@@ -36,7 +36,13 @@ def main(argv=None) -> int:
             r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], capture_output=True,
                                text=True)
             last = (r.stdout.strip().splitlines() or ["(no output)"])[-1]
-            print(f"run {k}: exit {r.returncode}, {(time.monotonic() - t) / 60:.1f} min, {last}", flush=True)
+            log = f"under_load_run{k}.log"
+            with open(log, "w") as fh:  # the whole output: which test failed, and why
+                fh.write(r.stdout + r.stderr)
+            failures = [ln for ln in r.stdout.splitlines() if ln.startswith(("FAILED", "ERROR"))]
+            print(f"run {k}: exit {r.returncode}, {(time.monotonic() - t) / 60:.1f} min, {last} (log: {log})", flush=True)
+            for ln in failures:
+                print(f"  {ln}", flush=True)
             failed += r.returncode != 0
     finally:
         burner.kill()
