@@ -102,7 +102,6 @@ CG_AUTO_P = 4096
 """``solver = "auto"`` takes the matrix-free step above this many parameters (one element's JᵀJ is
 then 128 MB or more in float64)."""
 _REVIVE_EVENT, _HOP_EVENT = 1 << 20, 1 << 21
-_DEAD_ACTIVATIONS = ("relu",)
 
 
 @dataclass(frozen=True)
