@@ -20,7 +20,7 @@ from .conftest import TINY_CONFIG
 from .under_load import BURN
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-LONG = TINY_CONFIG.replace("n = 6", 'n = 400\ninit = "perturb"\ninit_scale = 0.01')  # stopped long before it ends
+LONG = TINY_CONFIG.replace("n = 6", 'n = 20000\ninit = "perturb"\ninit_scale = 0.01')  # stopped long before it ends
 
 
 def _start(tmp_path: Path, *argv: str) -> subprocess.Popen:
@@ -54,7 +54,7 @@ def test_ctrl_c_stops_cleanly_with_status_130_and_the_run_resumes(tmp_path):
     n = store.load_run(run).n_equivalents
     assert n >= 2
     assert not list(tmp_path.glob(".r.h5.*.tmp"))
-    (tmp_path / "long.toml").write_text(LONG.replace("n = 400", f"n = {n + 2}"))
+    (tmp_path / "long.toml").write_text(LONG.replace("n = 20000", f"n = {n + 2}"))
     assert main(["find", str(tmp_path / "long.toml"), "-o", str(run), "--quiet"]) == 0
     assert store.load_run(run).n_equivalents == n + 2
 
