@@ -14,7 +14,10 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from . import data as _data
+from . import models as _models
 from .errors import ConfigError
 from .nets import ACTIVATIONS
 from .search import DEFAULT_MAX_STEPS, DEFAULT_PATIENCE, SearchSettings
@@ -33,15 +36,33 @@ SCHEMA: dict = {
         "n_train": ((int,), 1000, None),
         "noise": ((int, float), None, None),
         "dim": ((int,), None, None),  # dataset = "normal" only: inputs i.i.d. N(0, I_dim)
+        "shape": ((list,), None, None),  # dataset = "normal" only, instead of dim: images [C, H, W]
         "n_far": ((int,), _data.DEFAULT_N_FAR, None),  # inputs far outside the data (data.far_inputs)
         "far_scale": ((int, float), _data.DEFAULT_FAR_SCALE, None),  # their RMS distance / the data's radius
     },
     "model": {
-        "kind": ((str,), "mlp", ("mlp",)),
+        "kind": ((str,), "mlp", tuple(_models.REGISTRY)),
+        # kind = "mlp"
         "widths": ((list,), None, None),
         "activation": ((str,), "relu", ACTIVATIONS),
         "negative_slope": ((int, float), 0.01, None),
         "bias": ((bool,), True, None),
+        # kind = "resmlp" (activation, negative_slope too)
+        "width": ((int,), None, None),
+        "hidden": ((int,), None, None),
+        "blocks": ((int,), None, None),
+        # kind = "cnn" (activation, negative_slope too)
+        "channels": ((list,), None, None),
+        "kernel_size": ((int,), None, None),
+        "padding": ((int,), None, None),
+        "pool": ((str,), None, ("max", "avg", "none")),
+        "pool_size": ((int,), None, None),
+        "dense": ((list,), None, None),
+        "input_shape": ((list,), None, None),  # cnn, module: [C, H, W] of an input row (default: the data's)
+        # kind = "module": a researcher's own torch module
+        "module": ((str,), None, None),  # "package.module:Factory"
+        "kwargs": ((dict,), None, None),  # keyword arguments for the factory
+        "outputs": ((int,), None, None),  # every kind but mlp (its widths[-1]): outputs (default: the data's)
     },
     "reference": {
         "source": ((str,), "train", ("train", "random", "file")),
@@ -100,11 +121,13 @@ _POSITIVE = {
     ("search", "init_scale"), ("reference", "init_scale"), ("search", "hop_scale"), ("search", "mu0"),
     ("search", "patience"), ("search", "stall_factor"), ("data", "n_far"), ("data", "far_scale"),
     ("search", "chains"), ("search", "thin"), ("search", "step_size"), ("search", "segment_epsilon"),
-    ("data", "dim"), ("search", "cg_tol"), ("search", "cg_max"),
+    ("data", "dim"), ("search", "cg_tol"), ("search", "cg_max"), ("model", "width"), ("model", "hidden"),
+    ("model", "blocks"), ("model", "kernel_size"), ("model", "pool_size"), ("model", "outputs"),
 }
 _NON_NEGATIVE = {("reference", "bias_std"), ("data", "n_train"), ("reference", "epochs"), ("search", "restarts"),
                  ("reference", "weight_decay"), ("data", "noise"), ("model", "negative_slope"),
-                 ("search", "geodesic"), ("search", "hops"), ("identify", "rank_growth_max")}
+                 ("search", "geodesic"), ("search", "hops"), ("identify", "rank_growth_max"),
+                 ("model", "padding")}
 
 
 def _key_name(section: str, key: str) -> str:
@@ -116,7 +139,8 @@ def _check_value(section: str, key: str, value):
     name = _key_name(section, key)
     if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
         want = " or ".join({"int": "an integer", "float": "a number", "str": "a string",
-                            "list": "a list", "bool": "true or false"}[t.__name__] for t in types)
+                            "list": "a list", "bool": "true or false",
+                            "dict": "a table"}[t.__name__] for t in types)
         raise ConfigError(f"config: {name} must be {want}, got {value!r}")
     if isinstance(value, float) and value != value:
         raise ConfigError(f"config: {name} is NaN")
@@ -164,7 +188,7 @@ def resolve(raw: dict) -> dict:
         out[section] = resolved
     for key, (_t, default, _c) in SCHEMA[""].items():
         out.setdefault(key, default)
-    _resolve_model(out)
+    _resolve_model(out, raw.get("model", {}))
     srch = out["search"]
     if srch["max_steps"] is None:
         srch["max_steps"] = DEFAULT_MAX_STEPS[srch["method"]]
@@ -176,11 +200,22 @@ def resolve(raw: dict) -> dict:
     return out
 
 
-def _resolve_model(cfg: dict) -> None:
+def _resolve_model(cfg: dict, given: dict) -> None:
     d = cfg["data"]
+    if d["shape"] is not None:
+        sh = d["shape"]
+        if d["dataset"] != "normal":
+            raise ConfigError(f"config: [data] shape is only for dataset = 'normal' (dataset {d['dataset']} has its "
+                              "own inputs)")
+        if d["dim"] is not None:
+            raise ConfigError("config: give [data] dim or [data] shape, not both")
+        if not sh or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in sh):
+            raise ConfigError(f"config: [data] shape must be a list of positive integers, got {sh!r}")
+        d["dim"] = int(np.prod(sh))
     if d["dataset"] == "normal":
         if d["dim"] is None:
-            raise ConfigError("config: [data] dataset = 'normal' needs [data] dim (the input dimension)")
+            raise ConfigError("config: [data] dataset = 'normal' needs [data] dim (the input dimension) or "
+                              "[data] shape")
         if cfg["reference"]["source"] == "train":
             raise ConfigError("config: [data] dataset = 'normal' has no labels to train on: use [reference] source = "
                               "'random' or 'file'")
@@ -193,18 +228,47 @@ def _resolve_model(cfg: dict) -> None:
             f"{d['n_probe'] + d['n_heldout']} must leave at least one for training (at most {n_rows - 1})")
     m = cfg["model"]
     n_out = 1 if n_classes in (0, 2) else n_classes
-    if m["widths"] is None:
-        m["widths"] = [d_in, 16, 16, n_out]
-    widths = m["widths"]
-    if len(widths) < 2 or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
-        raise ConfigError(f"config: [model] widths must be a list of at least two positive integers, got {widths!r}")
-    if widths[0] != d_in:
-        raise ConfigError(f"config: [model] widths[0] = {widths[0]} but dataset {d['dataset']} has {d_in} input features")
-    if cfg["reference"]["source"] == "train" and widths[-1] not in {n_out, n_classes}:
+    kind = m["kind"]
+    cls = _models.model_class(kind)
+    own = set(cls.CONFIG_KEYS) | ({"outputs"} if kind != "mlp" else set())
+    stray = sorted(k for k in given if k != "kind" and k not in own)
+    if stray:
+        raise ConfigError(f"config: [model] {stray[0]} is not a key of kind = '{kind}' (its keys: "
+                          f"{', '.join(sorted(own))})")
+    if kind == "mlp":
+        w0 = m["widths"][0] if isinstance(m["widths"], list) and m["widths"] else None
+        if isinstance(w0, int) and not isinstance(w0, bool) and w0 >= 1 and w0 != d_in and len(m["widths"]) >= 2:
+            raise ConfigError(f"config: [model] widths[0] = {w0} but dataset {d['dataset']} has {d_in} input features")
+        model = cls.from_config(m, d_in, n_out)
+        out_width = m["widths"][-1] if m["widths"] is not None else n_out
+        m["widths"] = list(model.widths)
+    else:
+        model = cls.from_config({k: given.get(k) for k in cls.CONFIG_KEYS}, d_in, given.get("outputs") or n_out,
+                                _data.image_shape(d["dataset"], d["shape"]))
+        out_width = model.out_dim
+        desc = {**model.to_dict(), "outputs": model.out_dim}
+        for k in own:
+            v = desc.get(k, given.get(k))
+            m[k] = list(v) if isinstance(v, tuple) else v
+    for k in list(m):  # the resolved [model] holds the kind and its own keys only
+        if k != "kind" and k not in own:
+            del m[k]
+    if cfg["reference"]["source"] == "train" and out_width not in {n_out, n_classes}:
         allowed = sorted({n_out, n_classes})
+        what = f"[model] widths[-1] = {out_width}" if kind == "mlp" else f"the model has {out_width} outputs"
         raise ConfigError(
-            f"config: [model] widths[-1] = {widths[-1]} but dataset {d['dataset']} has {n_classes} classes "
+            f"config: {what} but dataset {d['dataset']} has {n_classes} classes "
             f"(output width must be {' or '.join(map(str, allowed))} to train on its labels)")
+
+
+def model_of(cfg: dict):
+    """The :class:`genni.models.Model` a resolved config describes."""
+    d, m = cfg["data"], cfg["model"]
+    d_in, n_classes, _ = _data.dataset_info(d["dataset"], d.get("dim"))
+    cls = _models.model_class(m.get("kind", "mlp"))
+    n_out = m.get("outputs") or (1 if n_classes in (0, 2) else n_classes)
+    return cls.from_config({k: m.get(k) for k in cls.CONFIG_KEYS}, d_in, n_out,
+                           _data.image_shape(d["dataset"], d.get("shape")))
 
 
 def load(path: str | Path | None = None) -> dict:

@@ -63,7 +63,7 @@ import numpy as np
 
 from genni.errors import ConfigError
 
-__all__ = ["DATASETS", "Dataset", "dataset_info", "load_dataset"]
+__all__ = ["DATASETS", "Dataset", "dataset_info", "image_shape", "load_dataset"]
 
 _GENERATED: tuple[str, ...] = (
     "moons",
@@ -177,6 +177,17 @@ def dataset_info(name: str, dim: int | None = None) -> tuple[int, int, int | Non
     if name in _UNLABELLED:
         return (_check_count("dim", dim, minimum=1), 0, None)
     return _INFO[name]
+
+
+_IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {"digits": (1, 8, 8)}
+
+
+def image_shape(name: str, shape: tuple[int, ...] | None = None) -> tuple[int, ...] | None:
+    """The [C, H, W] an input row is (rows are stored flattened, row-major): ``digits`` are 1×8×8
+    images; ``normal`` inputs are images when the config gives ``[data] shape``; otherwise None."""
+    if shape is not None:
+        return tuple(int(s) for s in shape)
+    return _IMAGE_SHAPES.get(name)
 
 
 def _check_count(key: str, value: object, *, minimum: int) -> int:

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import nets, params, symmetries
-from .nets import MLPSpec
+from . import params
+from .models import Model
 
 DEFAULT_RTOL = 1e-9
 
 
-def output_jacobian(spec: MLPSpec, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
+def output_jacobian(spec: Model, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
     """J = ∂ vec f_θ(X) / ∂θ.
 
     theta : ndarray, shape [P];  X : ndarray, shape [n, w_0]
@@ -34,8 +34,8 @@ def output_jacobian(spec: MLPSpec, theta: np.ndarray, X: np.ndarray) -> np.ndarr
     """
     t = torch.as_tensor(np.asarray(theta), dtype=torch.float64)
     x = torch.as_tensor(np.asarray(X), dtype=torch.float64)
-    _, J = nets.jacobian(spec, t, x)
-    return J.reshape(-1, spec.n_params).numpy()
+    _, J = spec.jacobian(t[None], x)
+    return J[0].reshape(-1, spec.n_params).numpy()
 
 
 @dataclass(frozen=True)
@@ -77,18 +77,14 @@ def spectrum(J: np.ndarray, rtol: float = DEFAULT_RTOL) -> Spectrum:
     return Spectrum(s, rank, float(tol), rtol, null, gap, Vt)
 
 
-def expected_rank(spec: MLPSpec, n_rows: int | None = None) -> int:
-    """The theoretical upper bound on rank(J) for the architecture.
-
-    relu / leaky_relu: P − (number of hidden units) (each unit's positive rescaling is
-    a null direction); tanh, sigmoid, gelu: P (generic full rank).  Never more than the
-    number of rows n·K of J when ``n_rows`` is given.
-    """
-    bound = spec.n_params - (sum(spec.hidden_widths) if spec.activation in ("relu", "leaky_relu") else 0)
-    return bound if n_rows is None else min(bound, n_rows)
+def expected_rank(spec, n_rows: int | None = None) -> int:
+    """The theoretical upper bound on rank(J) for the architecture (the model's own
+    ``expected_rank``: for the MLP, P − #hidden units for relu / leaky_relu and P otherwise; never
+    more than the number of rows n·K of J when ``n_rows`` is given)."""
+    return spec.expected_rank(n_rows)
 
 
-def rank_vs_probe(spec: MLPSpec, theta: np.ndarray, X: np.ndarray, sizes: Sequence[int] | None = None,
+def rank_vs_probe(spec: Model, theta: np.ndarray, X: np.ndarray, sizes: Sequence[int] | None = None,
                   rtol: float = DEFAULT_RTOL) -> np.ndarray:
     """Numerical rank of J on the first k probe inputs, for each k in ``sizes``.
 
@@ -98,7 +94,7 @@ def rank_vs_probe(spec: MLPSpec, theta: np.ndarray, X: np.ndarray, sizes: Sequen
     if sizes is None:
         sizes = sorted({int(k) for k in np.unique(np.geomspace(1, n, 12).round()).astype(int)} | {n})
     J = output_jacobian(spec, theta, X)
-    K = spec.widths[-1]
+    K = spec.out_dim
 
     def rank(A: np.ndarray) -> int:  # as spectrum(A, rtol).rank, without the singular vectors
         s = np.linalg.svd(A, compute_uv=False)
@@ -107,7 +103,7 @@ def rank_vs_probe(spec: MLPSpec, theta: np.ndarray, X: np.ndarray, sizes: Sequen
     return np.array([(k, rank(J[: k * K])) for k in sizes], dtype=np.int64)
 
 
-def rank_growth(spec: MLPSpec, theta: np.ndarray, draw, m0: int, m_max: int, *, rtol: float = DEFAULT_RTOL,
+def rank_growth(spec: Model, theta: np.ndarray, draw, m0: int, m_max: int, *, rtol: float = DEFAULT_RTOL,
                 patience: int = 3, chunk: int | None = None) -> np.ndarray:
     """Rank of J over ever more inputs: is the functional dimension limited by the probe?
 
@@ -122,7 +118,7 @@ def rank_growth(spec: MLPSpec, theta: np.ndarray, draw, m0: int, m_max: int, *, 
     """
     theta = np.asarray(theta, dtype=np.float64)
     P = spec.n_params
-    chunk = chunk or max(256, 4 * P // max(spec.widths[-1], 1))
+    chunk = chunk or max(256, 4 * P // max(spec.out_dim, 1))
     C = np.zeros((0, P))
     s = np.zeros(0)
     m, target, rows, unchanged = 0, int(m0), [], 0
@@ -207,7 +203,7 @@ def randomized_rank(model, theta: np.ndarray, X: np.ndarray, *, rtol: float = DE
             "bound": float(10 * np.sqrt(2 / np.pi) * eps), "products": products}
 
 
-def rescaling_directions(spec: MLPSpec, theta: np.ndarray) -> np.ndarray:
+def rescaling_directions(spec: Model, theta: np.ndarray) -> np.ndarray:
     """The tangent of each hidden unit's positive rescaling at θ, as columns [P, H]:
     d/dc of (incoming row and bias × c, outgoing column × 1/c) at c = 1."""
     theta = np.asarray(theta, dtype=np.float64)
@@ -363,7 +359,7 @@ def copy_score(row: np.ndarray, null: np.ndarray, threshold: np.ndarray, theta_n
     return np.maximum(r / np.asarray(threshold, np.float64), n / np.maximum(factor * r * r, ROUNDING_FLOOR))
 
 
-def linearity(spec: MLPSpec, theta_ref: np.ndarray, delta: np.ndarray, X: np.ndarray,
+def linearity(spec: Model, theta_ref: np.ndarray, delta: np.ndarray, X: np.ndarray,
               residual: np.ndarray, chunk: int = 32) -> np.ndarray:
     """ρ = ‖r − J_X(θ* + δ/2) δ‖ / ‖r‖ per element: how well the linear model along δ reproduces the
     element's discrepancy r = f_θ(X) − f_θ*(X) on the inputs X (held-out or far).  The Jacobian is
@@ -383,15 +379,14 @@ def linearity(spec: MLPSpec, theta_ref: np.ndarray, delta: np.ndarray, X: np.nda
     theta_ref : [P] (balanced θ*);  delta : [N, P];  X : [m, w_0];  residual : [N, m, w_L]
     returns : ndarray [N] (NaN where r = 0 exactly)
     """
-    from torch.func import jvp
-
     delta = np.atleast_2d(np.asarray(delta, dtype=np.float64))
     x = torch.as_tensor(np.asarray(X), dtype=torch.float64)
     ref = torch.as_tensor(np.asarray(theta_ref), dtype=torch.float64)
     out = np.empty(len(delta))
     for i in range(0, len(delta), chunk):
         d = torch.as_tensor(delta[i:i + chunk])
-        _, lin = jvp(lambda t: nets.forward(spec, t, x), (ref + 0.5 * d,), (d,))
+        with torch.no_grad():
+            lin = spec.jvp(ref + 0.5 * d, x, d)
         r = np.asarray(residual[i:i + chunk], dtype=np.float64).reshape(len(d), -1)
         miss = np.linalg.norm(r - lin.reshape(len(d), -1).numpy(), axis=1)
         size = np.linalg.norm(r, axis=1)
@@ -460,15 +455,15 @@ class Assessment:
         return {name: int((self.verdict == i).sum()) for i, name in enumerate(VERDICTS)}
 
 
-def _residuals(spec: MLPSpec, thetas: np.ndarray, X: torch.Tensor, Y: np.ndarray, chunk: int = 64) -> np.ndarray:
+def _residuals(spec: Model, thetas: np.ndarray, X: torch.Tensor, Y: np.ndarray, chunk: int = 64) -> np.ndarray:
     """f_θ(X) − Y for each row of thetas [N, P] → [N, n, w_L]."""
     with torch.no_grad():
-        parts = [nets.forward(spec, torch.as_tensor(thetas[i:i + chunk]), X).numpy() - Y
+        parts = [spec.forward(torch.as_tensor(thetas[i:i + chunk]), X).numpy() - Y
                  for i in range(0, len(thetas), chunk)]
     return np.concatenate(parts) if parts else np.zeros((0,) + Y.shape)
 
 
-def assess(spec: MLPSpec, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.ndarray, X_far: np.ndarray,
+def assess(spec: Model, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.ndarray, X_far: np.ndarray,
            thetas: np.ndarray, tol: float, *, rtol: float = DEFAULT_RTOL, copy_factor: float = DEFAULT_COPY_FACTOR,
            agree_tol: float = DEFAULT_AGREE_TOL, progress: bool = False) -> Assessment:
     """The verdict on each element, with every quantity it rests on (all in memory; float64).
@@ -484,7 +479,7 @@ def assess(spec: MLPSpec, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.nd
 
     theta_ref = np.asarray(theta_ref, dtype=np.float64)
     thetas = np.asarray(thetas, dtype=np.float64).reshape(-1, spec.n_params)
-    ref_bal = symmetries.balance(spec, theta_ref)
+    ref_bal = spec.balance(theta_ref)
     sp = spectrum(output_jacobian(spec, ref_bal, X), rtol)
     ref_norm = float(np.linalg.norm(ref_bal))
     k = sp.resolved_rank(len(X), tol, ref_norm)
@@ -492,14 +487,14 @@ def assess(spec: MLPSpec, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.nd
     unresolved = sp.right_vectors[k:].T  # [P, P − k]: the numerical null space and the directions tol leaves open
     x, xh, xf, ref = (torch.as_tensor(np.asarray(a, dtype=np.float64)) for a in (X, X_heldout, X_far, theta_ref))
     with torch.no_grad():
-        Y, Yh, Yf = (nets.forward(spec, ref, z).numpy() for z in (x, xh, xf))
+        Y, Yh, Yf = (spec.forward(ref, z).numpy() for z in (x, xh, xf))
     power = lambda A: float((A * A).sum(-1).mean())  # noqa: E731
     agree = agreement_tolerance(tol, power(Y), agree_tol)
     N = len(thetas)
     aligned = np.empty_like(thetas)
     for i in bar(range(N), progress=progress, desc="align", unit="el", leave=False):
-        aligned[i] = symmetries.align(spec, thetas[i], theta_ref)[0]
-    delta = (np.stack([symmetries.balance(spec, a) for a in aligned]) if N else aligned) - ref_bal
+        aligned[i] = spec.align(thetas[i], theta_ref)[0]
+    delta = (np.stack([spec.balance(a) for a in aligned]) if N else aligned) - ref_bal
     row, null = split_displacement(delta, unresolved)
     delta_row = row_part(delta, unresolved)
     L = (_residuals(spec, thetas, x, Y) ** 2).sum(-1).mean(-1)

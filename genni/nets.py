@@ -136,6 +136,96 @@ class MLPSpec(Model):
             return np.zeros((self.n_params, 0))
         return identifiability.rescaling_directions(self, theta)
 
+    CONFIG_KEYS = ("widths", "activation", "negative_slope", "bias")
+
+    @classmethod
+    def from_config(cls, m: dict, d_in: int, d_out: int, input_shape=None) -> MLPSpec:
+        widths = m.get("widths")
+        if widths is None:
+            widths = [d_in, 16, 16, d_out]
+        if (not isinstance(widths, (list, tuple)) or len(widths) < 2
+                or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths)):
+            raise ConfigError(f"config: [model] widths must be a list of at least two positive integers, got {widths!r}")
+        if widths[0] != d_in:
+            raise ConfigError(f"config: [model] widths[0] = {widths[0]} but the data set has {d_in} input features")
+        kw = {k: m[k] for k in ("activation", "negative_slope", "bias") if m.get(k) is not None}
+        return cls(tuple(widths), **kw)
+
+    @property
+    def in_dim(self) -> int:
+        return self.widths[0]
+
+    def describe(self) -> str:
+        return f"{self.activation} MLP {list(self.widths)}"
+
+    def layers(self, theta: torch.Tensor, X: torch.Tensor, preactivations: bool = False):
+        return forward(self, theta, X, layers=True, preactivations=preactivations)
+
+    def layer_names(self, preactivations: bool = False) -> list[str]:
+        return layer_names(self, preactivations)
+
+    def forward_combination(self, stack: torch.Tensor, coeffs: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        return forward_combination(self, stack, coeffs, X)
+
+    def filter_groups(self) -> list:
+        return [(s.weight, s.shape[0], s.bias if self.bias else None)
+                for s in params.layer_slices(self.widths, self.bias)]
+
+    aligns = True
+
+    def align(self, theta: np.ndarray, theta_ref: np.ndarray):
+        from . import symmetries
+
+        return symmetries.align(self, theta, theta_ref)
+
+    def balance(self, theta: np.ndarray) -> np.ndarray:
+        from . import symmetries
+
+        return symmetries.balance(self, theta)
+
+    def expected_rank(self, n_rows: int | None = None) -> int:
+        """relu / leaky_relu: P − (number of hidden units); otherwise P (generic full rank); ≤ n·K rows."""
+        bound = self.n_params - (sum(self.hidden_widths) if self.activation in ("relu", "leaky_relu") else 0)
+        return bound if n_rows is None else min(bound, n_rows)
+
+    def dead_units(self, theta: np.ndarray, X: np.ndarray) -> list[int]:
+        """Per hidden layer, units whose post-activation is constant on every input (zero for relu)."""
+        with torch.no_grad():
+            _, reps = forward(self, torch.as_tensor(theta), torch.as_tensor(X), layers=True)
+        return [int((h.std(0) == 0).sum()) for h in reps[1:-1]]
+
+    def dead_mask(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        return dead_mask(self, theta, X)
+
+    def revive(self, theta: torch.Tensor, dead: torch.Tensor, gens: list) -> torch.Tensor:
+        return revive(self, theta, dead, gens)
+
+    def activation_pattern(self, theta: np.ndarray, X: torch.Tensor) -> np.ndarray | None:
+        if self.activation not in ("relu", "leaky_relu"):
+            return None
+        with torch.no_grad():
+            _, reps = forward(self, torch.as_tensor(theta), X, layers=True, preactivations=True)
+        return np.concatenate([(z > 0).numpy().ravel() for z in reps[1:-1:2]])
+
+    def preactivation_jacobian(self, theta: np.ndarray, X: torch.Tensor):
+        if self.activation not in ("relu", "leaky_relu"):
+            return None
+        return preactivation_jacobian(self, theta, X)
+
+    def load_state_dict(self, path) -> np.ndarray:
+        """θ* from a state_dict whose tensors have, in order, the Sequential's shapes (any key names, so a
+        custom module with the same layers loads too); one-line errors name what does not fit."""
+        from pathlib import Path
+
+        from .errors import GenniError
+        from .models.base import read_state_dict
+
+        p = Path(path)
+        theta = params.state_dict_to_theta(read_state_dict(p), self.widths, self.bias)
+        if not torch.isfinite(theta).all():
+            raise GenniError(f"reference file {p} contains NaN or infinite weights")
+        return theta.numpy()
+
     def module(self, theta: torch.Tensor | None = None) -> torch.nn.Sequential:
         """The equivalent ``torch.nn.Sequential`` in float64, optionally loaded with θ (shape [P])."""
         layers: list[torch.nn.Module] = []
@@ -296,6 +386,61 @@ def jacobian(spec: MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> tuple[torch
     if single:
         return h[0], J[0]
     return h, J
+
+
+def preactivation_jacobian(spec: MLPSpec, theta: np.ndarray, X: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Every hidden pre-activation z_lj(x) on the inputs and its gradient in θ.
+
+    Hidden layer l's pre-activations are the outputs of the truncated network widths[:l+2] (no
+    activation on its last layer), whose parameters are a prefix of θ, so the closed-form output
+    Jacobian of :func:`jacobian` gives them.
+    theta : [P];  X : [n, w_0]
+    returns : (z : [n·H] (input-major within each layer, layers concatenated), G : [n·H, P])
+    """
+    zs, Gs = [], []
+    th = torch.as_tensor(theta, dtype=torch.float64)
+    for l in range(len(spec.hidden_widths)):
+        sub = MLPSpec(spec.widths[: l + 2], spec.activation, negative_slope=spec.negative_slope, bias=spec.bias)
+        f, J = jacobian(sub, th[: sub.n_params][None], X)
+        zs.append(f[0].reshape(-1).numpy())
+        G = np.zeros((J.shape[1] * J.shape[2], spec.n_params))
+        G[:, : sub.n_params] = J[0].reshape(-1, sub.n_params).numpy()
+        Gs.append(G)
+    return np.concatenate(zs), np.concatenate(Gs)
+
+
+def dead_mask(spec: MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """dead[b, u] for every hidden unit u (layers concatenated): z_u(x) ≤ 0 on all of X."""
+    Ws = params.unflatten(theta, spec.widths, spec.bias)
+    h, out = X, []
+    for W, b in Ws[:-1]:
+        z = torch.baddbmm(b.unsqueeze(1), h.expand(W.shape[0], *h.shape[-2:]), W.transpose(1, 2))
+        out.append(~(z > 0).any(1))
+        h = torch.relu(z)
+    return torch.cat(out, 1)
+
+
+def revive(spec: MLPSpec, theta: torch.Tensor, dead: torch.Tensor, gens: list) -> torch.Tensor:
+    """θ with every dead unit re-drawn (incoming row and bias) and its outgoing column zeroed."""
+    theta = theta.clone()
+    slices = params.layer_slices(spec.widths, spec.bias)
+    for b, g in enumerate(gens):
+        if g is None:
+            continue
+        fresh = init_theta(spec, 1, g)[0].to(theta.device)
+        off = 0
+        for l, w in enumerate(spec.hidden_widths):
+            s_in, s_out = slices[l], slices[l + 1]
+            Wi = theta[b, s_in.weight].view(s_in.shape)
+            Wo = theta[b, s_out.weight].view(s_out.shape)
+            Fi = fresh[s_in.weight].view(s_in.shape)
+            for j in torch.nonzero(dead[b, off:off + w]).flatten().tolist():
+                Wi[j] = Fi[j]
+                if spec.bias:
+                    theta[b, s_in.bias.start + j] = fresh[s_in.bias.start + j]
+                Wo[:, j] = 0.0
+            off += w
+    return theta
 
 
 def forward_cache(spec: MLPSpec, th: torch.Tensor, X: torch.Tensor):

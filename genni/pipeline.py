@@ -19,7 +19,7 @@ import torch
 
 from . import config as _config
 from . import data as _data
-from . import identifiability, nets, projection, search, store, symmetries, train
+from . import identifiability, models, projection, search, store, train
 from . import walk as walk_
 from .errors import GenniError
 from .progress import bar
@@ -52,21 +52,17 @@ def _warn(msg: str) -> None:
     print(f"genni: warning: {msg}", file=sys.stderr)
 
 
-def dead_units(spec: nets.MLPSpec, theta: np.ndarray, X: np.ndarray) -> list[int]:
-    """Per hidden layer, the number of units whose post-activation is constant (zero
-    for relu) on every probe input; such units carry no signal on this probe set.
-
-    theta : shape [P];  X : shape [n, w_0]
-    """
-    with torch.no_grad():
-        _, reps = nets.forward(spec, torch.as_tensor(theta), torch.as_tensor(X), layers=True)
-    return [int((h.std(0) == 0).sum()) for h in reps[1:-1]]
+def _architecture(spec: models.Model) -> dict:
+    """The JSON description stored on /reference/theta: the model's own, its phrase and its sizes (so
+    readers check shapes without building the model)."""
+    return {**spec.to_dict(), "description": spec.describe(), "n_params": spec.n_params, "in_dim": spec.in_dim,
+            "out_dim": spec.out_dim}
 
 
-def reference_facts(spec: nets.MLPSpec, problem: search.Problem, tol: float) -> dict:
+def reference_facts(spec: models.Model, problem: search.Problem, tol: float) -> dict:
     """Output power, the degeneracy flag and dead units of the reference."""
     power = problem.output_power
-    dead = dead_units(spec, problem.theta_ref.cpu().numpy(), problem.X.cpu().numpy())
+    dead = spec.dead_units(problem.theta_ref.cpu().numpy(), problem.X.cpu().numpy())
     return {
         "output_power": power,
         "output_power_heldout": problem.output_power_heldout,
@@ -110,7 +106,7 @@ def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Calla
             raise GenniError(f"{p} was made with a different config ({', '.join(diffs)} differ); "
                              "refusing to mix runs: choose another -o file")
         run = store.load_run(p)
-        spec = nets.MLPSpec.from_dict(run.architecture)
+        spec = models.from_dict(run.architecture)
         theta_ref, X, Xh = run.theta_ref, run.X, run.X_heldout
         ref = ds = None
         log(f"resuming {p}: {run.n_equivalents} elements stored")
@@ -118,9 +114,9 @@ def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Calla
         d = cfg["data"]
         ds = _data.load_dataset(d["dataset"], n_probe=d["n_probe"], n_heldout=d["n_heldout"],
                                 n_train=d["n_train"], seed=cfg["seed"], noise=d["noise"], dim=d.get("dim"))
-        spec = nets.MLPSpec.from_dict(cfg["model"])
+        spec = _config.model_of(cfg)
         ref = train.make_reference(cfg, spec, ds, progress=progress)
-        log(f"reference: {cfg['reference']['source']} {spec.activation} MLP {list(spec.widths)} on {ds.name}")
+        log(f"reference: {cfg['reference']['source']} {spec.describe()} on {ds.name}")
         theta_ref, X, Xh = ref.theta, ds.X_probe, ds.X_heldout
     problem = search.Problem.from_arrays(spec, theta_ref, X, Xh, device=dev)
     facts = reference_facts(spec, problem, settings.tol)
@@ -128,7 +124,7 @@ def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Calla
     if created:
         X_far, Y_far, far_attrs, power_far = far_inputs(cfg, spec, theta_ref, X, Xh)
         store.create_run(
-            p, config=cfg, architecture=spec.to_dict(), theta_ref=theta_ref,
+            p, config=cfg, architecture=_architecture(spec), theta_ref=theta_ref,
             reference={"accuracy": ref.accuracy, "source": ref.source, "train_accuracy": ref.train_accuracy,
                        "output_power_far": power_far, **facts},
             X=X, X_heldout=Xh, Y=problem.Y.cpu().numpy(), Y_heldout=problem.Y_heldout.cpu().numpy(),
@@ -152,13 +148,14 @@ def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Calla
     todo = [i for i in range(settings.n) if i not in done]
     n_new = 0
     def stalled(msg: str) -> None:
+        act = getattr(spec, "activation", "this model's")
         hint = ("expected for relu from random starts: spurious minima (README, 'ReLU from random starts'); use "
                 "[search] init = \"perturb\" (θ* + init_scale × noise) or \"walk\" (a looser tol would only accept the "
-                "stalled elements)" if spec.activation in
+                "stalled elements)" if act in
                 ("relu", "leaky_relu") and settings.init == "random" else
                 ("not expected from θ* + small noise: try a smaller [search] init_scale, a looser tol, or more "
                  "restarts" if settings.init != "random" else
-                 f"not expected for {spec.activation} (random starts usually converge): try [search] "
+                 f"not expected for {act} activations (random starts usually converge): try [search] "
                  "init = \"perturb\", a looser tol, or more restarts"))
         _warn(f"{msg}; {hint}; fewer [search] restarts give up sooner (each element stops after at most "
               f"(restarts + 1) × max_steps = {(settings.restarts + 1) * settings.steps_per_attempt} steps)")
@@ -177,7 +174,7 @@ def _walk_settings(section: dict, **overrides) -> walk_.WalkSettings:
         raise GenniError(str(exc)) from None
 
 
-def _run_walk(path: Path, spec: nets.MLPSpec, problem: search.Problem, starts: list, wsettings: walk_.WalkSettings,
+def _run_walk(path: Path, spec: models.Model, problem: search.Problem, starts: list, wsettings: walk_.WalkSettings,
               *, tol: float, seed: int, progress: bool, callback: Callable | None = None) -> tuple[int, list]:
     """Walk the chains of ``starts`` and stream their stored states into ``path`` as ordinary elements;
     the chains' logs go to ``/walks/walk_<k>``.  returns (rows added, logs)"""
@@ -249,7 +246,7 @@ def connect(path: str | Path, i: int, j: int, *, max_steps: int = 200,
     """
     log = log or (lambda m: None)
     run = store.load_run(path)
-    spec = nets.MLPSpec.from_dict(run.architecture)
+    spec = models.from_dict(run.architecture)
     n = run.n_equivalents
     for name, v in (("I", i), ("J", j)):
         if not 0 <= v <= n:
@@ -277,7 +274,7 @@ def connect(path: str | Path, i: int, j: int, *, max_steps: int = 200,
         method = "walk tree (parent links), segments re-certified"
     else:
         a = theta(i)
-        b, _ = symmetries.align(spec, theta(j), a)
+        b, _ = spec.align(theta(j), a)
         log(f"walking from element {i} toward element {j} (aligned to {i} modulo the exact symmetries)")
         conn = walk_.connect(spec, run.theta_ref, run.X, a, b, replace(wset, segment_epsilon=eps), tol=tol,
                              max_steps=max_steps, seed=int(run.attrs.get("seed", 0)))
@@ -293,7 +290,7 @@ def connect(path: str | Path, i: int, j: int, *, max_steps: int = 200,
             "length": length / float(np.linalg.norm(run.theta_ref))}
 
 
-def _walk_find(path: Path, cfg: dict, spec: nets.MLPSpec, problem: search.Problem, settings: search.SearchSettings, *,
+def _walk_find(path: Path, cfg: dict, spec: models.Model, problem: search.Problem, settings: search.SearchSettings, *,
                progress: bool, callback: Callable | None, log: Callable[[str], None]) -> tuple[int, list]:
     """``[search] init = "walk"``: ``chains`` chains from θ* store ``n`` elements in all (chain c stores
     n // chains, one more for the first n % chains), every ``thin``-th accepted step; resuming goes on
@@ -343,7 +340,7 @@ def walk(path: str | Path, *, start: int = 0, chains: int = 4, steps: int = 40, 
     """
     log = log or (lambda m: None)
     run = store.load_run(path)
-    spec = nets.MLPSpec.from_dict(run.architecture)
+    spec = models.from_dict(run.architecture)
     n = run.n_equivalents
     if not 0 <= start <= n:
         raise GenniError(f"--from {start} is out of range: 0 is θ*, 1..{n} the stored elements")
@@ -381,7 +378,7 @@ def walk(path: str | Path, *, start: int = 0, chains: int = 4, steps: int = 40, 
             "segment_epsilon": wset.segment_epsilon}
 
 
-def far_inputs(cfg: dict, spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray,
+def far_inputs(cfg: dict, spec: models.Model, theta_ref: np.ndarray, X: np.ndarray,
                X_heldout: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict, float]:
     """The run's far inputs (:func:`genni.data.far_inputs` around the probe and held-out inputs,
     ``[data] n_far`` of them at ``far_scale`` × the data's radius, seeded by the run's seed) and
@@ -394,7 +391,7 @@ def far_inputs(cfg: dict, spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarr
     scale = d.get("far_scale", _data.DEFAULT_FAR_SCALE)
     X_far, facts = _data.far_inputs(np.concatenate([X, X_heldout]), n_far, scale=scale, seed=int(cfg.get("seed", 0)))
     with torch.no_grad():
-        Y_far = nets.forward(spec, torch.as_tensor(theta_ref), torch.as_tensor(X_far)).numpy()
+        Y_far = spec.forward(torch.as_tensor(theta_ref), torch.as_tensor(X_far)).numpy()
     attrs = {"far_how": facts["how"], "far_radius": facts["radius"], "far_scale": facts["scale"],
              "far_centre": facts["centre"]}
     return X_far, Y_far, attrs, float((Y_far * Y_far).sum(-1).mean())
@@ -428,7 +425,7 @@ def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
         if not (v > 0 and np.isfinite(v)):
             raise GenniError(f"{name} must be a positive number, got {v}")
     run = store.load_run(path)
-    spec = nets.MLPSpec.from_dict(run.architecture)
+    spec = models.from_dict(run.architecture)
     if run.X_far is None:
         X_far, Y_far, far_attrs, power_far = far_inputs(run.config, spec, run.theta_ref, run.X, run.X_heldout)
         store.write_far_inputs(path, X_far, Y_far, far_attrs, {"output_power_far": power_far})
@@ -441,7 +438,7 @@ def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
     a = identifiability.assess(spec, run.theta_ref, run.X, run.X_heldout, run.X_far, thetas, tol, rtol=rtol,
                                copy_factor=copy_factor, agree_tol=agree_tol, progress=progress)
     sp, verdict = a.spectrum, a.verdict
-    J_rows = len(run.X) * spec.widths[-1]
+    J_rows = len(run.X) * spec.out_dim
     table = identifiability.rank_vs_probe(spec, a.reference_balanced, run.X, rtol=rtol)
     expected = identifiability.expected_rank(spec, J_rows)
     if rank_growth_max is None:
@@ -462,7 +459,7 @@ def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
         log(f"rank over fresh inputs: {g[-1, 1]} at m = {g[-1, 0]} "
             f"({'unchanged' if growth_attrs['rank_growth_saturated'] else 'still changing'} over the last "
             f"{2 ** RANK_GROWTH_PATIENCE}× inputs)")
-    kinds = symmetries.symmetry_kinds(spec)
+    kinds = spec.symmetry_kinds()
     meaning = json.dumps(identifiability.VERDICT_MEANING)
     store.write_identifiability(
         path,
@@ -499,7 +496,7 @@ def _quantile_dict(x: np.ndarray) -> dict:
     return {"min": float(x.min()), "median": float(np.median(x)), "max": float(x.max())} if len(x) else {}
 
 
-def _elements_for_picture(spec: nets.MLPSpec, run: store.RunData) -> tuple[np.ndarray, np.ndarray, str]:
+def _elements_for_picture(spec: models.Model, run: store.RunData) -> tuple[np.ndarray, np.ndarray, str]:
     """(origin, elements, how) for the pictures.  Elements are aligned to θ* when `identify` has
     run (symmetry copies then collapse onto the reference), else as found; for relu every
     network, θ* included, is moved to the minimum-norm point of its rescaling orbit
@@ -507,8 +504,8 @@ def _elements_for_picture(spec: nets.MLPSpec, run: store.RunData) -> tuple[np.nd
     switched off do not dominate distances with huge compensating weights."""
     eq = run.equivalents
     thetas, how = (eq["aligned_theta"], "aligned") if "aligned_theta" in eq else (eq["theta"], "as found")
-    if symmetries.symmetry_kinds(spec)["rescaling"]:
-        return (symmetries.balance(spec, run.theta_ref), np.stack([symmetries.balance(spec, t) for t in thetas]),
+    if spec.symmetry_kinds()["rescaling"]:
+        return (spec.balance(run.theta_ref), np.stack([spec.balance(t) for t in thetas]),
                 how + ", balanced")
     return run.theta_ref, thetas, how
 
@@ -541,7 +538,7 @@ def project(path: str | Path, *, subspace: str = "pca", dims: int = 2, resolutio
     if not (epsilon_rel > 0 and np.isfinite(epsilon_rel)):
         raise GenniError(f"--epsilon-rel must be a positive number, got {epsilon_rel}")
     run = store.load_run(path)
-    spec = nets.MLPSpec.from_dict(run.architecture)
+    spec = models.from_dict(run.architecture)
     if run.n_equivalents == 0:
         raise GenniError(f"{path} holds no equivalents yet: run genni find first")
     if device is None:
@@ -671,19 +668,18 @@ def _one_hot(labels: np.ndarray) -> np.ndarray:
     return np.eye(int(labels.max()) + 1)[labels]
 
 
-def _representations(path, run: store.RunData, spec: nets.MLPSpec, thetas: np.ndarray, rows: np.ndarray, n_inputs: int,
+def _representations(path, run: store.RunData, spec: models.Model, thetas: np.ndarray, rows: np.ndarray, n_inputs: int,
                      preactivations: bool, cache: bool) -> list[np.ndarray]:
     """Every network's representations, a list over layers of [M, n, w_l]: read from
     /representations when it holds these networks on these inputs, else computed (and stored
     there when ``cache``)."""
-    names = nets.layer_names(spec, preactivations)
+    names = spec.layer_names(preactivations)
     arrays, attrs = store.read_group(path, "representations")
     if (attrs.get("layers") == json.dumps(names) and attrs.get("n_inputs") == n_inputs
             and np.array_equal(arrays.get("elements", np.zeros(0, int)), rows)):
         return [arrays[f"layer_{l:02d}"] for l in range(len(names))]
     with torch.no_grad():
-        _, reps = nets.forward(spec, torch.as_tensor(thetas), torch.as_tensor(run.X[:n_inputs]), layers=True,
-                               preactivations=preactivations)
+        _, reps = spec.layers(torch.as_tensor(thetas), torch.as_tensor(run.X[:n_inputs]), preactivations=preactivations)
     reps = [r.numpy() for r in reps]
     if cache:
         store.write_group(path, "representations", {"elements": rows, **{f"layer_{l:02d}": r for l, r in enumerate(reps)}},
@@ -727,11 +723,11 @@ def layer_paths(path: str | Path, *, metric: str = "angular_procrustes", max_net
     if not 0 <= floor < 1:
         raise GenniError(f"--floor must lie in [0, 1), got {floor}")
     run = store.load_run(path)
-    spec = nets.MLPSpec.from_dict(run.architecture)
+    spec = models.from_dict(run.architecture)
     rows, thetas = _networks(run, max_networks)
     n_inputs = min(max_inputs, len(run.X))
     reps = _representations(path, run, spec, thetas, rows, n_inputs, preactivations, cache)
-    names = nets.layer_names(spec, preactivations)
+    names = spec.layer_names(preactivations)
     M, L = len(thetas), len(reps)
     points = [reps[l][m] for m in range(M) for l in range(L)]
     D = geometry.pairwise(points, metric, floor)
@@ -756,7 +752,7 @@ def layer_paths(path: str | Path, *, metric: str = "angular_procrustes", max_net
         warnings.simplefilter("ignore", FutureWarning)
         mds = MDS(n_components=2, dissimilarity="precomputed", random_state=int(run.attrs.get("seed", 0)), n_init=4)
         embedding = mds.fit_transform(D)
-    warning = geometry.warn_missing_symmetries(metric, spec.activation)
+    warning = geometry.warn_missing_symmetries(metric, spec.representation_symmetries(), spec.describe())
     spec_m = geometry.METRICS[metric]
     arrays = {"distances": D, "steps": steps, "angles": angles, "straightness": straightness, "length": length,
               "embedding": embedding, "elements": rows, "to_output": to_output, "geodesic_t": geo_t,
@@ -831,7 +827,7 @@ def ricci(path: str | Path, *, k: int | float | str = 10, mode: str = "or", curv
         raise GenniError("--max-networks must be ≥ 1 and --max-inputs ≥ 4")
     kk = _parse_k(k)
     run = store.load_run(path)
-    spec = nets.MLPSpec.from_dict(run.architecture)
+    spec = models.from_dict(run.architecture)
     rows, thetas = _networks(run, max_networks)
     X = (run.X if inputs == "probe" else run.X_heldout)[:max_inputs]
     n = len(X)
@@ -840,11 +836,11 @@ def ricci(path: str | Path, *, k: int | float | str = 10, mode: str = "or", curv
     except ValueError as exc:
         raise GenniError(str(exc)) from None
     with torch.no_grad():
-        _, reps = nets.forward(spec, torch.as_tensor(thetas), torch.as_tensor(X), layers=True)
+        _, reps = spec.layers(torch.as_tensor(thetas), torch.as_tensor(X))
     reps = [r.numpy() for r in (reps if include_output else reps[:-1])]
     if not all(np.isfinite(r).all() for r in reps):
         raise GenniError("a representation is not finite (NaN or inf): cannot build kNN graphs")
-    names = nets.layer_names(spec)[: len(reps)]
+    names = spec.layer_names()[: len(reps)]
     M = len(thetas)
     opts = dict(mode=mode, curvature=curvature, alpha=alpha, connectivity=connectivity, pairing=pairing, n_boot=n_boot,
                 seed=int(run.attrs.get("seed", 0)))

@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .models import describe  # noqa: E402
 from .store import RunData  # noqa: E402
 
 _STATUS_COLOURS = {"converged": "#1b9e77", "stalled": "#d95f02", "max_steps": "#7570b3",
@@ -24,8 +25,7 @@ _FLOOR = 1e-20  # discrepancies below this are drawn at this value on log axes
 
 
 def _title(run: RunData) -> str:
-    a = run.architecture
-    return f"{run.config.get('name')}: {a['activation']} MLP {a['widths']} on {run.config['data']['dataset']}"
+    return f"{run.config.get('name')}: {describe(run.architecture)} on {run.config['data']['dataset']}"
 
 
 def figure_discrepancy(run: RunData):

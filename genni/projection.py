@@ -44,9 +44,8 @@ import torch
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from . import nets, params
 from .errors import GenniError
-from .nets import MLPSpec
+from .models import Model
 from .progress import bar
 from .search import discrepancy
 
@@ -228,35 +227,36 @@ def null_subspace(null_basis: np.ndarray, theta_ref: np.ndarray, thetas: np.ndar
     return _subspace("null", _orthonormal_rows(D.T, "null"), theta_ref, thetas)
 
 
-def filter_normalized_direction(spec: MLPSpec, theta_ref: np.ndarray, rng: np.random.Generator,
+def filter_normalized_direction(spec: Model, theta_ref: np.ndarray, rng: np.random.Generator,
                                 exclude_bias: bool = True) -> np.ndarray:
     """One filter-normalised random direction d (Li et al. 2018), shape [P].
 
-    Per layer l and output unit j, with g ~ N(0, I) of the unit's size:
+    Per layer l and output unit (or channel) j, with g ~ N(0, I) of the unit's size (the model's
+    :meth:`~genni.models.base.Model.filter_groups`):
     exclude_bias: d(W_l[j, :]) = g · ‖θ*(W_l[j, :])‖ / ‖g‖ and d(b_l) = 0;
     otherwise the unit's whole incoming vector (W_l[j, :], b_l[j]) is the filter:
     d(W_l[j, :], b_l[j]) = g · ‖(W_l[j, :], b_l[j])‖ / ‖g‖.
     """
     ref = _vec(theta_ref)
     d = np.zeros_like(ref)
-    for s in params.layer_slices(spec.widths, spec.bias):
-        out, inp = s.shape
-        W = ref[s.weight].reshape(out, inp)
-        b = ref[s.bias] if spec.bias else np.zeros(out)
-        if exclude_bias or not spec.bias:
+    for ws, out, bs in spec.filter_groups():  # a weight tensor as [filters, fan_in], and its bias
+        inp = (ws.stop - ws.start) // out
+        W = ref[ws].reshape(out, inp)
+        b = ref[bs] if bs is not None else np.zeros(out)
+        if exclude_bias or bs is None:
             g = rng.standard_normal((out, inp))
             norm = np.linalg.norm(W, axis=1)
         else:
             g = rng.standard_normal((out, inp + 1))
             norm = np.sqrt((W * W).sum(1) + b * b)
         g *= (norm / np.linalg.norm(g, axis=1))[:, None]
-        d[s.weight] = g[:, :inp].ravel()
-        if not exclude_bias and spec.bias:
-            d[s.bias] = g[:, inp]
+        d[ws] = g[:, :inp].ravel()
+        if not exclude_bias and bs is not None:
+            d[bs] = g[:, inp]
     return d
 
 
-def random_subspace(spec: MLPSpec, theta_ref: np.ndarray, thetas: np.ndarray, k: int = 2, seed: int = 0,
+def random_subspace(spec: Model, theta_ref: np.ndarray, thetas: np.ndarray, k: int = 2, seed: int = 0,
                     exclude_bias: bool = True) -> Subspace:
     """k filter-normalised random directions (Li et al. 2018) through the reference.
 
@@ -345,7 +345,7 @@ def _tensor(a, device) -> torch.Tensor:
                            dtype=torch.float64, device=device)
 
 
-def _discrepancy(spec: MLPSpec, thetas: np.ndarray, Xt: torch.Tensor, Yt: torch.Tensor, device) -> np.ndarray:
+def _discrepancy(spec: Model, thetas: np.ndarray, Xt: torch.Tensor, Yt: torch.Tensor, device) -> np.ndarray:
     with torch.no_grad():
         return discrepancy(spec, _tensor(thetas, device), Xt, Yt).cpu().numpy()
 
@@ -356,13 +356,13 @@ def _coefficients(axes, indices: np.ndarray) -> np.ndarray:
     return np.column_stack([np.ones(len(multi[0]))] + [np.asarray(axes[i], dtype=np.float64)[j] for i, j in enumerate(multi)])
 
 
-def _grid_discrepancy(spec: MLPSpec, stack: torch.Tensor, coeffs: np.ndarray, Xt: torch.Tensor, Yt: torch.Tensor) -> np.ndarray:
+def _grid_discrepancy(spec: Model, stack: torch.Tensor, coeffs: np.ndarray, Xt: torch.Tensor, Yt: torch.Tensor) -> np.ndarray:
     with torch.no_grad():
-        r = nets.forward_combination(spec, stack, torch.as_tensor(coeffs, dtype=stack.dtype, device=stack.device), Xt) - Yt
+        r = spec.forward_combination(stack, torch.as_tensor(coeffs, dtype=stack.dtype, device=stack.device), Xt) - Yt
         return (r * r).sum(-1).mean(-1).cpu().numpy()
 
 
-def iter_grid(spec: MLPSpec, X, Y, origin: np.ndarray, basis: np.ndarray, axes: np.ndarray, *,
+def iter_grid(spec: Model, X, Y, origin: np.ndarray, basis: np.ndarray, axes: np.ndarray, *,
               batch: int = DEFAULT_BATCH, done_mask: np.ndarray | None = None, start: int = 0,
               device: str | torch.device = "cpu", progress: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The probe discrepancy on the grid, chunk by chunk.
@@ -405,7 +405,7 @@ def iter_grid(spec: MLPSpec, X, Y, origin: np.ndarray, basis: np.ndarray, axes: 
         pbar.close()
 
 
-def evaluate_grid(spec: MLPSpec, X, Y, origin: np.ndarray, basis: np.ndarray, axes: np.ndarray, *,
+def evaluate_grid(spec: Model, X, Y, origin: np.ndarray, basis: np.ndarray, axes: np.ndarray, *,
                   batch: int = DEFAULT_BATCH, start: int = 0, on_chunk: Callable[[int, np.ndarray], None] | None = None,
                   out: np.ndarray | None = None, device: str | torch.device = "cpu", progress: bool = False) -> np.ndarray:
     """The probe discrepancy L(θ) = (1/n) Σ_x ‖f_θ(x) − y(x)‖² at every grid point
@@ -460,7 +460,7 @@ def bezier_path(theta_a: np.ndarray, theta_b: np.ndarray, control: np.ndarray, n
     return ((1.0 - t) ** 2) * _vec(theta_a)[None] + (2.0 * t * (1.0 - t)) * _vec(control)[None] + (t * t) * _vec(theta_b)[None]
 
 
-def fit_bezier(spec: MLPSpec, X, Y, theta_a: np.ndarray, theta_b: np.ndarray, *, steps: int = 300, lr: float = 1e-2,
+def fit_bezier(spec: Model, X, Y, theta_a: np.ndarray, theta_b: np.ndarray, *, steps: int = 300, lr: float = 1e-2,
                n_train_t: int = 16, seed: int = 0, control0: np.ndarray | None = None,
                device: str | torch.device = "cpu") -> np.ndarray:
     r"""The control point of a low-discrepancy quadratic Bézier curve between two elements
@@ -499,7 +499,7 @@ def fit_bezier(spec: MLPSpec, X, Y, theta_a: np.ndarray, theta_b: np.ndarray, *,
     return c.detach().cpu().numpy()
 
 
-def path_discrepancy(spec: MLPSpec, X, Y, path: np.ndarray, *, batch: int = DEFAULT_BATCH,
+def path_discrepancy(spec: Model, X, Y, path: np.ndarray, *, batch: int = DEFAULT_BATCH,
                      device: str | torch.device = "cpu") -> np.ndarray:
     """L(φ(t_s)) = (1/n) Σ_x ‖f_{φ(t_s)}(x) − y(x)‖² at every point of a path, in chunks of ``batch``.
 
@@ -522,7 +522,7 @@ def barrier(values: np.ndarray) -> float:
     return float(v.max() - max(v[0], v[-1]))
 
 
-def barrier_graph(spec: MLPSpec, X, Y, thetas: np.ndarray, eps: float, n_points: int = 33, kind: str = "linear", *,
+def barrier_graph(spec: Model, X, Y, thetas: np.ndarray, eps: float, n_points: int = 33, kind: str = "linear", *,
                   batch: int = DEFAULT_BATCH, device: str | torch.device = "cpu", fit_kw: dict | None = None,
                   return_peaks: bool = False):
     """Pairwise barriers between elements and the connected components of the graph they induce.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import store
+from .models import describe
 
 QUANTILES = (0.0, 0.1, 0.5, 0.9, 1.0)
 
@@ -97,7 +98,7 @@ def format_text(summary: dict, tree: list[dict]) -> str:
         lines.append(f"{label:<{w_label}}  {shape:>{w_shape}}  {dtype}".rstrip() if shape else label)
     a = summary["architecture"]
     r = summary["reference"]
-    lines += ["", f"run '{summary['name']}', seed {summary['seed']}: {a['activation']} MLP {a['widths']}, "
+    lines += ["", f"run '{summary['name']}', seed {summary['seed']}: {describe(a)}, "
                   f"P = {summary['n_params']} parameters"]
     acc = f", accuracy {r['accuracy']:.3f} on held-out labels" if r.get("accuracy") is not None else ""
     lines.append(f"reference: {r.get('source')}{acc}, output power {r.get('output_power', float('nan')):.4g}, "

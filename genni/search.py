@@ -88,7 +88,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import torch
 
-from . import nets, params
+from . import nets
 from .models.base import Model
 from .progress import bar
 
@@ -279,48 +279,23 @@ def _discrepancy_rows(spec: Model, theta: torch.Tensor, X: torch.Tensor, Y: torc
     return _rowwise(lambda t: discrepancy(spec, t[None], X, Y)[0], theta)
 
 
-def _hidden_masks(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """dead[b, u] for every hidden unit u (layers concatenated): z_u(x) ≤ 0 on all of X."""
-    Ws = params.unflatten(theta, spec.widths, spec.bias)
-    h, out = X, []
-    for W, b in Ws[:-1]:
-        z = torch.baddbmm(b.unsqueeze(1), h.expand(W.shape[0], *h.shape[-2:]), W.transpose(1, 2))
-        out.append(~(z > 0).any(1))
-        h = torch.relu(z)
-    return torch.cat(out, 1)
+def _hidden_masks(spec: Model, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """dead[b, u] for every unit the model can revive (:meth:`~genni.models.base.Model.dead_mask`)."""
+    return spec.dead_mask(theta, X)
 
 
-def count_dead_units(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """Hidden units inactive on every input of X, per row of θ (0 for non-ReLU activations)."""
+def count_dead_units(spec: Model, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """Hidden units inactive on every input of X, per row of θ (0 where the model does not revive)."""
     if not spec.revivable:
         return torch.zeros(theta.shape[0], dtype=torch.long, device=theta.device)
     return _hidden_masks(spec, theta, X).sum(1)
 
 
-def _revive(spec: nets.MLPSpec, theta: torch.Tensor, dead: torch.Tensor, gens: list) -> torch.Tensor:
-    """θ with every dead unit re-drawn (incoming row and bias) and its outgoing column zeroed."""
-    theta = theta.clone()
-    slices = params.layer_slices(spec.widths, spec.bias)
-    for b, g in enumerate(gens):
-        if g is None:
-            continue
-        fresh = nets.init_theta(spec, 1, g)[0].to(theta.device)
-        off = 0
-        for l, w in enumerate(spec.hidden_widths):
-            s_in, s_out = slices[l], slices[l + 1]
-            Wi = theta[b, s_in.weight].view(s_in.shape)
-            Wo = theta[b, s_out.weight].view(s_out.shape)
-            Fi = fresh[s_in.weight].view(s_in.shape)
-            for j in torch.nonzero(dead[b, off:off + w]).flatten().tolist():
-                Wi[j] = Fi[j]
-                if spec.bias:
-                    theta[b, s_in.bias.start + j] = fresh[s_in.bias.start + j]
-                Wo[:, j] = 0.0
-            off += w
-    return theta
+def _revive(spec: Model, theta: torch.Tensor, dead: torch.Tensor, gens: list) -> torch.Tensor:
+    return spec.revive(theta, dead, gens)
 
 
-def _residual_jacobian(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor):
+def _residual_jacobian(spec: Model, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor):
     """r = vec(f_θ(X) − Y) : [B, nK] and J = ∂r/∂θ : [B, nK, P]."""
     f, J = spec.jacobian(theta, X)
     B = theta.shape[0]

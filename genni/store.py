@@ -174,9 +174,13 @@ def _check_structure(f: h5py.File, p: Path) -> None:
             raise GenniError(f"{p}: {where} is missing or not a table (edited or damaged run file)")
     arch = json.loads(_attr(f["reference/theta"].attrs["architecture"]))
     try:
-        P, w_in, w_out = _n_params(arch), int(arch["widths"][0]), int(arch["widths"][-1])
+        if "widths" in arch:
+            P, w_in, w_out = _n_params(arch), int(arch["widths"][0]), int(arch["widths"][-1])
+        else:  # other kinds store their sizes (genni.pipeline writes n_params, in_dim, out_dim)
+            P, w_in, w_out = int(arch["n_params"]), int(arch["in_dim"]), int(arch["out_dim"])
     except (KeyError, TypeError, ValueError, IndexError):
-        raise GenniError(f"{p}: /reference/theta's architecture attribute has no valid widths") from None
+        raise GenniError(f"{p}: /reference/theta's architecture attribute has no valid widths or sizes") from None
+    what = arch.get("widths", arch.get("description", arch.get("kind")))
     shapes = {"reference/theta": (P,), "equivalents/theta": (None, P), "probe/X": (None, w_in),
               "probe/X_heldout": (None, w_in), "probe/Y": (None, w_out), "probe/Y_heldout": (None, w_out),
               "probe/X_far": (None, w_in), "probe/Y_far": (None, w_out)}
@@ -184,7 +188,7 @@ def _check_structure(f: h5py.File, p: Path) -> None:
         if name in f:
             got = f[name].shape
             if len(got) != len(want) or any(a is not None and a != b for a, b in zip(want, got)):
-                raise GenniError(f"{p}: /{name} has shape {got}, the architecture {arch['widths']} needs "
+                raise GenniError(f"{p}: /{name} has shape {got}, the architecture {what} needs "
                                  f"{tuple('n' if a is None else a for a in want)} (edited or damaged run file)")
     for a, b in (("probe/X", "probe/Y"), ("probe/X_heldout", "probe/Y_heldout"), ("probe/X_far", "probe/Y_far")):
         if a in f and b in f and f[a].shape[0] != f[b].shape[0]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import nets, params
+from . import nets
 from .errors import GenniError
 from .progress import bar
 
@@ -33,7 +32,7 @@ class Reference:
 def predict(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """Class predictions: sign of a single logit, else argmax. theta : [P], X : [n, w_0] -> [n]."""
     with torch.no_grad():
-        out = nets.forward(spec, theta, X)
+        out = spec.forward(theta, X)
     return (out[:, 0] > 0).long() if out.shape[1] == 1 else out.argmax(1)
 
 
@@ -59,14 +58,14 @@ def train_reference(spec: nets.MLPSpec, X: np.ndarray, y: np.ndarray, *, epochs:
     if len(X) == 0:
         raise GenniError("cannot train the reference: the training set is empty (n_train = 0)")
     g, _ = nets.element_generator(seed, 0xA11CE)
-    theta = nets.init_theta(spec, 1, g, init_scale)[0].requires_grad_(True)
+    theta = spec.init_theta(1, g, init_scale)[0].requires_grad_(True)
     Xt = torch.as_tensor(X, dtype=torch.float64)
     yt = torch.as_tensor(y)
     opt = torch.optim.Adam([theta], lr=lr)
-    single = spec.widths[-1] == 1
+    single = spec.out_dim == 1
     for _ in bar(range(epochs), progress=progress, desc="train reference", unit="epoch", leave=False):
         opt.zero_grad()
-        out = nets.forward(spec, theta, Xt)
+        out = spec.forward(theta, Xt)
         if single:
             loss = torch.nn.functional.binary_cross_entropy_with_logits(out[:, 0], yt.to(torch.float64))
         else:
@@ -86,34 +85,20 @@ def random_reference(spec: nets.MLPSpec, *, seed: int, init_scale: float = 1.0, 
     networks keep their signal through depth)."""
     g, _ = nets.element_generator(seed, 0x7EAC)
     if init == "torch":
-        return nets.init_theta(spec, 1, g, init_scale)[0].numpy()
-    theta = torch.empty(spec.n_params, dtype=torch.float64)
-    for s in params.layer_slices(spec.widths, spec.bias):
-        theta[s.weight] = torch.randn(s.weight.stop - s.weight.start, generator=g, dtype=torch.float64) * (
-            init_scale * np.sqrt(2.0 / s.shape[1]))
-        theta[s.bias] = torch.randn(s.bias.stop - s.bias.start, generator=g, dtype=torch.float64) * bias_std
+        return spec.init_theta(1, g, init_scale)[0].numpy()
+    theta = torch.zeros(spec.n_params, dtype=torch.float64)
+    for w, n_out, b in spec.filter_groups():  # one weight tensor, its n_out filters, its bias
+        size = w.stop - w.start
+        theta[w] = torch.randn(size, generator=g, dtype=torch.float64) * (init_scale * np.sqrt(2.0 * n_out / size))
+        if b is not None:
+            theta[b] = torch.randn(b.stop - b.start, generator=g, dtype=torch.float64) * bias_std
     return theta.numpy()
 
 
-def load_reference(spec: nets.MLPSpec, path: str | Path) -> np.ndarray:
-    """θ* from a ``state_dict`` saved with ``torch.save`` (loaded with ``weights_only=True``)."""
-    p = Path(path)
-    if not p.is_file():
-        raise GenniError(f"reference file not found: {p}")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        first = re.sub(r"\x1b\[[0-9;]*m", "", (str(exc).strip().splitlines() or [type(exc).__name__])[0])
-        first = first.split(". ")[0][:200]  # torch's weights_only refusal runs on for paragraphs
-        raise GenniError(f"cannot load reference state_dict from {p}: {first}") from None
-    if isinstance(state, torch.nn.Module):  # pragma: no cover - weights_only forbids this
-        state = state.state_dict()
-    if not isinstance(state, dict):
-        raise GenniError(f"reference file {p} does not hold a state_dict")
-    theta = params.state_dict_to_theta(state, spec.widths, spec.bias)
-    if not torch.isfinite(theta).all():
-        raise GenniError(f"reference file {p} contains NaN or infinite weights")
-    return theta.numpy()
+def load_reference(spec, path: str | Path) -> np.ndarray:
+    """θ* from a ``state_dict`` saved with ``torch.save`` (loaded with ``weights_only=True``; the model's
+    :meth:`~genni.models.base.Model.load_state_dict` names any key or shape that does not fit)."""
+    return spec.load_state_dict(path)
 
 
 def _ref_seed(cfg: dict) -> int:
@@ -138,7 +123,7 @@ def make_reference(cfg: dict, spec: nets.MLPSpec, data, *, progress: bool = Fals
         theta = load_reference(spec, ref["path"])
     # accuracy means something only for a network meant to fit the labels (not a random teacher)
     labelled = ref["source"] != "random" and (
-        spec.widths[-1] == data.n_classes or (spec.widths[-1] == 1 and data.n_classes == 2))
+        spec.out_dim == data.n_classes or (spec.out_dim == 1 and data.n_classes == 2))
     acc = accuracy(spec, theta, data.X_heldout, data.y_heldout) if labelled else None
     train_acc = accuracy(spec, theta, data.X_train, data.y_train) if labelled and len(data.X_train) else None
     return Reference(theta=theta, source=ref["source"], accuracy=acc, train_accuracy=train_acc)

@@ -57,8 +57,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import nets
-from .identifiability import rescaling_directions
+from .models.base import Model
 from .progress import bar
 
 REASONS = ("retraction_failed", "certificate_failed")
@@ -156,12 +155,11 @@ class Stored:
 # --- geometry of one state
 
 
-def orbit_tangents(spec: nets.MLPSpec, theta: np.ndarray) -> np.ndarray:
-    """Tangents of the continuous exact symmetry orbits at θ, columns [P, H] (relu, leaky_relu:
-    one per hidden unit's rescaling; empty for activations whose symmetries are discrete)."""
-    if spec.activation not in ("relu", "leaky_relu"):
-        return np.zeros((spec.n_params, 0))
-    return rescaling_directions(spec, theta)
+def orbit_tangents(spec: Model, theta: np.ndarray) -> np.ndarray:
+    """Tangents of the continuous exact symmetry orbits at θ, columns [P, H] (the model's declared
+    :meth:`~genni.models.base.Model.symmetry_tangents`: for the relu MLP one per hidden unit's rescaling;
+    empty where the symmetries are discrete)."""
+    return spec.symmetry_tangents(theta)
 
 
 def horizontal_basis(J: np.ndarray, T: np.ndarray, null_rtol: float = 1e-6, horizontal: bool = True) -> np.ndarray:
@@ -178,27 +176,6 @@ def horizontal_basis(J: np.ndarray, T: np.ndarray, null_rtol: float = 1e-6, hori
     M = N - Q @ (Q.T @ N)
     Um, sm, _ = np.linalg.svd(M, full_matrices=False)
     return Um[:, sm > 0.5]  # M's singular values are 1 (kept directions) or ≈ 0 (the orbit's)
-
-
-def preactivation_jacobian(spec: nets.MLPSpec, theta: np.ndarray, X: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Every hidden pre-activation z_lj(x) on the inputs and its gradient in θ.
-
-    Hidden layer l's pre-activations are the outputs of the truncated network widths[:l+2] (no
-    activation on its last layer), whose parameters are a prefix of θ, so the closed-form output
-    Jacobian of :func:`genni.nets.jacobian` gives them.
-    theta : [P];  X : [n, w_0]
-    returns : (z : [n·H] (input-major within each layer, layers concatenated), G : [n·H, P])
-    """
-    zs, Gs = [], []
-    th = torch.as_tensor(theta, dtype=torch.float64)
-    for l in range(len(spec.hidden_widths)):
-        sub = nets.MLPSpec(spec.widths[: l + 2], spec.activation, negative_slope=spec.negative_slope, bias=spec.bias)
-        f, J = nets.jacobian(sub, th[: sub.n_params][None], X)
-        zs.append(f[0].reshape(-1).numpy())
-        G = np.zeros((J.shape[1] * J.shape[2], spec.n_params))
-        G[:, : sub.n_params] = J[0].reshape(-1, sub.n_params).numpy()
-        Gs.append(G)
-    return np.concatenate(zs), np.concatenate(Gs)
 
 
 def face_direction(H: np.ndarray, v: np.ndarray, z: np.ndarray, G: np.ndarray, length: float,
@@ -234,18 +211,18 @@ def face_direction(H: np.ndarray, v: np.ndarray, z: np.ndarray, G: np.ndarray, l
     return (u / nu if nu > 0 else u), int(active.sum())
 
 
-def _vertical(spec: nets.MLPSpec, theta: np.ndarray, J: torch.Tensor, settings: WalkSettings) -> np.ndarray:
+def _vertical(spec: Model, theta: np.ndarray, J: torch.Tensor, settings: WalkSettings) -> np.ndarray:
     """Steps 1–2 of the module docstring at θ: the (horizontal) vertical basis [P, m] from J [nK…, P]."""
     T = orbit_tangents(spec, theta) if settings.horizontal else np.zeros((spec.n_params, 0))
     return horizontal_basis(J.reshape(-1, spec.n_params).numpy(), T, settings.null_rtol, settings.horizontal)
 
 
-def _direction(spec: nets.MLPSpec, theta: np.ndarray, X: torch.Tensor, H: np.ndarray, v: np.ndarray, length: float,
+def _direction(spec: Model, theta: np.ndarray, X: torch.Tensor, H: np.ndarray, v: np.ndarray, length: float,
                settings: WalkSettings) -> np.ndarray:
     """Step 3: the unit direction in span(H) nearest v, kept on the relu faces for a step of ``length``."""
-    if settings.faces and spec.activation in ("relu", "leaky_relu"):
-        z, G = preactivation_jacobian(spec, theta, X)
-        return face_direction(H, v, z, G, length)[0]
+    kinks = spec.preactivation_jacobian(theta, X) if settings.faces else None
+    if kinks is not None:
+        return face_direction(H, v, *kinks, length)[0]
     u = H @ (H.T @ v)
     return u / max(np.linalg.norm(u), 1e-300)
 
@@ -254,11 +231,11 @@ def _direction(spec: nets.MLPSpec, theta: np.ndarray, X: torch.Tensor, H: np.nda
 
 
 def _loss(spec, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    r = nets.forward(spec, theta, X) - Y
+    r = spec.forward(theta, X) - Y
     return (r * r).sum(-1).mean(-1)
 
 
-def retract(spec: nets.MLPSpec, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, tol: float,
+def retract(spec: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, tol: float,
             iters: int = 12, rcond: float = 1e-6) -> tuple[np.ndarray, float, bool]:
     """Gauss–Newton back onto the class: θ ← θ − J(θ)⁺ r(θ) until L(θ) ≤ tol (see the module docstring).
 
@@ -271,7 +248,7 @@ def retract(spec: nets.MLPSpec, theta: np.ndarray, X: torch.Tensor, Y: torch.Ten
     for _ in range(iters):
         if L <= tol:
             return th.numpy(), L, True
-        f, J = nets.jacobian(spec, th[None], X)
+        f, J = spec.jacobian(th[None], X)
         r = (f[0] - Y).reshape(-1).numpy()
         delta = torch.as_tensor(np.linalg.lstsq(J[0].reshape(len(r), -1).numpy(), r, rcond=rcond)[0])
         for _ in range(4):  # backtracking: a full correction can overshoot where J changes fast (relu kinks)
@@ -287,7 +264,7 @@ def retract(spec: nets.MLPSpec, theta: np.ndarray, X: torch.Tensor, Y: torch.Ten
     return th.numpy(), L, L <= tol
 
 
-def segment_max(spec: nets.MLPSpec, a: np.ndarray, b: np.ndarray, X: torch.Tensor, Y: torch.Tensor,
+def segment_max(spec: Model, a: np.ndarray, b: np.ndarray, X: torch.Tensor, Y: torch.Tensor,
                 power: float) -> float:
     """max over t ∈ [0, 1] of L(a + t(b − a)) / P*, the certificate of the straight segment a → b.
 
@@ -308,7 +285,7 @@ def segment_max(spec: nets.MLPSpec, a: np.ndarray, b: np.ndarray, X: torch.Tenso
     t = torch.linspace(0, 1, SEGMENT_POINTS, dtype=torch.float64)
     d = b_t - a_t
     thetas = a_t[None] + t[:, None] * d[None]
-    f, df = jvp(lambda th: nets.forward(spec, th, X), (thetas,), (d.expand_as(thetas).contiguous(),))
+    f, df = jvp(lambda th: spec.forward(th, X), (thetas,), (d.expand_as(thetas).contiguous(),))
     r = (f - Y).reshape(SEGMENT_POINTS, -1)
     dr = df.reshape(SEGMENT_POINTS, -1) / (SEGMENT_POINTS - 1)  # per unit of the interval variable
     n = X.shape[0]
@@ -321,12 +298,8 @@ def segment_max(spec: nets.MLPSpec, a: np.ndarray, b: np.ndarray, X: torch.Tenso
     return worst / power
 
 
-def _pattern(spec: nets.MLPSpec, theta: np.ndarray, X: torch.Tensor) -> np.ndarray | None:
-    if spec.activation not in ("relu", "leaky_relu"):
-        return None
-    with torch.no_grad():
-        _, reps = nets.forward(spec, torch.as_tensor(theta), X, layers=True, preactivations=True)
-    return np.concatenate([(z > 0).numpy().ravel() for z in reps[1:-1:2]])
+def _pattern(spec: Model, theta: np.ndarray, X: torch.Tensor) -> np.ndarray | None:
+    return spec.activation_pattern(theta, X)
 
 
 # --- the chains
@@ -375,7 +348,7 @@ class _Chain:
         self.h, self.direction, self.since = settings.step_size, None, 0
 
 
-def walk(spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start], settings: WalkSettings, *,
+def walk(spec: Model, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start], settings: WalkSettings, *,
          tol: float, seed: int, first_row: int, progress: bool = False, logs: list | None = None) -> Iterator[Stored]:
     """Run chains from the given starts; yields the stored states as they come, in row order.
 
@@ -388,7 +361,7 @@ def walk(spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray, starts: list[
     """
     x = torch.as_tensor(np.asarray(X, dtype=np.float64))
     with torch.no_grad():
-        Y = nets.forward(spec, torch.as_tensor(np.asarray(theta_ref, dtype=np.float64)), x)
+        Y = spec.forward(torch.as_tensor(np.asarray(theta_ref, dtype=np.float64)), x)
     power = float((Y * Y).sum(-1).mean())
     scale = float(np.linalg.norm(theta_ref))
     chains = []
@@ -422,7 +395,7 @@ def walk(spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray, starts: list[
                 break
             for c in active:
                 started = time.monotonic()
-                Jc = nets.jacobian(spec, torch.as_tensor(c.theta)[None], x)[1][0]
+                Jc = spec.jacobian(torch.as_tensor(c.theta)[None], x)[1][0]
                 c.attempts += 1
                 H = _vertical(spec, c.theta, Jc, settings)
                 if H.shape[1] == 0:
@@ -490,7 +463,7 @@ class Connection:
     steps: int = 0
 
 
-def connect(spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b: np.ndarray,
+def connect(spec: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b: np.ndarray,
             settings: WalkSettings, *, tol: float, max_steps: int = 200, seed: int = 0) -> Connection:
     """A certified path inside {L/P* ≤ ε} from a to b (both on the class), or an honest failure.
 
@@ -506,7 +479,7 @@ def connect(spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray, a: np.ndar
     """
     x = torch.as_tensor(np.asarray(X, dtype=np.float64))
     with torch.no_grad():
-        Y = nets.forward(spec, torch.as_tensor(np.asarray(theta_ref, dtype=np.float64)), x)
+        Y = spec.forward(torch.as_tensor(np.asarray(theta_ref, dtype=np.float64)), x)
     power = float((Y * Y).sum(-1).mean())
     scale = float(np.linalg.norm(theta_ref))
     rng = np.random.default_rng([seed, 0xC0E, 1])
@@ -521,7 +494,7 @@ def connect(spec: nets.MLPSpec, theta_ref: np.ndarray, X: np.ndarray, a: np.ndar
             certs.append(close)
             return Connection(np.stack(vertices), np.array(certs), True, "connected", attempt)
         gap = b - theta
-        Jc = nets.jacobian(spec, torch.as_tensor(theta)[None], x)[1][0]
+        Jc = spec.jacobian(torch.as_tensor(theta)[None], x)[1][0]
         H = _vertical(spec, theta, Jc, settings)
         if H.shape[1] == 0:
             return Connection(np.stack(vertices), np.array(certs), False,
@@ -556,4 +529,4 @@ def _loss_np(spec, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor) -> float
 
 
 __all__ = ["WalkSettings", "Start", "ChainLog", "Stored", "Connection", "connect", "REASONS", "orbit_tangents",
-           "horizontal_basis", "preactivation_jacobian", "face_direction", "retract", "segment_max", "walk"]
+           "horizontal_basis", "face_direction", "retract", "segment_max", "walk"]

@@ -124,24 +124,33 @@ def _spec(metric: str) -> MetricSpec:
         raise ValueError(f"unknown metric '{metric}' (choose from: {', '.join(METRICS)})") from None
 
 
-def warn_missing_symmetries(metric: str, activation: str) -> str | None:
-    """A warning text when ``metric`` is not invariant to all exact hidden-unit symmetries
-    of an MLP with this activation (so exactly equivalent networks get different paths);
-    None when it is."""
+def warn_missing_symmetries(metric: str, activation: str | tuple[str, ...], what: str | None = None) -> str | None:
+    """A warning text when ``metric`` is not invariant to all exact symmetries acting on the hidden
+    representations (so exactly equivalent networks get different paths); None when it is.
+
+    activation : an MLP activation name (its hidden-unit symmetries), or the names of the symmetries
+        themselves (``Model.representation_symmetries()``: permutation, per_unit_scaling, sign_flip,
+        translation, invertible_linear), with ``what`` naming the networks in the message."""
     spec = _spec(metric)
-    try:
-        needed = _ARCH_SYMMETRIES[activation]
-    except KeyError:
-        raise ValueError(f"unknown activation '{activation}' (choose from: {', '.join(_ARCH_SYMMETRIES)})") from None
+    if isinstance(activation, str):
+        try:
+            needed = _ARCH_SYMMETRIES[activation]
+        except KeyError:
+            raise ValueError(f"unknown activation '{activation}' (choose from: {', '.join(_ARCH_SYMMETRIES)})") from None
+        what = what or f"{activation} networks"
+    else:
+        needed = tuple(activation)
+        what = what or "these networks"
     missing = [s for s in needed if s not in spec.invariances]
     if not missing:
         return None
     names = {"per_unit_scaling": "positive per-unit rescaling", "sign_flip": "per-unit sign flips",
-             "permutation": "unit permutations"}
+             "permutation": "unit permutations", "translation": "translations",
+             "invertible_linear": "invertible linear maps", "orthogonal": "rotations"}
     better = [m for m, s in METRICS.items() if all(k in s.invariances for k in needed)]
-    return (f"metric '{metric}' is not invariant to {', '.join(names[s] for s in missing)}, an exact symmetry of "
-            f"{activation} networks: exactly equivalent networks can have different hidden-layer points and paths"
-            + (f" (invariant metrics: {', '.join(better)})" if better else ""))
+    return (f"metric '{metric}' is not invariant to {', '.join(names.get(s, s) for s in missing)}, an exact symmetry "
+            f"of {what}: exactly equivalent networks can have different hidden-layer points and paths"
+            + (f" (invariant metrics: {', '.join(better)})" if better else " (no metric here is invariant to all)"))
 
 
 # ---------------------------------------------------------------- preparation

@@ -14,6 +14,8 @@ from .base import Model
 REGISTRY: dict[str, str] = {
     "mlp": "genni.models.mlp:MLP",
     "resmlp": "genni.models.resmlp:ResMLP",
+    "cnn": "genni.models.cnn:CNN",
+    "module": "genni.models.module:TorchModule",
 }
 """kind -> "module:Class" (imported on first use, so a kind's module may import genni freely)."""
 
@@ -30,4 +32,12 @@ def from_dict(d: dict) -> Model:
     return model_class(d.get("kind", "mlp")).from_dict(d)
 
 
-__all__ = ["Model", "REGISTRY", "model_class", "from_dict"]
+def describe(d: dict) -> str:
+    """A stored architecture's phrase for titles and reports: its ``description`` (written with the run
+    since kinds exist), else rebuilt from the MLP fields of older files."""
+    if d.get("description"):
+        return str(d["description"])
+    return from_dict(d).describe()
+
+
+__all__ = ["Model", "REGISTRY", "model_class", "from_dict", "describe"]

@@ -21,10 +21,14 @@ kind must pass the contract in ``tests/test_model_contract.py``.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import torch
+
+from ..errors import GenniError
 
 
 class Model:
@@ -71,9 +75,199 @@ class Model:
         """Tangents at θ of the continuous symmetries, as columns [P, m] (m = 0: none)."""
         return np.zeros((self.n_params, 0))
 
+    # --- what a kind may provide (generic defaults below) ---------------------------------------------
+    @property
+    def in_dim(self) -> int:
+        """d_in, input features per example as stored (images flattened C·H·W, row-major)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """A short phrase for logs, reports and plot titles, e.g. ``relu MLP [2, 16, 16, 1]``."""
+        return f"{self.kind} model, {self.n_params} parameters"
+
+    @classmethod
+    def from_config(cls, m: dict, d_in: int, d_out: int, input_shape: tuple[int, ...] | None = None) -> Model:
+        """The model a resolved ``[model]`` table describes, for d_in input features (``input_shape`` when
+        the data are images) and d_out outputs; raises ``ConfigError`` naming a key that does not fit."""
+        raise NotImplementedError
+
+    CONFIG_KEYS: ClassVar[tuple[str, ...]] = ()
+    """The ``[model]`` keys (besides ``kind``) this kind reads; another kind's keys are refused."""
+
+    def representation_points(self) -> list[tuple[str, str]]:
+        """(name, submodule path) pairs whose outputs are the hidden representations, in order (the input
+        and the output are added by :meth:`layers`).  Default: every top-level child but the last."""
+        names = [k for k, _ in self.module().named_children()]
+        return [(k, k) for k in names[:-1]]
+
+    def layer_names(self, preactivations: bool = False) -> list[str]:
+        """Names of the representations :meth:`layers` returns: ``input``, hidden ones, ``output``."""
+        return ["input", *[n for n, _ in self.representation_points()], "output"]
+
+    def layers(self, theta: torch.Tensor, X: torch.Tensor, preactivations: bool = False):
+        """Outputs and every representation along the way (paths, Ricci), each flattened per input.
+
+        theta : Tensor, shape [N, P] (or [P]);  X : Tensor, shape [n, d_in]
+        returns : (out [N, n, K], list of [N, n, d_l], one per :meth:`layer_names`) ([P]: without N)
+
+        Generic: forward hooks on :meth:`representation_points` inside ``functional_call`` under
+        ``vmap``; the hooked outputs are returned from the vmapped function, so nothing leaks out of it.
+        """
+        from torch.func import functional_call
+
+        net = self.module()
+        subs = dict(net.named_modules())
+        points = [subs[path] for _, path in self.representation_points()]
+        shapes = [(k, p.shape) for k, p in net.named_parameters()]
+
+        def f(th):
+            got: list = []
+            hooks = [m.register_forward_hook(lambda _m, _i, o: got.append(o.reshape(o.shape[0], -1)))
+                     for m in points]
+            try:
+                parts, o = {}, 0
+                for k, sh in shapes:
+                    n = int(np.prod(sh)) if len(sh) else 1
+                    parts[k] = th[o:o + n].reshape(sh)
+                    o += n
+                out = functional_call(net, parts, (X,))
+            finally:
+                for h in hooks:
+                    h.remove()
+            return (out, *got)
+
+        res = f(theta) if theta.dim() == 1 else torch.vmap(f)(theta)
+        out, reps = res[0], list(res[1:])
+        inp = X.reshape(X.shape[0], -1)
+        inp = inp if theta.dim() == 1 else inp.expand(theta.shape[0], *inp.shape)
+        return out, [inp, *reps, out]
+
+    def forward_combination(self, stack: torch.Tensor, coeffs: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """Outputs of θ_i = Σ_j coeffs[i, j]·stack[j] (points of an affine subspace).
+        stack : [J, P];  coeffs : [m, J];  X : [n, d_in] → [m, n, K].  Generic: forms each θ_i."""
+        return self.forward(coeffs @ stack, X)
+
+    def filter_groups(self) -> list[tuple[slice, int, slice | None]]:
+        """(weight slice, number of filters, bias slice or None) per weight tensor, for filter-normalised
+        directions (one filter = one output unit or channel: a row of the weight reshaped [out, -1]).
+        Generic: from ``named_parameters``; a bias is the 1-D tensor right after its weight."""
+        out, o = [], 0
+        items = [(k, p.shape) for k, p in self.module().named_parameters()]
+        offs = []
+        for _, sh in items:
+            offs.append(o)
+            o += int(np.prod(sh)) if len(sh) else 1
+        for i, (_k, sh) in enumerate(items):
+            if len(sh) < 2:
+                continue
+            ws = slice(offs[i], offs[i] + int(np.prod(sh)))
+            bs = None
+            if i + 1 < len(items) and len(items[i + 1][1]) == 1 and items[i + 1][1][0] == sh[0]:
+                bs = slice(offs[i + 1], offs[i + 1] + sh[0])
+            out.append((ws, int(sh[0]), bs))
+        return out
+
+    aligns: ClassVar[bool] = False
+    """True when :meth:`align` undoes the declared symmetries (a planted g·θ_ref aligns back to θ_ref)."""
+
+    def align(self, theta: np.ndarray, theta_ref: np.ndarray):
+        """(g·θ closest to θ_ref under the declared discrete symmetries, g); default: θ unchanged."""
+        return np.array(theta, dtype=np.float64, copy=True), None
+
+    def balance(self, theta: np.ndarray) -> np.ndarray:
+        """A canonical representative of θ's orbit under the continuous symmetries; default: θ."""
+        return np.array(theta, dtype=np.float64, copy=True)
+
+    def expected_rank(self, n_rows: int | None = None) -> int:
+        """Upper bound on rank J at a generic θ: P minus the rank of the declared tangents at a random
+        θ (so a kind declaring nothing gets P), capped by the number of rows n·K."""
+        g = torch.Generator().manual_seed(0)
+        T = self.symmetry_tangents(self.init_theta(1, g)[0].numpy())
+        r = int(np.linalg.matrix_rank(T)) if T.shape[1] else 0
+        bound = self.n_params - r
+        return bound if n_rows is None else min(bound, n_rows)
+
+    def dead_units(self, theta: np.ndarray, X: np.ndarray) -> list[int]:
+        """Per hidden layer, units (or channels) that are zero on every input; default: none known."""
+        return []
+
+    def preactivation_jacobian(self, theta: np.ndarray, X: torch.Tensor):
+        """(z [M], G [M, P]): every pre-activation at a kink of a piecewise-linear activation and its
+        gradient in θ, for walks that stay on the relu faces; ``None`` when the kind has none."""
+        return None
+
+    def _state_target(self) -> torch.nn.Module:
+        """The module a state_dict is loaded into (its buffers stay there)."""
+        return self.module()
+
+    def load_state_dict(self, path: str | Path) -> np.ndarray:
+        """θ [P] (float64) from a state_dict saved with ``torch.save`` (a plain state_dict, or a dict holding
+        it under ``"state_dict"``), loaded with ``weights_only=True`` and strict key / shape checks; buffers
+        are set on :meth:`_state_target`.  Raises ``GenniError`` with one line naming what
+        does not fit (missing, unexpected or misshapen keys)."""
+        p = Path(path)
+        state = read_state_dict(p)
+        net = self._state_target()
+        want = net.state_dict()
+        if set(state) != set(want) and all(k.startswith("module.") for k in state) \
+                and {k[len("module."):] for k in state} == set(want):  # saved from DataParallel
+            state = {k[len("module."):]: v for k, v in state.items()}
+        missing = [k for k in want if k not in state]
+        extra = [k for k in state if k not in want]
+        misshapen = [k for k in want if k in state and isinstance(want[k], torch.Tensor)
+                     and (not isinstance(state[k], torch.Tensor) or tuple(state[k].shape) != tuple(want[k].shape))]
+
+        def few(keys, show=lambda k: k):
+            more = f" (+{len(keys) - 3} more)" if len(keys) > 3 else ""
+            return ", ".join(show(k) for k in keys[:3]) + more
+
+        problems = []
+        if missing:
+            problems.append(f"missing key(s) {few(missing)}")
+        if extra:
+            problems.append(f"unexpected key(s) {few(extra)}")
+        if misshapen:
+            def show(k):
+                got = _shape(state[k].shape) if isinstance(state[k], torch.Tensor) else type(state[k]).__name__
+                return f"{k} {got} where the module has {_shape(want[k].shape)}"
+            problems.append(f"wrong shape(s) {few(misshapen, show)}")
+        if problems:
+            raise GenniError(f"state_dict {p} does not fit {self.describe()}: {'; '.join(problems)}")
+        conv = {k: (v.detach().to(torch.float64) if isinstance(v, torch.Tensor) and v.is_floating_point() else v)
+                for k, v in state.items()}
+        try:
+            with torch.no_grad():
+                net.load_state_dict(conv, strict=True)
+        except Exception as exc:
+            raise GenniError(f"state_dict {p} does not fit {self.describe()}: {_first_line(exc)}") from None
+        theta = torch.nn.utils.parameters_to_vector(net.parameters()).detach().clone().numpy()
+        if not np.isfinite(theta).all():
+            raise GenniError(f"reference file {p} contains NaN or infinite weights")
+        return theta
+
+    def activation_pattern(self, theta: np.ndarray, X: torch.Tensor) -> np.ndarray | None:
+        """Which side of its kink every piecewise-linear pre-activation is on (bool, flattened), to count
+        the walk's pattern changes; ``None`` when the kind does not say."""
+        return None
+
+    def representation_symmetries(self) -> tuple[str, ...]:
+        """The transformations the exact symmetries apply to the hidden representations of
+        :meth:`layers` (what a path metric must be invariant to): from :meth:`symmetry_kinds`,
+        permutation → permutation, rescaling → per_unit_scaling, sign_flip → sign_flip."""
+        k = self.symmetry_kinds()
+        names = {"permutation": "permutation", "rescaling": "per_unit_scaling", "sign_flip": "sign_flip"}
+        return tuple(v for key, v in names.items() if k.get(key))
+
     revivable: ClassVar[bool] = False
-    """True when the search may re-draw dead units (only the relu MLP so far: genni.search's revival
-    reads its layers)."""
+    """True when the search may re-draw dead units (:meth:`dead_mask`, :meth:`revive`; the relu MLP)."""
+
+    def dead_mask(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """dead[b, u] : [N, H] for every revivable unit u: inactive on all of X (H = 0 by default)."""
+        return torch.zeros(theta.shape[0], 0, dtype=torch.bool, device=theta.device)
+
+    def revive(self, theta: torch.Tensor, dead: torch.Tensor, gens: list) -> torch.Tensor:
+        """θ [N, P] with every dead unit re-drawn from its row's generator in ``gens`` (None: untouched)."""
+        return theta
 
     # --- generic implementations through torch.func -------------------------------------------------
     def init_theta(self, n: int, generator: torch.Generator, scale: float = 1.0) -> torch.Tensor:
@@ -144,4 +338,34 @@ class Model:
         return (J * J).sum((1, 2))
 
 
-__all__ = ["Model"]
+def read_state_dict(p: Path) -> dict:
+    """The state_dict a ``torch.save`` file holds (a plain one, or a dict holding it under
+    ``"state_dict"``), loaded with ``weights_only=True``; ``GenniError`` with one line otherwise."""
+    if not p.is_file():
+        raise GenniError(f"reference file not found: {p}")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad or refused file
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+        first = (text.strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:200]
+        why = re.search(r"Unsupported global: GLOBAL (\S+)", text)  # torch's refusal runs on for paragraphs
+        first += f" (it pickles {why.group(1)}, which weights_only=True refuses)" if why else ""
+        raise GenniError(f"cannot load reference state_dict from {p}: {first}") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise GenniError(f"reference file {p} does not hold a state_dict (got a {type(state).__name__})")
+    return state
+
+
+def _shape(t) -> str:
+    return "[" + ", ".join(str(int(s)) for s in t) + "]"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    msg = lines[0] if lines else ""
+    return f"{type(exc).__name__}: {msg}"[:240] if msg else type(exc).__name__
+
+
+__all__ = ["Model", "read_state_dict"]

@@ -89,6 +89,45 @@ class ResMLP(Model):
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"resmlp: unknown activation '{self.activation}' (choose from: {', '.join(ACTIVATIONS)})")
 
+    CONFIG_KEYS = ("width", "hidden", "blocks", "activation", "negative_slope")
+
+    @classmethod
+    def from_config(cls, m: dict, d_in: int, d_out: int, input_shape=None) -> ResMLP:
+        kw = {k: m[k] for k in ("width", "hidden", "blocks", "activation", "negative_slope") if m.get(k) is not None}
+        kw.setdefault("width", 16)
+        kw.setdefault("hidden", 16)
+        kw.setdefault("blocks", 2)
+        return cls(d_in=d_in, d_out=d_out, **kw)
+
+    @property
+    def in_dim(self) -> int:
+        return self.d_in
+
+    def describe(self) -> str:
+        return (f"{self.activation} residual MLP {self.d_in} → {self.width} × {self.blocks} blocks "
+                f"(hidden {self.hidden}) → {self.d_out}")
+
+    def representation_points(self) -> list[tuple[str, str]]:
+        """The residual stream: h_0 after the input layer, then h_b after each block."""
+        return [("h0", "inp"), *[(f"h{b + 1}", f"blocks.{b}") for b in range(self.blocks)]]
+
+    def representation_symmetries(self) -> tuple[str, ...]:
+        """The stream h_b moves by any invertible A and by translations (the hidden units inside the blocks
+        are not among the representations)."""
+        return ("invertible_linear", "translation")
+
+    def dead_units(self, theta: np.ndarray, X: np.ndarray) -> list[int]:
+        """Per block, hidden units whose activation is constant on every input."""
+        net = self.module(theta)
+        out = []
+        with torch.no_grad():
+            h = net.inp(torch.as_tensor(X, dtype=torch.float64))
+            for blk in net.blocks:
+                a = blk.act(blk.fc1(h))
+                out.append(int((a.std(0) == 0).sum()))
+                h = blk(h)
+        return out
+
     # --- layout -------------------------------------------------------------------------------------
     def _shapes(self) -> list[tuple[str, tuple[int, ...]]]:
         w, m = self.width, self.hidden
@@ -185,6 +224,80 @@ class ResMLP(Model):
         for b in range(stage, self.blocks):
             p[f"blocks.{b}.fc1.bias"] -= p[f"blocks.{b}.fc1.weight"] @ c
         p["out.bias"] -= p["out.weight"] @ c
+
+    def _identity(self, **parts) -> dict:
+        g = {"A": np.eye(self.width), "perms": [np.arange(self.hidden)] * self.blocks,
+             "factors": [np.ones(self.hidden)] * self.blocks, "shifts": [np.zeros(self.width)] * (self.blocks + 1)}
+        return {**g, **parts}
+
+    aligns = True
+
+    def align(self, theta: np.ndarray, theta_ref: np.ndarray):
+        """g·θ brought to θ_ref's gauge, stage by stage (if θ = g'·θ_ref exactly, the result is θ_ref):
+
+        1. the stream map: A minimising Σ_b ‖A (h_b − mean h_b) − (h*_b − mean h*_b)‖² over the residual
+           stream's states h_0 … h_B on fixed inputs (N(0, I), 4·w of them, seeded): every stream
+           symmetry moves h_b to A h_b + a constant, so this is exact for a planted copy and, for any
+           other θ, the linear map that best explains its stream by θ_ref's (identity if singular);
+        2. the input translation c₀ = b_in* − b_in;
+        3. per block b: its hidden units matched to θ_ref's by ``scipy.optimize.linear_sum_assignment`` on
+           the distances of their incoming vectors (W1 row, b1), direction only for relu / leaky_relu
+           (then scaled to θ_ref's norms), up to sign for tanh; then the block's stream translation
+           c_b = b2_b* − b2_b.
+
+        theta, theta_ref : [P];  returns : (aligned θ [P], the list of group elements applied in turn)
+        """
+        from scipy.optimize import linear_sum_assignment
+
+        w = self.width
+        cur = np.asarray(theta, dtype=np.float64)
+        r = self.unflatten(theta_ref)
+        x = torch.as_tensor(np.random.default_rng(0).normal(size=(max(64, 4 * w), self.d_in)))
+        with torch.no_grad():
+            H = [self.layers(torch.as_tensor(t), x)[1][1:-1] for t in (cur, theta_ref)]
+        mine, ref = (np.concatenate([(h - h.mean(0)).numpy() for h in hs]) for hs in H)  # [(B + 1)·n, w]
+        A = np.linalg.lstsq(mine, ref, rcond=None)[0].T
+        if not np.isfinite(A).all() or np.linalg.cond(A) > 1e12:
+            A = np.eye(w)
+        applied = [self._identity(A=A)]
+        cur = self.act(cur, applied[-1])
+        shift = [np.zeros(w)] * (self.blocks + 1)
+        applied.append(self._identity(shifts=[r["inp.bias"] - self.unflatten(cur)["inp.bias"], *shift[1:]]))
+        cur = self.act(cur, applied[-1])
+        rescale = self.symmetry_kinds()["rescaling"]
+        flips = self.symmetry_kinds()["sign_flip"]
+        for b in range(self.blocks):
+            k = f"blocks.{b}."
+            p = self.unflatten(cur)
+            mine = np.column_stack([p[k + "fc1.weight"], p[k + "fc1.bias"]])
+            ref = np.column_stack([r[k + "fc1.weight"], r[k + "fc1.bias"]])
+            nm, nr = np.linalg.norm(mine, axis=1), np.linalg.norm(ref, axis=1)
+            if rescale:
+                mine_f = mine / np.maximum(nm, 1e-300)[:, None]
+                ref_f = ref / np.maximum(nr, 1e-300)[:, None]
+            else:
+                mine_f, ref_f = mine, ref
+            cost = ((ref_f[:, None, :] - mine_f[None, :, :]) ** 2).sum(-1)  # [ref unit, my unit]
+            if flips:
+                cost = np.minimum(cost, ((ref_f[:, None, :] + mine_f[None, :, :]) ** 2).sum(-1))
+            _, perm = linear_sum_assignment(cost)
+            if rescale:
+                factors = nr / np.maximum(nm[perm], 1e-300)
+            elif flips:
+                same = ((ref_f - mine_f[perm]) ** 2).sum(1) <= ((ref_f + mine_f[perm]) ** 2).sum(1)
+                factors = np.where(same, 1.0, -1.0)
+            else:
+                factors = np.ones(self.hidden)
+            perms = [np.arange(self.hidden)] * self.blocks
+            fac = [np.ones(self.hidden)] * self.blocks
+            perms[b], fac[b] = perm, factors
+            applied.append(self._identity(perms=perms, factors=fac))
+            cur = self.act(cur, applied[-1])
+            sh = [np.zeros(w)] * (self.blocks + 1)
+            sh[b + 1] = r[k + "fc2.bias"] - self.unflatten(cur)[k + "fc2.bias"]
+            applied.append(self._identity(shifts=sh))
+            cur = self.act(cur, applied[-1])
+        return cur, applied
 
     def symmetry_tangents(self, theta: np.ndarray) -> np.ndarray:
         """Columns [P, w² + (B + 1)·w (+ B·m for relu)]: d/dt at t = 0 of A = I + tE_ij acting on θ (the

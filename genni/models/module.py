@@ -1,0 +1,386 @@
+"""kind = "module": a researcher's own ``torch.nn.Module``, behind the :class:`~genni.models.base.Model` interface.
+
+Config::
+
+    [model]
+    kind = "module"
+    module = "mypackage.nets:SmallConvNet"   # a callable (class or function) returning an nn.Module
+    kwargs = { channels = 8 }                # optional: keyword arguments for it
+    input_shape = [1, 8, 8]                  # optional: the shape of one input row (default: the data's)
+
+Inputs are stored flat, [n, d_in]; when ``input_shape`` is known the model reshapes each batch to
+[n, *input_shape] (a forward pre-hook on the module, so ``module()(X)`` accepts flat rows too).  Image
+data sets supply their [C, H, W]; a module that wants flat rows on image data says
+``input_shape = [d_in]``.  The factory is imported with :func:`importlib.import_module` (from
+``sys.path``, or else from the current directory) and called once per description; the module is
+converted to float64 and kept in eval mode.
+
+θ is ``parameters_to_vector(module.parameters())``, in ``named_parameters()`` order.  **Buffers** (e.g.
+BatchNorm running statistics) are not part of θ: they stay as the factory, or a state_dict loaded with
+:meth:`TorchModule.load_state_dict`, set them — in this process's cached module only, since they are not
+part of the JSON description.
+
+Symmetries: none is assumed.  A module declares its own by defining any of
+
+- ``genni_symmetry_tangents(theta) -> [P, m]`` — tangents at θ of its continuous symmetries;
+- ``genni_sample_symmetries(n, rng) -> list`` and ``genni_act(theta, g) -> [P]`` — random group
+  elements and their action on θ (both or neither);
+- ``genni_representation_points() -> [(name, submodule path), ...]`` — the hidden representations
+  for layer paths (default: the top-level children called once in a forward pass, in call order,
+  but the last, skipping reshapes and no-ops such as Flatten, Identity and Dropout).
+
+:mod:`genni.models.examples` holds small factories (a conv net; an MLP declaring its rescaling symmetry).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from .base import Model, _first_line, _shape
+
+_DECLARED = ("genni_symmetry_tangents", "genni_sample_symmetries", "genni_act", "genni_representation_points")
+_NO_REPRESENTATION = (torch.nn.Flatten, torch.nn.Unflatten, torch.nn.Identity,
+                      torch.nn.modules.dropout._DropoutNd, torch.nn.AlphaDropout, torch.nn.FeatureAlphaDropout)
+"""Children whose output is a reshape of (or, in eval mode, equal to) their input: never a representation."""
+
+
+class _ReshapeInput:
+    """Forward pre-hook: rows [n, d_in] (or already [n, *shape]) -> [n, *shape]."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = tuple(shape)
+
+    def __call__(self, _module, args):
+        if not args:
+            return None
+        x = args[0]
+        return (x.reshape(x.shape[0], *self.shape), *args[1:])
+
+    def __repr__(self) -> str:
+        return f"_ReshapeInput({self.shape})"
+
+
+@dataclass
+class _Built:
+    """What building a description once yields (cached per description)."""
+
+    net: torch.nn.Module
+    n_params: int
+    points: list[tuple[str, str]]
+
+
+_CACHE: dict = {}
+
+
+def _import_factory(path: str):
+    where = f"config: [model] module = {path!r}"
+    if not isinstance(path, str) or path.count(":") != 1 or not all(path.split(":")):
+        raise ConfigError(f"config: [model] module must be 'package.module:Factory', got {path!r}")
+    pkg, attr = path.split(":")
+    try:
+        mod = importlib.import_module(pkg)
+    except ModuleNotFoundError as exc:
+        cwd, top = os.getcwd(), pkg.split(".")[0]
+        local = (Path(cwd) / top).is_dir() or (Path(cwd) / f"{top}.py").is_file()
+        if exc.name != top or not local or cwd in sys.path or "" in sys.path:
+            raise ConfigError(f"{where}: cannot import {pkg} ({_first_line(exc)}; is it installed or in the "
+                              "current directory?)") from None
+        sys.path.insert(0, cwd)  # like `python -m`: the researcher's own package in the current directory
+        try:
+            mod = importlib.import_module(pkg)
+        except Exception as exc2:
+            sys.path.remove(cwd)
+            raise ConfigError(f"{where}: cannot import {pkg} ({_first_line(exc2)})") from None
+    except Exception as exc:
+        raise ConfigError(f"{where}: importing {pkg} failed ({_first_line(exc)})") from None
+    obj = mod
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(f"{where}: {pkg} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ConfigError(f"{where}: {attr} is a {type(obj).__name__}, not a callable returning a torch.nn.Module")
+    return obj
+
+
+def _build(spec: TorchModule) -> _Built:
+    """Import, call, convert to float64 / eval, check against d_in → d_out, find the representations."""
+    built = _CACHE.get(spec)
+    if built is not None:
+        return built
+    where = f"config: [model] module = {spec.module_path!r}"
+    factory = _import_factory(spec.module_path)
+    kwargs = spec.kwargs
+    try:
+        net = factory(**kwargs)
+    except Exception as exc:
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ConfigError(f"{where}: calling it with ({args}) raised {_first_line(exc)}") from None
+    if not isinstance(net, torch.nn.Module):
+        raise ConfigError(f"{where}: the factory returned a {type(net).__name__}, not a torch.nn.Module")
+    n_params = sum(p.numel() for p in net.parameters())
+    if n_params == 0:
+        raise ConfigError(f"{where}: the module has no parameters")
+    has_sample, has_act = (callable(getattr(net, k, None)) for k in ("genni_sample_symmetries", "genni_act"))
+    if has_sample != has_act:
+        one, other = ("genni_sample_symmetries", "genni_act")[::1 if has_sample else -1]
+        raise ConfigError(f"{where}: the module declares {one} without {other} (declare both or neither)")
+    net = net.double().eval()
+    if spec.input_shape is not None:
+        net.register_forward_pre_hook(_ReshapeInput(spec.input_shape))
+    x = torch.randn(2, spec.d_in, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    shown = _shape((2, *spec.input_shape)) if spec.input_shape is not None else _shape((2, spec.d_in))
+    calls: list[tuple[str, bool]] = []
+    hooks = [m.register_forward_hook(
+        lambda _m, _i, o, name=name: calls.append((name, isinstance(o, torch.Tensor) and o.dim() >= 1
+                                                   and o.shape[0] == 2)))
+        for name, m in net.named_modules() if name]
+    try:
+        with torch.no_grad():
+            out = net(x)
+    except Exception as exc:
+        hint = (f" (rows are reshaped to {_shape(spec.input_shape)}; input_shape = [{spec.d_in}] passes them flat)"
+                if spec.input_shape else "")
+        raise ConfigError(f"{where}: the module fails on a {shown} batch: {_first_line(exc)}{hint}") from None
+    finally:
+        for h in hooks:
+            h.remove()
+    if not isinstance(out, torch.Tensor):
+        raise ConfigError(f"{where}: the module returns a {type(out).__name__} on a {shown} batch, not a tensor "
+                          f"of shape [2, {spec.d_out}]")
+    if tuple(out.shape) != (2, spec.d_out):
+        raise ConfigError(f"{where}: the module maps a {shown} batch to outputs of shape {_shape(out.shape)}, but "
+                          f"the model needs shape [2, {spec.d_out}] ({spec.d_out} output(s) per input)")
+    try:
+        copy.deepcopy(net)
+    except Exception as exc:
+        raise ConfigError(f"{where}: the module cannot be deep-copied ({_first_line(exc)})") from None
+    points = _declared_points(net, where) if callable(getattr(net, "genni_representation_points", None)) \
+        else _default_points(net, calls)
+    built = _Built(net=net, n_params=int(n_params), points=points)
+    _CACHE[spec] = built
+    return built
+
+
+def _declared_points(net: torch.nn.Module, where: str) -> list[tuple[str, str]]:
+    pts = [(str(n), str(p)) for n, p in net.genni_representation_points()]
+    subs = dict(net.named_modules())
+    bad = [p for _, p in pts if p not in subs or not p]
+    if bad:
+        raise ConfigError(f"{where}: genni_representation_points names {bad[0]!r}, not a submodule of the module")
+    return pts
+
+
+def _default_points(net: torch.nn.Module, calls: list[tuple[str, bool]]) -> list[tuple[str, str]]:
+    """The children of the root (or of its only called child, recursively) called exactly once with a
+    batch-first tensor output, in call order, but the last; reshapes and no-ops skipped."""
+    subs = dict(net.named_modules())
+    prefix = ""
+    while True:
+        level = [(n, ok) for n, ok in calls if n.startswith(prefix) and "." not in n[len(prefix):]]
+        names = list(dict.fromkeys(n for n, _ in level))
+        if len(names) == 1 and any(True for _ in subs[names[0]].children()):
+            prefix = names[0] + "."
+            continue
+        break
+    counts: dict[str, int] = {}
+    for n, _ in level:
+        counts[n] = counts.get(n, 0) + 1
+    kept = [n for n in names if counts[n] == 1 and all(ok for m, ok in level if m == n)
+            and not isinstance(subs[n], _NO_REPRESENTATION)]
+    out = []
+    for n in kept[:-1]:
+        last = n.rsplit(".", 1)[-1]
+        out.append((f"{n}:{type(subs[n]).__name__}" if last.isdigit() else n, n))
+    return out
+
+
+@dataclass(frozen=True)
+class TorchModule(Model):
+    """A torch module built by ``module_path`` ("package.module:Factory") with keyword arguments
+    ``kwargs_json`` (canonical JSON, so the description stays hashable), mapping d_in flat input features
+    (reshaped to ``input_shape`` when given) to d_out outputs.  See the module docstring."""
+
+    module_path: str
+    d_in: int
+    d_out: int
+    kwargs_json: str = "{}"
+    input_shape: tuple[int, ...] | None = None
+    kind: str = "module"
+
+    def __post_init__(self):
+        if not isinstance(self.module_path, str) or self.module_path.count(":") != 1 \
+                or not all(self.module_path.split(":")):
+            raise ConfigError(f"config: [model] module must be 'package.module:Factory', got {self.module_path!r}")
+        for k in ("d_in", "d_out"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ConfigError(f"module: {k} must be a positive integer, got {v!r}")
+            object.__setattr__(self, k, int(v))
+        try:
+            kw = json.loads(self.kwargs_json)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"config: [model] kwargs is not valid JSON ({_first_line(exc)})") from None
+        if not isinstance(kw, dict):
+            raise ConfigError(f"config: [model] kwargs must be a table of keyword arguments, got {kw!r}")
+        object.__setattr__(self, "kwargs_json", json.dumps(kw, sort_keys=True))
+        if self.input_shape is not None:
+            shp = self.input_shape
+            if (not isinstance(shp, (list, tuple)) or not shp
+                    or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shp)):
+                raise ConfigError(f"config: [model] input_shape must be a list of positive integers, got {shp!r}")
+            shp = tuple(int(s) for s in shp)
+            if int(np.prod(shp)) != self.d_in:
+                raise ConfigError(f"config: [model] input_shape = {list(shp)} holds {int(np.prod(shp))} features "
+                                  f"but the data have {self.d_in} per input")
+            object.__setattr__(self, "input_shape", shp)
+
+    @property
+    def kwargs(self) -> dict:
+        """The factory's keyword arguments (a fresh dict)."""
+        return json.loads(self.kwargs_json)
+
+    # --- construction -------------------------------------------------------------------------------
+    CONFIG_KEYS = ("module", "kwargs", "input_shape")
+
+    @classmethod
+    def from_config(cls, m: dict, d_in: int, d_out: int, input_shape=None) -> TorchModule:
+        """Builds (imports, calls, checks d_in → d_out) now, so a bad config fails before any work."""
+        path = m.get("module")
+        if path is None:
+            raise ConfigError('config: [model] kind = "module" needs module = "package.module:Factory"')
+        kwargs = m.get("kwargs")
+        kwargs = {} if kwargs is None else kwargs
+        if not isinstance(kwargs, dict):
+            raise ConfigError(f"config: [model] kwargs must be a table of keyword arguments, got {kwargs!r}")
+        try:
+            kw_json = json.dumps(kwargs, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"config: [model] kwargs must hold JSON values only ({_first_line(exc)})") from None
+        shape = m.get("input_shape")
+        shape = input_shape if shape is None else shape
+        model = cls(module_path=path, d_in=d_in, d_out=d_out, kwargs_json=kw_json,
+                    input_shape=None if shape is None else tuple(shape))
+        _build(model)
+        return model
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "module": self.module_path, "kwargs": self.kwargs,
+                "input_shape": None if self.input_shape is None else list(self.input_shape),
+                "d_in": self.d_in, "d_out": self.d_out}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TorchModule:
+        shape = d.get("input_shape")
+        return cls(module_path=d["module"], d_in=d["d_in"], d_out=d["d_out"],
+                   kwargs_json=json.dumps(d.get("kwargs") or {}, sort_keys=True),
+                   input_shape=None if shape is None else tuple(shape))
+
+    # --- layout -------------------------------------------------------------------------------------
+    def _net(self) -> torch.nn.Module:
+        """The cached module (shared: never handed out, never mutated but by :meth:`load_state_dict`)."""
+        return _build(self).net
+
+    @property
+    def n_params(self) -> int:
+        return _build(self).n_params
+
+    @property
+    def in_dim(self) -> int:
+        return self.d_in
+
+    @property
+    def out_dim(self) -> int:
+        return self.d_out
+
+    def module(self, theta=None) -> torch.nn.Module:
+        """A fresh deep copy of the module (float64, eval mode, accepting flat rows), loaded with θ [P] when
+        given; changing it never changes the model."""
+        net = copy.deepcopy(self._net())
+        if theta is not None:
+            th = torch.as_tensor(theta, dtype=torch.float64).detach().reshape(-1)
+            if th.numel() != self.n_params:
+                raise ValueError(f"theta has {th.numel()} entries but {self.describe()} has {self.n_params}")
+            with torch.no_grad():
+                torch.nn.utils.vector_to_parameters(th.clone(), net.parameters())
+        return net
+
+    def _functional(self, X: torch.Tensor):
+        """θ [P] -> outputs [n, K] through ``functional_call`` of the cached module (no copy per call)."""
+        from torch.func import functional_call
+
+        net = self._net()
+        shapes = [(k, p.shape) for k, p in net.named_parameters()]
+
+        def f(th: torch.Tensor) -> torch.Tensor:
+            parts, o = {}, 0
+            for k, sh in shapes:
+                m = int(np.prod(sh)) if len(sh) else 1
+                parts[k] = th[o:o + m].reshape(sh)
+                o += m
+            return functional_call(net, parts, (X,))
+        return f
+
+    def representation_points(self) -> list[tuple[str, str]]:
+        """Declared by the module (``genni_representation_points``), or the default of the module docstring."""
+        return list(_build(self).points)
+
+    def describe(self) -> str:
+        declared = self.symmetry_kinds()["declared"]
+        sym = "symmetries as the module declares them" if declared else "no symmetries assumed — none declared"
+        return f"torch module {self.module_path} ({self.n_params:,} parameters; {sym})"
+
+    # --- reference weights --------------------------------------------------------------------------
+    def _state_target(self) -> torch.nn.Module:
+        return self._net()  # buffers loaded from a state_dict are set on this process's cached module
+
+    # --- symmetries (declared by the module, else none) ---------------------------------------------
+    def _declared(self, name: str):
+        fn = getattr(self._net(), name, None)
+        return fn if callable(fn) else None
+
+    def symmetry_kinds(self) -> dict[str, bool]:
+        """``{"declared": True}`` when the module declares tangents or a group action, else False."""
+        return {"declared": any(self._declared(k) is not None for k in _DECLARED[:3])}
+
+    def symmetry_tangents(self, theta: np.ndarray) -> np.ndarray:
+        fn = self._declared("genni_symmetry_tangents")
+        if fn is None:
+            return np.zeros((self.n_params, 0))
+        T = np.asarray(fn(np.array(theta, dtype=np.float64, copy=True)), dtype=np.float64)
+        if T.ndim != 2 or T.shape[0] != self.n_params:
+            raise ConfigError(f"{self.module_path}: genni_symmetry_tangents returned shape {_shape(T.shape)}, not "
+                              f"[{self.n_params}, m]")
+        return T
+
+    def sample_symmetries(self, n: int, rng: np.random.Generator) -> list:
+        fn = self._declared("genni_sample_symmetries")
+        if fn is None:
+            return [None] * n
+        gs = list(fn(n, rng))
+        if len(gs) != n:
+            raise ConfigError(f"{self.module_path}: genni_sample_symmetries({n}, rng) returned {len(gs)} elements")
+        return gs
+
+    def act(self, theta: np.ndarray, g) -> np.ndarray:
+        fn = self._declared("genni_act")
+        if fn is None or g is None:
+            return np.array(theta, dtype=np.float64, copy=True)
+        out = np.asarray(fn(np.array(theta, dtype=np.float64, copy=True), g), dtype=np.float64)
+        if out.shape != (self.n_params,):
+            raise ConfigError(f"{self.module_path}: genni_act returned shape {_shape(out.shape)}, not "
+                              f"[{self.n_params}]")
+        return out
+
+
+__all__ = ["TorchModule"]
