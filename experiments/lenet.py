@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genni import config, identifiability, models, pipeline, plots, store
+from genni import config, identifiability, pipeline, plots, store
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "lenet"

@@ -504,7 +504,7 @@ def _elements_for_picture(spec: models.Model, run: store.RunData) -> tuple[np.nd
     switched off do not dominate distances with huge compensating weights."""
     eq = run.equivalents
     thetas, how = (eq["aligned_theta"], "aligned") if "aligned_theta" in eq else (eq["theta"], "as found")
-    if spec.symmetry_kinds()["rescaling"]:
+    if spec.symmetry_kinds().get("rescaling"):
         return (spec.balance(run.theta_ref), np.stack([spec.balance(t) for t in thetas]),
                 how + ", balanced")
     return run.theta_ref, thetas, how

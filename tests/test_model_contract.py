@@ -174,7 +174,7 @@ def _all_contracts() -> list[type]:
 
 
 def test_every_registered_kind_has_a_contract():
-    covered = {c().make()[0].kind for c in _all_contracts()}
+    covered = {c().make()[0].kind for c in _all_contracts() if c.__name__.startswith("Test")}
     assert set(models.REGISTRY) <= covered, f"kinds without a contract: {set(models.REGISTRY) - covered}"
 
 

@@ -81,5 +81,11 @@ class ScaledMLP(torch.nn.Module):
         W2 /= a[None, :]
         return th
 
+    def genni_align(self, theta: np.ndarray, theta_ref: np.ndarray) -> np.ndarray:
+        """θ rescaled unit by unit so each incoming vector (row of W1, b1) has θ_ref's norm (same function)."""
+        W1, b1, *_ = self._split(theta)
+        R1, r1, *_ = self._split(theta_ref)
+        return self.genni_act(theta, np.sqrt((R1 ** 2).sum(1) + r1 ** 2) / np.sqrt((W1 ** 2).sum(1) + b1 ** 2))
+
 
 __all__ = ["TinyConvNet", "ScaledMLP"]

@@ -27,7 +27,9 @@ Symmetries: none is assumed.  A module declares its own by defining any of
   elements and their action on θ (both or neither);
 - ``genni_representation_points() -> [(name, submodule path), ...]`` — the hidden representations
   for layer paths (default: the top-level children called once in a forward pass, in call order,
-  but the last, skipping reshapes and no-ops such as Flatten, Identity and Dropout).
+  but the last, skipping reshapes and no-ops such as Flatten, Identity and Dropout);
+- ``genni_align(theta, theta_ref) -> [P]`` — g·θ closest to θ_ref under the declared symmetries, so that
+  ``identify`` classifies planted copies as symmetry copies (without it, alignment is the identity).
 
 :mod:`genni.models.examples` holds small factories (a conv net; an MLP declaring its rescaling symmetry).
 """
@@ -48,7 +50,8 @@ import torch
 from ..errors import ConfigError
 from .base import Model, _first_line, _shape
 
-_DECLARED = ("genni_symmetry_tangents", "genni_sample_symmetries", "genni_act", "genni_representation_points")
+_DECLARED = ("genni_symmetry_tangents", "genni_sample_symmetries", "genni_act", "genni_representation_points",
+             "genni_align")
 _NO_REPRESENTATION = (torch.nn.Flatten, torch.nn.Unflatten, torch.nn.Identity,
                       torch.nn.modules.dropout._DropoutNd, torch.nn.AlphaDropout, torch.nn.FeatureAlphaDropout)
 """Children whose output is a reshape of (or, in eval mode, equal to) their input: never a representation."""
@@ -381,6 +384,22 @@ class TorchModule(Model):
             raise ConfigError(f"{self.module_path}: genni_act returned shape {_shape(out.shape)}, not "
                               f"[{self.n_params}]")
         return out
+
+    @property
+    def aligns(self) -> bool:  # the module declares genni_align(theta, theta_ref) -> aligned θ
+        return self._declared("genni_align") is not None
+
+    def align(self, theta: np.ndarray, theta_ref: np.ndarray):
+        """The module's ``genni_align(theta, theta_ref)`` (g·θ closest to θ_ref), else θ unchanged."""
+        fn = self._declared("genni_align")
+        th = np.array(theta, dtype=np.float64, copy=True)
+        if fn is None:
+            return th, None
+        out = np.asarray(fn(th, np.array(theta_ref, dtype=np.float64, copy=True)), dtype=np.float64)
+        if out.shape != (self.n_params,):
+            raise ConfigError(f"{self.module_path}: genni_align returned shape {_shape(out.shape)}, not "
+                              f"[{self.n_params}]")
+        return out, None
 
 
 __all__ = ["TorchModule"]
