@@ -7,11 +7,11 @@ GENNI  := $(VENV)/bin/genni
 # (an unpinned torch pulls a several-GB CUDA build). The code runs on torch >= 2.2.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install test test-load figures bench stress lint clean experiments hidden_symmetries genni_toy equivalent_paths ricci_accuracy layer_paths
+.PHONY: install test test-load figures bench stress lint clean experiments hidden_symmetries genni_toy equivalent_paths ricci_accuracy layer_paths lenet
 
 # experiment scripts (experiments/*.py): runs/<name>/, figures/<name>/ and figures/<name>/results.md;
 # minutes on 2 cores by default, ARGS=--full for the published scale
-EXPERIMENTS := hidden_symmetries genni_toy equivalent_paths ricci_accuracy layer_paths
+EXPERIMENTS := hidden_symmetries genni_toy equivalent_paths ricci_accuracy layer_paths lenet
 experiments: $(EXPERIMENTS)
 
 hidden_symmetries: install
@@ -28,6 +28,9 @@ ricci_accuracy: install
 
 layer_paths: install
 	$(PY) experiments/layer_paths.py $(ARGS)
+
+lenet: install
+	$(PY) experiments/lenet.py $(ARGS)
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -9,8 +9,8 @@ gives its verdict.
 
 Sizes (2 cores cannot afford the paper's 28×28 LeNet with identify's full SVD in minutes):
 
-- default: 1×16×16 inputs, conv 6 k5 → max-pool 2 → conv 16 k5 → max-pool 2 → dense 32, 16 → 10
-  (P = 3,814; direct LM);
+- default: 1×12×12 inputs, conv 4 k3 → max-pool 2 → conv 8 k3 → max-pool 2 → dense 32, 16 → 10
+  (P = 1,322; direct LM; 256 probe images, 2,560 rows of J);
 - ``--full``: the paper's LeNet shape, 1×28×28 inputs, conv 6 k5 → pool → conv 16 k5 → pool →
   dense 120, 84 → 10 (P = 44,426): the search is matrix-free (CG), and identify's functional
   dimension comes from J·v products only (randomized range finder); runs on CUDA when present;
@@ -38,7 +38,7 @@ CLAIM = ("GENNI's shipped LeNet run reported equivalents of a LeNet, but every e
 
 SIZES = {  # input side, kernel, channels, dense widths, n_probe, elements
     "tiny": dict(side=10, kernel=3, channels=[3, 4], dense=[8], n_probe=64, n=2),
-    "default": dict(side=16, kernel=5, channels=[6, 16], dense=[32, 16], n_probe=512, n=8),
+    "default": dict(side=12, kernel=3, channels=[4, 8], dense=[32, 16], n_probe=256, n=8),
     "full": dict(side=28, kernel=5, channels=[6, 16], dense=[120, 84], n_probe=512, n=8),
 }
 
@@ -85,13 +85,9 @@ def main(argv: list[str] | None = None) -> None:
     zero_el = float(np.max(np.mean(np.all(np.abs(f_el) < 1e-12, axis=2), axis=1)))
     bound = model.expected_rank()
     t1 = time.perf_counter()
-    direct = P * len(run.X) * model.out_dim * 8 < 2e9  # J in float64 under 2 GB: identify's full SVD
-    if direct:
-        info = pipeline.identify(path, progress=True)
-        rank, verdicts = info["rank"], info["verdicts"]
-    else:
-        rr = identifiability.randomized_rank(model, run.theta_ref, run.X)
-        rank, verdicts = rr["rank"], None
+    info = pipeline.identify(path, progress=True)  # above pipeline.IDENTIFY_SVD_MAX_P: matrix-free rank only
+    direct = info.get("method") != "randomized"
+    rank, verdicts = info["rank"], (info["verdicts"] if direct else None)
     t_ident = time.perf_counter() - t1
     rr_check = identifiability.randomized_rank(model, run.theta_ref, run.X) if direct and size != "tiny" else None
     proj = pipeline.project(path, subspace="pca", dims=2, resolution=21 if size == "tiny" else 61, paths=2)

@@ -431,6 +431,8 @@ def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
         store.write_far_inputs(path, X_far, Y_far, far_attrs, {"output_power_far": power_far})
         log(f"added {len(X_far)} far inputs to {path} ({far_attrs['far_how']})")
         run = store.load_run(path)
+    if spec.n_params > IDENTIFY_SVD_MAX_P:
+        return _identify_matrix_free(path, run, spec, rtol, log)
     tol = float(run.equivalents_attrs.get("tol", run.config.get("search", {}).get("tol", 0.0)))
     eq = run.equivalents
     n = run.n_equivalents
@@ -489,6 +491,36 @@ def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
             "median_threshold": float(np.median(a.threshold[conv])) if conv.any() else float("nan"),
             "relative_discrepancy_far": _quantile_dict(a.relative_far[conv]),
             "distance_to_reference": _quantile_dict(a.distance[conv]), **growth_attrs}
+
+
+IDENTIFY_SVD_MAX_P = 8192
+"""Above this many parameters `identify` does not take the SVD of J (its right vectors alone would be
+P² floats: 15 GB at LeNet's 44k) but the matrix-free functional dimension."""
+
+
+def _identify_matrix_free(path, run: store.RunData, spec: models.Model, rtol: float, log) -> dict:
+    """`identify` for large P: rank J at the balanced θ* from J·v products only
+    (:func:`identifiability.randomized_rank`, with its error bound); no per-element verdicts (they rest on
+    J's right singular vectors: the resolved part of each displacement), which the log says."""
+    ref = spec.balance(run.theta_ref)
+    rr = identifiability.randomized_rank(spec, ref, run.X, rtol=rtol)
+    J_rows = len(run.X) * spec.out_dim
+    expected = identifiability.expected_rank(spec, J_rows)
+    kinds = spec.symmetry_kinds()
+    how = ("randomized range finder on J·v products (Halko, Martinsson & Tropp 2011): every direction missing "
+           "from the range has singular value ≤ rank_error_bound with probability ≥ 1 − min(m, P)·1e-10")
+    store.write_identifiability(
+        path, results={"rank": rr["rank"], "rank_tolerance": rr["epsilon"], "expected_rank": expected},
+        attrs={"rtol": rtol, "n_params": spec.n_params, "n_rows": J_rows, "symmetries": json.dumps(kinds),
+               "rank_method": "randomized", "rank_how": how, "rank_error_bound": rr["bound"],
+               "sigma_max": rr["sigma_max"], "products": rr["products"], "gauge": "balanced reference"},
+        per_element={}, element_attrs={})
+    log(f"P = {spec.n_params:,} > {IDENTIFY_SVD_MAX_P:,}: functional dimension from J·v products only; no "
+        "per-element verdicts (they need J's right singular vectors)")
+    return {"rank": rr["rank"], "expected_rank": expected, "n_params": spec.n_params, "rank_tolerance": rr["epsilon"],
+            "method": "randomized", "rank_error_bound": rr["bound"], "products": rr["products"],
+            "null_dim": spec.n_params - rr["rank"], "symmetries": kinds, "n_elements": run.n_equivalents,
+            "verdicts": {}}
 
 
 def _quantile_dict(x: np.ndarray) -> dict:

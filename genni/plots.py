@@ -93,7 +93,7 @@ _VERDICT_INPUTS = {"symmetry_copy": "all, within τ", "hidden_equivalent": "prob
 def figure_identifiability(run: RunData):
     """Singular values of J, rank vs probe size, verdict counts, aligned distances."""
     ident = run.identifiability
-    if not ident:
+    if not ident or "singular_values" not in ident:  # none, or large P (matrix-free rank only)
         return None
     s = ident["singular_values"]
     rank, expected, tol = int(ident["rank"]), int(ident["expected_rank"]), float(ident["rank_tolerance"])

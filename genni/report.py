@@ -78,7 +78,8 @@ def summarise(run: store.RunData) -> dict:
     ident = run.identifiability
     if ident:
         out["identifiability"] = {k: ident[k].item() for k in ("rank", "expected_rank", "rank_tolerance")}
-        out["identifiability"]["null_dim"] = int(ident["null_basis"].shape[1])
+        out["identifiability"]["null_dim"] = (int(ident["null_basis"].shape[1]) if "null_basis" in ident
+                                              else len(run.theta_ref) - int(ident["rank"]))
     return out
 
 
@@ -165,6 +166,12 @@ def _q(d: dict) -> str:
 
 def format_identify(info: dict) -> str:
     """The headline of `genni identify`: verdict counts with what each rests on, then the functional dimension."""
+    if info.get("method") == "randomized":  # large P: no SVD, no verdicts
+        return (f"functional dimension at the reference: rank(J) = {info['rank']:,} of P = {info['n_params']:,} "
+                f"(bound {info['expected_rank']:,}); from {info['products']} J·v products (randomized range finder): "
+                f"every missed direction has σ ≤ {info['rank_error_bound']:.2g} (tolerance {info['rank_tolerance']:.2g})"
+                f"\nno per-element verdicts at this P ({info['n_elements']} elements): they need J's right singular "
+                "vectors")
     v = info["verdicts"]
     width = max(len(lab) for lab in VERDICT_LABELS.values())
     lines = [f"{info['n_elements']} elements; verdicts, and the inputs each rests on:"]

@@ -208,9 +208,35 @@ def _tmp_name(p: Path) -> Path:
 
 
 @contextlib.contextmanager
+def _interrupts_deferred():
+    """Hold SIGINT back (POSIX, main thread) until the block ends: a Ctrl-C arriving while HDF5 runs
+    h5py's Python file-driver callbacks on the in-memory copy would be raised inside them, where HDF5
+    cannot unwind it cleanly (seen once under load: the interrupted process neither stopped nor wrote
+    its message).  The signal stays pending and is raised as KeyboardInterrupt right after the write."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextlib.contextmanager
 def _write(path: str | Path):
     """Open a validated run file for writing, copy-on-write: yields an h5py.File on a copy that replaces
-    the file only when the block ends without an exception (see the module docstring)."""
+    the file only when the block ends without an exception (see the module docstring).  Ctrl-C waits
+    until the write is done (:func:`_interrupts_deferred`)."""
+    with _interrupts_deferred():
+        with _write_unmasked(path) as f:
+            yield f
+
+
+@contextlib.contextmanager
+def _write_unmasked(path: str | Path):
     p = Path(path)
     if IN_PLACE or os.environ.get("GENNI_UNSAFE_IN_PLACE_WRITES") == "1":  # the baseline of benchmarks/stress only
         with _open(p, "r+") as f:
@@ -350,7 +376,7 @@ def create_run(path: str | Path, *, config: dict, architecture: dict, theta_ref:
         raise GenniError(f"cannot create the folder {p.parent}: {exc.strerror or exc}") from None
     P = int(np.asarray(theta_ref).shape[0])
     buf = io.BytesIO()  # built in memory, then written by _write_bytes (see _write)
-    with h5py.File(buf, "w") as f:
+    with _interrupts_deferred(), h5py.File(buf, "w") as f:
         f.attrs["genni_version"] = __version__
         f.attrs["schema_version"] = SCHEMA_VERSION
         f.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -637,7 +663,7 @@ def write_table(path: str | Path, columns: dict, attrs: dict) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    with h5py.File(buf, "w") as f:
+    with _interrupts_deferred(), h5py.File(buf, "w") as f:
         f.attrs["genni_version"] = __version__
         f.attrs["kind"] = "genni sweep table"
         f.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")

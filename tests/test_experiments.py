@@ -21,7 +21,7 @@ def ran(tmp_path_factory):
     out = {}
     for name, args in (("hidden_symmetries", ["--workers", "1"]), ("genni_toy", []),
                        ("equivalent_paths", ["--workers", "1"]), ("ricci_accuracy", ["--workers", "1"]),
-                       ("layer_paths", ["--workers", "1"])):
+                       ("layer_paths", ["--workers", "1"]), ("lenet", ["--device", "cpu"])):
         root = tmp_path_factory.mktemp(name)
         module = _load(name)
         module.main(["--tiny", *args, "--root", str(root)])
@@ -35,6 +35,7 @@ def ran(tmp_path_factory):
     ("equivalent_paths", "paths_spread.png", "independently trained"),
     ("ricci_accuracy", "rho_accuracy.png", "Pearson"),
     ("layer_paths", "layer_paths.png", "straightness"),
+    ("lenet", "projections.png", "Does the claim hold?"),
 ])
 def test_experiment_script_runs_tiny(ran, name, figure, phrase):
     _, root = ran[name]

@@ -105,3 +105,26 @@ def test_planted_symmetry_copies_are_classified_as_symmetry_copies(done_run):
     v = run.equivalents["verdict"][done_run.before:]
     assert list(v) == [0, 0, 0], f"verdicts {list(v)} (0 = symmetry_copy)"
     assert np.all(run.equivalents["distance_to_reference"][done_run.before:] < 1e-9)
+
+
+def test_identify_above_the_svd_limit_takes_the_matrix_free_rank(tmp_path, monkeypatch):
+    """Above IDENTIFY_SVD_MAX_P, identify stores rank J from J·v products only (no SVD, no verdicts),
+    equal to the SVD rank at the same point (oracle: numpy's SVD of the full J)."""
+    from genni import identifiability
+
+    path = tmp_path / "run.h5"
+    cfg = config.resolve({"name": "wide", **_COMMON,  # input and output layers as wide as the stream: a clear gap
+                          "data": {"dataset": "normal", "dim": 4, "n_probe": 200, "n_heldout": 16},
+                          "model": {"kind": "resmlp", "width": 3, "hidden": 5, "blocks": 2, "activation": "tanh",
+                                    "outputs": 3}})
+    pipeline.find(cfg, path, reference_only=True)
+    monkeypatch.setattr(pipeline, "IDENTIFY_SVD_MAX_P", 10)
+    info = pipeline.identify(path)
+    run = store.load_run(path)
+    model = models.from_dict(run.architecture)
+    J = identifiability.output_jacobian(model, model.balance(run.theta_ref), run.X)
+    assert info["method"] == "randomized" and info["verdicts"] == {}
+    assert int(run.identifiability["rank"]) == info["rank"] == identifiability.spectrum(J).rank
+    assert info["rank"] == model.n_params - 9 - 3 * 3  # P − w² − (B + 1)·w: the stream symmetries
+    assert "singular_values" not in run.identifiability
+    assert 0 < float(run.identifiability_attrs["rank_error_bound"]) < 1e-6 * float(run.identifiability_attrs["sigma_max"])
