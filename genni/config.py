@@ -315,12 +315,13 @@ def differences(stored: dict, given: dict) -> list[str]:
     A key that the stored config lacks (it was written by a genni that did not know the key)
     counts as holding its default, so adding a key with a default never orphans old run files."""
     a, b = copy.deepcopy(stored), copy.deepcopy(given)
-    for section, keys in SCHEMA.items():
-        target = a if not section else a.get(section)
-        if isinstance(target, dict):
-            for key, (_t, default, _c) in keys.items():
-                if key not in target and default is not None:
-                    target[key] = default
+    for c in (a, b):  # both sides: a non-MLP kind's resolved [model] leaves out the MLP's keys altogether
+        for section, keys in SCHEMA.items():
+            target = c if not section else c.get(section)
+            if isinstance(target, dict):
+                for key, (_t, default, _c) in keys.items():
+                    if key not in target and default is not None:
+                        target[key] = default
     for section, key in RESUMABLE_KEYS:
         for c in (a, b):
             c.get(section, {}).pop(key, None)

@@ -128,3 +128,9 @@ def test_identify_above_the_svd_limit_takes_the_matrix_free_rank(tmp_path, monke
     assert info["rank"] == model.n_params - 9 - 3 * 3  # P − w² − (B + 1)·w: the stream symmetries
     assert "singular_values" not in run.identifiability
     assert 0 < float(run.identifiability_attrs["rank_error_bound"]) < 1e-6 * float(run.identifiability_attrs["sigma_max"])
+
+
+def test_a_run_of_another_kind_resumes(done_run):
+    """The same config resumes the run file (a non-MLP kind's [model] has none of the MLP's keys)."""
+    info = pipeline.find(done_run.cfg, done_run.path)
+    assert not info["created"] and info["n_new"] == 0

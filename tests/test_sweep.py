@@ -125,7 +125,7 @@ def test_existing_scheduler(tmp_path):
     ('base = "base.toml"\nstages = ["fly"]\n', "stages must be"),
     ('base = "base.toml"\nstages = ["train", "find"]\n', "does not combine with find"),
     ('base = "base.toml"\nseeds = 0\n', "seeds must be"),
-    ('base = "base.toml"\n[grid]\n"model.width" = [1]\n', "unknown grid key 'model.width'"),
+    ('base = "base.toml"\n[grid]\n"model.depth" = [1]\n', "unknown grid key 'model.depth'"),
     ('base = "base.toml"\n[grid]\n"model.widths" = []\n', "non-empty list"),
     ('base = "base.toml"\n[grid]\n"model.widths" = [[3, 4, 1]]\n', "cell_0000"),
     ('base = "base.toml"\ncolour = 1\n', "unknown key 'colour'"),
