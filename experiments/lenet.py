@@ -10,7 +10,7 @@ gives its verdict.
 Sizes (2 cores cannot afford the paper's 28×28 LeNet with identify's full SVD in minutes):
 
 - default: 1×12×12 inputs, conv 4 k3 → max-pool 2 → conv 8 k3 → max-pool 2 → dense 32, 16 → 10
-  (P = 1,322; direct LM; 256 probe images, 2,560 rows of J);
+  (P = 1,322; direct LM; 160 probe images, 1,600 rows of J);
 - ``--full``: the paper's LeNet shape, 1×28×28 inputs, conv 6 k5 → pool → conv 16 k5 → pool →
   dense 120, 84 → 10 (P = 44,426): the search is matrix-free (CG), and identify's functional
   dimension comes from J·v products only (randomized range finder); runs on CUDA when present;
@@ -38,7 +38,7 @@ CLAIM = ("GENNI's shipped LeNet run reported equivalents of a LeNet, but every e
 
 SIZES = {  # input side, kernel, channels, dense widths, n_probe, elements
     "tiny": dict(side=10, kernel=3, channels=[3, 4], dense=[8], n_probe=64, n=2),
-    "default": dict(side=12, kernel=3, channels=[4, 8], dense=[32, 16], n_probe=256, n=8),
+    "default": dict(side=12, kernel=3, channels=[4, 8], dense=[32, 16], n_probe=160, n=8),
     "full": dict(side=28, kernel=5, channels=[6, 16], dense=[120, 84], n_probe=512, n=8),
 }
 

@@ -209,20 +209,26 @@ def _tmp_name(p: Path) -> Path:
 
 @contextlib.contextmanager
 def _interrupts_deferred():
-    """Hold SIGINT back (POSIX, main thread) until the block ends: a Ctrl-C arriving while HDF5 runs
-    h5py's Python file-driver callbacks on the in-memory copy would be raised inside them, where HDF5
-    cannot unwind it cleanly (seen once under load: the interrupted process neither stopped nor wrote
-    its message).  The signal stays pending and is raised as KeyboardInterrupt right after the write."""
+    """Hold a Ctrl-C back until the block ends, so that KeyboardInterrupt is never raised inside h5py's
+    Python file-driver callbacks on the in-memory copy (HDF5 calls them from C and would have to unwind
+    it through its own state).  In the main thread, while Python's default SIGINT handler is installed,
+    a recording handler stands in for it; a SIGINT that came meanwhile is raised as KeyboardInterrupt
+    right after the block (a handler, not a signal mask: the kernel may deliver a process-directed
+    signal to any thread, e.g. one of torch's)."""
     import signal
 
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    came: list = []
+    signal.signal(signal.SIGINT, lambda *_: came.append(True))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if came:
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager

@@ -1,5 +1,7 @@
 import os
+import types
 
+import numpy as np
 import pytest
 import torch
 
@@ -33,3 +35,20 @@ def tiny_config(tmp_path):
     p = tmp_path / "tiny.toml"
     p.write_text(TINY_CONFIG)
     return p
+
+
+def append_symmetry_copies(path, k: int, seed: int = 0) -> int:
+    """Append k exact symmetry copies of the stored θ* (the stored model's own group, sampled with this
+    seed) as converged elements; returns how many elements the run held before."""
+    from genni import models, store
+
+    run = store.load_run(path)
+    model = models.from_dict(run.architecture)
+    theta = np.stack([model.act(run.theta_ref, g) for g in model.sample_symmetries(k, np.random.default_rng(seed))])
+    start = int(run.equivalents["index"].max()) + 1 if run.n_equivalents else 0
+    zeros = np.zeros(k)
+    store.append_equivalents(path, types.SimpleNamespace(
+        index=np.arange(start, start + k), theta=theta, discrepancy=zeros, discrepancy_heldout=zeros,
+        relative_discrepancy=zeros, relative_discrepancy_heldout=zeros, converged=np.ones(k, bool), steps=zeros,
+        restarts=zeros, init_seed=zeros, status=zeros, dead_units=zeros, hops=zeros))
+    return run.n_equivalents

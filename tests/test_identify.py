@@ -1,36 +1,21 @@
 """`genni identify`: verdicts on planted symmetry copies and on under-determined searches."""
 
-import types
 
 import numpy as np
 import pytest
 
-from genni import config, identifiability, nets, pipeline, search, store, symmetries
+from genni import config, identifiability, nets, pipeline, search, store
 from genni.cli import main
 from genni.errors import GenniError
 
-
-def _append_copies(path, k):
-    """Append k exact symmetry copies of the stored reference as elements."""
-    run = store.load_run(path)
-    spec = nets.MLPSpec.from_dict(run.architecture)
-    gs = symmetries.sample(spec, k, np.random.default_rng(0))
-    theta = np.stack([symmetries.act(spec, run.theta_ref, g) for g in gs])
-    start = int(run.equivalents["index"].max()) + 1
-    found = types.SimpleNamespace(
-        index=np.arange(start, start + k), theta=theta, discrepancy=np.zeros(k), discrepancy_heldout=np.zeros(k),
-        relative_discrepancy=np.zeros(k), relative_discrepancy_heldout=np.zeros(k), converged=np.ones(k, bool),
-        steps=np.zeros(k), restarts=np.zeros(k), init_seed=np.zeros(k), status=np.zeros(k),
-        dead_units=np.zeros(k), hops=np.zeros(k))
-    store.append_equivalents(path, found)
-    return run.n_equivalents
+from .conftest import append_symmetry_copies
 
 
 def test_symmetry_copies_are_classified_as_such(tmp_path, tiny_config):
     cfg = config.with_overrides(config.load(tiny_config), n=2)
     path = tmp_path / "run.h5"
     pipeline.find(cfg, path)
-    before = _append_copies(path, 3)
+    before = append_symmetry_copies(path, 3)
     info = pipeline.identify(path)
     run = store.load_run(path)
     v = run.equivalents["verdict"]
@@ -41,7 +26,7 @@ def test_symmetry_copies_are_classified_as_such(tmp_path, tiny_config):
     assert int(run.identifiability["rank"]) == info["rank"]
     assert run.identifiability["null_basis"].shape == (run.theta_ref.shape[0], run.theta_ref.shape[0] - info["rank"])
     # appending more elements makes the per-element verdicts stale: they are dropped
-    _append_copies(path, 1)
+    append_symmetry_copies(path, 1)
     assert "verdict" not in store.load_run(path).equivalents
 
 

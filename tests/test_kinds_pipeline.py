@@ -17,6 +17,8 @@ import torch
 
 from genni import config, models, pipeline, plots, store
 
+from .conftest import append_symmetry_copies
+
 _COMMON = {
     "seed": 0,
     "reference": {"source": "random", "init_scale": 2.0},
@@ -40,22 +42,6 @@ def _config(kind: str) -> dict:
     return config.resolve(raw)
 
 
-def _append_copies(path, k: int, seed: int = 0) -> int:
-    """Append k exact symmetry copies of θ* (the stored model's own group) as converged elements."""
-    run = store.load_run(path)
-    model = models.from_dict(run.architecture)
-    gs = model.sample_symmetries(k, np.random.default_rng(seed))
-    theta = np.stack([model.act(run.theta_ref, g) for g in gs])
-    start = int(run.equivalents["index"].max()) + 1 if run.n_equivalents else 0
-    found = types.SimpleNamespace(
-        index=np.arange(start, start + k), theta=theta, discrepancy=np.zeros(k), discrepancy_heldout=np.zeros(k),
-        relative_discrepancy=np.zeros(k), relative_discrepancy_heldout=np.zeros(k), converged=np.ones(k, bool),
-        steps=np.zeros(k), restarts=np.zeros(k), init_seed=np.zeros(k), status=np.zeros(k),
-        dead_units=np.zeros(k), hops=np.zeros(k))
-    store.append_equivalents(path, found)
-    return run.n_equivalents
-
-
 @pytest.fixture(scope="module", params=sorted(CASES))
 def done_run(request, tmp_path_factory):
     """A tiny run of each kind through every stage, with 3 planted copies appended before identify."""
@@ -63,7 +49,7 @@ def done_run(request, tmp_path_factory):
     path = tmp_path_factory.mktemp(kind) / "run.h5"
     cfg = _config(kind)
     found = pipeline.find(cfg, path)
-    before = _append_copies(path, 3)
+    before = append_symmetry_copies(path, 3)
     ident = pipeline.identify(path)
     proj = pipeline.project(path, subspace="pca", dims=2, resolution=9, paths=1)
     paths = pipeline.layer_paths(path, metric="angular_procrustes", max_networks=4, max_inputs=32)

@@ -23,9 +23,15 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 LONG = TINY_CONFIG.replace("n = 6", 'n = 20000\ninit = "perturb"\ninit_scale = 0.01')  # stopped long before it ends
 
 
+def _sigint_default() -> None:
+    # a suite started in the background (nohup, `cmd &` in a script) inherits SIGINT ignored, and Python
+    # then installs no KeyboardInterrupt handler: give the child the default a terminal session has
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(tmp_path: Path, *argv: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "genni", *argv], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
 
 
 def _wait_for_elements(path: Path, k: int, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -197,9 +203,13 @@ def test_a_ctrl_c_during_a_write_waits_for_the_write():
     """SIGINT arriving inside a run-file write is held back and raised right after it (never inside
     h5py's file-driver callbacks)."""
     reached = []
-    with pytest.raises(KeyboardInterrupt):
-        with store._interrupts_deferred():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-            reached.append("end of the write")
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)  # also when the suite runs with SIGINT ignored
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with store._interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+                reached.append("end of the write")
+    finally:
+        signal.signal(signal.SIGINT, old)
     assert reached == ["end of the write"]

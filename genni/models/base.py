@@ -118,19 +118,14 @@ class Model:
         net = self.module()
         subs = dict(net.named_modules())
         points = [subs[path] for _, path in self.representation_points()]
-        shapes = [(k, p.shape) for k, p in net.named_parameters()]
+        shapes = [(k, tuple(p.shape)) for k, p in net.named_parameters()]
 
         def f(th):
             got: list = []
             hooks = [m.register_forward_hook(lambda _m, _i, o: got.append(o.reshape(o.shape[0], -1)))
                      for m in points]
             try:
-                parts, o = {}, 0
-                for k, sh in shapes:
-                    n = int(np.prod(sh)) if len(sh) else 1
-                    parts[k] = th[o:o + n].reshape(sh)
-                    o += n
-                out = functional_call(net, parts, (X,))
+                out = functional_call(net, split_theta(th, shapes), (X,))
             finally:
                 for h in hooks:
                     h.remove()
@@ -289,21 +284,29 @@ class Model:
         step); a kind may share work between them (the MLP caches its forward pass)."""
         return (lambda v: self.jvp(theta, X, v)), (lambda u: self.vjp(theta, X, u))
 
+    def _functional_module(self) -> torch.nn.Module:
+        """The module ``functional_call`` runs (a kind holding a cached module returns that, uncopied)."""
+        return self.module()
+
     def _functional(self, X: torch.Tensor):
-        """θ [P] -> outputs [n, K] through ``functional_call`` of :meth:`module`."""
+        """θ [P] -> outputs [n, K] through ``functional_call`` of :meth:`_functional_module`."""
         from torch.func import functional_call
 
-        net = self.module()
-        shapes = [(k, p.shape) for k, p in net.named_parameters()]
+        net = self._functional_module()
+        shapes = [(k, tuple(p.shape)) for k, p in net.named_parameters()]
+        return lambda th: functional_call(net, split_theta(th, shapes), (X,))
 
-        def f(th: torch.Tensor) -> torch.Tensor:
-            parts, o = {}, 0
-            for k, sh in shapes:
-                m = int(np.prod(sh)) if len(sh) else 1
-                parts[k] = th[o:o + m].reshape(sh)
-                o += m
-            return functional_call(net, parts, (X,))
-        return f
+    def _shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        """(name, shape) of every parameter tensor in θ's order (``named_parameters`` of the module)."""
+        return [(k, tuple(p.shape)) for k, p in self.module().named_parameters()]
+
+    def unflatten(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Named float64 copies of the tensors in θ [P]."""
+        return {k: np.array(v, dtype=np.float64) for k, v in split_theta(np.asarray(theta), self._shapes()).items()}
+
+    def flatten(self, parts: dict[str, np.ndarray]) -> np.ndarray:
+        """θ [P] from named tensors (the inverse of :meth:`unflatten`)."""
+        return np.concatenate([np.asarray(parts[k]).reshape(-1) for k, _ in self._shapes()])
 
     def forward(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         """theta : Tensor, shape [N, P] (or [P]);  X : Tensor, shape [n, ...]
@@ -326,16 +329,28 @@ class Model:
         return torch.vmap(lambda t, w: vjp(f, t)[1](w)[0])(theta, u)
 
     def jacobian(self, theta: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(f [N, n, K], J [N, n, K, P]), reverse mode over the outputs."""
-        from torch.func import jacrev
+        """(f [N, n, K], J [N, n, K, P]): forward mode (P products J·e_j) when P ≤ n·K, else reverse mode
+        (n·K products e_iᵀ·J), whichever needs fewer passes."""
+        from torch.func import jacfwd, jacrev
 
         f = self._functional(X)
-        return self.forward(theta, X), torch.vmap(jacrev(f))(theta)
+        jac = jacfwd(f) if theta.shape[-1] <= X.shape[0] * self.out_dim else jacrev(f)
+        return self.forward(theta, X), torch.vmap(jac)(theta)
 
     def jtj_diagonal(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         """diag(JᵀJ) [N, P] (generic: from the full J; kinds with large P override it)."""
         _, J = self.jacobian(theta, X)
         return (J * J).sum((1, 2))
+
+
+def split_theta(theta, shapes: list[tuple[str, tuple[int, ...]]]) -> dict:
+    """Named views into θ [P] (tensor or array), tensor by tensor in ``shapes`` order."""
+    parts, o = {}, 0
+    for k, sh in shapes:
+        n = int(np.prod(sh)) if len(sh) else 1
+        parts[k] = theta[o:o + n].reshape(sh)
+        o += n
+    return parts
 
 
 def read_state_dict(p: Path) -> dict:
@@ -368,4 +383,4 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg}"[:240] if msg else type(exc).__name__
 
 
-__all__ = ["Model", "read_state_dict"]
+__all__ = ["Model", "read_state_dict", "split_theta"]

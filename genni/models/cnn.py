@@ -246,18 +246,6 @@ class CNN(Model):
             return f"dense.{i - S}.fc" if i < S + len(self.dense) else "out"
         return w(layer) + ".weight", w(layer) + ".bias", w(layer + 1) + ".weight"
 
-    def unflatten(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        """Named copies of the tensors in θ [P]."""
-        parts, o = {}, 0
-        for k, sh in self._shapes():
-            n = int(np.prod(sh))
-            parts[k] = np.array(theta[o:o + n], dtype=np.float64).reshape(sh)
-            o += n
-        return parts
-
-    def flatten(self, parts: dict[str, np.ndarray]) -> np.ndarray:
-        return np.concatenate([np.asarray(parts[k]).reshape(-1) for k, _ in self._shapes()])
-
     def _incoming(self, p: dict, layer: int) -> np.ndarray:
         """[w, fan_in + 1]: each unit's incoming weights (filter flattened) and bias."""
         wk, bk, _ = self._keys(layer)

@@ -318,21 +318,8 @@ class TorchModule(Model):
                 torch.nn.utils.vector_to_parameters(th.clone(), net.parameters())
         return net
 
-    def _functional(self, X: torch.Tensor):
-        """θ [P] -> outputs [n, K] through ``functional_call`` of the cached module (no copy per call)."""
-        from torch.func import functional_call
-
-        net = self._net()
-        shapes = [(k, p.shape) for k, p in net.named_parameters()]
-
-        def f(th: torch.Tensor) -> torch.Tensor:
-            parts, o = {}, 0
-            for k, sh in shapes:
-                m = int(np.prod(sh)) if len(sh) else 1
-                parts[k] = th[o:o + m].reshape(sh)
-                o += m
-            return functional_call(net, parts, (X,))
-        return f
+    def _functional_module(self) -> torch.nn.Module:
+        return self._net()  # functional_call swaps the parameters in, so the cached module is never changed
 
     def representation_points(self) -> list[tuple[str, str]]:
         """Declared by the module (``genni_representation_points``), or the default of the module docstring."""

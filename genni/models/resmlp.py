@@ -137,18 +137,6 @@ class ResMLP(Model):
                     (f"blocks.{b}.fc2.weight", (w, m)), (f"blocks.{b}.fc2.bias", (w,))]
         return out + [("out.weight", (self.d_out, w)), ("out.bias", (self.d_out,))]
 
-    def unflatten(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        """Named copies of the tensors in θ [P]."""
-        parts, o = {}, 0
-        for k, sh in self._shapes():
-            n = int(np.prod(sh))
-            parts[k] = np.array(theta[o:o + n], dtype=np.float64).reshape(sh)
-            o += n
-        return parts
-
-    def flatten(self, parts: dict[str, np.ndarray]) -> np.ndarray:
-        return np.concatenate([np.asarray(parts[k]).reshape(-1) for k, _ in self._shapes()])
-
     @property
     def n_params(self) -> int:
         return sum(int(np.prod(sh)) for _, sh in self._shapes())
