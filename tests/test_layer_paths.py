@@ -9,7 +9,7 @@ import torch
 from genni import config, nets, pipeline, store, symmetries
 from genni.cli import main
 from genni.errors import GenniError
-from tests.test_identify import _append_copies
+from tests.conftest import append_symmetry_copies
 
 
 def relu_run(path, *, copies: int, n_probe: int, n_heldout: int, epochs: int) -> int:
@@ -23,7 +23,7 @@ def relu_run(path, *, copies: int, n_probe: int, n_heldout: int, epochs: int) ->
         "search": {"n": 1, "init": "perturb", "init_scale": 0.01},
     })
     pipeline.find(cfg, path)
-    return _append_copies(path, copies)
+    return append_symmetry_copies(path, copies)
 
 
 def test_layer_paths_store_and_quotient_invariance(tmp_path):
