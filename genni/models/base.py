@@ -39,8 +39,16 @@ class Model:
     # --- what every kind must provide ---------------------------------------------------------------
     @property
     def n_params(self) -> int:
-        """P, the length of θ."""
-        raise NotImplementedError
+        """P, the length of θ (default: from :meth:`_shapes`)."""
+        return sum(int(np.prod(sh)) for _, sh in self._shapes())
+
+    @staticmethod
+    def _loaded(net: torch.nn.Module, theta=None) -> torch.nn.Module:
+        """``net`` with θ [P] copied into its parameters (unchanged when θ is None)."""
+        if theta is not None:
+            with torch.no_grad():
+                torch.nn.utils.vector_to_parameters(torch.as_tensor(theta, dtype=torch.float64), net.parameters())
+        return net
 
     @property
     def out_dim(self) -> int:

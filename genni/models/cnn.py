@@ -258,10 +258,6 @@ class CNN(Model):
         return O.reshape(O.shape[0], self.hidden_widths[layer], -1)
 
     @property
-    def n_params(self) -> int:
-        return sum(int(np.prod(sh)) for _, sh in self._shapes())
-
-    @property
     def out_dim(self) -> int:
         return self.d_out
 
@@ -271,11 +267,7 @@ class CNN(Model):
         return C * H * W
 
     def module(self, theta=None) -> torch.nn.Module:
-        net = CNNModule(self)
-        if theta is not None:
-            with torch.no_grad():
-                torch.nn.utils.vector_to_parameters(torch.as_tensor(theta, dtype=torch.float64), net.parameters())
-        return net
+        return self._loaded(CNNModule(self), theta)
 
     def describe(self) -> str:
         shape = "×".join(str(v) for v in self.input_shape)

@@ -138,19 +138,11 @@ class ResMLP(Model):
         return out + [("out.weight", (self.d_out, w)), ("out.bias", (self.d_out,))]
 
     @property
-    def n_params(self) -> int:
-        return sum(int(np.prod(sh)) for _, sh in self._shapes())
-
-    @property
     def out_dim(self) -> int:
         return self.d_out
 
     def module(self, theta=None) -> torch.nn.Module:
-        net = ResMLPModule(self)
-        if theta is not None:
-            with torch.no_grad():
-                torch.nn.utils.vector_to_parameters(torch.as_tensor(theta, dtype=torch.float64), net.parameters())
-        return net
+        return self._loaded(ResMLPModule(self), theta)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "d_in": self.d_in, "width": self.width, "hidden": self.hidden,
