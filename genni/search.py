@@ -279,20 +279,11 @@ def _discrepancy_rows(spec: Model, theta: torch.Tensor, X: torch.Tensor, Y: torc
     return _rowwise(lambda t: discrepancy(spec, t[None], X, Y)[0], theta)
 
 
-def _hidden_masks(spec: Model, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """dead[b, u] for every unit the model can revive (:meth:`~genni.models.base.Model.dead_mask`)."""
-    return spec.dead_mask(theta, X)
-
-
 def count_dead_units(spec: Model, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """Hidden units inactive on every input of X, per row of θ (0 where the model does not revive)."""
     if not spec.revivable:
         return torch.zeros(theta.shape[0], dtype=torch.long, device=theta.device)
-    return _hidden_masks(spec, theta, X).sum(1)
-
-
-def _revive(spec: Model, theta: torch.Tensor, dead: torch.Tensor, gens: list) -> torch.Tensor:
-    return spec.revive(theta, dead, gens)
+    return spec.dead_mask(theta, X).sum(1)
 
 
 def _residual_jacobian(spec: Model, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor):
@@ -559,7 +550,7 @@ class _Batch:
             _adam_prepare(self.problem, self.st, rows)
 
     def _revive(self, rows: torch.Tensor) -> None:
-        dead = _hidden_masks(self.problem.spec, self.st["theta"][rows], self.problem.X)
+        dead = self.problem.spec.dead_mask(self.st["theta"][rows], self.problem.X)
         has = dead.any(1)
         if not bool(has.any()):
             return
@@ -569,7 +560,7 @@ class _Batch:
         for r in sel_np:
             self.meta["events"][r] += 1
             gens.append(self._gen(r, _REVIVE_EVENT + int(self.meta["events"][r])))
-        self.st["theta"][sel] = _revive(self.problem.spec, self.st["theta"][sel], dead[has], gens)
+        self.st["theta"][sel] = self.problem.spec.revive(self.st["theta"][sel], dead[has], gens)
 
     def add(self, indices: list[int]) -> None:
         inits = [self._init_theta(i, 0) for i in indices]

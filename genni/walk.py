@@ -298,10 +298,6 @@ def segment_max(spec: Model, a: np.ndarray, b: np.ndarray, X: torch.Tensor, Y: t
     return worst / power
 
 
-def _pattern(spec: Model, theta: np.ndarray, X: torch.Tensor) -> np.ndarray | None:
-    return spec.activation_pattern(theta, X)
-
-
 # --- the chains
 
 
@@ -421,7 +417,7 @@ def walk(spec: Model, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start],
                         c.log.refused["certificate_failed"] += 1
                         c.h *= 0.5
                     else:
-                        before, after = _pattern(spec, c.theta, x), _pattern(spec, cand, x)
+                        before, after = spec.activation_pattern(c.theta, x), spec.activation_pattern(cand, x)
                         if before is not None and not np.array_equal(before, after):
                             c.log.pattern_changes += 1
                         c.theta, c.direction, c.cert = cand, u, cert

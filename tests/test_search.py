@@ -91,12 +91,12 @@ def test_dead_units_are_revived_without_changing_f(moons):
     theta = nets.init_theta(spec, 2, g)
     theta[0, 0:2] = 0.0
     theta[0, 16] = -1.0  # unit 0 of layer 1 is dead everywhere
-    dead = S._hidden_masks(spec, theta, problem.X)
+    dead = spec.dead_mask(theta, problem.X)
     assert bool(dead[0, 0])
     gens = [torch.Generator().manual_seed(1), None]
-    revived = S._revive(spec, theta, dead, gens)
+    revived = spec.revive(theta, dead, gens)
     assert torch.equal(nets.forward(spec, revived, problem.X), nets.forward(spec, theta, problem.X))
-    assert not bool(S._hidden_masks(spec, revived, problem.X)[0, 0])  # alive again
+    assert not bool(spec.dead_mask(revived, problem.X)[0, 0])  # alive again
     assert torch.equal(revived[1], theta[1])
 
 
