@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="64 equivalents and 32 trained networks per activation")
     ap.add_argument("--tiny", action="store_true", help="smoke test sizes")
-    ap.add_argument("--workers", type=int, default=2)
+    sweep.cluster_arguments(ap)
     ap.add_argument("--root", default=str(ROOT))
     args = ap.parse_args(argv)
     n, k, probe = (64, 32, 512) if args.full else ((4, 3, 64) if args.tiny else (16, 8, 256))
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
             lines += [f"{key} = {json.dumps(v)}" for key, v in raw[section].items() if key not in ("init", "chains", "thin")]
         lines += ["[grid]", f'"reference.seed" = {json.dumps(list(range(1, k + 1)))}']
         (sw_dir / "sweep.toml").write_text("\n".join(lines) + "\n")
-        sweep.run_sweep(sw_dir / "sweep.toml", sw_dir, workers=args.workers)
+        sweep.run_sweep(sw_dir / "sweep.toml", sw_dir, workers=args.workers, scheduler=args.scheduler)
         cols, _ = store.read_table(sw_dir / "sweep.h5")
         trained = [store.load_run(sw_dir / f) for f, st in zip(cols["file"], cols["status"]) if st == "done"]
         spec = nets.MLPSpec.from_dict(run.architecture)

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="the published scale: n = 5, 10, 15, 40 networks each")
     ap.add_argument("--tiny", action="store_true", help="smoke test: n = 3, d = 3, 4, 2 networks each")
-    ap.add_argument("--workers", type=int, default=2)
+    sweep.cluster_arguments(ap)
     ap.add_argument("--root", default=str(ROOT), help="where runs/ and figures/ go")
     args = ap.parse_args(argv)
     widths, depths, seeds = ((5, 10, 15), (4, 5, 6), 40) if args.full else (((3,), (3, 4), 2) if args.tiny
@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     root = Path(args.root)
     runs, figs = root / "runs" / NAME, root / "figures" / NAME
     m_max = 4096 if args.tiny else M_MAX
-    info = sweep.run_sweep(sweep_file(runs, widths, depths, seeds, m_max), runs, workers=args.workers)
+    info = sweep.run_sweep(sweep_file(runs, widths, depths, seeds, m_max), runs, workers=args.workers,
+                           scheduler=args.scheduler)
     cols, _ = store.read_table(runs / "sweep.h5")
     results = {}
     for i, status in enumerate(cols["status"]):

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="5 seeds, epochs up to 6,400")
     ap.add_argument("--tiny", action="store_true", help="smoke test sizes")
-    ap.add_argument("--workers", type=int, default=2)
+    sweep.cluster_arguments(ap)
     ap.add_argument("--root", default=str(ROOT))
     args = ap.parse_args(argv)
     archs = {"wide": [64, 64, 10], "deep": [64, 16, 16, 16, 16, 10]}
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         "[base.model]", 'activation = "relu"', "[base.reference]", 'source = "train"',
         "[base.search]", "n = 1", "[grid]", f'"model.widths" = {json.dumps(list(archs.values()))}',
         f'"reference.epochs" = {json.dumps(epochs)}']) + "\n")
-    sweep.run_sweep(runs / "sweep.toml", runs, workers=args.workers)
+    sweep.run_sweep(runs / "sweep.toml", runs, workers=args.workers, scheduler=args.scheduler)
     cols, _ = store.read_table(runs / "sweep.h5")
     names = {json.dumps(v): k for k, v in archs.items()}
     nets_, rows = [], []

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="depth 3, 5, 7, 9; width 8, 16, 32; 5 data sets; 10 seeds")
     ap.add_argument("--tiny", action="store_true", help="smoke test sizes")
-    ap.add_argument("--workers", type=int, default=2)
+    sweep.cluster_arguments(ap)
     ap.add_argument("--root", default=str(ROOT))
     args = ap.parse_args(argv)
     if args.full:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         "[base.data]", 'dataset = "moons"', "n_probe = 256", "n_heldout = 128", "n_train = 300", "n_far = 64",
         "[base.model]", 'activation = "relu"', "[base.reference]", 'source = "train"', f"epochs = {epochs}",
         "[base.search]", "n = 1", "[grid]", f'"data.dataset, model.widths" = {json.dumps(combos)}']) + "\n")
-    info = sweep.run_sweep(runs / "sweep.toml", runs, workers=args.workers)
+    info = sweep.run_sweep(runs / "sweep.toml", runs, workers=args.workers, scheduler=args.scheduler)
     cols, _ = store.read_table(runs / "sweep.h5")
     ok = np.array([s == "done" for s in cols["status"]])
     key = [json.loads(v) for v in cols["data.dataset, model.widths"]]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import config as _config
 from . import identifiability, pipeline, plots, report, store
+from . import sweep as _sweep
 from ._version import __version__
 from .errors import GenniError
 
@@ -163,8 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="many runs on Dask: one run file per cell and a table")
     sw.add_argument("sweep", help="sweep file (TOML: base, stages, seeds, [grid])")
     sw.add_argument("-o", "--output", help="folder for the cells and the table (default: runs/<sweep file name>)")
-    sw.add_argument("--workers", type=int, default=2, help="local Dask worker processes (default %(default)s)")
-    sw.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
+    _sweep.cluster_arguments(sw)
     sw.add_argument("--quiet", action="store_true", help=QUIET)
 
     pl = sub.add_parser("plot", help="every figure the run file supports")
@@ -270,8 +270,6 @@ def main(argv: list[str] | None = None) -> int:
             info = pipeline.connect(args.run, args.i, args.j, max_steps=args.max_steps, log=_log(args.quiet))
             print(_json(info) if args.json else report.format_connect(info))
         elif args.command == "sweep":
-            from . import sweep as _sweep
-
             outdir = Path(args.output) if args.output else Path("runs") / Path(args.sweep).stem
             info = _sweep.run_sweep(args.sweep, outdir, workers=args.workers, scheduler=args.scheduler,
                                     progress=not args.quiet, log=_log(args.quiet))

@@ -202,6 +202,13 @@ def summarise_run(run) -> dict:
     return out
 
 
+def cluster_arguments(parser) -> None:
+    """Add ``--workers`` and ``--scheduler`` (where a sweep's cells run) to an argparse parser."""
+    parser.add_argument("--workers", type=int, default=2, help="local Dask worker processes (default %(default)s)")
+    parser.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786 "
+                        "(default: a local cluster of --workers processes)")
+
+
 def run_sweep(sweep_path: str | Path, outdir: str | Path, *, workers: int = 2, scheduler: str | None = None,
               progress: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Run (or finish) a sweep; returns {cells, done, failed, skipped, table}.  See the module docstring."""
@@ -308,4 +315,4 @@ def _csv(v) -> str:
     return str(v)
 
 
-__all__ = ["STAGES", "COLUMNS", "load_sweep", "run_cell", "summarise_run", "run_sweep"]
+__all__ = ["STAGES", "COLUMNS", "load_sweep", "run_cell", "summarise_run", "run_sweep", "cluster_arguments"]

@@ -17,15 +17,22 @@ def _load(name: str):
 
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory):
-    """Each script once, at its tiny size: name -> (module, root)."""
+    """Each script once, at its tiny size: name -> (module, root).
+
+    The scripts that sweep share one existing Dask cluster, reached by ``--scheduler ADDRESS`` as a
+    researcher's own cluster would be (one cluster start instead of five)."""
+    from distributed import LocalCluster
+
     out = {}
-    for name, args in (("hidden_symmetries", ["--workers", "1"]), ("genni_toy", []),
-                       ("equivalent_paths", ["--workers", "1"]), ("ricci_accuracy", ["--workers", "1"]),
-                       ("layer_paths", ["--workers", "1"]), ("lenet", ["--device", "cpu"])):
-        root = tmp_path_factory.mktemp(name)
-        module = _load(name)
-        module.main(["--tiny", *args, "--root", str(root)])
-        out[name] = (module, root)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=40) as cluster:
+        on = ["--scheduler", cluster.scheduler_address]
+        for name, args in (("hidden_symmetries", on), ("genni_toy", []), ("equivalent_paths", on),
+                           ("ricci_accuracy", on), ("layer_paths", on), ("lenet", ["--device", "cpu"])):
+            root = tmp_path_factory.mktemp(name)
+            module = _load(name)
+            module.main(["--tiny", *args, "--root", str(root)])
+            out[name] = (module, root)
     return out
 
 
