@@ -68,6 +68,15 @@ class ModelContract:
         d = model.jtj_diagonal(theta, X)
         torch.testing.assert_close(d, (J * J).sum((1, 2)), rtol=1e-12, atol=1e-12 * float(d.max()))
 
+    @pytest.mark.parametrize("rows", [1, 7, 10**6])
+    def test_jacobian_is_the_same_in_every_chunking(self, case, rows, monkeypatch):
+        """rows = 1 and 7: reverse mode over chunks of one or a few inputs; 10**6: forward mode."""
+        model, X, theta, g = case
+        _, J = model.jacobian(theta, X)
+        monkeypatch.setattr(type(model), "JACOBIAN_CHUNK_ROWS", rows)
+        _, J2 = model.jacobian(theta, X)
+        torch.testing.assert_close(J2, J, rtol=1e-12, atol=1e-12 * float(J.abs().max()))
+
     def test_symmetries_leave_the_function_unchanged(self, case):
         model, X, theta, _ = case
         rng = np.random.default_rng(1)
