@@ -74,6 +74,8 @@ SCHEMA: dict = {
         "init": ((str,), "torch", ("torch", "he")),  # random teachers: torch.nn.Linear's init, or He-normal
         "seed": ((int,), None, None),  # the reference's own seed (training init, teacher); default: the run's seed
         "bias_std": ((int, float), 0.01, None),     # init = "he": biases N(0, bias_std²)
+        "centre": ((bool,), False, None),  # random teachers: biases moved so every hidden unit's pre-activation
+                                           # has median 0 on the probe inputs (none dead, none always on)
     },
     "search": {
         "n": ((int,), _SD.n, None),
@@ -197,6 +199,9 @@ def resolve(raw: dict) -> dict:
     ref = out["reference"]
     if ref["source"] == "file" and not ref["path"]:
         raise ConfigError("config: [reference] source = 'file' needs [reference] path")
+    if ref["centre"] and ref["source"] != "random":
+        raise ConfigError("config: [reference] centre = true applies to random teachers (source = 'random'), "
+                          f"not source = '{ref['source']}'")
     return out
 
 

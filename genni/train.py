@@ -119,6 +119,8 @@ def make_reference(cfg: dict, spec: nets.MLPSpec, data, *, progress: bool = Fals
     elif ref["source"] == "random":
         theta = random_reference(spec, seed=_ref_seed(cfg), init_scale=ref["init_scale"], init=ref.get("init", "torch"),
                                  bias_std=ref.get("bias_std", 0.01))
+        if ref.get("centre"):
+            theta = spec.centre_biases(theta, data.X_probe)
     else:
         theta = load_reference(spec, ref["path"])
     # accuracy means something only for a network meant to fit the labels (not a random teacher)

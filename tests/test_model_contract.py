@@ -77,6 +77,22 @@ class ModelContract:
         _, J2 = model.jacobian(theta, X)
         torch.testing.assert_close(J2, J, rtol=1e-12, atol=1e-12 * float(J.abs().max()))
 
+    def test_centred_biases_move_only_hidden_biases_and_are_a_fixed_point(self, case):
+        """centre_biases changes hidden biases only (weights and the output bias stay), and centring
+        again changes nothing: every hidden pre-activation already has median 0 on X."""
+        model, X, theta, _ = case
+        th = theta[0].numpy()
+        c = model.centre_biases(th, X.numpy())
+        groups = model.filter_groups()
+        hidden = np.zeros(model.n_params, dtype=bool)
+        for _, _, bs in groups[:-1]:
+            if bs is not None:
+                hidden[bs] = True
+        assert np.array_equal(c[~hidden], th[~hidden])
+        if hidden.any():
+            assert not np.allclose(c[hidden], th[hidden])
+        np.testing.assert_allclose(model.centre_biases(c, X.numpy()), c, rtol=0, atol=1e-12 * np.abs(c).max())
+
     def test_symmetries_leave_the_function_unchanged(self, case):
         model, X, theta, _ = case
         rng = np.random.default_rng(1)

@@ -170,6 +170,36 @@ class Model:
             out.append((ws, int(sh[0]), bs))
         return out
 
+    def centre_biases(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """θ [P] with the bias of every weighted layer but the last shifted so that each of its output units
+        (a channel, for a convolution: over inputs and positions) has pre-activation median 0 on X [n, d_in].
+
+        Layer by layer in θ's order (each shift changes what the next layer sees); a relu unit is then
+        active on about half of X, so a random teacher has no dead and no always-on units.  Generic: a
+        forward hook on the module owning each weight of :meth:`filter_groups` (a module called twice:
+        its first call).  Weights are unchanged, so only the biases move."""
+        theta = torch.as_tensor(theta, dtype=torch.float64).clone()
+        X = torch.as_tensor(X, dtype=torch.float64)
+        owner, o = {}, 0
+        for name, p in self.module().named_parameters():
+            owner[o] = name.rpartition(".")[0]
+            o += p.numel()
+        for ws, n_out, bs in self.filter_groups()[:-1]:
+            if bs is None:
+                continue
+            net = self.module(theta)
+            got: list[torch.Tensor] = []
+            hook = dict(net.named_modules())[owner[ws.start]].register_forward_hook(
+                lambda _m, _i, out, got=got: got.append(out))
+            try:
+                with torch.no_grad():
+                    net(X)
+            finally:
+                hook.remove()
+            z = got[0].transpose(0, 1).reshape(n_out, -1)  # [units, n·positions]
+            theta[bs] -= z.median(dim=1).values
+        return theta.numpy()
+
     aligns: ClassVar[bool] = False
     """True when :meth:`align` undoes the declared symmetries (a planted g·θ_ref aligns back to θ_ref)."""
 
