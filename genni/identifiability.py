@@ -463,6 +463,25 @@ def _residuals(spec: Model, thetas: np.ndarray, X: torch.Tensor, Y: np.ndarray, 
     return np.concatenate(parts) if parts else np.zeros((0,) + Y.shape)
 
 
+def horizontal(spec: Model, theta: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """δ − Π_V δ for each row of delta [N, P]: the displacement without its vertical part, V the span of
+    the model's continuous-symmetry tangents at θ [P] (:meth:`~genni.models.base.Model.symmetry_tangents`;
+    rescalings, the residual stream's affine maps).
+
+    Alignment and balancing put an element in a canonical gauge, but only the minimum-norm gauge of the
+    relu MLP meets the orbit at a right angle; any other section (a CNN's unit-norm filters, a residual
+    stream aligned by least squares) leaves δ a first-order component along V, which is a symmetry, not
+    a displacement.  What remains is the horizontal part to first order (the orbit's curvature leaves
+    O(‖δ‖²)).  Kinds without declared continuous symmetries: δ unchanged."""
+    delta = np.atleast_2d(np.asarray(delta, dtype=np.float64))
+    T = np.asarray(spec.symmetry_tangents(np.asarray(theta, dtype=np.float64)), dtype=np.float64)
+    if T.size == 0 or not len(delta):
+        return delta.copy()
+    U, s, _ = np.linalg.svd(T, full_matrices=False)
+    V = U[:, s > s[0] * 1e-12] if s.size and s[0] > 0 else U[:, :0]
+    return delta - (delta @ V) @ V.T
+
+
 def assess(spec: Model, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.ndarray, X_far: np.ndarray,
            thetas: np.ndarray, tol: float, *, rtol: float = DEFAULT_RTOL, copy_factor: float = DEFAULT_COPY_FACTOR,
            agree_tol: float = DEFAULT_AGREE_TOL, progress: bool = False) -> Assessment:
@@ -470,7 +489,8 @@ def assess(spec: Model, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.ndar
 
     One gauge throughout: the balanced θ* (:func:`genni.symmetries.balance`; for relu the minimum-norm
     point of its rescaling orbit, the same function), where J, its spectrum and the aligned, balanced
-    elements' displacements δ are taken.  Converged means L ≤ tol on the probe inputs.
+    elements' displacements δ are taken, δ without its vertical part (:func:`horizontal`: a kind's
+    canonical form need not meet the orbit at a right angle).  Converged means L ≤ tol on the probe inputs.
 
     theta_ref : [P];  X, X_heldout, X_far : [n, w_0], [m, w_0], [m_far, w_0] probe, held-out, far inputs;
     thetas : [N, P];  tol : the search tolerance (absolute mean squared discrepancy on the probe set)
@@ -494,7 +514,7 @@ def assess(spec: Model, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.ndar
     aligned = np.empty_like(thetas)
     for i in bar(range(N), progress=progress, desc="align", unit="el", leave=False):
         aligned[i] = spec.align(thetas[i], theta_ref)[0]
-    delta = (np.stack([spec.balance(a) for a in aligned]) if N else aligned) - ref_bal
+    delta = horizontal(spec, ref_bal, (np.stack([spec.balance(a) for a in aligned]) if N else aligned) - ref_bal)
     row, null = split_displacement(delta, unresolved)
     delta_row = row_part(delta, unresolved)
     L = (_residuals(spec, thetas, x, Y) ** 2).sum(-1).mean(-1)
