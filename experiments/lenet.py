@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genni import config, identifiability, pipeline, plots, store
+from genni import config, identifiability, pipeline, plots, search, store
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "lenet"
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = make_config(size, args.device)
     model = config.model_of(cfg)
     path = runs / f"{NAME}_{size}.h5"
+    stored = store.load_run(path).n_equivalents if path.exists() else 0
     t0 = time.perf_counter()
     pipeline.find(cfg, path, progress=True)
     t_find = time.perf_counter() - t0
@@ -100,7 +101,9 @@ def main(argv: list[str] | None = None) -> None:
     run = store.load_run(path)
     eq = run.equivalents
     conv = eq["converged"].astype(bool)
-    per_el = t_find / max(len(conv), 1)
+    searched = max(len(conv) - stored, 0)
+    timing = (f"in {t_find:.0f} s ({t_find / searched:.0f} s per element on {args.device})" if searched else
+              "(read from the run file of an earlier run of this script; its search time was not stored)")
     hidden = sum(SIZES[size]["channels"]) + sum(SIZES[size]["dense"])
     lines = [f"# {NAME} ({size})", "", CLAIM, "",
              f"Model: {model.describe()}, P = {P:,} parameters; {len(run.X)} probe, {len(run.X_heldout)} held-out and "
@@ -112,8 +115,7 @@ def main(argv: list[str] | None = None) -> None:
              f"per layer: {dead_ref}.", "",
              "## Equivalents", "",
              f"{int(conv.sum())} of {len(conv)} elements converged (θ* + 1 % noise, LM, tol {cfg['search']['tol']:g}, "
-             f"{'matrix-free CG' if P > 4096 else 'direct'} solver) in {t_find:.0f} s ({per_el:.0f} s per element on "
-             f"{args.device}).",
+             f"{'matrix-free CG' if P > search.CG_AUTO_P else 'direct'} solver) {timing}.",
              f"Relative discrepancy: probe max {np.max(eq['relative_discrepancy']):.1e}, held-out max "
              f"{np.max(eq['relative_discrepancy_heldout']):.1e}"
              + (f", far inputs max {np.max(eq['relative_discrepancy_far']):.1e}" if "relative_discrepancy_far" in eq
@@ -132,13 +134,14 @@ def main(argv: list[str] | None = None) -> None:
     if verdicts is not None:
         lines.append(f"Verdicts: {verdicts}.")
     lines += ["", "## Pictures and paths", "",
-              f"PCA plane of the elements: {proj['grid_points'] if 'grid_points' in proj else ''} grid points, share "
-              f"below ε {proj.get('share_below_epsilon', float('nan')):.1%}." if 'share_below_epsilon' in proj else
-              "PCA plane of the elements drawn (figures/lenet/projections.png).",
-              f"Layer paths (z-score Procrustes, {lp['n_networks']} networks, layers {', '.join(lp['layers'])}): "
-              f"largest distance between equivalent networks' layers {lp.get('max_spread', float('nan')):.2e}."
-              if 'max_spread' in lp else
-              f"Layer paths drawn for {lp['n_networks']} networks over layers {', '.join(lp['layers'])}.", "",
+              f"PCA plane of the elements (figures/lenet/projections.png): the largest barrier (mean squared "
+              f"discrepancy above the higher endpoint; output power {power:.3g}) on the straight segment from θ* to "
+              f"an element is {proj['max_linear_barrier']:.1e}, on a fitted Bézier path "
+              f"{proj['max_bezier_barrier']:.1e}; {proj['components']} component(s) joined by straight segments.",
+              f"Layer paths (z-score Procrustes, {lp['n_networks']} networks): the largest distance between two "
+              "networks' representations, per layer "
+              + ", ".join(f"{n} {v:.1e}" for n, v in zip(lp["layers"], lp["max_spread_per_layer"]))
+              + f"; median path length {lp['median_length']:.3g}, straightness {lp['median_straightness']:.3g}.", "",
               "## Does the claim hold?", "",
               "GENNI's LeNet 'equivalents' were artefacts of a degenerate reference. With a non-degenerate teacher "
               f"(output power {power:.2g}, zero output on {zero_ref:.0%} of inputs) genni finds equivalents that agree "
