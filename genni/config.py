@@ -240,16 +240,11 @@ def _resolve_model(cfg: dict, given: dict) -> None:
     if stray:
         raise ConfigError(f"config: [model] {stray[0]} is not a key of kind = '{kind}' (its keys: "
                           f"{', '.join(sorted(own))})")
+    model = _build_model(d, kind, m if kind == "mlp" else given)
     if kind == "mlp":
-        w0 = m["widths"][0] if isinstance(m["widths"], list) and m["widths"] else None
-        if isinstance(w0, int) and not isinstance(w0, bool) and w0 >= 1 and w0 != d_in and len(m["widths"]) >= 2:
-            raise ConfigError(f"config: [model] widths[0] = {w0} but dataset {d['dataset']} has {d_in} input features")
-        model = cls.from_config(m, d_in, n_out)
         out_width = m["widths"][-1] if m["widths"] is not None else n_out
         m["widths"] = list(model.widths)
     else:
-        model = cls.from_config({k: given.get(k) for k in cls.CONFIG_KEYS}, d_in, given.get("outputs") or n_out,
-                                _data.image_shape(d["dataset"], d["shape"]))
         out_width = model.out_dim
         desc = {**model.to_dict(), "outputs": model.out_dim}
         for k in own:
@@ -266,14 +261,22 @@ def _resolve_model(cfg: dict, given: dict) -> None:
             f"(output width must be {' or '.join(map(str, allowed))} to train on its labels)")
 
 
+def _build_model(d: dict, kind: str, keys: dict):
+    """The model of kind ``kind`` from its [model] keys (``outputs`` default: the data set's) on [data] d;
+    the kind's own errors name the data set."""
+    d_in, n_classes, _ = _data.dataset_info(d["dataset"], d.get("dim"))
+    cls = _models.model_class(kind)
+    n_out = keys.get("outputs") or (1 if n_classes in (0, 2) else n_classes)
+    try:
+        return cls.from_config({k: keys.get(k) for k in cls.CONFIG_KEYS}, d_in, n_out,
+                               _data.image_shape(d["dataset"], d.get("shape")))
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("the data set", f"dataset {d['dataset']}")) from None
+
+
 def model_of(cfg: dict):
     """The :class:`genni.models.Model` a resolved config describes."""
-    d, m = cfg["data"], cfg["model"]
-    d_in, n_classes, _ = _data.dataset_info(d["dataset"], d.get("dim"))
-    cls = _models.model_class(m.get("kind", "mlp"))
-    n_out = m.get("outputs") or (1 if n_classes in (0, 2) else n_classes)
-    return cls.from_config({k: m.get(k) for k in cls.CONFIG_KEYS}, d_in, n_out,
-                           _data.image_shape(d["dataset"], d.get("shape")))
+    return _build_model(cfg["data"], cfg["model"].get("kind", "mlp"), cfg["model"])
 
 
 def load(path: str | Path | None = None) -> dict:
