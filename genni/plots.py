@@ -8,6 +8,7 @@ writes every figure the file supports.
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -26,6 +27,11 @@ _FLOOR = 1e-20  # discrepancies below this are drawn at this value on log axes
 
 def _title(run: RunData) -> str:
     return f"{run.config.get('name')}: {describe(run.architecture)} on {run.config['data']['dataset']}"
+
+
+def _wrap(text: str, width: int) -> str:
+    """A title broken into lines of at most ``width`` characters (a long architecture fits a narrow figure)."""
+    return "\n".join(textwrap.wrap(text, width)) or text
 
 
 def figure_discrepancy(run: RunData):
@@ -269,7 +275,7 @@ def _projection_panel(ax, run: RunData, name: str, which: str = "values"):
            for i in range(2)]
     ax.set(xlabel=lab[0], ylabel=lab[1],
            title=f"{_SUBSPACE_TITLES.get(p['attrs'].get('kind'), name)}\n({'probe' if which == 'values' else 'held-out'} inputs;"
-                 f" elements {p['attrs'].get('elements')}, median residual {np.median(res):.2g})")
+                 f" elements {p['attrs'].get('elements')};\nmedian residual {np.median(res):.2g})")
     ax.legend(loc="upper right", fontsize=7, framealpha=0.7)
     return cf, sc
 
@@ -372,8 +378,9 @@ def figure_layer_paths(run: RunData):
         ax.plot([], [], "-", color="#1f78b4", lw=0.8, label=f"equivalents ({M - 1})")
         ax.scatter(E[:, 0, 0], E[:, 0, 1], marker="s", s=50, color="#33a02c", zorder=4, label="input layer")
         ax.scatter(E[:, -1, 0], E[:, -1, 1], marker="^", s=50, color="#e31a1c", zorder=4, label="output layer")
+        layer_names = _layer_names(p)
         for l in range(1, L - 1):
-            ax.annotate(f"h{l}", E[0, l], textcoords="offset points", xytext=(5, 5), fontsize=9)
+            ax.annotate(layer_names[l], E[0, l], textcoords="offset points", xytext=(5, 5), fontsize=9)
         names = json.loads(p["attrs"]["invariances"])
         inv = ",\n".join(", ".join(names[i:i + 3]) for i in range(0, len(names), 3))
         ax.set(xlabel="MDS 1", ylabel="MDS 2", aspect="equal",
@@ -384,7 +391,8 @@ def figure_layer_paths(run: RunData):
             ax.text(0.01, 0.01, "misses symmetries of this network: exact copies may move", transform=ax.transAxes,
                     fontsize=7, color="#b15928")
         ax.legend(fontsize=7, loc="best")
-    fig.suptitle(_title(run) + "\neach network as a path through representation space (layers in order)", fontsize=11)
+    fig.suptitle(_wrap(_title(run), 70 * len(order)) + "\neach network as a path through representation space "
+                 "(layers in order)", fontsize=11)
     return fig
 
 
