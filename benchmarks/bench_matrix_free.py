@@ -110,7 +110,7 @@ def run_scipy(size: str, k: int) -> dict:
 
     if m < P:
         try:
-            least_squares(fun, _starts(problem, 1)[0], method="lm")
+            least_squares(fun, _starts(problem, 1)[0], jac=jac, method="lm")  # scipy checks m < P after J0
             refused = ""
         except ValueError as exc:
             refused = str(exc).split(".")[0]

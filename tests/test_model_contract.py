@@ -76,6 +76,8 @@ class ModelContract:
         monkeypatch.setattr(type(model), "JACOBIAN_CHUNK_ROWS", rows)
         _, J2 = model.jacobian(theta, X)
         torch.testing.assert_close(J2, J, rtol=1e-12, atol=1e-12 * float(J.abs().max()))
+        d = (J * J).sum((1, 2))
+        torch.testing.assert_close(model.jtj_diagonal(theta, X), d, rtol=1e-12, atol=1e-12 * float(d.max()))
 
     def test_centred_biases_move_only_hidden_biases_and_are_a_fixed_point(self, case):
         """centre_biases changes hidden biases only (weights and the output bias stay), and centring

@@ -366,34 +366,37 @@ class Model:
         f = self._functional(X)
         return torch.vmap(lambda t, w: vjp(f, t)[1](w)[0])(theta, u)
 
-    #: rows of J (inputs × outputs) per reverse-mode pass in :meth:`jacobian`
+    #: rows of J (inputs × outputs) per reverse-mode pass in :meth:`jacobian` and :meth:`jtj_diagonal`
     JACOBIAN_CHUNK_ROWS = 64
 
-    def jacobian(self, theta: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(f [N, n, K], J [N, n, K, P]).
-
-        Reverse mode over chunks of c = ⌈64 / K⌉ inputs (c·K products e_iᵀ·J per chunk), or forward mode
-        over all inputs when P ≤ c·K.  Chunking matters: one reverse pass over all n inputs carries n·K
-        cotangents through a batch of n inputs (work ∝ n²), and forward mode through float64 CPU
-        convolutions is slow; at the LeNet default size (P = 1,322, 160 inputs, K = 10) this takes 0.3 s
-        for 4 networks where one unchunked ``jacfwd`` took 12–18 s.  The chunks are exact: each input's
-        rows depend on that input only (modules coupling a batch, e.g. batch norm in training mode, are
-        not supported anyway: genni evaluates in ``eval`` mode)."""
+    def _jacobian_chunks(self, theta: torch.Tensor, X: torch.Tensor):
+        """J [N, c, K, P] for consecutive chunks of c = ⌈64 / K⌉ inputs (reverse mode), or one J over all
+        inputs by forward mode when P ≤ c·K.  Chunking matters: one reverse pass over all n inputs carries
+        n·K cotangents through a batch of n inputs (work ∝ n²), and forward mode through float64 CPU
+        convolutions is slow; at the LeNet default size (P = 1,322, 160 inputs, K = 10) the full J takes
+        0.3 s for 4 networks where one unchunked ``jacfwd`` took 12–18 s.  The chunks are exact: each
+        input's rows depend on that input only (genni evaluates modules in ``eval`` mode; a module that
+        couples the inputs of a batch is not supported)."""
         from torch.func import jacfwd, jacrev
 
         K = self.out_dim
         c = max(1, -(-self.JACOBIAN_CHUNK_ROWS // K))
         if theta.shape[-1] <= c * K:
-            J = torch.vmap(jacfwd(self._functional(X)))(theta)
-        else:
-            J = torch.cat([torch.vmap(jacrev(self._functional(X[i:i + c])))(theta)
-                           for i in range(0, X.shape[0], c)], dim=1)
-        return self.forward(theta, X), J
+            yield torch.vmap(jacfwd(self._functional(X)))(theta)
+            return
+        for i in range(0, X.shape[0], c):
+            yield torch.vmap(jacrev(self._functional(X[i:i + c])))(theta)
+
+    def jacobian(self, theta: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f [N, n, K], J [N, n, K, P]), assembled from :meth:`_jacobian_chunks`."""
+        return self.forward(theta, X), torch.cat(list(self._jacobian_chunks(theta, X)), dim=1)
 
     def jtj_diagonal(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-        """diag(JᵀJ) [N, P] (generic: from the full J; kinds with large P override it)."""
-        _, J = self.jacobian(theta, X)
-        return (J * J).sum((1, 2))
+        """diag(JᵀJ) [N, P] = Σ_rows J², accumulated chunk by chunk (memory N·c·K·P, never the whole J)."""
+        d = torch.zeros_like(theta)
+        for J in self._jacobian_chunks(theta, X):
+            d += (J * J).sum((1, 2))
+        return d
 
 
 def split_theta(theta, shapes: list[tuple[str, tuple[int, ...]]]) -> dict:
