@@ -6,14 +6,13 @@ only because both were almost the zero function.  Here the reference cannot be d
 activation after the last layer, a He-initialised random teacher whose hidden biases are centred
 (``[reference] centre``: every unit's pre-activation has median 0 on the probe images, so no unit is
 dead — an uncentred He teacher of this shape has 13 of its 32 first dense units dead on every input)
-and whose output power is reported, and
-every element is checked on held-out inputs (relative discrepancy) and on far inputs before identify
-gives its verdict.
+and whose output power is reported, and every element is checked on held-out inputs (relative
+discrepancy) and on far inputs before identify gives its verdict.
 
-Sizes (2 cores cannot afford the paper's 28×28 LeNet with identify's full SVD in minutes):
+Sizes:
 
 - default: 1×12×12 inputs, conv 4 k3 → max-pool 2 → conv 8 k3 → max-pool 2 → dense 32, 16 → 10
-  (P = 1,322; direct LM; 160 probe images, 1,600 rows of J);
+  (P = 1,322; direct LM; 160 probe images, 1,600 rows of J; about 5 minutes on 2 cores);
 - ``--full``: the paper's LeNet shape, 1×28×28 inputs, conv 6 k5 → pool → conv 16 k5 → pool →
   dense 120, 84 → 10 (P = 44,426): the search is matrix-free (CG), and identify's functional
   dimension comes from J·v products only (randomized range finder); runs on CUDA when present;
