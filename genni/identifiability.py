@@ -138,7 +138,7 @@ def rank_growth(spec: Model, theta: np.ndarray, draw, m0: int, m_max: int, *, rt
 
 
 def randomized_rank(model, theta: np.ndarray, X: np.ndarray, *, rtol: float = DEFAULT_RTOL, block: int = 32,
-                    confirm: int = 10, seed: int = 0, power_steps: int = 30) -> dict:
+                    confirm: int = 10, seed: int = 0, power_steps: int = 30, progress: bool = False) -> dict:
     """Numerical rank of J (the functional dimension) without forming J or its SVD: an adaptive
     randomized range finder (Halko, Martinsson & Tropp 2011, §4.4) built on J·v products only.
 
@@ -154,9 +154,12 @@ def randomized_rank(model, theta: np.ndarray, X: np.ndarray, *, rtol: float = DE
     directions above about ε (the exact SVD rank when J has a gap there, as the functional dimension
     of a generic network has).  Memory O(m·rank + block·P); products: about rank + block·confirm.
 
-    model : genni.models.base.Model;  theta : [P];  X : [n, ...] inputs
+    model : genni.models.base.Model;  theta : [P];  X : [n, ...] inputs;  progress : a bar of the
+    directions found (its total is min(m, P), the most there can be)
     returns : {"rank", "sigma_max", "epsilon", "bound" (10√(2/π)ε), "products" (J·v evaluated)}
     """
+    from .progress import bar
+
     t = torch.as_tensor(np.asarray(theta, dtype=np.float64))
     x = torch.as_tensor(np.asarray(X, dtype=np.float64))
     P = t.shape[0]
@@ -181,6 +184,7 @@ def randomized_rank(model, theta: np.ndarray, X: np.ndarray, *, rtol: float = DE
     eps = rtol * sigma
     Q = torch.zeros(m, 0, dtype=torch.float64)
     quiet = 0
+    pbar = bar(total=min(m, P), progress=progress, desc="rank (J·v products)", unit="dir", leave=False)
     while quiet < confirm and Q.shape[1] < min(m, P):
         Y = J(torch.randn(P, block, generator=g, dtype=torch.float64))
         products += block
@@ -198,7 +202,9 @@ def randomized_rank(model, theta: np.ndarray, X: np.ndarray, *, rtol: float = DE
             Qn = Qn - Q @ (Q.T @ Qn)
             Qn, _ = torch.linalg.qr(Qn)
             Q = torch.cat([Q, Qn], dim=1)
+            pbar.update(Qn.shape[1])
             quiet = 0 if not small[-1] else quiet
+    pbar.close()
     return {"rank": int(Q.shape[1]), "sigma_max": sigma, "epsilon": eps,
             "bound": float(10 * np.sqrt(2 / np.pi) * eps), "products": products}
 

@@ -760,10 +760,12 @@ def search(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
                 status.append(code)
                 n_done += len(rows)
                 n_conv += int(conv[rows].sum())
-                pbar.update(len(rows))
+            # the counts first, then the update that redraws the bar (else the line shows the previous counts)
             pbar.set_postfix(converged=n_conv, gave_up=n_done - n_conv, in_flight=len(batch),
                              stalled=int(((batch.meta["attempt"] > 0) | (batch.meta["hops"] > 0)).sum()),
                              refresh=False)
+            if done.any():
+                pbar.update(len(rows))
             pending = sum(len(p["index"]) for p in parts)
             if pending and (pending >= flush_every or not (queue or len(batch))
                             or time.monotonic() - last > flush_seconds):
