@@ -167,11 +167,11 @@ def randomized_rank(model, theta: np.ndarray, X: np.ndarray, *, rtol: float = DE
 
     def J(V):  # V : [P, b] -> J V : [m, b]
         b = V.shape[1]
-        return model.jvp(t.expand(b, P), x, V.T.contiguous()).reshape(b, -1).T
+        return model.jvp_at(t, x, V.T.contiguous()).reshape(b, -1).T
 
     def JT(U):  # U : [m, b] -> Jᵀ U : [P, b]
         b = U.shape[1]
-        return model.vjp(t.expand(b, P), x, U.T.reshape(b, x.shape[0], -1).contiguous()).T
+        return model.vjp_at(t, x, U.T.reshape(b, x.shape[0], -1).contiguous()).T
 
     v = torch.randn(P, 1, generator=g, dtype=torch.float64)
     sigma = 0.0

@@ -93,6 +93,12 @@ class MLPSpec(Model):
     def jvp(self, theta: torch.Tensor, X: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return jvp(self, theta, X, v)
 
+    def jvp_at(self, theta: torch.Tensor, X: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        return jvp(self, theta.expand(V.shape[0], -1), X, V)  # the closed form is cheap with θ batched
+
+    def vjp_at(self, theta: torch.Tensor, X: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
+        return vjp(self, theta.expand(U.shape[0], -1), X, U)
+
     def vjp(self, theta: torch.Tensor, X: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return vjp(self, theta, X, u)
 

@@ -59,6 +59,15 @@ class ModelContract:
                           (model.vjp(theta, X, u), Model.vjp(model, theta, X, u))):
             torch.testing.assert_close(mine, ref, rtol=self.rtol, atol=self.rtol * float(ref.abs().max()))
 
+    def test_products_at_one_point_match_the_batched_products(self, case):
+        model, X, theta, g = case
+        V = torch.randn(4, model.n_params, generator=g, dtype=torch.float64)
+        U = torch.randn(4, X.shape[0], model.out_dim, generator=g, dtype=torch.float64)
+        t = theta[0]
+        for mine, ref in ((model.jvp_at(t, X, V), model.jvp(t.expand(4, -1), X, V)),
+                          (model.vjp_at(t, X, U), model.vjp(t.expand(4, -1), X, U))):
+            torch.testing.assert_close(mine, ref, rtol=1e-12, atol=1e-12 * float(ref.abs().max()))
+
     def test_jacobian_and_its_diagonal_agree_with_the_products(self, case):
         model, X, theta, g = case
         f, J = model.jacobian(theta, X)
