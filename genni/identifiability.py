@@ -488,6 +488,17 @@ def horizontal(spec: Model, theta: np.ndarray, delta: np.ndarray) -> np.ndarray:
     return delta - (delta @ V) @ V.T
 
 
+def far_discrepancies(spec: Model, thetas: np.ndarray, X_far: np.ndarray, Y_far: np.ndarray) -> dict:
+    """{"discrepancy_far", "relative_discrepancy_far"}: each element's mean squared discrepancy on the far
+    inputs, absolute and over the reference's output power there.  thetas : [N, P] → arrays [N]."""
+    thetas = np.asarray(thetas, dtype=np.float64).reshape(-1, spec.n_params)
+    Y = np.asarray(Y_far, dtype=np.float64)
+    res = _residuals(spec, thetas, torch.as_tensor(np.asarray(X_far, dtype=np.float64)), Y)
+    L = (res * res).sum(-1).mean(-1) if len(thetas) else np.zeros(0)
+    power = float((Y * Y).sum(-1).mean())
+    return {"discrepancy_far": L, "relative_discrepancy_far": L / power if power > 0 else np.full_like(L, np.inf)}
+
+
 def assess(spec: Model, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.ndarray, X_far: np.ndarray,
            thetas: np.ndarray, tol: float, *, rtol: float = DEFAULT_RTOL, copy_factor: float = DEFAULT_COPY_FACTOR,
            agree_tol: float = DEFAULT_AGREE_TOL, progress: bool = False) -> Assessment:

@@ -500,10 +500,12 @@ P² floats: 15 GB at LeNet's 44k) but the matrix-free functional dimension."""
 
 def _identify_matrix_free(path, run: store.RunData, spec: models.Model, rtol: float, log, progress: bool) -> dict:
     """`identify` for large P: rank J at the balanced θ* from J·v products only
-    (:func:`identifiability.randomized_rank`, with its error bound); no per-element verdicts (they rest on
-    J's right singular vectors: the resolved part of each displacement), which the log says."""
+    (:func:`identifiability.randomized_rank`, with its error bound) and each element's discrepancy on the
+    far inputs; no per-element verdicts (they rest on J's right singular vectors: the resolved part of each
+    displacement), which the log says."""
     ref = spec.balance(run.theta_ref)
     rr = identifiability.randomized_rank(spec, ref, run.X, rtol=rtol, progress=progress)
+    far = identifiability.far_discrepancies(spec, run.equivalents["theta"], run.X_far, run.Y_far)
     J_rows = len(run.X) * spec.out_dim
     expected = identifiability.expected_rank(spec, J_rows)
     kinds = spec.symmetry_kinds()
@@ -514,9 +516,9 @@ def _identify_matrix_free(path, run: store.RunData, spec: models.Model, rtol: fl
         attrs={"rtol": rtol, "n_params": spec.n_params, "n_rows": J_rows, "symmetries": json.dumps(kinds),
                "rank_method": "randomized", "rank_how": how, "rank_error_bound": rr["bound"],
                "sigma_max": rr["sigma_max"], "products": rr["products"], "gauge": "balanced reference"},
-        per_element={}, element_attrs={})
+        per_element=far, element_attrs={})
     log(f"P = {spec.n_params:,} > {IDENTIFY_SVD_MAX_P:,}: functional dimension from J·v products only; no "
-        "per-element verdicts (they need J's right singular vectors)")
+        "per-element verdicts (they need J's right singular vectors); discrepancies on far inputs stored")
     return {"rank": rr["rank"], "expected_rank": expected, "n_params": spec.n_params, "rank_tolerance": rr["epsilon"],
             "method": "randomized", "rank_error_bound": rr["bound"], "products": rr["products"],
             "null_dim": spec.n_params - rr["rank"], "symmetries": kinds, "n_elements": run.n_equivalents,

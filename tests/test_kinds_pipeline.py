@@ -104,6 +104,8 @@ def test_identify_above_the_svd_limit_takes_the_matrix_free_rank(tmp_path, monke
                           "model": {"kind": "resmlp", "width": 3, "hidden": 5, "blocks": 2, "activation": "tanh",
                                     "outputs": 3}})
     pipeline.find(cfg, path, reference_only=True)
+    append_symmetry_copies(path, 2)
+    theta_off = store.load_run(path).theta_ref * 1.01  # not equivalent: differs on the far inputs
     monkeypatch.setattr(pipeline, "IDENTIFY_SVD_MAX_P", 10)
     info = pipeline.identify(path)
     run = store.load_run(path)
@@ -113,6 +115,11 @@ def test_identify_above_the_svd_limit_takes_the_matrix_free_rank(tmp_path, monke
     assert int(run.identifiability["rank"]) == info["rank"] == identifiability.spectrum(J).rank
     assert info["rank"] == model.n_params - 9 - 3 * 3  # P − w² − (B + 1)·w: the stream symmetries
     assert "singular_values" not in run.identifiability
+    # the far inputs still check every element: exact copies agree there to rounding
+    far = run.equivalents["relative_discrepancy_far"]
+    assert far.shape == (2,) and far.max() <= 1e-24
+    off = identifiability.far_discrepancies(model, theta_off[None], run.X_far, run.Y_far)["relative_discrepancy_far"]
+    assert off[0] > 1e-6
     assert 0 < float(run.identifiability_attrs["rank_error_bound"]) < 1e-6 * float(run.identifiability_attrs["sigma_max"])
 
 
