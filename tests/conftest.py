@@ -26,6 +26,7 @@ init_scale = 3.0
 n = 6
 tol = 1e-10
 batch_size = 4
+restarts = 1
 """
 
 
