@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     searched = max(len(conv) - stored, 0)
     timing = (f"in {t_find:.0f} s ({t_find / searched:.0f} s per element on {args.device})" if searched else
               "(read from the run file of an earlier run of this script; its search time was not stored)")
-    hidden = sum(SIZES[size]["channels"]) + sum(SIZES[size]["dense"])
+    hidden = sum(model.hidden_widths)
     lines = [f"# {NAME} ({size})", "", CLAIM, "",
              f"Model: {model.describe()}, P = {P:,} parameters; {len(run.X)} probe, {len(run.X_heldout)} held-out and "
              f"{len(run.X_far)} far N(0, I) images.",

@@ -488,15 +488,26 @@ def horizontal(spec: Model, theta: np.ndarray, delta: np.ndarray) -> np.ndarray:
     return delta - (delta @ V) @ V.T
 
 
+def _power(Y: np.ndarray) -> float:
+    """Output power: mean over inputs of ‖f(x)‖², Y [n, K]."""
+    return float((Y * Y).sum(-1).mean())
+
+
+def _set_discrepancies(spec: Model, thetas: np.ndarray, X: np.ndarray, Y: np.ndarray):
+    """(residuals [N, n, K], L [N], L / power(Y) [N]) of every element on one set of inputs X [n, ...] whose
+    reference outputs are Y [n, K]: L is the mean squared discrepancy (relative: ∞ when Y has no power)."""
+    res = _residuals(spec, thetas, torch.as_tensor(np.asarray(X, dtype=np.float64)), Y)
+    L = (res * res).sum(-1).mean(-1) if len(thetas) else np.zeros(0)
+    p = _power(Y)
+    return res, L, (L / p if p > 0 else np.full_like(L, np.inf))
+
+
 def far_discrepancies(spec: Model, thetas: np.ndarray, X_far: np.ndarray, Y_far: np.ndarray) -> dict:
     """{"discrepancy_far", "relative_discrepancy_far"}: each element's mean squared discrepancy on the far
     inputs, absolute and over the reference's output power there.  thetas : [N, P] → arrays [N]."""
     thetas = np.asarray(thetas, dtype=np.float64).reshape(-1, spec.n_params)
-    Y = np.asarray(Y_far, dtype=np.float64)
-    res = _residuals(spec, thetas, torch.as_tensor(np.asarray(X_far, dtype=np.float64)), Y)
-    L = (res * res).sum(-1).mean(-1) if len(thetas) else np.zeros(0)
-    power = float((Y * Y).sum(-1).mean())
-    return {"discrepancy_far": L, "relative_discrepancy_far": L / power if power > 0 else np.full_like(L, np.inf)}
+    _, L, rel = _set_discrepancies(spec, thetas, X_far, np.asarray(Y_far, dtype=np.float64))
+    return {"discrepancy_far": L, "relative_discrepancy_far": rel}
 
 
 def assess(spec: Model, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.ndarray, X_far: np.ndarray,
@@ -525,8 +536,7 @@ def assess(spec: Model, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.ndar
     x, xh, xf, ref = (torch.as_tensor(np.asarray(a, dtype=np.float64)) for a in (X, X_heldout, X_far, theta_ref))
     with torch.no_grad():
         Y, Yh, Yf = (spec.forward(ref, z).numpy() for z in (x, xh, xf))
-    power = lambda A: float((A * A).sum(-1).mean())  # noqa: E731
-    agree = agreement_tolerance(tol, power(Y), agree_tol)
+    agree = agreement_tolerance(tol, _power(Y), agree_tol)
     N = len(thetas)
     aligned = np.empty_like(thetas)
     for i in bar(range(N), progress=progress, desc="align", unit="el", leave=False):
@@ -539,10 +549,7 @@ def assess(spec: Model, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.ndar
     score = copy_score(row, null, threshold, ref_norm, copy_factor)
     out = {}
     for name, z, Yz in (("heldout", X_heldout, Yh), ("far", X_far, Yf)):
-        res = _residuals(spec, thetas, torch.as_tensor(np.asarray(z, dtype=np.float64)), Yz)
-        Lz = (res * res).sum(-1).mean(-1)
-        pz = power(Yz)
-        rel = Lz / pz if pz > 0 else np.full_like(Lz, np.inf)
+        res, Lz, rel = _set_discrepancies(spec, thetas, z, Yz)
         rho = linearity(spec, ref_bal, delta_row, z, res) if N else np.zeros(0)
         out[name] = (Lz, rel, rho)
     ok = {name: agrees(rel, agree, rho) for name, (_, rel, rho) in out.items()}
