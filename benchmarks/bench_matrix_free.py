@@ -181,7 +181,8 @@ def main(argv=None) -> None:
              "|---|---|---|---|---|",
              row(f"**LeNet** (P = {P_big:,}, 128 probe images): genni matrix-free LM (`solver = \"cg\"`)", g),
              f"| LeNet: scipy `least_squares(method=\"lm\")` | refused: {res['lenet_scipy']['refused']} "
-             f"({res['lenet_scipy']['m']:,} residuals < P) | | | |",
+             f"({res['lenet_scipy']['m']:,} residuals < P), after forming its dense J | | "
+             f"{res['lenet_scipy']['peak_rss_mb']:.0f} MB | |",
              f"| LeNet: direct LM (Cholesky of JᵀJ) | not run: JᵀJ alone is {P_big ** 2 * 8 / 1e9:.1f} GB | | | |",
              row(f"**small LeNet** (P = {P_small:,}, 160 probe images): genni direct LM", sd),
              row("small LeNet: genni matrix-free LM", sc),
