@@ -58,7 +58,7 @@ def figure_discrepancy(run: RunData):
             xlabel="relative discrepancy on probe inputs  mean‖f_θ−f_θ*‖² / mean‖f_θ*‖²",
             ylabel="relative discrepancy on held-out inputs",
             title="each found element: probe vs held-out")
-    ax1.legend(loc="upper left", fontsize=8)
+    ax1.legend(loc="lower right", fontsize=8)  # the elements sit above the diagonal, to the left
     order = np.argsort(rel)
     x = np.arange(len(order))
     ax2.semilogy(x, rel[order], "o", ms=4, color="#1f78b4", label="probe")
@@ -67,7 +67,8 @@ def figure_discrepancy(run: RunData):
     ax2.set(xlabel="element, sorted by probe discrepancy", ylabel="relative discrepancy",
             title=f"{int(eq['converged'].sum())} of {run.n_equivalents} elements converged")
     ax2.legend(fontsize=8)
-    fig.suptitle(_title(run) + f"  (output power {power:.3g}; values below {_FLOOR:g} drawn at {_FLOOR:g})")
+    fig.suptitle(_wrap(_title(run) + f"  (output power {power:.3g}; values below {_FLOOR:g} drawn at {_FLOOR:g})",
+                       120))
     return fig
 
 
