@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genni import config, data, nets, projection, train
+from genni import config, data, projection, train
 from genni.machine import cpu_name
+from genni.models import MLP
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -61,10 +62,10 @@ def main() -> None:
     d = cfg["data"]
     ds = data.load_dataset(d["dataset"], n_probe=d["n_probe"], n_heldout=d["n_heldout"], n_train=d["n_train"],
                            seed=cfg["seed"], noise=d["noise"])
-    spec = nets.MLPSpec.from_dict(cfg["model"])
+    spec = MLP.from_dict(cfg["model"])
     theta = train.make_reference(cfg, spec, ds).theta
     X = ds.X_probe
-    Y = nets.forward(spec, torch.as_tensor(theta), torch.as_tensor(X)).numpy()
+    Y = spec.forward(torch.as_tensor(theta), torch.as_tensor(X)).numpy()
     sub = projection.random_subspace(spec, theta, theta[None], k=2, seed=0)
     axes = np.tile(np.linspace(-1, 1, args.resolution), (2, 1))
     batches = [int(b) for b in args.batches.split(",")]

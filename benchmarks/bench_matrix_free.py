@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from genni.machine import cpu_name
+from genni.seeds import element_generator
 
 HERE = Path(__file__).resolve().parent
 REL_TOL = 1e-10
@@ -62,11 +63,10 @@ def _problem(size: str):
 
 
 def _starts(problem, k):
-    from genni import nets
 
     out = []
     for i in range(k):
-        g, _ = nets.element_generator(0, i, 0)
+        g, _ = element_generator(0, i, 0)
         out.append(problem.theta_ref.numpy() + problem.spec.init_theta(1, g, 0.01)[0].numpy())
     return out
 

@@ -2,7 +2,7 @@
 
 Representations: 64 random MLPs (32 tanh, 32 relu; `nets.init_theta`, torch's default
 initialisation) on 1,000 two-moons inputs; for every network its last 4 representations from
-one batched `nets.forward(..., layers=True)`: 256 (network, layer) points, 32,640 pairs,
+one batched `....layers()`: 256 (network, layer) points, 32,640 pairs,
 float64.  Default widths 2-16-16-1, the default experiment's architecture, whose 4
 representations (input, h1, h2, output) are what `genni paths` compares; `--widths
 2,32,32,32,2 --out paths_wide` takes wider layers (h1, h2, h3 of width 32 and the output).
@@ -36,8 +36,9 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from genni import data, geometry, nets
+from genni import data, geometry
 from genni.machine import cpu_name
+from genni.models import MLP
 
 HERE = Path(__file__).resolve().parent
 N_NETS, N_INPUTS, N_LAYERS, FLOOR = 64, 1000, 4, 1e-8
@@ -50,10 +51,10 @@ def representations(widths: tuple[int, ...], seed: int = 0) -> list[np.ndarray]:
     X = torch.as_tensor(ds.X_probe)
     reps = []
     for k, act in enumerate(("tanh", "relu")):
-        spec = nets.MLPSpec(widths, act)
-        theta = nets.init_theta(spec, N_NETS // 2, torch.Generator().manual_seed(seed + k))
+        spec = MLP(widths, act)
+        theta = spec.init_theta(N_NETS // 2, torch.Generator().manual_seed(seed + k))
         with torch.no_grad():
-            _, layers = nets.forward(spec, theta, X, layers=True)
+            _, layers = spec.layers(theta, X)
         reps += [np.ascontiguousarray(layers[l][m].numpy()) for m in range(N_NETS // 2)
                  for l in range(len(widths) - N_LAYERS, len(widths))]
     return reps

@@ -28,8 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genni import config, data, nets, params, search, train
+from genni import config, data, search, train
 from genni.machine import cpu_name
+from genni.models import MLP
+from genni.models.mlp import layout
+from genni.seeds import element_generator
 
 HERE = Path(__file__).resolve().parent
 
@@ -43,7 +46,7 @@ def setup(which: str):
     d = cfg["data"]
     ds = data.load_dataset(d["dataset"], n_probe=d["n_probe"], n_heldout=d["n_heldout"], n_train=d["n_train"],
                            seed=cfg["seed"], noise=d["noise"])
-    spec = nets.MLPSpec.from_dict(cfg["model"])
+    spec = MLP.from_dict(cfg["model"])
     ref = train.make_reference(cfg, spec, ds)
     return spec, search.Problem.from_arrays(spec, ref.theta, ds.X_probe, ds.X_heldout)
 
@@ -71,9 +74,9 @@ def place(spec, relu, st, n, rounds=8):
             th = torch.as_tensor(f.theta[k]).clone()
             if not f.converged[k]:
                 with torch.no_grad():
-                    res = ((nets.forward(spec, th, relu.X) - relu.Y) ** 2).sum(-1)
+                    res = ((spec.forward(th, relu.X) - relu.Y) ** 2).sum(-1)
                 x = relu.X[int(torch.argmax(res))]
-                (W1, b1), (W2, _) = params.unflatten(th, spec.widths)[:2]
+                (W1, b1), (W2, _) = layout.unflatten(th, spec.widths)[:2]
                 j = int(torch.argmin(W2.norm(dim=0) * torch.sqrt((W1 ** 2).sum(1) + b1 ** 2)))
                 w = torch.as_tensor(rng.standard_normal(W1.shape[1]))
                 W1[j], b1[j], W2[:, j] = w, -(w @ x), 0.0
@@ -83,9 +86,9 @@ def place(spec, relu, st, n, rounds=8):
 
 
 def homotopy(spec, relu, st, n, K=10):
-    starts = {i: nets.init_theta(spec, 1, nets.element_generator(0, i, 0)[0], 1.0)[0] for i in range(n)}
+    starts = {i: spec.init_theta(1, element_generator(0, i, 0)[0], 1.0)[0] for i in range(n)}
     with torch.no_grad():
-        F0 = {i: (nets.forward(spec, t, relu.X), nets.forward(spec, t, relu.X_heldout)) for i, t in starts.items()}
+        F0 = {i: (spec.forward(t, relu.X), spec.forward(t, relu.X_heldout)) for i, t in starts.items()}
     for lam in np.linspace(0, 1, K + 1)[1:-1]:
         for i in range(n):  # each element follows its own target path
             pr = search.Problem(spec, relu.theta_ref, relu.X, (1 - lam) * F0[i][0] + lam * relu.Y, relu.X_heldout,

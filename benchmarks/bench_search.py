@@ -29,8 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genni import config, data, nets, search, train
+from genni import config, data, search, train
 from genni.machine import cpu_name
+from genni.models import MLP
+from genni.seeds import element_generator
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -41,7 +43,7 @@ def setup(cfg_path: Path):
     d = cfg["data"]
     ds = data.load_dataset(d["dataset"], n_probe=d["n_probe"], n_heldout=d["n_heldout"],
                            n_train=d["n_train"], seed=cfg["seed"], noise=d["noise"])
-    spec = nets.MLPSpec.from_dict(cfg["model"])
+    spec = MLP.from_dict(cfg["model"])
     ref = train.make_reference(cfg, spec, ds)
     return cfg, spec, search.Problem.from_arrays(spec, ref.theta, ds.X_probe, ds.X_heldout)
 
@@ -77,14 +79,14 @@ def genni_search(problem, cfg, n: int, seed: int):
 
 
 def jacobian_timing(spec, problem, n: int = 64, repeats: int = 3):
-    theta = nets.init_theta(spec, n, nets.element_generator(0, 0)[0])
+    theta = spec.init_theta(n, element_generator(0, 0)[0])
     X = problem.X
 
     def closed():
-        nets.jacobian(spec, theta, X)
+        spec.jacobian(theta, X)
 
     def func():
-        torch.func.vmap(torch.func.jacrev(lambda t: nets.forward(spec, t, X)))(theta)
+        torch.func.vmap(torch.func.jacrev(lambda t: spec.forward(t, X)))(theta)
 
     out = {}
     for name, fn in (("closed form", closed), ("torch.func vmap(jacrev)", func)):

@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genni import config, nets, pipeline, search, store, symmetries
+from genni import config, pipeline, search, store
 from genni import walk as W
 from genni.machine import cpu_name
+from genni.models import MLP
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,7 +45,7 @@ def run(cfg: dict, path: Path, settings: W.WalkSettings | None = None) -> dict:
     else:  # the same reference and probe set, walked with other settings
         pipeline.find({**cfg, "search": {**cfg["search"], "n": 1, "init": "perturb"}}, path)
         r = store.load_run(path)
-        spec = nets.MLPSpec.from_dict(r.architecture)
+        spec = MLP.from_dict(r.architecture)
         problem = search.Problem.from_arrays(spec, r.theta_ref, r.X, r.X_heldout)
         starts = [W.Start(c, r.theta_ref, steps=settings.steps) for c in range(settings.chains)]
         t0 = time.perf_counter()
@@ -53,11 +54,11 @@ def run(cfg: dict, path: Path, settings: W.WalkSettings | None = None) -> dict:
         groups = store.group_names(path, "walks")
         logs = store.read_group(path, f"walks/{groups[-1]}")[0]
     r = store.load_run(path)
-    spec = nets.MLPSpec.from_dict(r.architecture)
+    spec = MLP.from_dict(r.architecture)
     eq = r.equivalents
     rows = np.flatnonzero(eq["chain"] >= 0)
-    aligned = np.stack([symmetries.align(spec, t, r.theta_ref)[0] for t in eq["theta"][rows]])
-    dist = symmetries.distance_to_reference(spec, aligned, r.theta_ref)
+    aligned = np.stack([spec.symmetry.align(t, r.theta_ref)[0] for t in eq["theta"][rows]])
+    dist = spec.symmetry.distance_to_reference(aligned, r.theta_ref)
     return {"rows": rows, "chain": eq["chain"][rows], "step": eq["step"][rows], "dist": dist,
             "time": np.array(times[-len(rows):]), "L": eq["discrepancy"][rows], "tol": cfg["search"]["tol"],
             "segment_max": eq["segment_max"][rows], "logs": logs}

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genni import config, geometry, nets, pipeline, plots, store, sweep
+from genni import config, geometry, pipeline, plots, store, sweep
+from genni.models import MLP
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "equivalent_paths"
@@ -73,10 +74,10 @@ def main(argv: list[str] | None = None) -> None:
         sweep.run_sweep(sw_dir / "sweep.toml", sw_dir, workers=args.workers, scheduler=args.scheduler)
         cols, _ = store.read_table(sw_dir / "sweep.h5")
         trained = [store.load_run(sw_dir / f) for f, st in zip(cols["file"], cols["status"]) if st == "done"]
-        spec = nets.MLPSpec.from_dict(run.architecture)
+        spec = MLP.from_dict(run.architecture)
         with torch.no_grad():  # every trained network's layers on θ*'s probe inputs (the same data seed)
-            _, layers = nets.forward(spec, torch.as_tensor(np.stack([run.theta_ref] + [t.theta_ref for t in trained])),
-                                     torch.as_tensor(run.X), layers=True)
+            thetas = torch.as_tensor(np.stack([run.theta_ref] + [t.theta_ref for t in trained]))
+            _, layers = spec.layers(thetas, torch.as_tensor(run.X))
         reps = [r.numpy() for r in layers]
         T = len(trained) + 1
         Dt = geometry.pairwise([reps[l][m] for m in range(T) for l in range(L)], METRIC)

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genni import config, nets, pipeline, plots, projection, store
+from genni import config, pipeline, plots, projection, store
+from genni.models import MLP
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "genni_toy"
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     root = Path(args.root)
     runs, figs = root / "runs" / NAME, root / "figures" / NAME
     runs.mkdir(parents=True, exist_ok=True)
-    spec = nets.MLPSpec((1, 2, 1), "relu", bias=False)
+    spec = MLP((1, 2, 1), "relu", bias=False)
     theta = np.array([W[0], W[1], A[0], A[1]])  # θ layout: W₁ [2, 1], then W₂ [1, 2]
     ref_file = runs / "reference.pt"
     torch.save(spec.module(torch.as_tensor(theta)).state_dict(), ref_file)

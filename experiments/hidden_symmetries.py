@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genni import nets, plots, store, sweep
+from genni import plots, store, sweep
+from genni.models import MLP
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "hidden_symmetries"
@@ -39,7 +40,7 @@ def sweep_file(folder: Path, widths: tuple, depths: tuple, seeds: int, m_max: in
     """One sweep: grid over (widths, input dimension) together × initialisation; probe 2·P_max + 50,
     rank grown over fresh inputs up to M_MAX."""
     archs = [([n] * d + [1], n) for n in widths for d in depths]
-    m = 2 * max(nets.MLPSpec(tuple(w), "relu").n_params for w, _ in archs) + 50
+    m = 2 * max(MLP(tuple(w), "relu").n_params for w, _ in archs) + 50
     folder.mkdir(parents=True, exist_ok=True)
     p = folder / "sweep.toml"
     p.write_text("\n".join([
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
              "|---|---|---|---|---|---|---|---|---|"]
     for (init, n, depth), r in results.items():
         m0 = int(r["rank_growth"][0][0, 0])
-        lines.append(f"| {init} | {n} | {depth} | {nets.MLPSpec(tuple([n] * depth + [1]), 'relu').n_params} | "
+        lines.append(f"| {init} | {n} | {depth} | {MLP(tuple([n] * depth + [1]), 'relu').n_params} | "
                      f"{r['bound']:.0f} | {np.median(r['probe_rank']):.0f} (m₀ = {m0:,}) | {np.median(r['rank']):.0f} | "
                      f"{np.mean(r['rank'] >= r['bound']):.0%} | {r['saturated'].sum()}/{len(r['rank'])} "
                      f"({np.median(r['inputs']):,.0f}) |")

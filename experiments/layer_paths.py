@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genni import geometry, nets, plots, store, sweep
+from genni import geometry, plots, store, sweep
+from genni.models import MLP
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "layer_paths"
@@ -68,9 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     # one MDS map of every (network, layer) point: all networks on the same probe inputs (one data seed)
     points, owner = [], []
     for k, run in enumerate(nets_):
-        spec = nets.MLPSpec.from_dict(run.architecture)
+        spec = MLP.from_dict(run.architecture)
         with torch.no_grad():
-            _, layers = nets.forward(spec, torch.as_tensor(run.theta_ref), torch.as_tensor(nets_[0].X), layers=True)
+            _, layers = spec.layers(torch.as_tensor(run.theta_ref), torch.as_tensor(nets_[0].X))
         for l, rep in enumerate(layers):
             points.append(rep.numpy())
             owner.append((k, l))

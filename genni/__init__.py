@@ -10,21 +10,21 @@ from .data import DATASETS, Dataset, load_dataset
 from .errors import ConfigError, GenniError
 from .geometry import distance, pairwise, ricci_layers
 from .identifiability import output_jacobian, spectrum
-from .nets import ACTIVATIONS, MLPSpec, forward, init_theta, jacobian
-from .params import flatten, module_to_theta, n_params, unflatten
+from .models import MLP, GroupElement, Model, Symmetry
+from .models.activations import ACTIVATIONS
+from .models.base import module_to_theta
 from .pipeline import find, identify, layer_paths, project, ricci
 from .search import Found, Problem, SearchSettings, discrepancy, run_search
 from .store import RunData, load_run
-from .symmetries import GroupElement, align, canonicalise
 
 __all__ = [
     "__version__",
     "ACTIVATIONS", "DATASETS",
     "ConfigError", "GenniError",
-    "Dataset", "Found", "MLPSpec", "Problem", "RunData", "SearchSettings",
-    "GroupElement", "align", "canonicalise", "identify", "output_jacobian", "spectrum",
-    "discrepancy", "distance", "pairwise", "find", "flatten", "forward", "init_theta", "jacobian",
+    "Dataset", "Found", "MLP", "Model", "Problem", "RunData", "SearchSettings", "Symmetry", "GroupElement",
+    "identify", "output_jacobian", "spectrum",
+    "discrepancy", "distance", "pairwise", "find",
     "project", "layer_paths", "ricci", "ricci_layers",
-    "load_config", "load_dataset", "load_run", "module_to_theta", "n_params",
-    "run_search", "unflatten",
+    "load_config", "load_dataset", "load_run", "module_to_theta",
+    "run_search",
 ]

@@ -19,7 +19,7 @@ import numpy as np
 from . import data as _data
 from . import models as _models
 from .errors import ConfigError
-from .nets import ACTIVATIONS
+from .models.activations import ACTIVATIONS
 from .search import DEFAULT_MAX_STEPS, DEFAULT_PATIENCE, SearchSettings
 from .walk import WalkSettings
 

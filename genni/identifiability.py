@@ -1,7 +1,7 @@
 """Functional dimension: the output Jacobian on the probe set, its rank and null space.
 
 J = ∂ vec f_θ(X) / ∂θ, shape [n·K, P] (rows ordered input-major, output-minor), from
-the closed form of :func:`genni.nets.jacobian`, in float64.  Its numerical rank is the
+the closed form of :meth:`genni.models.base.Model.jacobian`, in float64.  Its numerical rank is the
 local dimension of the function space reached near θ (the *functional dimension*);
 its null space is the *vertical* space, tangent to the equivalence class at θ.
 
@@ -20,13 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import params
 from .models import Model
 
 DEFAULT_RTOL = 1e-9
 
 
-def output_jacobian(spec: Model, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
+def output_jacobian(model: Model, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
     """J = ∂ vec f_θ(X) / ∂θ.
 
     theta : ndarray, shape [P];  X : ndarray, shape [n, w_0]
@@ -34,8 +33,8 @@ def output_jacobian(spec: Model, theta: np.ndarray, X: np.ndarray) -> np.ndarray
     """
     t = torch.as_tensor(np.asarray(theta), dtype=torch.float64)
     x = torch.as_tensor(np.asarray(X), dtype=torch.float64)
-    _, J = spec.jacobian(t[None], x)
-    return J[0].reshape(-1, spec.n_params).numpy()
+    _, J = model.jacobian(t[None], x)
+    return J[0].reshape(-1, model.n_params).numpy()
 
 
 @dataclass(frozen=True)
@@ -77,14 +76,14 @@ def spectrum(J: np.ndarray, rtol: float = DEFAULT_RTOL) -> Spectrum:
     return Spectrum(s, rank, float(tol), rtol, null, gap, Vt)
 
 
-def expected_rank(spec, n_rows: int | None = None) -> int:
+def expected_rank(model, n_rows: int | None = None) -> int:
     """The theoretical upper bound on rank(J) for the architecture (the model's own
     ``expected_rank``: for the MLP, P − #hidden units for relu / leaky_relu and P otherwise; never
     more than the number of rows n·K of J when ``n_rows`` is given)."""
-    return spec.expected_rank(n_rows)
+    return model.expected_rank(n_rows)
 
 
-def rank_vs_probe(spec: Model, theta: np.ndarray, X: np.ndarray, sizes: Sequence[int] | None = None,
+def rank_vs_probe(model: Model, theta: np.ndarray, X: np.ndarray, sizes: Sequence[int] | None = None,
                   rtol: float = DEFAULT_RTOL) -> np.ndarray:
     """Numerical rank of J on the first k probe inputs, for each k in ``sizes``.
 
@@ -93,8 +92,8 @@ def rank_vs_probe(spec: Model, theta: np.ndarray, X: np.ndarray, sizes: Sequence
     n = len(X)
     if sizes is None:
         sizes = sorted({int(k) for k in np.unique(np.geomspace(1, n, 12).round()).astype(int)} | {n})
-    J = output_jacobian(spec, theta, X)
-    K = spec.out_dim
+    J = output_jacobian(model, theta, X)
+    K = model.out_dim
 
     def rank(A: np.ndarray) -> int:  # as spectrum(A, rtol).rank, without the singular vectors
         s = np.linalg.svd(A, compute_uv=False)
@@ -103,7 +102,7 @@ def rank_vs_probe(spec: Model, theta: np.ndarray, X: np.ndarray, sizes: Sequence
     return np.array([(k, rank(J[: k * K])) for k in sizes], dtype=np.int64)
 
 
-def rank_growth(spec: Model, theta: np.ndarray, draw, m0: int, m_max: int, *, rtol: float = DEFAULT_RTOL,
+def rank_growth(model: Model, theta: np.ndarray, draw, m0: int, m_max: int, *, rtol: float = DEFAULT_RTOL,
                 patience: int = 3, chunk: int | None = None) -> np.ndarray:
     """Rank of J over ever more inputs: is the functional dimension limited by the probe?
 
@@ -117,15 +116,15 @@ def rank_growth(spec: Model, theta: np.ndarray, draw, m0: int, m_max: int, *, rt
     returns : ndarray, shape [k, 2] int64: (m, rank) after each doubling
     """
     theta = np.asarray(theta, dtype=np.float64)
-    P = spec.n_params
-    chunk = chunk or max(256, 4 * P // max(spec.out_dim, 1))
+    P = model.n_params
+    chunk = chunk or max(256, 4 * P // max(model.out_dim, 1))
     C = np.zeros((0, P))
     s = np.zeros(0)
     m, target, rows, unchanged = 0, int(m0), [], 0
     while True:
         while m < target:
             b = min(chunk, target - m)
-            A = np.vstack([C, output_jacobian(spec, theta, draw(b))])
+            A = np.vstack([C, output_jacobian(model, theta, draw(b))])
             _, s, Vt = np.linalg.svd(A, full_matrices=False)
             C = s[:, None] * Vt
             m += b
@@ -207,28 +206,6 @@ def randomized_rank(model, theta: np.ndarray, X: np.ndarray, *, rtol: float = DE
     pbar.close()
     return {"rank": int(Q.shape[1]), "sigma_max": sigma, "epsilon": eps,
             "bound": float(10 * np.sqrt(2 / np.pi) * eps), "products": products}
-
-
-def rescaling_directions(spec: Model, theta: np.ndarray) -> np.ndarray:
-    """The tangent of each hidden unit's positive rescaling at θ, as columns [P, H]:
-    d/dc of (incoming row and bias × c, outgoing column × 1/c) at c = 1."""
-    theta = np.asarray(theta, dtype=np.float64)
-    cols = []
-    layers = params.layer_slices(spec.widths, spec.bias)
-    for l, w in enumerate(spec.hidden_widths):
-        s_in, s_out = layers[l], layers[l + 1]
-        W_out = theta[s_out.weight].reshape(s_out.shape)
-        for j in range(w):
-            v = np.zeros_like(theta)
-            d_in = s_in.shape[1]
-            v[s_in.weight.start + j * d_in: s_in.weight.start + (j + 1) * d_in] = \
-                theta[s_in.weight.start + j * d_in: s_in.weight.start + (j + 1) * d_in]
-            if spec.bias:
-                v[s_in.bias.start + j] = theta[s_in.bias.start + j]
-            rows = s_out.weight.start + np.arange(s_out.shape[0]) * s_out.shape[1] + j
-            v[rows] = -W_out[:, j]
-            cols.append(v)
-    return np.stack(cols, axis=1) if cols else np.zeros((len(theta), 0))
 
 
 VERDICTS = ("symmetry_copy", "hidden_equivalent", "data_equivalent", "probe_only", "not_converged")
@@ -365,7 +342,7 @@ def copy_score(row: np.ndarray, null: np.ndarray, threshold: np.ndarray, theta_n
     return np.maximum(r / np.asarray(threshold, np.float64), n / np.maximum(factor * r * r, ROUNDING_FLOOR))
 
 
-def linearity(spec: Model, theta_ref: np.ndarray, delta: np.ndarray, X: np.ndarray,
+def linearity(model: Model, theta_ref: np.ndarray, delta: np.ndarray, X: np.ndarray,
               residual: np.ndarray, chunk: int = 32) -> np.ndarray:
     """ρ = ‖r − J_X(θ* + δ/2) δ‖ / ‖r‖ per element: how well the linear model along δ reproduces the
     element's discrepancy r = f_θ(X) − f_θ*(X) on the inputs X (held-out or far).  The Jacobian is
@@ -392,7 +369,7 @@ def linearity(spec: Model, theta_ref: np.ndarray, delta: np.ndarray, X: np.ndarr
     for i in range(0, len(delta), chunk):
         d = torch.as_tensor(delta[i:i + chunk])
         with torch.no_grad():
-            lin = spec.jvp(ref + 0.5 * d, x, d)
+            lin = model.jvp(ref + 0.5 * d, x, d)
         r = np.asarray(residual[i:i + chunk], dtype=np.float64).reshape(len(d), -1)
         miss = np.linalg.norm(r - lin.reshape(len(d), -1).numpy(), axis=1)
         size = np.linalg.norm(r, axis=1)
@@ -461,31 +438,12 @@ class Assessment:
         return {name: int((self.verdict == i).sum()) for i, name in enumerate(VERDICTS)}
 
 
-def _residuals(spec: Model, thetas: np.ndarray, X: torch.Tensor, Y: np.ndarray, chunk: int = 64) -> np.ndarray:
+def _residuals(model: Model, thetas: np.ndarray, X: torch.Tensor, Y: np.ndarray, chunk: int = 64) -> np.ndarray:
     """f_θ(X) − Y for each row of thetas [N, P] → [N, n, w_L]."""
     with torch.no_grad():
-        parts = [spec.forward(torch.as_tensor(thetas[i:i + chunk]), X).numpy() - Y
+        parts = [model.forward(torch.as_tensor(thetas[i:i + chunk]), X).numpy() - Y
                  for i in range(0, len(thetas), chunk)]
     return np.concatenate(parts) if parts else np.zeros((0,) + Y.shape)
-
-
-def horizontal(spec: Model, theta: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    """δ − Π_V δ for each row of delta [N, P]: the displacement without its vertical part, V the span of
-    the model's continuous-symmetry tangents at θ [P] (:meth:`~genni.models.base.Model.symmetry_tangents`;
-    rescalings, the residual stream's affine maps).
-
-    Alignment and balancing put an element in a canonical gauge, but only the minimum-norm gauge of the
-    relu MLP meets the orbit at a right angle; any other section (a CNN's unit-norm filters, a residual
-    stream aligned by least squares) leaves δ a first-order component along V, which is a symmetry, not
-    a displacement.  What remains is the horizontal part to first order (the orbit's curvature leaves
-    O(‖δ‖²)).  Kinds without declared continuous symmetries: δ unchanged."""
-    delta = np.atleast_2d(np.asarray(delta, dtype=np.float64))
-    T = np.asarray(spec.symmetry_tangents(np.asarray(theta, dtype=np.float64)), dtype=np.float64)
-    if T.size == 0 or not len(delta):
-        return delta.copy()
-    U, s, _ = np.linalg.svd(T, full_matrices=False)
-    V = U[:, s > s[0] * 1e-12] if s.size and s[0] > 0 else U[:, :0]
-    return delta - (delta @ V) @ V.T
 
 
 def _power(Y: np.ndarray) -> float:
@@ -493,31 +451,31 @@ def _power(Y: np.ndarray) -> float:
     return float((Y * Y).sum(-1).mean())
 
 
-def _set_discrepancies(spec: Model, thetas: np.ndarray, X: np.ndarray, Y: np.ndarray):
+def _set_discrepancies(model: Model, thetas: np.ndarray, X: np.ndarray, Y: np.ndarray):
     """(residuals [N, n, K], L [N], L / power(Y) [N]) of every element on one set of inputs X [n, ...] whose
     reference outputs are Y [n, K]: L is the mean squared discrepancy (relative: ∞ when Y has no power)."""
-    res = _residuals(spec, thetas, torch.as_tensor(np.asarray(X, dtype=np.float64)), Y)
+    res = _residuals(model, thetas, torch.as_tensor(np.asarray(X, dtype=np.float64)), Y)
     L = (res * res).sum(-1).mean(-1) if len(thetas) else np.zeros(0)
     p = _power(Y)
     return res, L, (L / p if p > 0 else np.full_like(L, np.inf))
 
 
-def far_discrepancies(spec: Model, thetas: np.ndarray, X_far: np.ndarray, Y_far: np.ndarray) -> dict:
+def far_discrepancies(model: Model, thetas: np.ndarray, X_far: np.ndarray, Y_far: np.ndarray) -> dict:
     """{"discrepancy_far", "relative_discrepancy_far"}: each element's mean squared discrepancy on the far
     inputs, absolute and over the reference's output power there.  thetas : [N, P] → arrays [N]."""
-    thetas = np.asarray(thetas, dtype=np.float64).reshape(-1, spec.n_params)
-    _, L, rel = _set_discrepancies(spec, thetas, X_far, np.asarray(Y_far, dtype=np.float64))
+    thetas = np.asarray(thetas, dtype=np.float64).reshape(-1, model.n_params)
+    _, L, rel = _set_discrepancies(model, thetas, X_far, np.asarray(Y_far, dtype=np.float64))
     return {"discrepancy_far": L, "relative_discrepancy_far": rel}
 
 
-def assess(spec: Model, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.ndarray, X_far: np.ndarray,
+def assess(model: Model, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.ndarray, X_far: np.ndarray,
            thetas: np.ndarray, tol: float, *, rtol: float = DEFAULT_RTOL, copy_factor: float = DEFAULT_COPY_FACTOR,
            agree_tol: float = DEFAULT_AGREE_TOL, progress: bool = False) -> Assessment:
     """The verdict on each element, with every quantity it rests on (all in memory; float64).
 
-    One gauge throughout: the balanced θ* (:func:`genni.symmetries.balance`; for relu the minimum-norm
+    One gauge throughout: the balanced θ* (``model.symmetry.balance``; for relu the minimum-norm
     point of its rescaling orbit, the same function), where J, its spectrum and the aligned, balanced
-    elements' displacements δ are taken, δ without its vertical part (:func:`horizontal`: a kind's
+    elements' displacements δ are taken, δ without its vertical part (``model.symmetry.horizontal``: a kind's
     canonical form need not meet the orbit at a right angle).  Converged means L ≤ tol on the probe inputs.
 
     theta_ref : [P];  X, X_heldout, X_far : [n, w_0], [m, w_0], [m_far, w_0] probe, held-out, far inputs;
@@ -526,31 +484,32 @@ def assess(spec: Model, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.ndar
     from .progress import bar
 
     theta_ref = np.asarray(theta_ref, dtype=np.float64)
-    thetas = np.asarray(thetas, dtype=np.float64).reshape(-1, spec.n_params)
-    ref_bal = spec.balance(theta_ref)
-    sp = spectrum(output_jacobian(spec, ref_bal, X), rtol)
+    thetas = np.asarray(thetas, dtype=np.float64).reshape(-1, model.n_params)
+    sym = model.symmetry
+    ref_bal = sym.balance(theta_ref)
+    sp = spectrum(output_jacobian(model, ref_bal, X), rtol)
     ref_norm = float(np.linalg.norm(ref_bal))
     k = sp.resolved_rank(len(X), tol, ref_norm)
     sigma_r = float(sp.singular_values[k - 1]) if k > 0 else 0.0
     unresolved = sp.right_vectors[k:].T  # [P, P − k]: the numerical null space and the directions tol leaves open
     x, xh, xf, ref = (torch.as_tensor(np.asarray(a, dtype=np.float64)) for a in (X, X_heldout, X_far, theta_ref))
     with torch.no_grad():
-        Y, Yh, Yf = (spec.forward(ref, z).numpy() for z in (x, xh, xf))
+        Y, Yh, Yf = (model.forward(ref, z).numpy() for z in (x, xh, xf))
     agree = agreement_tolerance(tol, _power(Y), agree_tol)
     N = len(thetas)
     aligned = np.empty_like(thetas)
     for i in bar(range(N), progress=progress, desc="align", unit="el", leave=False):
-        aligned[i] = spec.align(thetas[i], theta_ref)[0]
-    delta = horizontal(spec, ref_bal, (np.stack([spec.balance(a) for a in aligned]) if N else aligned) - ref_bal)
+        aligned[i] = sym.align(thetas[i], theta_ref)[0]
+    delta = sym.horizontal(ref_bal, (np.stack([sym.balance(a) for a in aligned]) if N else aligned) - ref_bal)
     row, null = split_displacement(delta, unresolved)
     delta_row = row_part(delta, unresolved)
-    L = (_residuals(spec, thetas, x, Y) ** 2).sum(-1).mean(-1)
+    L = (_residuals(model, thetas, x, Y) ** 2).sum(-1).mean(-1)
     threshold = copy_threshold(L, len(X), sigma_r, ref_norm, copy_factor)
     score = copy_score(row, null, threshold, ref_norm, copy_factor)
     out = {}
     for name, z, Yz in (("heldout", X_heldout, Yh), ("far", X_far, Yf)):
-        res, Lz, rel = _set_discrepancies(spec, thetas, z, Yz)
-        rho = linearity(spec, ref_bal, delta_row, z, res) if N else np.zeros(0)
+        res, Lz, rel = _set_discrepancies(model, thetas, z, Yz)
+        rho = linearity(model, ref_bal, delta_row, z, res) if N else np.zeros(0)
         out[name] = (Lz, rel, rho)
     ok = {name: agrees(rel, agree, rho) for name, (_, rel, rho) in out.items()}
     verdict = classify(L <= tol, ok["heldout"], ok["far"], score)

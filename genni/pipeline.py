@@ -274,7 +274,7 @@ def connect(path: str | Path, i: int, j: int, *, max_steps: int = 200,
         method = "walk tree (parent links), segments re-certified"
     else:
         a = theta(i)
-        b, _ = spec.align(theta(j), a)
+        b, _ = spec.symmetry.align(theta(j), a)
         log(f"walking from element {i} toward element {j} (aligned to {i} modulo the exact symmetries)")
         conn = walk_.connect(spec, run.theta_ref, run.X, a, b, replace(wset, segment_epsilon=eps), tol=tol,
                              max_steps=max_steps, seed=int(run.attrs.get("seed", 0)))
@@ -461,7 +461,7 @@ def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
         log(f"rank over fresh inputs: {g[-1, 1]} at m = {g[-1, 0]} "
             f"({'unchanged' if growth_attrs['rank_growth_saturated'] else 'still changing'} over the last "
             f"{2 ** RANK_GROWTH_PATIENCE}× inputs)")
-    kinds = spec.symmetry_kinds()
+    kinds = spec.symmetry.kinds
     meaning = json.dumps(identifiability.VERDICT_MEANING)
     store.write_identifiability(
         path,
@@ -503,12 +503,12 @@ def _identify_matrix_free(path, run: store.RunData, spec: models.Model, rtol: fl
     (:func:`identifiability.randomized_rank`, with its error bound) and each element's discrepancy on the
     far inputs; no per-element verdicts (they rest on J's right singular vectors: the resolved part of each
     displacement), which the log says."""
-    ref = spec.balance(run.theta_ref)
+    ref = spec.symmetry.balance(run.theta_ref)
     rr = identifiability.randomized_rank(spec, ref, run.X, rtol=rtol, progress=progress)
     far = identifiability.far_discrepancies(spec, run.equivalents["theta"], run.X_far, run.Y_far)
     J_rows = len(run.X) * spec.out_dim
     expected = identifiability.expected_rank(spec, J_rows)
-    kinds = spec.symmetry_kinds()
+    kinds = spec.symmetry.kinds
     how = ("randomized range finder on J·v products (Halko, Martinsson & Tropp 2011): every direction missing "
            "from the range has singular value ≤ rank_error_bound with probability ≥ 1 − min(m, P)·1e-10")
     store.write_identifiability(
@@ -534,12 +534,12 @@ def _elements_for_picture(spec: models.Model, run: store.RunData) -> tuple[np.nd
     """(origin, elements, how) for the pictures.  Elements are aligned to θ* when `identify` has
     run (symmetry copies then collapse onto the reference), else as found; for relu every
     network, θ* included, is moved to the minimum-norm point of its rescaling orbit
-    (:func:`genni.symmetries.balance`: the same function), so that units that are almost
+    (``model.symmetry.balance``: the same function), so that units that are almost
     switched off do not dominate distances with huge compensating weights."""
     eq = run.equivalents
     thetas, how = (eq["aligned_theta"], "aligned") if "aligned_theta" in eq else (eq["theta"], "as found")
-    if spec.symmetry_kinds().get("rescaling"):
-        return (spec.balance(run.theta_ref), np.stack([spec.balance(t) for t in thetas]),
+    if spec.symmetry.kinds.get("rescaling"):
+        return (spec.symmetry.balance(run.theta_ref), np.stack([spec.symmetry.balance(t) for t in thetas]),
                 how + ", balanced")
     return run.theta_ref, thetas, how
 
@@ -786,7 +786,7 @@ def layer_paths(path: str | Path, *, metric: str = "angular_procrustes", max_net
         warnings.simplefilter("ignore", FutureWarning)
         mds = MDS(n_components=2, dissimilarity="precomputed", random_state=int(run.attrs.get("seed", 0)), n_init=4)
         embedding = mds.fit_transform(D)
-    warning = geometry.warn_missing_symmetries(metric, spec.representation_symmetries(), spec.describe())
+    warning = geometry.warn_missing_symmetries(metric, spec.symmetry.invariances, spec.describe())
     spec_m = geometry.METRICS[metric]
     arrays = {"distances": D, "steps": steps, "angles": angles, "straightness": straightness, "length": length,
               "embedding": embedding, "elements": rows, "to_output": to_output, "geodesic_t": geo_t,

@@ -54,7 +54,7 @@ KINDS = ("pca", "plane", "null", "random")
 
 DEFAULT_BATCH = 64
 """Grid points per forward pass.  Measured on 2 cores by benchmarks/bench_grid.py (101 × 101 grid,
-2-16-16-1 relu, 512 probe inputs, nets.forward_combination): 32 → 0.79 s, 64 → 0.76 s,
+2-16-16-1 relu, 512 probe inputs, MLP.forward_combination): 32 → 0.79 s, 64 → 0.76 s,
 128 → 1.07 s, 256 → 1.54 s; larger chunks leave the cache."""
 
 
@@ -227,7 +227,7 @@ def null_subspace(null_basis: np.ndarray, theta_ref: np.ndarray, thetas: np.ndar
     return _subspace("null", _orthonormal_rows(D.T, "null"), theta_ref, thetas)
 
 
-def filter_normalized_direction(spec: Model, theta_ref: np.ndarray, rng: np.random.Generator,
+def filter_normalized_direction(model: Model, theta_ref: np.ndarray, rng: np.random.Generator,
                                 exclude_bias: bool = True) -> np.ndarray:
     """One filter-normalised random direction d (Li et al. 2018), shape [P].
 
@@ -239,7 +239,7 @@ def filter_normalized_direction(spec: Model, theta_ref: np.ndarray, rng: np.rand
     """
     ref = _vec(theta_ref)
     d = np.zeros_like(ref)
-    for ws, out, bs in spec.filter_groups():  # a weight tensor as [filters, fan_in], and its bias
+    for ws, out, bs in model.filter_groups():  # a weight tensor as [filters, fan_in], and its bias
         inp = (ws.stop - ws.start) // out
         W = ref[ws].reshape(out, inp)
         b = ref[bs] if bs is not None else np.zeros(out)
@@ -256,7 +256,7 @@ def filter_normalized_direction(spec: Model, theta_ref: np.ndarray, rng: np.rand
     return d
 
 
-def random_subspace(spec: Model, theta_ref: np.ndarray, thetas: np.ndarray, k: int = 2, seed: int = 0,
+def random_subspace(model: Model, theta_ref: np.ndarray, thetas: np.ndarray, k: int = 2, seed: int = 0,
                     exclude_bias: bool = True) -> Subspace:
     """k filter-normalised random directions (Li et al. 2018) through the reference.
 
@@ -270,7 +270,7 @@ def random_subspace(spec: Model, theta_ref: np.ndarray, thetas: np.ndarray, k: i
     returns : :class:`Subspace` with basis [k, P], origin θ*
     """
     rng = np.random.default_rng(seed)
-    D = np.stack([filter_normalized_direction(spec, theta_ref, rng, exclude_bias) for _ in range(k)])
+    D = np.stack([filter_normalized_direction(model, theta_ref, rng, exclude_bias) for _ in range(k)])
     return _subspace("random", _orthonormal_rows(D, "random"), theta_ref, thetas)
 
 
@@ -345,9 +345,9 @@ def _tensor(a, device) -> torch.Tensor:
                            dtype=torch.float64, device=device)
 
 
-def _discrepancy(spec: Model, thetas: np.ndarray, Xt: torch.Tensor, Yt: torch.Tensor, device) -> np.ndarray:
+def _discrepancy(model: Model, thetas: np.ndarray, Xt: torch.Tensor, Yt: torch.Tensor, device) -> np.ndarray:
     with torch.no_grad():
-        return discrepancy(spec, _tensor(thetas, device), Xt, Yt).cpu().numpy()
+        return discrepancy(model, _tensor(thetas, device), Xt, Yt).cpu().numpy()
 
 
 def _coefficients(axes, indices: np.ndarray) -> np.ndarray:
@@ -356,19 +356,19 @@ def _coefficients(axes, indices: np.ndarray) -> np.ndarray:
     return np.column_stack([np.ones(len(multi[0]))] + [np.asarray(axes[i], dtype=np.float64)[j] for i, j in enumerate(multi)])
 
 
-def _grid_discrepancy(spec: Model, stack: torch.Tensor, coeffs: np.ndarray, Xt: torch.Tensor, Yt: torch.Tensor) -> np.ndarray:
+def _grid_discrepancy(model: Model, stack: torch.Tensor, coeffs: np.ndarray, Xt: torch.Tensor, Yt: torch.Tensor) -> np.ndarray:
     with torch.no_grad():
-        r = spec.forward_combination(stack, torch.as_tensor(coeffs, dtype=stack.dtype, device=stack.device), Xt) - Yt
+        r = model.forward_combination(stack, torch.as_tensor(coeffs, dtype=stack.dtype, device=stack.device), Xt) - Yt
         return (r * r).sum(-1).mean(-1).cpu().numpy()
 
 
-def iter_grid(spec: Model, X, Y, origin: np.ndarray, basis: np.ndarray, axes: np.ndarray, *,
+def iter_grid(model: Model, X, Y, origin: np.ndarray, basis: np.ndarray, axes: np.ndarray, *,
               batch: int = DEFAULT_BATCH, done_mask: np.ndarray | None = None, start: int = 0,
               device: str | torch.device = "cpu", progress: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The probe discrepancy on the grid, chunk by chunk.
 
     The R^k grid points, in flat C order, are cut into chunks [c·batch, (c+1)·batch); each
-    chunk of m points is evaluated at once by :func:`genni.nets.forward_combination` with
+    chunk of m points is evaluated at once by :meth:`genni.models.base.Model.forward_combination` with
     stack = [origin; basis] and coefficients [1, a] (never forming the m parameter vectors
     of :func:`grid_points`; equal to them up to rounding), L(θ) = (1/n) Σ_x ‖f_θ(x) − y(x)‖².  Since the boundaries
     do not depend on what was done before, a chunk always has the same composition and
@@ -399,13 +399,13 @@ def iter_grid(spec: Model, X, Y, origin: np.ndarray, basis: np.ndarray, axes: np
     try:
         for c in chunks:
             idx = np.arange(c * batch, min((c + 1) * batch, total))
-            yield idx, _grid_discrepancy(spec, stack, _coefficients(axes, idx), Xt, Yt)
+            yield idx, _grid_discrepancy(model, stack, _coefficients(axes, idx), Xt, Yt)
             pbar.update(1)
     finally:
         pbar.close()
 
 
-def evaluate_grid(spec: Model, X, Y, origin: np.ndarray, basis: np.ndarray, axes: np.ndarray, *,
+def evaluate_grid(model: Model, X, Y, origin: np.ndarray, basis: np.ndarray, axes: np.ndarray, *,
                   batch: int = DEFAULT_BATCH, start: int = 0, on_chunk: Callable[[int, np.ndarray], None] | None = None,
                   out: np.ndarray | None = None, device: str | torch.device = "cpu", progress: bool = False) -> np.ndarray:
     """The probe discrepancy L(θ) = (1/n) Σ_x ‖f_θ(x) − y(x)‖² at every grid point
@@ -425,7 +425,7 @@ def evaluate_grid(spec: Model, X, Y, origin: np.ndarray, basis: np.ndarray, axes
     flat = out.reshape(-1)
     if not np.shares_memory(flat, out):
         raise ProjectionError("output array must be contiguous")
-    for idx, vals in iter_grid(spec, X, Y, origin, basis, axes, batch=batch, done_mask=~np.isnan(out), start=start,
+    for idx, vals in iter_grid(model, X, Y, origin, basis, axes, batch=batch, done_mask=~np.isnan(out), start=start,
                                device=device, progress=progress):
         flat[idx] = vals
         if on_chunk is not None:
@@ -460,7 +460,7 @@ def bezier_path(theta_a: np.ndarray, theta_b: np.ndarray, control: np.ndarray, n
     return ((1.0 - t) ** 2) * _vec(theta_a)[None] + (2.0 * t * (1.0 - t)) * _vec(control)[None] + (t * t) * _vec(theta_b)[None]
 
 
-def fit_bezier(spec: Model, X, Y, theta_a: np.ndarray, theta_b: np.ndarray, *, steps: int = 300, lr: float = 1e-2,
+def fit_bezier(model: Model, X, Y, theta_a: np.ndarray, theta_b: np.ndarray, *, steps: int = 300, lr: float = 1e-2,
                n_train_t: int = 16, seed: int = 0, control0: np.ndarray | None = None,
                device: str | torch.device = "cpu") -> np.ndarray:
     r"""The control point of a low-discrepancy quadratic Bézier curve between two elements
@@ -490,7 +490,7 @@ def fit_bezier(spec: Model, X, Y, theta_a: np.ndarray, theta_b: np.ndarray, *, s
         t = ((base + torch.rand(n_train_t, generator=gen, dtype=torch.float64)) / n_train_t).to(device)[:, None]
         c.requires_grad_(True)
         phi = (1 - t) ** 2 * a + 2 * t * (1 - t) * c + t * t * b
-        (g,) = torch.autograd.grad(discrepancy(spec, phi, Xt, Yt).mean(), c)
+        (g,) = torch.autograd.grad(discrepancy(model, phi, Xt, Yt).mean(), c)
         with torch.no_grad():
             c = c.detach()
             m.mul_(b1).add_(g, alpha=1 - b1)
@@ -499,7 +499,7 @@ def fit_bezier(spec: Model, X, Y, theta_a: np.ndarray, theta_b: np.ndarray, *, s
     return c.detach().cpu().numpy()
 
 
-def path_discrepancy(spec: Model, X, Y, path: np.ndarray, *, batch: int = DEFAULT_BATCH,
+def path_discrepancy(model: Model, X, Y, path: np.ndarray, *, batch: int = DEFAULT_BATCH,
                      device: str | torch.device = "cpu") -> np.ndarray:
     """L(φ(t_s)) = (1/n) Σ_x ‖f_{φ(t_s)}(x) − y(x)‖² at every point of a path, in chunks of ``batch``.
 
@@ -507,7 +507,7 @@ def path_discrepancy(spec: Model, X, Y, path: np.ndarray, *, batch: int = DEFAUL
     """
     path = _rows(path)
     Xt, Yt = _tensor(X, device), _tensor(Y, device)
-    return np.concatenate([_discrepancy(spec, path[i:i + batch], Xt, Yt, device) for i in range(0, len(path), batch)])
+    return np.concatenate([_discrepancy(model, path[i:i + batch], Xt, Yt, device) for i in range(0, len(path), batch)])
 
 
 def barrier(values: np.ndarray) -> float:
@@ -522,7 +522,7 @@ def barrier(values: np.ndarray) -> float:
     return float(v.max() - max(v[0], v[-1]))
 
 
-def barrier_graph(spec: Model, X, Y, thetas: np.ndarray, eps: float, n_points: int = 33, kind: str = "linear", *,
+def barrier_graph(model: Model, X, Y, thetas: np.ndarray, eps: float, n_points: int = 33, kind: str = "linear", *,
                   batch: int = DEFAULT_BATCH, device: str | torch.device = "cpu", fit_kw: dict | None = None,
                   return_peaks: bool = False):
     """Pairwise barriers between elements and the connected components of the graph they induce.
@@ -545,7 +545,7 @@ def barrier_graph(spec: Model, X, Y, thetas: np.ndarray, eps: float, n_points: i
     if kind not in ("linear", "bezier"):
         raise ProjectionError(f"unknown path kind '{kind}' (choose linear or bezier)")
     Xt, Yt = _tensor(X, device), _tensor(Y, device)
-    ends = _discrepancy(spec, thetas, Xt, Yt, device) if M else np.zeros(0)
+    ends = _discrepancy(model, thetas, Xt, Yt, device) if M else np.zeros(0)
     B = np.zeros((M, M))
     peak = np.diag(ends).astype(np.float64)
     pairs = [(i, j) for i in range(M) for j in range(i + 1, M)]
@@ -557,9 +557,9 @@ def barrier_graph(spec: Model, X, Y, thetas: np.ndarray, eps: float, n_points: i
             if kind == "linear":
                 paths.append(linear_path(thetas[i], thetas[j], n_points))
             else:
-                ctrl = fit_bezier(spec, X, Y, thetas[i], thetas[j], device=device, **(fit_kw or {}))
+                ctrl = fit_bezier(model, X, Y, thetas[i], thetas[j], device=device, **(fit_kw or {}))
                 paths.append(bezier_path(thetas[i], thetas[j], ctrl, n_points))
-        vals = _discrepancy(spec, np.concatenate(paths), Xt, Yt, device).reshape(len(block), n_points)
+        vals = _discrepancy(model, np.concatenate(paths), Xt, Yt, device).reshape(len(block), n_points)
         for (i, j), v in zip(block, vals):
             B[i, j] = B[j, i] = barrier(v)
             peak[i, j] = peak[j, i] = float(v.max())

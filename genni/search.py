@@ -88,9 +88,9 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import torch
 
-from . import nets
 from .models.base import Model
 from .progress import bar
+from .seeds import element_generator
 
 STATUS = ("converged", "stalled", "max_steps", "diverged", "dead_units")
 """Why an element finished; ``/equivalents/status`` stores the index into this tuple."""
@@ -176,7 +176,7 @@ class Problem:
     theta_ref : Tensor, shape [P]
     """
 
-    spec: Model
+    model: Model
     theta_ref: torch.Tensor
     X: torch.Tensor
     Y: torch.Tensor
@@ -184,11 +184,11 @@ class Problem:
     Y_heldout: torch.Tensor
 
     @classmethod
-    def from_arrays(cls, spec, theta_ref, X, X_heldout, device="cpu") -> Problem:
+    def from_arrays(cls, model, theta_ref, X, X_heldout, device="cpu") -> Problem:
         t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64, device=device)  # noqa: E731
         th, Xp, Xh = t(theta_ref), t(X), t(X_heldout)
         with torch.no_grad():
-            return cls(spec, th, Xp, spec.forward(th, Xp), Xh, spec.forward(th, Xh))
+            return cls(model, th, Xp, model.forward(th, Xp), Xh, model.forward(th, Xh))
 
     @property
     def output_power(self) -> float:
@@ -200,13 +200,13 @@ class Problem:
         return float((self.Y_heldout * self.Y_heldout).sum(-1).mean())
 
 
-def discrepancy(spec: Model, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+def discrepancy(model: Model, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
     """L(θ) = (1/n) Σ_x ‖f_θ(x) − y(x)‖² for each row of θ.
 
     theta : Tensor, shape [N, P];  X : Tensor, shape [n, w_0];  Y : Tensor, shape [n, w_L]
     returns : Tensor, shape [N]
     """
-    r = spec.forward(theta, X) - Y
+    r = model.forward(theta, X) - Y
     return (r * r).sum(-1).mean(-1)
 
 
@@ -273,22 +273,22 @@ def _rowwise(fn, *tensors: torch.Tensor) -> torch.Tensor:
     return torch.stack([fn(*(t[i].clone() for t in tensors)) for i in range(tensors[0].shape[0])])
 
 
-def _discrepancy_rows(spec: Model, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+def _discrepancy_rows(model: Model, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
     if _batched(theta):
-        return discrepancy(spec, theta, X, Y)
-    return _rowwise(lambda t: discrepancy(spec, t[None], X, Y)[0], theta)
+        return discrepancy(model, theta, X, Y)
+    return _rowwise(lambda t: discrepancy(model, t[None], X, Y)[0], theta)
 
 
-def count_dead_units(spec: Model, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+def count_dead_units(model: Model, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """Hidden units inactive on every input of X, per row of θ (0 where the model does not revive)."""
-    if not spec.revivable:
+    if not model.revivable:
         return torch.zeros(theta.shape[0], dtype=torch.long, device=theta.device)
-    return spec.dead_mask(theta, X).sum(1)
+    return model.dead_mask(theta, X).sum(1)
 
 
-def _residual_jacobian(spec: Model, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor):
+def _residual_jacobian(model: Model, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor):
     """r = vec(f_θ(X) − Y) : [B, nK] and J = ∂r/∂θ : [B, nK, P]."""
-    f, J = spec.jacobian(theta, X)
+    f, J = model.jacobian(theta, X)
     B = theta.shape[0]
     r = (f - Y).reshape(B, -1)
     return r, J.reshape(B, r.shape[1], -1)
@@ -301,11 +301,11 @@ def _lm_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str) ->
     """(Re)compute r, J, loss, JᵀJ, Jᵀr and the damping scale D for the given rows of the batch."""
     if rows.numel() == 0:
         return
-    spec, X, Y = problem.spec, problem.X, problem.Y
+    model, X, Y = problem.model, problem.X, problem.Y
     if _batched(X):
-        r, J = _residual_jacobian(spec, st["theta"][rows], X, Y)
+        r, J = _residual_jacobian(model, st["theta"][rows], X, Y)
     else:
-        rJ = [_residual_jacobian(spec, t[None].clone(), X, Y) for t in st["theta"][rows]]
+        rJ = [_residual_jacobian(model, t[None].clone(), X, Y) for t in st["theta"][rows]]
         r = torch.cat([a for a, _ in rJ])
         J = torch.cat([b for _, b in rJ])
     n = problem.X.shape[0]
@@ -326,8 +326,8 @@ def _lm_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str) ->
 
 def _residuals(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
     if _batched(theta):
-        return (problem.spec.forward(theta, problem.X) - problem.Y).reshape(theta.shape[0], -1)
-    return _rowwise(lambda t: (problem.spec.forward(t, problem.X) - problem.Y).reshape(-1), theta)
+        return (problem.model.forward(theta, problem.X) - problem.Y).reshape(theta.shape[0], -1)
+    return _rowwise(lambda t: (problem.model.forward(t, problem.X) - problem.Y).reshape(-1), theta)
 
 
 def _chol_solve(b: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
@@ -363,7 +363,7 @@ def _lm_step(problem: Problem, st: dict, damping: str, geodesic: float = 0.0) ->
         ok = ok & (ratio <= geodesic)
         step = delta + 0.5 * acc
     trial = st["theta"] + step
-    new_loss = _discrepancy_rows(problem.spec, trial, problem.X, problem.Y)
+    new_loss = _discrepancy_rows(problem.model, trial, problem.X, problem.Y)
     # L(θ) − L_GN(θ+δ) = −(2 gᵀδ + δᵀAδ)/n
     predicted = -_rowwise(lambda a, u, v: 2 * torch.dot(u, v) + v @ (a @ v), A, g, delta) / n
     return _lm_accept(st, trial, new_loss, predicted, ok)
@@ -398,14 +398,14 @@ def _cg_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str) ->
     """Matrix-free counterpart of :func:`_lm_prepare`: r, Jᵀr, loss, diag(JᵀJ) and D, no J."""
     if rows.numel() == 0:
         return
-    spec, X, Y = problem.spec, problem.X, problem.Y
+    model, X, Y = problem.model, problem.X, problem.Y
     n = X.shape[0]
 
     def one(idx):
         th = st["theta"][idx]
-        _, pull = spec.products(th, X)
-        r = spec.forward(th, X) - Y
-        d = spec.jtj_diagonal(th, X)
+        _, pull = model.products(th, X)
+        r = model.forward(th, X) - Y
+        d = model.jtj_diagonal(th, X)
         mean = d.mean(1, keepdim=True).clamp_min(1e-30)
         st["r"][idx] = r.reshape(len(idx), -1)
         st["g"][idx] = pull(r)
@@ -446,7 +446,7 @@ def _pcg(apply, b: torch.Tensor, precond: torch.Tensor, tol: float, maxiter: int
 
 def _cg_step(problem: Problem, st: dict, tol: float, maxiter: int) -> torch.Tensor:
     """One matrix-free LM step for every row (see the module docstring); returns the accepted rows."""
-    spec, X, Y = problem.spec, problem.X, problem.Y
+    model, X, Y = problem.model, problem.X, problem.Y
     n = X.shape[0]
     B = st["theta"].shape[0]
     delta = torch.zeros_like(st["theta"])
@@ -454,7 +454,7 @@ def _cg_step(problem: Problem, st: dict, tol: float, maxiter: int) -> torch.Tens
 
     def one(idx):
         th, mu, D = st["theta"][idx], st["mu"][idx], st["D"][idx]
-        push, pull = spec.products(th, X)
+        push, pull = model.products(th, X)
 
         def apply(v):  # (JᵀJ + μD) v
             return pull(push(v)) + mu[:, None] * D * v
@@ -467,7 +467,7 @@ def _cg_step(problem: Problem, st: dict, tol: float, maxiter: int) -> torch.Tens
 
     _each_row(one, torch.arange(B, device=st["theta"].device), _batched(X))
     trial = st["theta"] + delta
-    new_loss = _discrepancy_rows(spec, trial, X, Y)
+    new_loss = _discrepancy_rows(model, trial, X, Y)
     return _lm_accept(st, trial, new_loss, predicted, torch.isfinite(delta).all(1))
 
 
@@ -475,12 +475,12 @@ def _adam_prepare(problem: Problem, st: dict, rows: torch.Tensor) -> None:
     if rows.numel() == 0:
         return
     with torch.no_grad():
-        st["loss"][rows] = discrepancy(problem.spec, st["theta"][rows], problem.X, problem.Y)
+        st["loss"][rows] = discrepancy(problem.model, st["theta"][rows], problem.X, problem.Y)
 
 
 def _adam_step(problem: Problem, st: dict, lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
     theta = st["theta"].detach().requires_grad_(True)
-    loss = discrepancy(problem.spec, theta, problem.X, problem.Y)
+    loss = discrepancy(problem.model, theta, problem.X, problem.Y)
     (grad,) = torch.autograd.grad(loss.sum(), theta)
     with torch.no_grad():
         st["t"] = st["t"] + 1
@@ -489,7 +489,7 @@ def _adam_step(problem: Problem, st: dict, lr: float, b1: float = 0.9, b2: float
         mhat = st["m"] / (1 - b1 ** st["t"])[:, None]
         vhat = st["v"] / (1 - b2 ** st["t"])[:, None]
         st["theta"] = theta.detach() - lr * mhat / (vhat.sqrt() + eps)
-        st["loss"] = discrepancy(problem.spec, st["theta"], problem.X, problem.Y)
+        st["loss"] = discrepancy(problem.model, st["theta"], problem.X, problem.Y)
 
 
 # --- the driver
@@ -503,24 +503,24 @@ class _Batch:
     def __init__(self, problem: Problem, settings: SearchSettings, seed: int, starts: dict | None = None):
         self.problem, self.s, self.seed, self.starts = problem, settings, seed, starts
         self.dev = problem.X.device
-        self.P = problem.spec.n_params
+        self.P = problem.model.n_params
         self.st: dict[str, torch.Tensor] = {}
         self.meta: dict[str, np.ndarray] = {k: np.zeros(0, np.int64) for k in _META}
         self.best = np.zeros(0)
-        self.can_die = problem.spec.revivable
+        self.can_die = problem.model.revivable
 
     def __len__(self) -> int:
         return len(self.meta["index"])
 
     def _gen(self, row: int, event: int) -> torch.Generator:
-        g, _ = nets.element_generator(self.seed, int(self.meta["index"][row]), int(self.meta["attempt"][row]), event)
+        g, _ = element_generator(self.seed, int(self.meta["index"][row]), int(self.meta["attempt"][row]), event)
         return g
 
     def _init_theta(self, index: int, attempt: int) -> tuple[torch.Tensor, int]:
-        g, s = nets.element_generator(self.seed, index, attempt)
+        g, s = element_generator(self.seed, index, attempt)
         if attempt == 0 and self.starts is not None and index in self.starts:
             return torch.as_tensor(self.starts[index], dtype=torch.float64).clone(), s
-        theta = self.problem.spec.init_theta(1, g, self.s.init_scale)[0]
+        theta = self.problem.model.init_theta(1, g, self.s.init_scale)[0]
         if self.s.init == "perturb":
             theta = self.problem.theta_ref.cpu() + theta
         return theta, s
@@ -530,10 +530,10 @@ class _Batch:
         z = lambda *shape: torch.zeros(k, *shape, dtype=torch.float64, device=self.dev)  # noqa: E731
         st = {"theta": theta.to(self.dev), "loss": z()}
         if self.s.matrix_free:
-            m = self.problem.X.shape[0] * self.problem.spec.out_dim
+            m = self.problem.X.shape[0] * self.problem.model.out_dim
             st.update(r=z(m), g=z(self.P), d=z(self.P), D=z(self.P), mu=z() + self.s.mu0, nu=z() + 2.0)
         elif self.s.method == "lm":
-            m = self.problem.X.shape[0] * self.problem.spec.out_dim
+            m = self.problem.X.shape[0] * self.problem.model.out_dim
             st.update(r=z(m), J=z(m, self.P), A=z(self.P, self.P), g=z(self.P), D=z(self.P), mu=z() + self.s.mu0, nu=z() + 2.0)
         else:
             st.update(m=z(self.P), v=z(self.P), t=z())
@@ -550,7 +550,7 @@ class _Batch:
             _adam_prepare(self.problem, self.st, rows)
 
     def _revive(self, rows: torch.Tensor) -> None:
-        dead = self.problem.spec.dead_mask(self.st["theta"][rows], self.problem.X)
+        dead = self.problem.model.dead_mask(self.st["theta"][rows], self.problem.X)
         has = dead.any(1)
         if not bool(has.any()):
             return
@@ -560,7 +560,7 @@ class _Batch:
         for r in sel_np:
             self.meta["events"][r] += 1
             gens.append(self._gen(r, _REVIVE_EVENT + int(self.meta["events"][r])))
-        self.st["theta"][sel] = self.problem.spec.revive(self.st["theta"][sel], dead[has], gens)
+        self.st["theta"][sel] = self.problem.model.revive(self.st["theta"][sel], dead[has], gens)
 
     def add(self, indices: list[int]) -> None:
         inits = [self._init_theta(i, 0) for i in indices]
@@ -602,7 +602,7 @@ class _Batch:
         for r in rows:
             self.meta["hops"][r] += 1
             g = self._gen(r, _HOP_EVENT + int(self.meta["hops"][r]))
-            xi = self.problem.spec.init_theta(1, g, self.s.hop_scale)[0]
+            xi = self.problem.model.init_theta(1, g, self.s.hop_scale)[0]
             thetas.append(self.st["theta"][r].cpu() + xi)
         self._reset_rows(rows, thetas)
 
@@ -635,9 +635,9 @@ def _measured(problem: Problem, theta: torch.Tensor, tol: float, status: np.ndar
     convergence (L ≤ tol; a converged element's status becomes 0, an unconverged one with dead units
     "dead_units" unless it diverged) and dead units; ``fields_`` gives the rest (index, steps, …)."""
     with torch.no_grad():
-        d = _discrepancy_rows(problem.spec, theta, problem.X, problem.Y).cpu().numpy()
-        dh = _discrepancy_rows(problem.spec, theta, problem.X_heldout, problem.Y_heldout).cpu().numpy()
-        dead = count_dead_units(problem.spec, theta, problem.X).cpu().numpy().astype(np.int32)
+        d = _discrepancy_rows(problem.model, theta, problem.X, problem.Y).cpu().numpy()
+        dh = _discrepancy_rows(problem.model, theta, problem.X_heldout, problem.Y_heldout).cpu().numpy()
+        dead = count_dead_units(problem.model, theta, problem.X).cpu().numpy().astype(np.int32)
     conv = d <= tol
     code = np.where(conv, 0, np.where((status != 3) & (dead > 0), STATUS.index("dead_units"), status)).astype(np.int8)
     return Found(theta=theta.cpu().numpy(), discrepancy=d, discrepancy_heldout=dh,
@@ -676,12 +676,12 @@ def resolve_solver(settings: SearchSettings, n_params: int) -> SearchSettings:
     return replace(settings, solver="cg" if n_params > CG_AUTO_P else "direct")
 
 
-def batch_capacity(spec: Model, n_probe: int, settings: SearchSettings) -> int:
+def batch_capacity(model: Model, n_probe: int, settings: SearchSettings) -> int:
     """Elements advanced together: ``batch_size``, shrunk so that the LM working set
     (J : [B, nK, P] and JᵀJ : [B, P, P] in float64) fits in ``memory_mb``."""
     if settings.method != "lm" or settings.matrix_free:
         return settings.batch_size
-    P, m = spec.n_params, n_probe * spec.out_dim
+    P, m = model.n_params, n_probe * model.out_dim
     per_element = 8 * (m * P + 3 * P * P + 4 * m)
     return max(1, min(settings.batch_size, int(settings.memory_mb * 2**20 // per_element)))
 
@@ -706,9 +706,9 @@ def search(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
     at least once (now hopping or restarting).
     yields : :class:`Found` with ``theta`` of shape [k, P]
     """
-    settings = resolve_solver(settings, problem.spec.n_params)
+    settings = resolve_solver(settings, problem.model.n_params)
     queue = deque(range(settings.n) if indices is None else indices)
-    cap = batch_capacity(problem.spec, problem.X.shape[0], settings)
+    cap = batch_capacity(problem.model, problem.X.shape[0], settings)
     batch = _Batch(problem, settings, seed, starts)
     parts: list[dict] = []
     status: list[np.ndarray] = []
@@ -750,7 +750,7 @@ def search(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
                 tried = (batch.meta["attempt"] > 0) | (batch.meta["hops"] > 0) | ended
                 if n_conv == 0 and not conv.any() and rows_first.any() and tried[rows_first].all():
                     warned = True
-                    act = getattr(problem.spec, "activation", problem.spec.kind)
+                    act = getattr(problem.model, "activation", problem.model.kind)
                     on_stall(f"all {int(rows_first.sum())} elements of the first batch have stalled and none has "
                              f"converged ({act}, init = {settings.init!r}, tol = {settings.tol:g})")
             if done.any():

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import nets
 from .errors import GenniError
+from .models import Model
 from .progress import bar
+from .seeds import element_generator
 
 
 @dataclass(frozen=True)
@@ -29,21 +30,21 @@ class Reference:
     train_accuracy: float | None = None
 
 
-def predict(spec: nets.MLPSpec, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+def predict(model: Model, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """Class predictions: sign of a single logit, else argmax. theta : [P], X : [n, w_0] -> [n]."""
     with torch.no_grad():
-        out = spec.forward(theta, X)
+        out = model.forward(theta, X)
     return (out[:, 0] > 0).long() if out.shape[1] == 1 else out.argmax(1)
 
 
-def accuracy(spec: nets.MLPSpec, theta, X, y) -> float:
+def accuracy(model: Model, theta, X, y) -> float:
     """Fraction of inputs whose predicted class equals the label."""
     t = torch.as_tensor(theta, dtype=torch.float64)
-    pred = predict(spec, t, torch.as_tensor(X, dtype=torch.float64))
+    pred = predict(model, t, torch.as_tensor(X, dtype=torch.float64))
     return float((pred.numpy() == np.asarray(y)).mean())
 
 
-def train_reference(spec: nets.MLPSpec, X: np.ndarray, y: np.ndarray, *, epochs: int, lr: float,
+def train_reference(model: Model, X: np.ndarray, y: np.ndarray, *, epochs: int, lr: float,
                     weight_decay: float = 0.0, seed: int = 0, init_scale: float = 1.0,
                     progress: bool = False) -> np.ndarray:
     """Train θ* by full-batch Adam on the labels.
@@ -57,15 +58,15 @@ def train_reference(spec: nets.MLPSpec, X: np.ndarray, y: np.ndarray, *, epochs:
     """
     if len(X) == 0:
         raise GenniError("cannot train the reference: the training set is empty (n_train = 0)")
-    g, _ = nets.element_generator(seed, 0xA11CE)
-    theta = spec.init_theta(1, g, init_scale)[0].requires_grad_(True)
+    g, _ = element_generator(seed, 0xA11CE)
+    theta = model.init_theta(1, g, init_scale)[0].requires_grad_(True)
     Xt = torch.as_tensor(X, dtype=torch.float64)
     yt = torch.as_tensor(y)
     opt = torch.optim.Adam([theta], lr=lr)
-    single = spec.out_dim == 1
+    single = model.out_dim == 1
     for _ in bar(range(epochs), progress=progress, desc="train reference", unit="epoch", leave=False):
         opt.zero_grad()
-        out = spec.forward(theta, Xt)
+        out = model.forward(theta, Xt)
         if single:
             loss = torch.nn.functional.binary_cross_entropy_with_logits(out[:, 0], yt.to(torch.float64))
         else:
@@ -77,17 +78,17 @@ def train_reference(spec: nets.MLPSpec, X: np.ndarray, y: np.ndarray, *, epochs:
     return theta.detach().numpy().copy()
 
 
-def random_reference(spec: nets.MLPSpec, *, seed: int, init_scale: float = 1.0, init: str = "torch",
+def random_reference(model: Model, *, seed: int, init_scale: float = 1.0, init: str = "torch",
                      bias_std: float = 0.01) -> np.ndarray:
     """A seeded random teacher, shape [P]: ``init = "torch"``: torch.nn.Linear's initialisation (every
     weight and bias uniform on ±1/√fan_in) times ``init_scale``; ``init = "he"``: He-normal weights
     N(0, 2/fan_in) times ``init_scale`` and biases N(0, bias_std²) (the initialisation under which relu
     networks keep their signal through depth)."""
-    g, _ = nets.element_generator(seed, 0x7EAC)
+    g, _ = element_generator(seed, 0x7EAC)
     if init == "torch":
-        return spec.init_theta(1, g, init_scale)[0].numpy()
-    theta = torch.zeros(spec.n_params, dtype=torch.float64)
-    for w, n_out, b in spec.filter_groups():  # one weight tensor, its n_out filters, its bias
+        return model.init_theta(1, g, init_scale)[0].numpy()
+    theta = torch.zeros(model.n_params, dtype=torch.float64)
+    for w, n_out, b in model.filter_groups():  # one weight tensor, its n_out filters, its bias
         size = w.stop - w.start
         theta[w] = torch.randn(size, generator=g, dtype=torch.float64) * (init_scale * np.sqrt(2.0 * n_out / size))
         if b is not None:
@@ -95,10 +96,10 @@ def random_reference(spec: nets.MLPSpec, *, seed: int, init_scale: float = 1.0, 
     return theta.numpy()
 
 
-def load_reference(spec, path: str | Path) -> np.ndarray:
+def load_reference(model, path: str | Path) -> np.ndarray:
     """θ* from a ``state_dict`` saved with ``torch.save`` (loaded with ``weights_only=True``; the model's
     :meth:`~genni.models.base.Model.load_state_dict` names any key or shape that does not fit)."""
-    return spec.load_state_dict(path)
+    return model.load_state_dict(path)
 
 
 def _ref_seed(cfg: dict) -> int:
@@ -107,25 +108,25 @@ def _ref_seed(cfg: dict) -> int:
     return int(cfg["seed"] if seed is None else seed)
 
 
-def make_reference(cfg: dict, spec: nets.MLPSpec, data, *, progress: bool = False) -> Reference:
+def make_reference(cfg: dict, model: Model, data, *, progress: bool = False) -> Reference:
     """The reference the resolved config asks for (see :mod:`genni.config`)."""
     ref = cfg["reference"]
     if ref["source"] == "train":
-        theta = train_reference(spec, data.X_train, data.y_train, epochs=ref["epochs"], lr=ref["lr"],
+        theta = train_reference(model, data.X_train, data.y_train, epochs=ref["epochs"], lr=ref["lr"],
                                 weight_decay=ref["weight_decay"], seed=_ref_seed(cfg),
                                 init_scale=ref["init_scale"], progress=progress)
         if not np.isfinite(theta).all():
             raise GenniError("training the reference diverged (NaN weights); lower [reference] lr")
     elif ref["source"] == "random":
-        theta = random_reference(spec, seed=_ref_seed(cfg), init_scale=ref["init_scale"], init=ref.get("init", "torch"),
+        theta = random_reference(model, seed=_ref_seed(cfg), init_scale=ref["init_scale"], init=ref.get("init", "torch"),
                                  bias_std=ref.get("bias_std", 0.01))
         if ref.get("centre"):
-            theta = spec.centre_biases(theta, data.X_probe)
+            theta = model.centre_biases(theta, data.X_probe)
     else:
-        theta = load_reference(spec, ref["path"])
+        theta = load_reference(model, ref["path"])
     # accuracy means something only for a network meant to fit the labels (not a random teacher)
     labelled = ref["source"] != "random" and (
-        spec.out_dim == data.n_classes or (spec.out_dim == 1 and data.n_classes == 2))
-    acc = accuracy(spec, theta, data.X_heldout, data.y_heldout) if labelled else None
-    train_acc = accuracy(spec, theta, data.X_train, data.y_train) if labelled and len(data.X_train) else None
+        model.out_dim == data.n_classes or (model.out_dim == 1 and data.n_classes == 2))
+    acc = accuracy(model, theta, data.X_heldout, data.y_heldout) if labelled else None
+    train_acc = accuracy(model, theta, data.X_train, data.y_train) if labelled and len(data.X_train) else None
     return Reference(theta=theta, source=ref["source"], accuracy=acc, train_accuracy=train_acc)

@@ -3,12 +3,13 @@ r"""Walks along the equivalence class, with certified straight segments between 
 A *chain* starts on the class {θ : L(θ) ≤ tol} (at θ* or a stored element) and repeats, for its
 state θ_k (with L the mean squared probe discrepancy and P* the reference's output power):
 
-1. **Vertical space.**  J = ∂r/∂θ at θ_k, r = vec(f_θ(X) − Y) ∈ R^{nK}.  Its right singular
+1. **Tangent space of the class.**  J = ∂r/∂θ at θ_k, r = vec(f_θ(X) − Y) ∈ R^{nK}.  Its right singular
    vectors with σ ≤ ν·σ_max (ν = ``null_rtol`` = 1e-6) span N, the directions along which f on
-   the probe set does not change to first order: the tangent space of the class (*vertical*).
-2. **Horizontal part** (``horizontal = True``): the tangents T of the exact symmetry orbits
-   (per-unit positive rescalings for relu and leaky_relu; the other symmetries are discrete) lie
-   in N; the walk uses H = orth((I − QQᵀ) N), Q = orth(T), so a chain does not merely slide
+   the probe set does not change to first order (:func:`class_tangents`).
+2. **Horizontal part** (``horizontal = True``): the tangents T of the exact symmetry orbits (the
+   vertical space of the symmetry group, ``model.symmetry.tangents``: per-unit positive rescalings for
+   relu and leaky_relu; the other symmetries are discrete) lie in N; the walk uses
+   H = orth((I − QQᵀ) N), Q = orth(T), so a chain does not merely slide
    along rescalings.  Hᵀt = 0 for every orbit tangent t.
 3. **Direction.**  u = H Hᵀ (p·u_{k−1} + (1 − p)·ξ/‖ξ‖), normalised, with ξ ~ N(0, I_P) and
    persistence p (``persistence`` = 0.8: a correlated random walk, which spreads ~ linearly in
@@ -155,16 +156,10 @@ class Stored:
 # --- geometry of one state
 
 
-def orbit_tangents(spec: Model, theta: np.ndarray) -> np.ndarray:
-    """Tangents of the continuous exact symmetry orbits at θ, columns [P, H] (the model's declared
-    :meth:`~genni.models.base.Model.symmetry_tangents`: for the relu MLP one per hidden unit's rescaling;
-    empty where the symmetries are discrete)."""
-    return spec.symmetry_tangents(theta)
-
-
-def horizontal_basis(J: np.ndarray, T: np.ndarray, null_rtol: float = 1e-6, horizontal: bool = True) -> np.ndarray:
-    """Orthonormal basis [P, m] of the vertical space N = {v : σ-weighted Jv ≈ 0} (right singular vectors
-    of J with σ ≤ null_rtol·σ_max), with the orbit tangents T [P, H] projected out when ``horizontal``."""
+def class_tangents(J: np.ndarray, T: np.ndarray, null_rtol: float = 1e-6, horizontal: bool = True) -> np.ndarray:
+    """Orthonormal basis [P, m] of the class's tangent space N = {v : Jv ≈ 0} (right singular vectors of
+    J [rows, P] with σ ≤ null_rtol·σ_max); with ``horizontal``, its horizontal part: the symmetry orbits'
+    tangents T [P, H] (the vertical space, ``model.symmetry.tangents``) projected out."""
     _, s, Vt = np.linalg.svd(J, full_matrices=True)
     smax = s[0] if len(s) else 0.0
     rank = int((s > null_rtol * smax).sum())
@@ -211,16 +206,16 @@ def face_direction(H: np.ndarray, v: np.ndarray, z: np.ndarray, G: np.ndarray, l
     return (u / nu if nu > 0 else u), int(active.sum())
 
 
-def _vertical(spec: Model, theta: np.ndarray, J: torch.Tensor, settings: WalkSettings) -> np.ndarray:
-    """Steps 1–2 of the module docstring at θ: the (horizontal) vertical basis [P, m] from J [nK…, P]."""
-    T = orbit_tangents(spec, theta) if settings.horizontal else np.zeros((spec.n_params, 0))
-    return horizontal_basis(J.reshape(-1, spec.n_params).numpy(), T, settings.null_rtol, settings.horizontal)
+def _class_basis(model: Model, theta: np.ndarray, J: torch.Tensor, settings: WalkSettings) -> np.ndarray:
+    """Steps 1–2 of the module docstring at θ: the class's (horizontal) tangent basis [P, m] from J [nK…, P]."""
+    T = model.symmetry.tangents(theta) if settings.horizontal else np.zeros((model.n_params, 0))
+    return class_tangents(J.reshape(-1, model.n_params).numpy(), T, settings.null_rtol, settings.horizontal)
 
 
-def _direction(spec: Model, theta: np.ndarray, X: torch.Tensor, H: np.ndarray, v: np.ndarray, length: float,
+def _direction(model: Model, theta: np.ndarray, X: torch.Tensor, H: np.ndarray, v: np.ndarray, length: float,
                settings: WalkSettings) -> np.ndarray:
     """Step 3: the unit direction in span(H) nearest v, kept on the relu faces for a step of ``length``."""
-    kinks = spec.preactivation_jacobian(theta, X) if settings.faces else None
+    kinks = model.preactivation_jacobian(theta, X) if settings.faces else None
     if kinks is not None:
         return face_direction(H, v, *kinks, length)[0]
     u = H @ (H.T @ v)
@@ -230,12 +225,12 @@ def _direction(spec: Model, theta: np.ndarray, X: torch.Tensor, H: np.ndarray, v
 # --- retraction and certificates
 
 
-def _loss(spec, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    r = spec.forward(theta, X) - Y
+def _loss(model, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    r = model.forward(theta, X) - Y
     return (r * r).sum(-1).mean(-1)
 
 
-def retract(spec: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, tol: float,
+def retract(model: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, tol: float,
             iters: int = 12, rcond: float = 1e-6) -> tuple[np.ndarray, float, bool]:
     """Gauss–Newton back onto the class: θ ← θ − J(θ)⁺ r(θ) until L(θ) ≤ tol (see the module docstring).
 
@@ -244,17 +239,17 @@ def retract(spec: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, to
     """
     th = torch.as_tensor(theta, dtype=torch.float64)
     with torch.no_grad():
-        L = float(_loss(spec, th, X, Y))
+        L = float(_loss(model, th, X, Y))
     for _ in range(iters):
         if L <= tol:
             return th.numpy(), L, True
-        f, J = spec.jacobian(th[None], X)
+        f, J = model.jacobian(th[None], X)
         r = (f[0] - Y).reshape(-1).numpy()
         delta = torch.as_tensor(np.linalg.lstsq(J[0].reshape(len(r), -1).numpy(), r, rcond=rcond)[0])
         for _ in range(4):  # backtracking: a full correction can overshoot where J changes fast (relu kinks)
             trial = th - delta
             with torch.no_grad():
-                Lt = float(_loss(spec, trial, X, Y))
+                Lt = float(_loss(model, trial, X, Y))
             if Lt < L:
                 break
             delta = 0.5 * delta
@@ -264,7 +259,7 @@ def retract(spec: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, to
     return th.numpy(), L, L <= tol
 
 
-def segment_max(spec: Model, a: np.ndarray, b: np.ndarray, X: torch.Tensor, Y: torch.Tensor,
+def segment_max(model: Model, a: np.ndarray, b: np.ndarray, X: torch.Tensor, Y: torch.Tensor,
                 power: float) -> float:
     """max over t ∈ [0, 1] of L(a + t(b − a)) / P*, the certificate of the straight segment a → b.
 
@@ -285,7 +280,7 @@ def segment_max(spec: Model, a: np.ndarray, b: np.ndarray, X: torch.Tensor, Y: t
     t = torch.linspace(0, 1, SEGMENT_POINTS, dtype=torch.float64)
     d = b_t - a_t
     thetas = a_t[None] + t[:, None] * d[None]
-    f, df = jvp(lambda th: spec.forward(th, X), (thetas,), (d.expand_as(thetas).contiguous(),))
+    f, df = jvp(lambda th: model.forward(th, X), (thetas,), (d.expand_as(thetas).contiguous(),))
     r = (f - Y).reshape(SEGMENT_POINTS, -1)
     dr = df.reshape(SEGMENT_POINTS, -1) / (SEGMENT_POINTS - 1)  # per unit of the interval variable
     n = X.shape[0]
@@ -344,7 +339,7 @@ class _Chain:
         self.h, self.direction, self.since = settings.step_size, None, 0
 
 
-def walk(spec: Model, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start], settings: WalkSettings, *,
+def walk(model: Model, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start], settings: WalkSettings, *,
          tol: float, seed: int, first_row: int, progress: bool = False, logs: list | None = None) -> Iterator[Stored]:
     """Run chains from the given starts; yields the stored states as they come, in row order.
 
@@ -357,7 +352,7 @@ def walk(spec: Model, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start],
     """
     x = torch.as_tensor(np.asarray(X, dtype=np.float64))
     with torch.no_grad():
-        Y = spec.forward(torch.as_tensor(np.asarray(theta_ref, dtype=np.float64)), x)
+        Y = model.forward(torch.as_tensor(np.asarray(theta_ref, dtype=np.float64)), x)
     power = float((Y * Y).sum(-1).mean())
     scale = float(np.linalg.norm(theta_ref))
     chains = []
@@ -375,7 +370,7 @@ def walk(spec: Model, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start],
 
     def store(c: _Chain, cert: float) -> None:
         nonlocal next_row
-        out.append((c.theta.copy(), _loss_np(spec, c.theta, x, Y), c.chain, c.step, c.parent_row, cert))
+        out.append((c.theta.copy(), _loss_np(model, c.theta, x, Y), c.chain, c.step, c.parent_row, cert))
         c.parent_row, c.stored_theta = next_row, c.theta.copy()
         next_row += 1
         c.rows += 1
@@ -391,20 +386,20 @@ def walk(spec: Model, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start],
                 break
             for c in active:
                 started = time.monotonic()
-                Jc = spec.jacobian(torch.as_tensor(c.theta)[None], x)[1][0]
+                Jc = model.jacobian(torch.as_tensor(c.theta)[None], x)[1][0]
                 c.attempts += 1
-                H = _vertical(spec, c.theta, Jc, settings)
+                H = _class_basis(model, c.theta, Jc, settings)
                 if H.shape[1] == 0:
                     c.log.stopped = "no vertical directions"
                 else:
-                    xi = c.rng.standard_normal(spec.n_params)
+                    xi = c.rng.standard_normal(model.n_params)
                     v = (1 - settings.persistence) * xi / np.linalg.norm(xi)
                     if c.direction is not None:
                         v = v + settings.persistence * c.direction
-                    u = _direction(spec, c.theta, x, H, v, c.h * scale, settings)
-                    cand, _, ok = retract(spec, c.theta + c.h * scale * u, x, Y, tol, settings.retract_iters,
+                    u = _direction(model, c.theta, x, H, v, c.h * scale, settings)
+                    cand, _, ok = retract(model, c.theta + c.h * scale * u, x, Y, tol, settings.retract_iters,
                                           settings.null_rtol)
-                    cert = segment_max(spec, c.stored_theta, cand, x, Y, power) if ok else np.inf
+                    cert = segment_max(model, c.stored_theta, cand, x, Y, power) if ok else np.inf
                     if not ok:
                         c.log.refused["retraction_failed"] += 1
                         c.h *= 0.5
@@ -417,7 +412,7 @@ def walk(spec: Model, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start],
                         c.log.refused["certificate_failed"] += 1
                         c.h *= 0.5
                     else:
-                        before, after = spec.activation_pattern(c.theta, x), spec.activation_pattern(cand, x)
+                        before, after = model.activation_pattern(c.theta, x), model.activation_pattern(cand, x)
                         if before is not None and not np.array_equal(before, after):
                             c.log.pattern_changes += 1
                         c.theta, c.direction, c.cert = cand, u, cert
@@ -459,13 +454,13 @@ class Connection:
     steps: int = 0
 
 
-def connect(spec: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b: np.ndarray,
+def connect(model: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b: np.ndarray,
             settings: WalkSettings, *, tol: float, max_steps: int = 200, seed: int = 0) -> Connection:
     """A certified path inside {L/P* ≤ ε} from a to b (both on the class), or an honest failure.
 
     A walk whose steps lean toward the target: the direction is the projection of b − θ onto the
-    (horizontal) vertical space at θ (faces kept, as in :func:`walk`), mixed with 20 % of a random
-    vertical direction to get round obstacles; step length min(h, ‖b − θ‖); Gauss–Newton retraction;
+    class's (horizontal) tangent space at θ (faces kept, as in :func:`walk`), mixed with 20 % of a random
+    direction of that space to get round obstacles; step length min(h, ‖b − θ‖); Gauss–Newton retraction;
     each straight segment between consecutive vertices must pass :func:`segment_max` ≤ ε.  Whenever
     the straight segment from the current vertex to b itself passes, it closes the path.  Fails
     (without raising) when ``max_steps`` step attempts are spent or the step size collapses; the
@@ -475,7 +470,7 @@ def connect(spec: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b:
     """
     x = torch.as_tensor(np.asarray(X, dtype=np.float64))
     with torch.no_grad():
-        Y = spec.forward(torch.as_tensor(np.asarray(theta_ref, dtype=np.float64)), x)
+        Y = model.forward(torch.as_tensor(np.asarray(theta_ref, dtype=np.float64)), x)
     power = float((Y * Y).sum(-1).mean())
     scale = float(np.linalg.norm(theta_ref))
     rng = np.random.default_rng([seed, 0xC0E, 1])
@@ -484,25 +479,25 @@ def connect(spec: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b:
     vertices, certs = [theta.copy()], []
     h, start_gap = settings.step_size, np.linalg.norm(b - theta)
     for attempt in range(max_steps):
-        close = segment_max(spec, theta, b, x, Y, power)
+        close = segment_max(model, theta, b, x, Y, power)
         if close <= settings.segment_epsilon:
             vertices.append(b.copy())
             certs.append(close)
             return Connection(np.stack(vertices), np.array(certs), True, "connected", attempt)
         gap = b - theta
-        Jc = spec.jacobian(torch.as_tensor(theta)[None], x)[1][0]
-        H = _vertical(spec, theta, Jc, settings)
+        Jc = model.jacobian(torch.as_tensor(theta)[None], x)[1][0]
+        H = _class_basis(model, theta, Jc, settings)
         if H.shape[1] == 0:
             return Connection(np.stack(vertices), np.array(certs), False,
                               "no vertical directions left: the class is locally just the symmetry orbit here", attempt)
         toward = H @ (H.T @ gap)
-        xi = rng.standard_normal(spec.n_params)
+        xi = rng.standard_normal(model.n_params)
         xi = H @ (H.T @ xi)
         v = toward / max(np.linalg.norm(toward), 1e-300) + 0.2 * xi / max(np.linalg.norm(xi), 1e-300)
         length = min(h * scale, np.linalg.norm(gap))
-        u = _direction(spec, theta, x, H, v, length, settings)
-        cand, _, ok = retract(spec, theta + length * u, x, Y, tol, settings.retract_iters, settings.null_rtol)
-        cert = segment_max(spec, theta, cand, x, Y, power) if ok else np.inf
+        u = _direction(model, theta, x, H, v, length, settings)
+        cand, _, ok = retract(model, theta + length * u, x, Y, tol, settings.retract_iters, settings.null_rtol)
+        cert = segment_max(model, theta, cand, x, Y, power) if ok else np.inf
         if ok and cert <= settings.segment_epsilon and np.linalg.norm(b - cand) < np.linalg.norm(gap):
             theta = cand
             vertices.append(theta.copy())
@@ -519,10 +514,10 @@ def connect(spec: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b:
                       "starting gap left", max_steps)
 
 
-def _loss_np(spec, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor) -> float:
+def _loss_np(model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor) -> float:
     with torch.no_grad():
-        return float(_loss(spec, torch.as_tensor(theta), X, Y))
+        return float(_loss(model, torch.as_tensor(theta), X, Y))
 
 
-__all__ = ["WalkSettings", "Start", "ChainLog", "Stored", "Connection", "connect", "REASONS", "orbit_tangents",
-           "horizontal_basis", "face_direction", "retract", "segment_max", "walk"]
+__all__ = ["WalkSettings", "Start", "ChainLog", "Stored", "Connection", "connect", "REASONS", "class_tangents",
+           "face_direction", "retract", "segment_max", "walk"]

@@ -45,7 +45,7 @@ def append_symmetry_copies(path, k: int, seed: int = 0) -> int:
 
     run = store.load_run(path)
     model = models.from_dict(run.architecture)
-    theta = np.stack([model.act(run.theta_ref, g) for g in model.sample_symmetries(k, np.random.default_rng(seed))])
+    theta = np.stack([model.symmetry.act(run.theta_ref, g) for g in model.symmetry.sample(k, np.random.default_rng(seed))])
     start = int(run.equivalents["index"].max()) + 1 if run.n_equivalents else 0
     zeros = np.zeros(k)
     store.append_equivalents(path, types.SimpleNamespace(

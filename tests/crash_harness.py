@@ -32,6 +32,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from genni.models import MLP
+
 _CTX = None
 
 
@@ -145,7 +147,7 @@ class ElementsChecker(Checker):
         with h5py.File(path, "r") as f:  # plain h5py
             eq = {k: f["equivalents"][k][()] for k in f["equivalents"]}
             tol = float(f["equivalents"].attrs.get("tol", json.loads(f.attrs["config"])["search"]["tol"]))
-        from genni import nets, search, store
+        from genni import search, store
 
         run = store.load_run(path)
         n = len(eq["index"])
@@ -153,7 +155,7 @@ class ElementsChecker(Checker):
         assert all(len(v) == n for k, v in eq.items() if k != "theta") and eq["theta"].shape[0] == n
         if n == 0:
             return
-        spec = nets.MLPSpec.from_dict(run.architecture)
+        spec = MLP.from_dict(run.architecture)
         problem = search.Problem.from_arrays(spec, run.theta_ref, run.X, run.X_heldout)
         again = search.describe(problem, eq["theta"], eq["index"], tol)
         np.testing.assert_allclose(eq["discrepancy"], again.discrepancy, rtol=self.rtol, atol=1e-300)
@@ -193,10 +195,10 @@ class GridChecker(Checker):
         g = self._grids(path)
         if g is None:
             return
-        from genni import nets, projection, store
+        from genni import projection, store
 
         run = store.load_run(path)
-        spec = nets.MLPSpec.from_dict(run.architecture)
+        spec = MLP.from_dict(run.architecture)
         for which, X, Y in (("values", run.X, run.Y), ("values_heldout", run.X_heldout, run.Y_heldout)):
             flat = g[which].ravel()
             done = np.flatnonzero(~np.isnan(flat))

@@ -6,59 +6,65 @@ import numpy as np
 import pytest
 import torch
 
-from genni import config, identifiability, nets, params, pipeline, store, symmetries
+from genni import config, identifiability, pipeline, store
+from genni.errors import GenniError
+from genni.models import MLP
+from genni.models.base import module_to_theta
+from genni.models.mlp import layout
+from genni.seeds import element_generator
 
 
 @pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid"])
 def test_layout_forward_and_jacobian_match_torch(act):
-    spec = nets.MLPSpec((3, 4, 2, 1), act, bias=False)
+    spec = MLP((3, 4, 2, 1), act, bias=False)
     assert spec.n_params == 3 * 4 + 4 * 2 + 2 * 1
     module = spec.module()
     assert all(m.bias is None for m in module if isinstance(m, torch.nn.Linear))
-    theta = nets.init_theta(spec, 3, nets.element_generator(0, 0)[0], 1.5)
+    theta = spec.init_theta(3, element_generator(0, 0)[0], 1.5)
     X = torch.as_tensor(np.random.default_rng(0).normal(size=(7, 3)))
-    out = nets.forward(spec, theta, X)
+    out = spec.forward(theta, X)
     for t, o in zip(theta, out):
         m = spec.module(t)
-        assert torch.equal(params.module_to_theta(m), t)  # parameters_to_vector of Linear(bias=False)
+        assert torch.equal(module_to_theta(m), t)  # parameters_to_vector of Linear(bias=False)
         torch.testing.assert_close(o, m(X), atol=1e-12, rtol=0)
-    _, J = nets.jacobian(spec, theta[0], X)
-    Jref = torch.func.jacrev(lambda t: nets.forward(spec, t, X))(theta[0])
+    _, J = spec.jacobian(theta[0], X)
+    Jref = torch.func.jacrev(lambda t: spec.forward(t, X))(theta[0])
     torch.testing.assert_close(J, Jref, atol=1e-12, rtol=0)
-    W, b = params.unflatten(theta[0], spec.widths, bias=False)[0]
+    W, b = layout.unflatten(theta[0], spec.widths, bias=False)[0]
     assert torch.equal(b, torch.zeros(4, dtype=torch.float64))
-    assert torch.equal(params.flatten(params.unflatten(theta, spec.widths, False), False), theta)
+    assert torch.equal(layout.flatten(layout.unflatten(theta, spec.widths, False), False), theta)
 
 
 @pytest.mark.parametrize("act", ["relu", "tanh"])
 def test_group_actions_keep_the_function_without_biases(act):
-    spec = nets.MLPSpec((2, 4, 3, 1), act, bias=False)
-    theta = nets.init_theta(spec, 1, nets.element_generator(1, 0)[0], 1.0)[0].numpy()
+    spec = MLP((2, 4, 3, 1), act, bias=False)
+    theta = spec.init_theta(1, element_generator(1, 0)[0], 1.0)[0].numpy()
     X = torch.as_tensor(np.random.default_rng(1).normal(size=(50, 2)))
-    for g in symmetries.sample(spec, 3, np.random.default_rng(2)):
-        copy = symmetries.act(spec, theta, g)
-        torch.testing.assert_close(nets.forward(spec, torch.as_tensor(copy), X), nets.forward(spec, torch.as_tensor(theta), X),
+    for g in spec.symmetry.sample(3, np.random.default_rng(2)):
+        copy = spec.symmetry.act(theta, g)
+        torch.testing.assert_close(spec.forward(torch.as_tensor(copy), X), spec.forward(torch.as_tensor(theta), X),
                                    atol=1e-12, rtol=1e-12)
-        aligned, _ = symmetries.align(spec, copy, theta)
+        aligned, _ = spec.symmetry.align(copy, theta)
         np.testing.assert_allclose(aligned, theta, atol=1e-12)
     if act == "relu":
-        T = identifiability.rescaling_directions(spec, theta)
+        T = spec.symmetry.tangents(theta)
         J = identifiability.output_jacobian(spec, theta, X.numpy())
         np.testing.assert_allclose(J @ T, 0.0, atol=1e-12)
 
 
 def test_sigmoid_without_bias_has_no_sign_flips():
-    assert not symmetries.symmetry_kinds(nets.MLPSpec((2, 3, 1), "sigmoid", bias=False))["sign_flip"]
-    assert symmetries.symmetry_kinds(nets.MLPSpec((2, 3, 1), "sigmoid"))["sign_flip"]
+    assert not MLP((2, 3, 1), "sigmoid", bias=False).symmetry.kinds["sign_flip"]
+    assert MLP((2, 3, 1), "sigmoid").symmetry.kinds["sign_flip"]
 
 
 def test_state_dict_of_a_bias_free_module_loads(tmp_path):
-    spec = nets.MLPSpec((2, 5, 1), "relu", bias=False)
+    spec = MLP((2, 5, 1), "relu", bias=False)
     m = spec.module()
-    theta = params.state_dict_to_theta(m.state_dict(), spec.widths, bias=False)
-    assert torch.equal(theta, params.module_to_theta(m))
-    with pytest.raises(Exception, match="need"):
-        params.state_dict_to_theta(nets.MLPSpec((2, 5, 1), "relu").module().state_dict(), spec.widths, bias=False)
+    torch.save(m.state_dict(), tmp_path / "m.pt")
+    np.testing.assert_array_equal(spec.load_state_dict(tmp_path / "m.pt"), module_to_theta(m).numpy())
+    torch.save(MLP((2, 5, 1), "relu").module().state_dict(), tmp_path / "biased.pt")
+    with pytest.raises(GenniError, match=r"unexpected key\(s\) 0\.bias, 2\.bias"):
+        spec.load_state_dict(tmp_path / "biased.pt")
 
 
 def test_bias_free_run_end_to_end(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from genni import config, models, nets, pipeline, store, train
+from genni import config, models, pipeline, store, train
 from genni.data import load_dataset
 from genni.errors import ConfigError
 
@@ -30,8 +30,8 @@ def test_mlp_hidden_preactivations_have_median_zero_and_no_unit_is_dead():
     X = _x(201, 3)
     assert sum(spec.dead_units(theta, X)) > 0
     c = spec.centre_biases(theta, X)
-    _, reps = nets.forward(spec, torch.as_tensor(c), torch.as_tensor(X), layers=True, preactivations=True)
-    names = nets.layer_names(spec, True)
+    _, reps = spec.layers(torch.as_tensor(c), torch.as_tensor(X), preactivations=True)
+    names = spec.layer_names(True)
     zs = [r.numpy() for n, r in zip(names, reps) if n.startswith("z")]
     assert len(zs) == 2
     for z in zs:

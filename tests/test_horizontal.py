@@ -31,21 +31,21 @@ KINDS = {
 def test_horizontal_removes_exactly_the_tangent_span():
     spec = models.from_dict(KINDS["cnn"][0])
     theta = spec.init_theta(1, torch.Generator().manual_seed(0))[0].numpy()
-    T = spec.symmetry_tangents(theta)
+    T = spec.symmetry.tangents(theta)
     rng = np.random.default_rng(1)
     a = rng.normal(size=(3, T.shape[1]))
     vertical = a @ T.T
-    assert np.abs(identifiability.horizontal(spec, theta, vertical)).max() <= 1e-12 * np.abs(vertical).max()
+    assert np.abs(spec.symmetry.horizontal(theta, vertical)).max() <= 1e-12 * np.abs(vertical).max()
     d = rng.normal(size=(3, spec.n_params))
-    h = identifiability.horizontal(spec, theta, d)
+    h = spec.symmetry.horizontal(theta, d)
     assert np.abs(h @ T).max() <= 1e-12 * np.abs(d).max() * np.abs(T).max() * spec.n_params
-    np.testing.assert_allclose(identifiability.horizontal(spec, theta, h), h, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(spec.symmetry.horizontal(theta, h), h, rtol=0, atol=1e-13)
     from tests.test_model_module import _conv
 
     plain = _conv()  # a researcher's module declaring no symmetries: δ unchanged
-    assert plain.symmetry_tangents(np.zeros(plain.n_params)).size == 0
+    assert plain.symmetry.tangents(np.zeros(plain.n_params)).size == 0
     e = rng.normal(size=(2, plain.n_params))
-    np.testing.assert_array_equal(identifiability.horizontal(plain, np.zeros(plain.n_params), e), e)
+    np.testing.assert_array_equal(plain.symmetry.horizontal(np.zeros(plain.n_params), e), e)
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
@@ -55,12 +55,12 @@ def test_a_copy_with_search_error_is_a_symmetry_copy(kind):
     rng = np.random.default_rng(3)
     X, Xh, Xf = _x(300, d_in, 4), _x(100, d_in, 5), 3.0 * _x(100, d_in, 6)
     theta = spec.centre_biases(spec.init_theta(1, torch.Generator().manual_seed(2), scale=1.5)[0].numpy(), X)
-    _, J = spec.jacobian(torch.as_tensor(spec.balance(theta))[None], torch.as_tensor(X))
+    _, J = spec.jacobian(torch.as_tensor(spec.symmetry.balance(theta))[None], torch.as_tensor(X))
     s = np.linalg.svd(J[0].reshape(-1, spec.n_params).numpy(), compute_uv=False)
-    tangents = spec.symmetry_tangents(theta).shape[1]
+    tangents = spec.symmetry.tangents(theta).shape[1]
     assert int((s > 1e-10 * s[0]).sum()) == spec.n_params - tangents  # the orbit is the whole local class
-    g = spec.sample_symmetries(1, rng)[0]
-    copy = spec.act(theta, g)
+    g = spec.symmetry.sample(1, rng)[0]
+    copy = spec.symmetry.act(theta, g)
     noisy = copy + 1e-7 * np.linalg.norm(copy) / np.sqrt(spec.n_params) * rng.normal(size=spec.n_params)
     with torch.no_grad():
         r = (spec.forward(torch.as_tensor(noisy), torch.as_tensor(X))

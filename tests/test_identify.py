@@ -4,9 +4,11 @@
 import numpy as np
 import pytest
 
-from genni import config, identifiability, nets, pipeline, search, store
+from genni import config, identifiability, pipeline, search, store
 from genni.cli import main
 from genni.errors import GenniError
+from genni.models import MLP
+from genni.seeds import element_generator
 
 from .conftest import append_symmetry_copies
 
@@ -100,13 +102,13 @@ def test_split_displacement_is_orthogonal():
 
 def test_linearity_against_finite_differences():
     """J(θ* + δ/2)·δ by forward mode against central differences; the midpoint rule's accuracy."""
-    spec = nets.MLPSpec((2, 4, 1), "tanh")
-    theta = nets.init_theta(spec, 1, nets.element_generator(0, 0)[0], 1.0)[0].numpy()
+    spec = MLP((2, 4, 1), "tanh")
+    theta = spec.init_theta(1, element_generator(0, 0)[0], 1.0)[0].numpy()
     X = np.random.default_rng(1).normal(size=(50, 2))
     delta = 1e-3 * np.random.default_rng(2).normal(size=(2, spec.n_params))
     import torch
     with torch.no_grad():
-        f = lambda t: nets.forward(spec, torch.as_tensor(t), torch.as_tensor(X)).numpy()  # noqa: E731
+        f = lambda t: spec.forward(torch.as_tensor(t), torch.as_tensor(X)).numpy()  # noqa: E731
         lin = np.stack([(f(theta + 1e-4 * d) - f(theta - 1e-4 * d)) / 2e-4 for d in delta])
         actual = np.stack([f(theta + d) - f(theta) for d in delta])
     # J at the midpoint θ* + δ/2 applied to δ: the central difference of f over [θ*, θ* + δ] is exactly that
@@ -137,10 +139,10 @@ def test_identify_cli(tmp_path, tiny_config, capsys):
 @pytest.mark.parametrize("act", ["relu", "tanh"])
 def test_search_elements_are_equivalent_not_copies_of_each_other(act):
     """Sanity of the whole chain on a tiny net: converged elements are equivalent on held-out inputs."""
-    spec = nets.MLPSpec((2, 4, 1), act)
+    spec = MLP((2, 4, 1), act)
     X = np.random.default_rng(0).normal(size=(64, 2))
     Xh = np.random.default_rng(1).normal(size=(64, 2))
-    theta = nets.init_theta(spec, 1, nets.element_generator(3, 0)[0], 3.0)[0].numpy()
+    theta = spec.init_theta(1, element_generator(3, 0)[0], 3.0)[0].numpy()
     prob = search.Problem.from_arrays(spec, theta, X, Xh)
     found = search.run_search(prob, search.SearchSettings(n=4, batch_size=4), seed=0)
     conv = found.converged

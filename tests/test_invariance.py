@@ -4,13 +4,16 @@ of a network have discrepancy < 1e-20 (float64), a non-symmetry does not."""
 import pytest
 import torch
 
-from genni import nets, params
+from genni.models import MLP
+from genni.models.activations import ACTIVATIONS
+from genni.models.mlp import layout
 from genni.search import discrepancy
+from genni.seeds import element_generator
 
 
 def _copy(spec, theta, layer, perm=None, scale=None, flip=None):
     """θ with hidden layer ``layer`` (1-based) permuted / rescaled / sign-flipped, built by hand."""
-    Ws = [(W.clone(), b.clone()) for W, b in params.unflatten(theta, spec.widths)]
+    Ws = [(W.clone(), b.clone()) for W, b in layout.unflatten(theta, spec.widths)]
     (Win, bin_), (Wout, bout) = Ws[layer - 1], Ws[layer]
     if perm is not None:
         Win, bin_, Wout = Win[perm], bin_[perm], Wout[:, perm]
@@ -19,7 +22,7 @@ def _copy(spec, theta, layer, perm=None, scale=None, flip=None):
     if flip is not None:  # tanh(-z) = -tanh(z)
         Win, bin_, Wout = Win * flip[:, None], bin_ * flip, Wout * flip[None, :]
     Ws[layer - 1], Ws[layer] = (Win, bin_), (Wout, bout)
-    return params.flatten(Ws)
+    return layout.flatten(Ws)
 
 
 @pytest.fixture
@@ -28,11 +31,11 @@ def setting():
     return X
 
 
-@pytest.mark.parametrize("act", nets.ACTIVATIONS)
+@pytest.mark.parametrize("act", ACTIVATIONS)
 def test_permuted_copy_is_exactly_equivalent(act, setting):
-    spec = nets.MLPSpec((2, 8, 8, 1), act)
-    theta = nets.init_theta(spec, 1, nets.element_generator(0, 0)[0], 3.0)[0]
-    Y = nets.forward(spec, theta, setting)
+    spec = MLP((2, 8, 8, 1), act)
+    theta = spec.init_theta(1, element_generator(0, 0)[0], 3.0)[0]
+    Y = spec.forward(theta, setting)
     perm = torch.randperm(8, generator=torch.Generator().manual_seed(1))
     copy = _copy(spec, _copy(spec, theta, 1, perm=perm), 2, perm=perm.flip(0))
     assert not torch.equal(copy, theta)
@@ -41,9 +44,9 @@ def test_permuted_copy_is_exactly_equivalent(act, setting):
 
 @pytest.mark.parametrize("act", ["relu", "leaky_relu"])
 def test_positive_rescaling_is_equivalent_and_negative_is_not(act, setting):
-    spec = nets.MLPSpec((2, 8, 8, 1), act)
-    theta = nets.init_theta(spec, 1, nets.element_generator(0, 0)[0], 3.0)[0]
-    Y = nets.forward(spec, theta, setting)
+    spec = MLP((2, 8, 8, 1), act)
+    theta = spec.init_theta(1, element_generator(0, 0)[0], 3.0)[0]
+    Y = spec.forward(theta, setting)
     c = torch.linspace(0.25, 4.0, 8, dtype=torch.float64)  # exact powers of two at the ends
     copy = _copy(spec, theta, 2, scale=c)
     assert discrepancy(spec, copy[None], setting, Y).item() < 1e-20
@@ -52,20 +55,20 @@ def test_positive_rescaling_is_equivalent_and_negative_is_not(act, setting):
 
 
 def test_tanh_sign_flip_is_equivalent(setting):
-    spec = nets.MLPSpec((2, 8, 8, 1), "tanh")
-    theta = nets.init_theta(spec, 1, nets.element_generator(0, 0)[0], 3.0)[0]
-    Y = nets.forward(spec, theta, setting)
+    spec = MLP((2, 8, 8, 1), "tanh")
+    theta = spec.init_theta(1, element_generator(0, 0)[0], 3.0)[0]
+    Y = spec.forward(theta, setting)
     flip = torch.tensor([1, -1, 1, -1, -1, 1, 1, -1], dtype=torch.float64)
     copy = _copy(spec, theta, 1, flip=flip)
     assert discrepancy(spec, copy[None], setting, Y).item() < 1e-20
     # the same flip is not a symmetry of relu
-    spec_r = nets.MLPSpec((2, 8, 8, 1), "relu")
-    Yr = nets.forward(spec_r, theta, setting)
+    spec_r = MLP((2, 8, 8, 1), "relu")
+    Yr = spec_r.forward(theta, setting)
     assert discrepancy(spec_r, copy[None], setting, Yr).item() > 1e-6
 
 
 def test_discrepancy_closed_form():
-    spec = nets.MLPSpec((1, 1), "relu")  # f(x) = w x + b
+    spec = MLP((1, 1), "relu")  # f(x) = w x + b
     X = torch.tensor([[0.0], [1.0], [2.0]], dtype=torch.float64)
     Y = torch.zeros(3, 1, dtype=torch.float64)
     theta = torch.tensor([[1.0, 1.0]], dtype=torch.float64)  # outputs 1, 2, 3

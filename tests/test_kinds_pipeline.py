@@ -110,7 +110,7 @@ def test_identify_above_the_svd_limit_takes_the_matrix_free_rank(tmp_path, monke
     info = pipeline.identify(path)
     run = store.load_run(path)
     model = models.from_dict(run.architecture)
-    J = identifiability.output_jacobian(model, model.balance(run.theta_ref), run.X)
+    J = identifiability.output_jacobian(model, model.symmetry.balance(run.theta_ref), run.X)
     assert info["method"] == "randomized" and info["verdicts"] == {}
     assert int(run.identifiability["rank"]) == info["rank"] == identifiability.spectrum(J).rank
     assert info["rank"] == model.n_params - 9 - 3 * 3  # P − w² − (B + 1)·w: the stream symmetries

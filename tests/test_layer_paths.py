@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from genni import config, nets, pipeline, store, symmetries
+from genni import config, pipeline, store
 from genni.cli import main
 from genni.errors import GenniError
+from genni.models import MLP
 from tests.conftest import append_symmetry_copies
 
 
@@ -64,7 +65,6 @@ def test_paths_cli_and_figure(tmp_path, tiny_config, capsys):
     assert (tmp_path / "f" / "layer_paths.png").stat().st_size > 10_000
     with pytest.raises(GenniError):
         pipeline.layer_paths(path, max_networks=0)
-    _ = (nets, symmetries)
 
 
 def _relu_run(tmp_path, copies=2):
@@ -95,8 +95,8 @@ def test_preactivations_progress_and_geodesic_positions(tmp_path):
     assert np.all(p["geodesic_off"][0] <= ends + 1e-9)
     # progress: distances to the output and to the labels, checked against genni.distance directly
     run = store.load_run(path)
-    spec = nets.MLPSpec.from_dict(run.architecture)
-    _, reps = nets.forward(spec, torch.as_tensor(run.theta_ref), torch.as_tensor(run.X), layers=True, preactivations=True)
+    spec = MLP.from_dict(run.architecture)
+    _, reps = spec.layers(torch.as_tensor(run.theta_ref), torch.as_tensor(run.X), preactivations=True)
     onehot = np.eye(2)[run.labels]
     for l in range(L):
         want = geometry.distance(reps[l].numpy(), onehot, "zscore_procrustes")

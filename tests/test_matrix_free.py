@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from genni import data, nets, params
+from genni import data
+from genni.models import MLP
 from genni.models.base import Model
+from genni.models.mlp import layout
 
 S = importlib.import_module("genni.search")
 
@@ -19,32 +21,32 @@ S = importlib.import_module("genni.search")
 def test_products_match_torch_func_and_the_full_jacobian(act, bias):
     """J·v and Jᵀ·u to 1e-10 (relative) of torch.func.jvp / vjp through the torch module; diag(JᵀJ) to
     1e-12 of the full closed-form Jacobian's column norms."""
-    spec = nets.MLPSpec((3, 5, 4, 2), act, bias=bias)
+    spec = MLP((3, 5, 4, 2), act, bias=bias)
     g = torch.Generator().manual_seed(1)
-    th = nets.init_theta(spec, 3, g, 2.0)
+    th = spec.init_theta(3, g, 2.0)
     X = torch.randn(9, 3, generator=g, dtype=torch.float64)
     v = torch.randn(3, spec.n_params, generator=g, dtype=torch.float64)
     u = torch.randn(3, 9, 2, generator=g, dtype=torch.float64)
-    Jv, JTu = nets.jvp(spec, th, X, v), nets.vjp(spec, th, X, u)
+    Jv, JTu = spec.jvp(th, X, v), spec.vjp(th, X, u)
     # the oracle: torch.func.jvp / vjp of functional_call on the torch.nn.Sequential (Model's generic path)
     ref_jv, ref_vjp = Model.jvp(spec, th, X, v), Model.vjp(spec, th, X, u)
     assert torch.allclose(Jv, ref_jv, rtol=1e-10, atol=1e-10 * float(ref_jv.abs().max()))
     assert torch.allclose(JTu, ref_vjp, rtol=1e-10, atol=1e-10 * float(ref_vjp.abs().max()))
-    _, J = nets.jacobian(spec, th, X)
-    d = nets.jtj_diagonal(spec, th, X)
+    _, J = spec.jacobian(th, X)
+    d = spec.jtj_diagonal(th, X)
     assert torch.allclose(d, (J * J).sum((1, 2)), rtol=1e-12, atol=1e-12 * float(d.max()))
 
 
 def test_layouts_agree_with_params():
-    spec = nets.MLPSpec((2, 3, 1), "tanh")
-    assert spec.n_params == params.n_params(spec.widths)
+    spec = MLP((2, 3, 1), "tanh")
+    assert spec.n_params == layout.n_params(spec.widths)
 
 
 @pytest.fixture(scope="module")
 def tanh_problem():
     ds = data.load_dataset("moons", n_probe=128, n_heldout=64, n_train=200, seed=0)
-    spec = nets.MLPSpec((2, 8, 1), "tanh")
-    theta = nets.init_theta(spec, 1, torch.Generator().manual_seed(3), 2.0)[0].numpy()
+    spec = MLP((2, 8, 1), "tanh")
+    theta = spec.init_theta(1, torch.Generator().manual_seed(3), 2.0)[0].numpy()
     return S.Problem.from_arrays(spec, theta, ds.X_probe, ds.X_heldout)
 
 

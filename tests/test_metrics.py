@@ -6,7 +6,6 @@ import scipy.linalg
 import torch
 from scipy.stats import ortho_group
 
-from genni import nets, symmetries
 from genni.geometry import (
     METRICS,
     angle,
@@ -19,6 +18,7 @@ from genni.geometry import (
     warn_missing_symmetries,
     zscore,
 )
+from genni.models import MLP
 
 NAMES = ("angular_cka", "angular_procrustes", "procrustes", "zscore_procrustes", "zscore_permutation")
 ROTATION_INVARIANT = [m for m in NAMES if "orthogonal" in METRICS[m].invariances]
@@ -250,13 +250,13 @@ def test_warnings_for_missing_symmetries():
 
 
 def test_rescaled_permuted_relu_copy_is_identical_under_quotient_metrics():
-    spec = nets.MLPSpec((3, 8, 6, 2), "relu")
-    theta = nets.init_theta(spec, 1, torch.Generator().manual_seed(0), scale=2.0)[0]
+    spec = MLP((3, 8, 6, 2), "relu")
+    theta = spec.init_theta(1, torch.Generator().manual_seed(0), scale=2.0)[0]
     X = torch.randn(64, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    g = symmetries.sample(spec, 1, np.random.default_rng(2), log_scale=1.0)[0]
-    theta2 = torch.as_tensor(symmetries.act(spec, theta.numpy(), g))
-    _, reps1 = nets.forward(spec, theta, X, layers=True)
-    _, reps2 = nets.forward(spec, theta2, X, layers=True)
+    g = spec.symmetry.sample(1, np.random.default_rng(2), log_scale=1.0)[0]
+    theta2 = torch.as_tensor(spec.symmetry.act(theta.numpy(), g))
+    _, reps1 = spec.layers(theta, X)
+    _, reps2 = spec.layers(theta2, X)
     cka = []
     for a, b in zip(reps1, reps2):
         a, b = a.numpy(), b.numpy()

@@ -12,7 +12,8 @@ import torch
 
 from genni import models
 from genni.errors import ConfigError
-from genni.models.cnn import CNN, CNNGroupElement
+from genni.models import GroupElement
+from genni.models.cnn import CNN
 from tests.test_model_contract import ModelContract
 
 
@@ -37,11 +38,11 @@ class CNNChecks:
         rng = np.random.default_rng(3)
         ref = theta[0].numpy()
         scale = np.linalg.norm(ref)
-        for g in model.sample_symmetries(4, rng):
-            moved = model.act(ref, g)
-            aligned, h = model.align(moved, ref)
-            np.testing.assert_allclose(model.act(moved, h), aligned, rtol=0, atol=1e-12 * scale)
-            np.testing.assert_allclose(model.balance(aligned), model.balance(ref), rtol=0, atol=1e-10)
+        for g in model.symmetry.sample(4, rng):
+            moved = model.symmetry.act(ref, g)
+            aligned, h = model.symmetry.align(moved, ref)
+            np.testing.assert_allclose(model.symmetry.act(moved, h), aligned, rtol=0, atol=1e-12 * scale)
+            np.testing.assert_allclose(model.symmetry.balance(aligned), model.symmetry.balance(ref), rtol=0, atol=1e-10)
             np.testing.assert_allclose(aligned, ref, rtol=0, atol=1e-10 * scale)
             out, want = model.forward(torch.as_tensor(aligned), X), model.forward(theta[0], X)
             torch.testing.assert_close(out, want, rtol=1e-12, atol=1e-12 * float(want.abs().max()))
@@ -49,22 +50,22 @@ class CNNChecks:
     def test_balance_is_canonical_and_keeps_the_function(self, case):
         model, X, theta, _ = case
         ref = theta[0].numpy()
-        b = model.balance(ref)
+        b = model.symmetry.balance(ref)
         want = model.forward(theta[0], X)
         torch.testing.assert_close(model.forward(torch.as_tensor(b), X), want, rtol=1e-12,
                                    atol=1e-12 * float(want.abs().max()))
-        np.testing.assert_allclose(model.balance(b), b, rtol=0, atol=1e-12)
-        if model.symmetry_kinds()["rescaling"]:  # constant on the rescaling orbit, unit-norm incoming vectors
-            g = model.sample_symmetries(1, np.random.default_rng(4))[0]
-            g = CNNGroupElement(tuple(np.arange(w) for w in model.hidden_widths), g.factors)  # no permutation
-            np.testing.assert_allclose(model.balance(model.act(ref, g)), b, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(model.symmetry.balance(b), b, rtol=0, atol=1e-12)
+        if model.symmetry.kinds["rescaling"]:  # constant on the rescaling orbit, unit-norm incoming vectors
+            g = model.symmetry.sample(1, np.random.default_rng(4))[0]
+            g = GroupElement(tuple(np.arange(w) for w in model.hidden_widths), g.factors)  # no permutation
+            np.testing.assert_allclose(model.symmetry.balance(model.symmetry.act(ref, g)), b, rtol=0, atol=1e-10)
             p = model.unflatten(b)
             for layer in range(len(model.hidden_widths)):
                 np.testing.assert_allclose(np.linalg.norm(model._incoming(p, layer), axis=1), 1.0, rtol=1e-12)
 
     def test_tangent_rank_is_the_number_of_hidden_units(self, case):
         model, _, theta, _ = case
-        T = model.symmetry_tangents(theta[0].numpy())
+        T = model.symmetry.tangents(theta[0].numpy())
         want = sum(model.hidden_widths) if model.activation in ("relu", "leaky_relu") else 0
         assert T.shape == (model.n_params, want)
         if want:
@@ -118,9 +119,9 @@ class CNNChecks:
             assert pat is None
             return
         assert pat.dtype == bool and pat.size > 0 and 0 < pat.mean() < 1
-        g = model.sample_symmetries(1, np.random.default_rng(5))[0]
-        g = CNNGroupElement(tuple(np.arange(w) for w in model.hidden_widths), g.factors)
-        np.testing.assert_array_equal(model.activation_pattern(model.act(th, g), X), pat)
+        g = model.symmetry.sample(1, np.random.default_rng(5))[0]
+        g = GroupElement(tuple(np.arange(w) for w in model.hidden_widths), g.factors)
+        np.testing.assert_array_equal(model.activation_pattern(model.symmetry.act(th, g), X), pat)
 
     def test_json_text_round_trip_and_describe(self, case):
         model, *_ = case
@@ -163,21 +164,21 @@ def _tiny(**kw):
 
 
 def test_symmetry_kinds_say_exactly_what_holds():
-    assert _tiny(activation="relu").symmetry_kinds() == {
+    assert _tiny(activation="relu").symmetry.kinds == {
         "permutation": True, "rescaling": True, "sign_flip": False, "sign_flip_channels": False,
         "sign_flip_dense": False}
-    k = _tiny(activation="tanh", pool="max").symmetry_kinds()
+    k = _tiny(activation="tanh", pool="max").symmetry.kinds
     assert not k["rescaling"] and k["sign_flip"] and not k["sign_flip_channels"] and k["sign_flip_dense"]
     for pool in ("avg", "none"):
-        assert _tiny(activation="tanh", pool=pool).symmetry_kinds()["sign_flip_channels"]
-    assert not _tiny(activation="tanh", pool="max", dense=()).symmetry_kinds()["sign_flip"]
-    assert not any(v for k, v in _tiny(activation="gelu").symmetry_kinds().items() if k != "permutation")
+        assert _tiny(activation="tanh", pool=pool).symmetry.kinds["sign_flip_channels"]
+    assert not _tiny(activation="tanh", pool="max", dense=()).symmetry.kinds["sign_flip"]
+    assert not any(v for k, v in _tiny(activation="gelu").symmetry.kinds.items() if k != "permutation")
 
 
 def _flip_first_channel(model):
     ones = [np.ones(w) for w in model.hidden_widths]
     ones[0][0] = -1.0
-    return CNNGroupElement(tuple(np.arange(w) for w in model.hidden_widths), tuple(ones))
+    return GroupElement(tuple(np.arange(w) for w in model.hidden_widths), tuple(ones))
 
 
 @pytest.mark.parametrize("pool,exact", [("max", False), ("avg", True), ("none", True)])
@@ -186,11 +187,11 @@ def test_tanh_channel_sign_flip_is_exact_only_without_max_pooling(pool, exact):
     theta = model.init_theta(1, torch.Generator().manual_seed(0), 2.0)[0]
     X = torch.as_tensor(_x(20, model.in_dim))
     ref = model.forward(theta, X)
-    moved = model.forward(torch.as_tensor(model.act(theta.numpy(), _flip_first_channel(model))), X)
+    moved = model.forward(torch.as_tensor(model.symmetry.act(theta.numpy(), _flip_first_channel(model))), X)
     err = float((moved - ref).abs().max() / ref.abs().max())
     assert (err < 1e-12) if exact else (err > 1e-3)
     if pool == "max":  # the sampled group never flips a conv channel there
-        for g in model.sample_symmetries(5, np.random.default_rng(0)):
+        for g in model.symmetry.sample(5, np.random.default_rng(0)):
             assert np.all(g.factors[0] == 1.0)
 
 
@@ -199,10 +200,10 @@ def test_relu_channel_rescaling_is_exact_for_both_poolings(pool):
     model = _tiny(activation="relu", pool=pool)
     theta = model.init_theta(1, torch.Generator().manual_seed(0), 2.0)[0]
     X = torch.as_tensor(_x(20, model.in_dim))
-    g = CNNGroupElement(tuple(np.arange(w) for w in model.hidden_widths),
+    g = GroupElement(tuple(np.arange(w) for w in model.hidden_widths),
                         (np.array([3.0, 0.25]), np.ones(3)))
     ref = model.forward(theta, X)
-    torch.testing.assert_close(model.forward(torch.as_tensor(model.act(theta.numpy(), g)), X), ref, rtol=1e-12,
+    torch.testing.assert_close(model.forward(torch.as_tensor(model.symmetry.act(theta.numpy(), g)), X), ref, rtol=1e-12,
                                atol=1e-12 * float(ref.abs().max()))
 
 
@@ -232,7 +233,7 @@ def test_relu_functional_dimension_meets_the_rescaling_bound(spec, n, seed):
     X = torch.randn(n, model.in_dim, generator=torch.Generator().manual_seed(seed + 100), dtype=torch.float64)
     assert not any(model.dead_units(theta[0].numpy(), X.numpy()))
     J = _jacobian(model, theta, X)
-    T = model.symmetry_tangents(theta[0].numpy())
+    T = model.symmetry.tangents(theta[0].numpy())
     m = sum(model.hidden_widths)
     assert np.linalg.matrix_rank(T) == T.shape[1] == m
     assert _rank(J) == model.n_params - m

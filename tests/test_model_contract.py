@@ -2,8 +2,8 @@
 
 Each registered kind gets a subclass of :class:`ModelContract` that says how to build a small instance;
 the contract checks the closed forms (where a kind has them) against the torch module and torch.func,
-the JSON round trip, and the symmetry group: sampled elements leave the outputs unchanged and the
-continuous symmetries' tangents lie in the null space of J.
+the JSON round trip, and (through :class:`~tests.test_symmetry_contract.SymmetryContract`) the symmetry
+group.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import torch
 
 from genni import models
 from genni.models.base import Model
+from tests.test_symmetry_contract import SymmetryContract
 
 
-class ModelContract:
-    """Subclasses set ``make()`` -> (model, X [n, ...]); the rest is inherited."""
+class ModelContract(SymmetryContract):
+    """Subclasses set ``make()`` -> (model, X [n, ...]); the rest, the symmetry contract too, is inherited."""
 
     N = 3
     rtol = 1e-10
@@ -104,26 +105,6 @@ class ModelContract:
             assert not np.allclose(c[hidden], th[hidden])
         np.testing.assert_allclose(model.centre_biases(c, X.numpy()), c, rtol=0, atol=1e-12 * np.abs(c).max())
 
-    def test_symmetries_leave_the_function_unchanged(self, case):
-        model, X, theta, _ = case
-        rng = np.random.default_rng(1)
-        th = theta[0].numpy()
-        ref = model.forward(theta[0], X)
-        for gr in model.sample_symmetries(4, rng):
-            moved = torch.as_tensor(model.act(th, gr))
-            torch.testing.assert_close(model.forward(moved, X), ref, rtol=1e-12, atol=1e-12 * float(ref.abs().max()))
-
-    def test_planted_copies_align_back(self, case):
-        """align(g·θ, θ) recovers θ (up to the continuous symmetries balance removes) for kinds that align."""
-        model, X, theta, _ = case
-        if not model.aligns:
-            pytest.skip(f"{model.kind}: no alignment declared (align is the identity)")
-        th = theta[0].numpy()
-        for gr in model.sample_symmetries(3, np.random.default_rng(4)):
-            aligned, _ = model.align(model.act(th, gr), th)
-            want = model.balance(th)
-            np.testing.assert_allclose(model.balance(aligned), want, rtol=0, atol=1e-9 * np.abs(want).max())
-
     def test_layers_end_with_the_output(self, case):
         model, X, theta, _ = case
         out, reps = model.layers(theta, X)
@@ -132,15 +113,6 @@ class ModelContract:
         torch.testing.assert_close(reps[-1], model.forward(theta, X), rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(out, reps[-1], rtol=0, atol=0)
 
-    def test_continuous_symmetry_tangents_are_vertical(self, case):
-        model, X, theta, _ = case
-        T = model.symmetry_tangents(theta[0].numpy())
-        assert T.shape[0] == model.n_params
-        if T.shape[1] == 0:
-            return
-        _, J = model.jacobian(theta[:1], X)
-        J = J[0].reshape(-1, model.n_params).numpy()
-        assert np.linalg.norm(J @ T) <= 1e-10 * np.linalg.norm(J) * np.linalg.norm(T)
 
 
 def _x(n, d, seed=2):
@@ -187,7 +159,7 @@ def test_resmlp_functional_dimension_meets_its_symmetry_bound():
         J = J[0].reshape(-1, model.n_params).numpy()
         s = np.linalg.svd(J, compute_uv=False)
         rank = int((s > 1e-9 * s[0]).sum())
-        T = model.symmetry_tangents(theta[0].numpy())
+        T = model.symmetry.tangents(theta[0].numpy())
         expected = 9 + 3 * 3 + (2 * 5 if act == "relu" else 0)
         assert np.linalg.matrix_rank(T) == T.shape[1] == expected
         assert rank == model.n_params - expected

@@ -142,10 +142,10 @@ def test_representations_follow_the_sequential_without_reshapes():
 def test_no_declaration_means_no_symmetries_assumed():
     m = _conv()
     theta = m.init_theta(1, torch.Generator().manual_seed(0))[0].numpy()
-    assert m.symmetry_tangents(theta).shape == (m.n_params, 0)
-    gs = m.sample_symmetries(3, np.random.default_rng(0))
-    assert len(gs) == 3 and all(np.array_equal(m.act(theta, g), theta) for g in gs)
-    assert m.symmetry_kinds() == {"declared": False}
+    assert m.symmetry.tangents(theta).shape == (m.n_params, 0)
+    gs = m.symmetry.sample(3, np.random.default_rng(0))
+    assert len(gs) == 3 and all(np.array_equal(m.symmetry.act(theta, g), theta) for g in gs)
+    assert m.symmetry.kinds == {"declared": False}
     assert m.describe() == f"torch module {CONV} ({m.n_params:,} parameters; no symmetries assumed — none declared)"
     assert m.expected_rank() == m.n_params
 
@@ -154,9 +154,9 @@ def test_declared_rescaling_is_the_whole_null_space():
     """ScaledMLP's declared tangents are vertical, independent (one per hidden unit) and, at a generic θ
     over many inputs, span exactly the null space of J."""
     m = _mlp()
-    assert m.symmetry_kinds() == {"declared": True} and "declares" in m.describe()
+    assert m.symmetry.kinds == {"declared": True} and "declares" in m.describe()
     theta = m.init_theta(1, torch.Generator().manual_seed(4), 2.0)
-    T = m.symmetry_tangents(theta[0].numpy())
+    T = m.symmetry.tangents(theta[0].numpy())
     assert T.shape == (m.n_params, 4) and np.linalg.matrix_rank(T) == 4
     _, J = m.jacobian(theta, torch.as_tensor(_x(300, 2, seed=5)))
     J = J[0].reshape(-1, m.n_params).numpy()
@@ -165,8 +165,8 @@ def test_declared_rescaling_is_the_whole_null_space():
     assert int((s > 1e-9 * s[0]).sum()) == m.n_params - 4 == m.expected_rank()
     X = torch.as_tensor(_x(20, 2))
     ref = m.forward(theta[0], X)
-    for g in m.sample_symmetries(3, np.random.default_rng(0)):
-        moved = m.act(theta[0].numpy(), g)
+    for g in m.symmetry.sample(3, np.random.default_rng(0)):
+        moved = m.symmetry.act(theta[0].numpy(), g)
         assert not np.allclose(moved, theta[0].numpy())
         torch.testing.assert_close(m.forward(torch.as_tensor(moved), X), ref, rtol=1e-12, atol=1e-12)
 

@@ -4,41 +4,45 @@ import numpy as np
 import pytest
 import torch
 
-from genni import nets, params
 from genni.errors import ConfigError, GenniError
+from genni.models import MLP
+from genni.models.activations import ACTIVATIONS
+from genni.models.base import module_to_theta
+from genni.models.mlp import layout
+from genni.seeds import element_generator
 
 WIDTHS = (3, 5, 4, 2)
 
 
 def _theta(spec, n=4, seed=0, scale=2.0):
-    g, _ = nets.element_generator(seed, 1)
-    return nets.init_theta(spec, n, g, scale)
+    g, _ = element_generator(seed, 1)
+    return spec.init_theta(n, g, scale)
 
 
-@pytest.mark.parametrize("act", nets.ACTIVATIONS)
+@pytest.mark.parametrize("act", ACTIVATIONS)
 def test_batched_forward_equals_torch_module(act):
-    spec = nets.MLPSpec(WIDTHS, act)
+    spec = MLP(WIDTHS, act)
     theta = _theta(spec)
     X = torch.randn(11, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    out = nets.forward(spec, theta, X)
+    out = spec.forward(theta, X)
     assert out.shape == (4, 11, 2)
     for t, o in zip(theta, out):
         module = spec.module(t)
         torch.testing.assert_close(o, module(X), atol=1e-12, rtol=0)
         # parameters_to_vector of the module is exactly our layout
-        assert torch.equal(params.module_to_theta(module), t)
+        assert torch.equal(module_to_theta(module), t)
     # one θ [P] and a batch [N, P] take different kernels (which vectorised sigmoid/tanh path and
     # BLAS kernel runs depends on the CPU, the shape and the thread count), so they agree to a few
     # ulps, not bitwise: 1e-14 relative is ~50 ulps of float64
-    torch.testing.assert_close(nets.forward(spec, theta[0], X), out[0], atol=1e-14, rtol=1e-14)
+    torch.testing.assert_close(spec.forward(theta[0], X), out[0], atol=1e-14, rtol=1e-14)
 
 
-@pytest.mark.parametrize("act", nets.ACTIVATIONS)
+@pytest.mark.parametrize("act", ACTIVATIONS)
 def test_layers_are_the_module_intermediates(act):
-    spec = nets.MLPSpec((2, 3, 3, 1), act)
+    spec = MLP((2, 3, 3, 1), act)
     theta = _theta(spec, n=1)[0]
     X = torch.randn(5, 2, dtype=torch.float64)
-    _, reps = nets.forward(spec, theta, X, layers=True)
+    _, reps = spec.layers(theta, X)
     module = spec.module(theta)
     h, expected = X, [X]
     for layer in module:
@@ -50,66 +54,68 @@ def test_layers_are_the_module_intermediates(act):
         torch.testing.assert_close(a, b, atol=1e-14, rtol=0)
 
 
-@pytest.mark.parametrize("act", nets.ACTIVATIONS)
+@pytest.mark.parametrize("act", ACTIVATIONS)
 def test_jacobian_matches_torch_func_and_finite_differences(act):
-    spec = nets.MLPSpec(WIDTHS, act)
+    spec = MLP(WIDTHS, act)
     theta = _theta(spec, n=3)
     X = torch.randn(7, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    f, J = nets.jacobian(spec, theta, X)
-    torch.testing.assert_close(f, nets.forward(spec, theta, X), atol=1e-14, rtol=0)
+    f, J = spec.jacobian(theta, X)
+    torch.testing.assert_close(f, spec.forward(theta, X), atol=1e-14, rtol=0)
     for t, Jt in zip(theta, J):
-        oracle = torch.func.jacrev(lambda th: nets.forward(spec, th, X))(t)
+        oracle = torch.func.jacrev(lambda th: spec.forward(th, X))(t)
         assert torch.linalg.norm(Jt - oracle) <= 1e-12 * torch.linalg.norm(oracle)
         # central differences: error O(h²) ~ 1e-10 for smooth activations; relu/leaky
         # are piecewise linear, exact unless a kink is crossed (h is far below the margin here)
         h = 1e-5
         e = torch.eye(spec.n_params, dtype=torch.float64)
-        fd = torch.stack([(nets.forward(spec, t + h * e[i], X) - nets.forward(spec, t - h * e[i], X)) / (2 * h)
+        fd = torch.stack([(spec.forward(t + h * e[i], X) - spec.forward(t - h * e[i], X)) / (2 * h)
                           for i in range(spec.n_params)], dim=-1)
         assert torch.linalg.norm(Jt - fd) <= 1e-8 * torch.linalg.norm(oracle)
 
 
 def test_flatten_unflatten_round_trip():
-    spec = nets.MLPSpec((4, 3, 2), "tanh")
+    spec = MLP((4, 3, 2), "tanh")
     theta = _theta(spec, n=5)
-    layers = params.unflatten(theta, spec.widths)
+    layers = layout.unflatten(theta, spec.widths)
     assert [tuple(W.shape) for W, _ in layers] == [(5, 3, 4), (5, 2, 3)]
     assert [tuple(b.shape) for _, b in layers] == [(5, 3), (5, 2)]
-    assert torch.equal(params.flatten(layers), theta)
+    assert torch.equal(layout.flatten(layers), theta)
     # row-major weight: entry (o, i) of layer 1 sits at o * in + i
     assert layers[0][0][2, 1, 3] == theta[2, 1 * 4 + 3]
-    assert params.n_params(spec.widths) == spec.n_params == 4 * 3 + 3 + 3 * 2 + 2
+    assert layout.n_params(spec.widths) == spec.n_params == 4 * 3 + 3 + 3 * 2 + 2
     with pytest.raises(GenniError):
-        params.unflatten(theta[:, :-1], spec.widths)
+        layout.unflatten(theta[:, :-1], spec.widths)
 
 
-def test_state_dict_round_trip():
-    spec = nets.MLPSpec((2, 7, 3), "gelu")
+def test_state_dict_round_trip_by_key_and_by_position():
+    spec = MLP((2, 7, 3), "gelu")
     module = spec.module()
-    theta = params.state_dict_to_theta(module.state_dict(), spec.widths)
-    assert torch.equal(theta, params.module_to_theta(module))
-    with pytest.raises(GenniError, match="shapes"):
-        params.state_dict_to_theta(module.state_dict(), (2, 6, 3))
+    theta = spec.theta_from_state_dict(module.state_dict())
+    np.testing.assert_array_equal(theta, module_to_theta(module).numpy())
+    renamed = {f"layer{i}": v for i, v in enumerate(module.state_dict().values())}  # same layers, other names
+    np.testing.assert_array_equal(spec.theta_from_state_dict(renamed), theta)
+    with pytest.raises(GenniError, match=r"wrong shape\(s\) 0\.weight \[7, 2\] where the module has \[6, 2\]"):
+        MLP((2, 6, 3), "gelu").theta_from_state_dict(module.state_dict())
 
 
 def test_spec_json_round_trip_and_validation():
-    spec = nets.MLPSpec((2, 16, 16, 1), "leaky_relu", negative_slope=0.2)
-    again = nets.MLPSpec.from_json(spec.to_json())
+    spec = MLP((2, 16, 16, 1), "leaky_relu", negative_slope=0.2)
+    again = MLP.from_json(spec.to_json())
     assert again == spec
     assert {"kind", "widths", "activation"} <= set(spec.to_dict())
     with pytest.raises(ConfigError, match="activation"):
-        nets.MLPSpec((2, 1), "swish")
+        MLP((2, 1), "swish")
     with pytest.raises(ConfigError, match="widths"):
-        nets.MLPSpec((2,), "relu")
+        MLP((2,), "relu")
 
 
 def test_init_is_seeded_and_bounded():
-    spec = nets.MLPSpec((3, 8, 1), "relu")
-    a = nets.init_theta(spec, 2, nets.element_generator(5, 0)[0])
-    b = nets.init_theta(spec, 2, nets.element_generator(5, 0)[0])
-    c = nets.init_theta(spec, 2, nets.element_generator(5, 1)[0])
+    spec = MLP((3, 8, 1), "relu")
+    a = spec.init_theta(2, element_generator(5, 0)[0])
+    b = spec.init_theta(2, element_generator(5, 0)[0])
+    c = spec.init_theta(2, element_generator(5, 1)[0])
     assert torch.equal(a, b) and not torch.equal(a, c)
-    W1 = params.unflatten(a, spec.widths)[0][0]
+    W1 = layout.unflatten(a, spec.widths)[0][0]
     assert W1.abs().max() <= 1 / np.sqrt(3)
 
 
@@ -117,17 +123,17 @@ def test_init_is_seeded_and_bounded():
 def test_forward_combination_equals_forward_at_the_combined_theta(act):
     """f at θ_i = Σ_j c_ij stack_j without forming θ_i: equal to the plain forward pass up to
     rounding (1e-12 relative to the output scale: sums in another order, O(depth·width) ulps)."""
-    spec = nets.MLPSpec((3, 7, 5, 2), act)
+    spec = MLP((3, 7, 5, 2), act)
     g = torch.Generator().manual_seed(3)
-    stack = nets.init_theta(spec, 4, g).double()
+    stack = spec.init_theta(4, g).double()
     coeffs = torch.randn(9, 4, generator=g, dtype=torch.float64)
     X = torch.randn(11, 3, generator=g, dtype=torch.float64)
-    got = nets.forward_combination(spec, stack, coeffs, X)
-    want = nets.forward(spec, coeffs @ stack, X)
+    got = spec.forward_combination(stack, coeffs, X)
+    want = spec.forward(coeffs @ stack, X)
     assert got.shape == (9, 11, 2)
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12 * float(want.abs().max()))
-    one = nets.MLPSpec((3, 2), act)  # no hidden layer: the affine map alone
-    s1 = nets.init_theta(one, 2, g).double()
-    torch.testing.assert_close(nets.forward_combination(one, s1, coeffs[:, :2], X), nets.forward(one, coeffs[:, :2] @ s1, X))
+    one = MLP((3, 2), act)  # no hidden layer: the affine map alone
+    s1 = one.init_theta(2, g).double()
+    torch.testing.assert_close(one.forward_combination(s1, coeffs[:, :2], X), one.forward(coeffs[:, :2] @ s1, X))
     with pytest.raises(ValueError):
-        nets.forward_combination(spec, stack, coeffs[:, :3], X)
+        spec.forward_combination(stack, coeffs[:, :3], X)

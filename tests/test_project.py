@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from genni import config, nets, pipeline, projection, search, store
+from genni import config, pipeline, projection, search, store
 from genni.cli import main
 from genni.errors import GenniError
+from genni.models import MLP
 
 
 class Interrupt(Exception):
@@ -31,7 +32,7 @@ def test_project_stores_contract_names_and_true_values(run_file):
     assert p["axes"].shape == (k, 21) and p["values"].shape == (21, 21) and p["values_heldout"].shape == (21, 21)
     assert not np.isnan(p["values"]).any() and p["attrs"]["epsilon"] == info["epsilon"]
     # values are the discrepancy at origin + Σ axes[i][j_i] basis[i]
-    spec = nets.MLPSpec.from_dict(run.architecture)
+    spec = MLP.from_dict(run.architecture)
     import torch
     for i, j in [(0, 0), (5, 17), (20, 3)]:
         theta = p["origin"] + p["axes"][0, i] * p["basis"][0] + p["axes"][1, j] * p["basis"][1]
@@ -86,7 +87,7 @@ def test_project_errors(run_file):
 def test_grid_on_cuda_equals_cpu(run_file):
     """Same grid on the GPU and the CPU (float64 on both: equal to 1e-12 of the grid's scale)."""
     run = store.load_run(run_file)
-    spec = nets.MLPSpec.from_dict(run.architecture)
+    spec = MLP.from_dict(run.architecture)
     sub = projection.random_subspace(spec, run.theta_ref, run.theta_ref[None], k=2, seed=0)
     axes = np.tile(np.linspace(-1, 1, 21), (2, 1))
     cpu = projection.evaluate_grid(spec, run.X, run.Y, sub.origin, sub.basis, axes)

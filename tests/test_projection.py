@@ -5,20 +5,22 @@ import numpy as np
 import pytest
 import torch
 
-from genni import identifiability, nets
+from genni import identifiability
 from genni import projection as Pj
-from genni import symmetries as S
+from genni.models import MLP, GroupElement
+from genni.models.mlp import layout
 from genni.search import discrepancy
+from genni.seeds import element_generator
 
 X = np.random.default_rng(0).normal(size=(64, 2))
 
 
 def _theta(spec, seed=0, scale=3.0):
-    return nets.init_theta(spec, 1, nets.element_generator(seed, 0)[0], scale)[0].numpy()
+    return spec.init_theta(1, element_generator(seed, 0)[0], scale)[0].numpy()
 
 
 def _out(spec, theta):
-    return nets.forward(spec, torch.as_tensor(theta), torch.as_tensor(X)).numpy()
+    return spec.forward(torch.as_tensor(theta), torch.as_tensor(X)).numpy()
 
 
 def _direct(spec, thetas, Y):
@@ -27,9 +29,9 @@ def _direct(spec, thetas, Y):
 
 @pytest.fixture(scope="module")
 def relu():
-    spec = nets.MLPSpec((2, 6, 1), "relu")
+    spec = MLP((2, 6, 1), "relu")
     theta = _theta(spec)
-    copies = np.stack([S.act(spec, theta, g) for g in S.sample(spec, 8, np.random.default_rng(1), log_scale=0.5)])
+    copies = np.stack([spec.symmetry.act(theta, g) for g in spec.symmetry.sample(8, np.random.default_rng(1), log_scale=0.5)])
     return spec, theta, _out(spec, theta), copies
 
 
@@ -109,7 +111,7 @@ def test_filter_normalised_direction_matches_row_norms(relu):
     spec, theta, _, _ = relu
     for exclude in (True, False):
         d = Pj.filter_normalized_direction(spec, theta, np.random.default_rng(5), exclude_bias=exclude)
-        for (Wd, bd), (W, b) in zip(nets.params.unflatten(d, spec.widths), nets.params.unflatten(theta, spec.widths)):
+        for (Wd, bd), (W, b) in zip(layout.unflatten(d, spec.widths), layout.unflatten(theta, spec.widths)):
             if exclude:
                 assert np.all(bd == 0)
                 np.testing.assert_allclose(np.linalg.norm(Wd, axis=1), np.linalg.norm(W, axis=1), rtol=1e-12)
@@ -117,7 +119,7 @@ def test_filter_normalised_direction_matches_row_norms(relu):
                 np.testing.assert_allclose(np.hypot(np.linalg.norm(Wd, axis=1), bd),
                                            np.hypot(np.linalg.norm(W, axis=1), b), rtol=1e-12)
     sub = Pj.random_subspace(spec, theta, theta[None], k=3, seed=0)
-    for s in nets.params.layer_slices(spec.widths):
+    for s in layout.layer_slices(spec.widths):
         assert np.all(sub.basis[:, s.bias] == 0)
 
 
@@ -212,11 +214,11 @@ def test_relu_rescaling_barrier_closed_form(relu):
     j, c = 2, 3.0
     scales = np.ones(6)
     scales[j] = c
-    copy = S.act(spec, theta, S.GroupElement((np.arange(6),), (scales,)))
+    copy = spec.symmetry.act(theta, GroupElement((np.arange(6),), (scales,)))
     assert np.abs(_out(spec, copy) - Y).max() < 1e-12
     T = 33
     v = Pj.path_discrepancy(spec, X, Y, Pj.linear_path(theta, copy, T))
-    (W1, b1), (W2, _) = nets.params.unflatten(theta, spec.widths)
+    (W1, b1), (W2, _) = layout.unflatten(theta, spec.widths)
     unit = W2[0, j] * np.maximum(X @ W1[j] + b1[j], 0)
     t = np.linspace(0, 1, T)
     expected = (t * (1 - t) * (np.sqrt(c) - 1 / np.sqrt(c)) ** 2) ** 2 * np.mean(unit**2)
@@ -226,19 +228,19 @@ def test_relu_rescaling_barrier_closed_form(relu):
 
     # a generic rescaling of every unit: positive barrier on the straight line, none on the orbit
     s = np.exp(np.random.default_rng(7).uniform(-1, 1, 6))
-    g = lambda p: S.GroupElement((np.arange(6),), (s**p,))  # noqa: E731
-    far = S.act(spec, theta, g(1.0))
+    g = lambda p: GroupElement((np.arange(6),), (s**p,))  # noqa: E731
+    far = spec.symmetry.act(theta, g(1.0))
     assert Pj.barrier(Pj.path_discrepancy(spec, X, Y, Pj.linear_path(theta, far, T))) > 1e-4
-    orbit = np.stack([S.act(spec, theta, g(p)) for p in t])
+    orbit = np.stack([spec.symmetry.act(theta, g(p)) for p in t])
     assert Pj.barrier(Pj.path_discrepancy(spec, X, Y, orbit)) < 1e-20
 
 
 def test_fit_bezier_lowers_the_path_discrepancy():
-    spec = nets.MLPSpec((2, 6, 1), "tanh")
+    spec = MLP((2, 6, 1), "tanh")
     theta = _theta(spec, seed=1, scale=2.0)
     Y = _out(spec, theta)
     perm = np.array([1, 0, 2, 3, 4, 5])  # swap two units: same function, far in parameter space
-    other = S.act(spec, theta, S.GroupElement((perm,), (np.ones(6),)))
+    other = spec.symmetry.act(theta, GroupElement((perm,), (np.ones(6),)))
     assert np.abs(_out(spec, other) - Y).max() < 1e-12
     line = Pj.path_discrepancy(spec, X, Y, Pj.linear_path(theta, other, 65))
     assert Pj.barrier(line) > 1e-2 * Pj.output_power(Y)
@@ -256,8 +258,8 @@ def test_barrier_graph_components(relu):
     spec, theta, Y, _ = relu
     s = np.random.default_rng(8).uniform(-0.3, 0.3, 6)
     perm = np.array([3, 1, 2, 0, 5, 4])
-    start_b = S.act(spec, theta, S.GroupElement((perm,), (np.ones(6),)))
-    chain = lambda th: [S.act(spec, th, S.GroupElement((np.arange(6),), (np.exp(s * p),))) for p in np.linspace(0, 1, 7)]  # noqa: E731
+    start_b = spec.symmetry.act(theta, GroupElement((perm,), (np.ones(6),)))
+    chain = lambda th: [spec.symmetry.act(th, GroupElement((np.arange(6),), (np.exp(s * p),))) for p in np.linspace(0, 1, 7)]  # noqa: E731
     far = _theta(spec, seed=11)
     thetas = np.stack(chain(theta) + chain(start_b) + [far])
     eps = Pj.default_epsilon(Pj.output_power(Y), 1e-6)

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from genni import nets, pipeline, store
+from genni import pipeline, store
 from genni.cli import main
 from genni.errors import GenniError
 from genni.geometry import ricci as R
+from genni.models import MLP
 from tests.test_layer_paths import relu_run as make_relu_run
 
 
@@ -23,8 +24,8 @@ def relu_run(tmp_path_factory):
 
 def _reps(path, include_output=True):
     run = store.load_run(path)
-    spec = nets.MLPSpec.from_dict(run.architecture)
-    _, reps = nets.forward(spec, torch.as_tensor(run.theta_ref), torch.as_tensor(run.X), layers=True)
+    spec = MLP.from_dict(run.architecture)
+    _, reps = spec.layers(torch.as_tensor(run.theta_ref), torch.as_tensor(run.X))
     return [r.numpy() for r in (reps if include_output else reps[:-1])]
 
 

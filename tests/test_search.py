@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from genni import data, nets, train
+from genni import data, train
+from genni.models import MLP
 
 S = importlib.import_module("genni.search")  # genni.search is also the name of a function in genni
 
@@ -19,7 +20,7 @@ def moons():
 
 
 def _problem(moons, widths, activation, *, scale=2.0, trained=False):
-    spec = nets.MLPSpec(widths, activation)
+    spec = MLP(widths, activation)
     if trained:
         theta = train.train_reference(spec, moons.X_train, moons.y_train, epochs=300, lr=1e-2,
                                       weight_decay=1e-3, seed=0)
@@ -88,14 +89,14 @@ def test_dead_units_are_revived_without_changing_f(moons):
     problem = _problem(moons, (2, 8, 8, 1), "relu")
     spec = problem.spec
     g = torch.Generator().manual_seed(0)
-    theta = nets.init_theta(spec, 2, g)
+    theta = spec.init_theta(2, g)
     theta[0, 0:2] = 0.0
     theta[0, 16] = -1.0  # unit 0 of layer 1 is dead everywhere
     dead = spec.dead_mask(theta, problem.X)
     assert bool(dead[0, 0])
     gens = [torch.Generator().manual_seed(1), None]
     revived = spec.revive(theta, dead, gens)
-    assert torch.equal(nets.forward(spec, revived, problem.X), nets.forward(spec, theta, problem.X))
+    assert torch.equal(spec.forward(revived, problem.X), spec.forward(theta, problem.X))
     assert not bool(spec.dead_mask(revived, problem.X)[0, 0])  # alive again
     assert torch.equal(revived[1], theta[1])
 
@@ -109,7 +110,7 @@ def test_found_fields_and_relative(tanh_problem, tanh_found):
 def test_stall_is_announced_once_and_budget_is_bounded():
     """A relu teacher from random starts: every element of the first batch stalls, the caller hears it
     once, and no element spends more than (restarts + 1) × max_steps steps."""
-    spec = nets.MLPSpec((3, 7, 5, 2), "relu")
+    spec = MLP((3, 7, 5, 2), "relu")
     ds = data.load_dataset("spheres", n_probe=128, n_heldout=64, n_train=0, seed=0)
     theta = train.random_reference(spec, seed=0)
     problem = S.Problem.from_arrays(spec, theta, ds.X_probe, ds.X_heldout)

@@ -4,14 +4,15 @@ forcing it: it must find the same elements as the per-row CPU path (up to roundi
 import numpy as np
 
 import genni.search as S
-from genni import nets
+from genni.models import MLP
+from genni.seeds import element_generator
 
 
 def test_batched_path_matches_rowwise(monkeypatch):
-    spec = nets.MLPSpec((2, 4, 1), "tanh")
+    spec = MLP((2, 4, 1), "tanh")
     rng = np.random.default_rng(0)
     X, Xh = rng.normal(size=(64, 2)), rng.normal(size=(64, 2))
-    theta = nets.init_theta(spec, 1, nets.element_generator(2, 0)[0], 3.0)[0].numpy()
+    theta = spec.init_theta(1, element_generator(2, 0)[0], 3.0)[0].numpy()
     prob = S.Problem.from_arrays(spec, theta, X, Xh)
     settings = S.SearchSettings(n=6, batch_size=6)
     rowwise = S.run_search(prob, settings, seed=0)

@@ -8,6 +8,7 @@ import pytest
 
 from genni import config, pipeline, store
 from genni.errors import GenniError
+from genni.models import MLP
 
 
 class Interrupt(Exception):
@@ -30,10 +31,8 @@ def test_round_trip(tmp_path, cfg):
     assert sorted(run.equivalents["index"]) == list(range(6))
     assert run.equivalents["theta"].shape == (6, run.theta_ref.shape[0])
     # the stored discrepancies are those of the stored θ (recomputed independently)
-    from genni import nets
-    spec = nets.MLPSpec.from_dict(run.architecture)
-    out = nets.forward(spec, __import__("torch").as_tensor(run.equivalents["theta"]),
-                       __import__("torch").as_tensor(run.X)).numpy()
+    spec = MLP.from_dict(run.architecture)
+    out = spec.forward(__import__("torch").as_tensor(run.equivalents["theta"]), __import__("torch").as_tensor(run.X)).numpy()
     d = ((out - run.Y) ** 2).sum(-1).mean(-1)
     np.testing.assert_allclose(run.equivalents["discrepancy"], d, rtol=1e-9, atol=1e-300)
     np.testing.assert_array_equal(run.equivalents["converged"], d <= cfg["search"]["tol"])

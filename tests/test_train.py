@@ -4,33 +4,34 @@ import numpy as np
 import pytest
 import torch
 
-from genni import config, data, nets, train
+from genni import config, data, train
 from genni.errors import GenniError
+from genni.models import MLP
 
 
 def test_trained_reference_fits_moons():
     ds = data.load_dataset("moons", n_probe=64, n_heldout=256, n_train=300, seed=0)
-    spec = nets.MLPSpec((2, 16, 1), "tanh")
+    spec = MLP((2, 16, 1), "tanh")
     theta = train.train_reference(spec, ds.X_train, ds.y_train, epochs=400, lr=2e-2, seed=0)
     assert train.accuracy(spec, theta, ds.X_heldout, ds.y_heldout) > 0.95
 
 
 def test_multiclass_reference():
     ds = data.load_dataset("iris", n_probe=30, n_heldout=30, seed=0)
-    spec = nets.MLPSpec((4, 8, 3), "relu")
+    spec = MLP((4, 8, 3), "relu")
     theta = train.train_reference(spec, ds.X_train, ds.y_train, epochs=300, lr=2e-2, seed=0)
     assert train.accuracy(spec, theta, ds.X_heldout, ds.y_heldout) > 0.85
 
 
 def test_random_teacher_is_seeded():
-    spec = nets.MLPSpec((2, 8, 1), "relu")
+    spec = MLP((2, 8, 1), "relu")
     a = train.random_reference(spec, seed=3)
     assert np.array_equal(a, train.random_reference(spec, seed=3))
     assert not np.array_equal(a, train.random_reference(spec, seed=4))
 
 
 def test_reference_from_file(tmp_path):
-    spec = nets.MLPSpec((2, 5, 1), "sigmoid")
+    spec = MLP((2, 5, 1), "sigmoid")
     module = spec.module()
     path = tmp_path / "ref.pt"
     torch.save(module.state_dict(), path)
@@ -45,7 +46,7 @@ def test_reference_from_file(tmp_path):
 
 
 def test_reference_file_errors(tmp_path):
-    spec = nets.MLPSpec((2, 5, 1), "relu")
+    spec = MLP((2, 5, 1), "relu")
     with pytest.raises(GenniError, match="not found"):
         train.load_reference(spec, tmp_path / "none.pt")
     junk = tmp_path / "junk.pt"
@@ -53,7 +54,7 @@ def test_reference_file_errors(tmp_path):
     with pytest.raises(GenniError, match="cannot load"):
         train.load_reference(spec, junk)
     wrong = tmp_path / "wrong.pt"
-    torch.save(nets.MLPSpec((2, 4, 1)).module().state_dict(), wrong)
+    torch.save(MLP((2, 4, 1)).module().state_dict(), wrong)
     with pytest.raises(GenniError, match="shapes"):
         train.load_reference(spec, wrong)
     nan = tmp_path / "nan.pt"
@@ -66,14 +67,14 @@ def test_reference_file_errors(tmp_path):
 
 def test_reference_seed_changes_the_network_not_the_data():
     """[reference] seed: independently initialised references on the same inputs."""
-    from genni import config, data, nets, train
+    from genni import config, data, train
 
     raw = {"data": {"dataset": "moons", "n_probe": 16, "n_heldout": 16, "n_train": 50},
            "model": {"widths": [2, 3, 1]}, "reference": {"source": "random"}}
     a = config.resolve(raw)
     b = config.resolve({**raw, "reference": {"source": "random", "seed": 7}})
     ds = data.load_dataset("moons", n_probe=16, n_heldout=16, n_train=50, seed=a["seed"])
-    spec = nets.MLPSpec((2, 3, 1))
+    spec = MLP((2, 3, 1))
     ta, tb = train.make_reference(a, spec, ds).theta, train.make_reference(b, spec, ds).theta
     assert not np.allclose(ta, tb)
     assert np.array_equal(tb, train.random_reference(spec, seed=7))

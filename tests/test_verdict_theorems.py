@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 import torch
 
-from genni import data, nets, search, symmetries
+from genni import data, search
 from genni import identifiability as I
+from genni.models import MLP
+from genni.seeds import element_generator
 
 COPY, HIDDEN = I.VERDICTS.index("symmetry_copy"), I.VERDICTS.index("hidden_equivalent")
 
@@ -40,8 +42,8 @@ def _search_and_assess(spec, theta, X, Xh, Xf, tol, **settings):
 @pytest.mark.parametrize("tol", [1e-8, 1e-11, 1e-14])
 @pytest.mark.parametrize("widths", [(2, 3, 1), (3, 4, 1), (2, 4, 3, 1)])
 def test_irreducible_tanh_agreeing_elements_are_copies(widths, tol):
-    spec = nets.MLPSpec(widths, "tanh")
-    theta = nets.init_theta(spec, 1, nets.element_generator(7, 0)[0], 2.0)[0].numpy()
+    spec = MLP(widths, "tanh")
+    theta = spec.init_theta(1, element_generator(7, 0)[0], 2.0)[0].numpy()
     X, Xh, Xf = _inputs(widths[0], 0)
     found, a = _search_and_assess(spec, theta, X, Xh, Xf, tol)
     conv = found.discrepancy <= tol
@@ -63,10 +65,10 @@ def test_irreducible_tanh_agreeing_elements_are_copies(widths, tol):
 @pytest.mark.parametrize("tol", [1e-8, 1e-11, 1e-14])
 @pytest.mark.parametrize("widths,seed,scale", [((3, 3, 1), 1, 1.0), ((3, 3, 2, 1), 2, 2.0), ((4, 3, 3, 1), 2, 2.0)])
 def test_general_relu_with_non_increasing_widths_agreeing_elements_are_copies(widths, seed, scale, tol):
-    spec = nets.MLPSpec(widths, "relu")
-    theta = nets.init_theta(spec, 1, nets.element_generator(seed, 0)[0], scale)[0].numpy()
+    spec = MLP(widths, "relu")
+    theta = spec.init_theta(1, element_generator(seed, 0)[0], scale)[0].numpy()
     X, Xh, Xf = _inputs(widths[0], seed)
-    J = I.output_jacobian(spec, symmetries.balance(spec, theta), X)
+    J = I.output_jacobian(spec, spec.symmetry.balance(theta), X)
     assert I.spectrum(J).rank == I.expected_rank(spec)  # "general": nothing hidden on the probe set
     # random relu starts stall (README), so start near θ* and near planted copies of it
     found, a = _search_and_assess(spec, theta, X, Xh, Xf, tol, init="perturb", init_scale=0.01)
@@ -77,8 +79,8 @@ def test_general_relu_with_non_increasing_widths_agreeing_elements_are_copies(wi
     assert not np.any(a.verdict == HIDDEN)
     assert (a.verdict == COPY).sum() >= 3
     # exact copies under random permutations and rescalings
-    gs = symmetries.sample(spec, 4, np.random.default_rng(seed))
-    copies = np.stack([symmetries.act(spec, theta, g) for g in gs])
+    gs = spec.symmetry.sample(4, np.random.default_rng(seed))
+    copies = np.stack([spec.symmetry.act(theta, g) for g in gs])
     exact = I.assess(spec, theta, X, Xh, Xf, copies, tol)
     assert np.all(exact.verdict == COPY) and np.all(exact.distance < 1e-12)
 
@@ -95,8 +97,8 @@ def _hidden_checks(a, found_or_thetas_conv):
 def test_dead_unit_gives_hidden_equivalents():
     """Unit 0 of a 2-4-1 relu net has zero incoming weights and bias −1: dead on every input in the
     plane, so its outgoing weight is free — a hidden symmetry, not in the group."""
-    spec = nets.MLPSpec((2, 4, 1), "relu")
-    theta = nets.init_theta(spec, 1, nets.element_generator(4, 0)[0], 1.0)[0].numpy()
+    spec = MLP((2, 4, 1), "relu")
+    theta = spec.init_theta(1, element_generator(4, 0)[0], 1.0)[0].numpy()
     W1 = slice(0, 8)
     theta[W1][:2] = 0.0  # unit 0's incoming row
     theta[8] = -1.0      # unit 0's bias
@@ -113,8 +115,8 @@ def test_dead_unit_gives_hidden_equivalents():
 def test_always_active_unit_gives_hidden_equivalents():
     """Unit 0 has zero incoming weights and bias +1: the constant 1 on every input, so its outgoing
     weight a trades against the output bias (a + b_out fixed)."""
-    spec = nets.MLPSpec((2, 4, 1), "relu")
-    theta = nets.init_theta(spec, 1, nets.element_generator(5, 0)[0], 1.0)[0].numpy()
+    spec = MLP((2, 4, 1), "relu")
+    theta = spec.init_theta(1, element_generator(5, 0)[0], 1.0)[0].numpy()
     theta[0:2] = 0.0
     theta[8] = 1.0
     X, Xh, Xf = _inputs(2, 5)
@@ -130,7 +132,7 @@ def test_always_active_unit_gives_hidden_equivalents():
 def test_genni_toy_gives_hidden_equivalents():
     """GENNI's toy f(x) = a₁·relu(w₁x) + a₂·relu(w₂x), w₁, w₂ < 0 (zero biases): f = (a₁|w₁| + a₂|w₂|)·relu(−x),
     so a₁|w₁| + a₂|w₂| is all the function knows; moving along it keeps f exactly."""
-    spec = nets.MLPSpec((1, 2, 1), "relu")
+    spec = MLP((1, 2, 1), "relu")
     # layout: W1 [2,1], b1 [2], W2 [1,2], b2 [1]
     theta = np.array([-1.0, -0.5, 0.0, 0.0, 0.8, 1.2, 0.0])
     rng = np.random.default_rng(6)
@@ -140,8 +142,8 @@ def test_genni_toy_gives_hidden_equivalents():
     moved[4], moved[5] = 0.2, 1.2 + (0.8 - 0.2) * 1.0 / 0.5  # a₁|w₁| + a₂|w₂| unchanged
     a = I.assess(spec, theta, X, Xh, Xf, moved[None], 1e-10)
     with torch.no_grad():
-        assert torch.allclose(nets.forward(spec, torch.as_tensor(moved), torch.as_tensor(Xf)),
-                              nets.forward(spec, torch.as_tensor(theta), torch.as_tensor(Xf)), rtol=0, atol=1e-14)
+        assert torch.allclose(spec.forward(torch.as_tensor(moved), torch.as_tensor(Xf)),
+                              spec.forward(torch.as_tensor(theta), torch.as_tensor(Xf)), rtol=0, atol=1e-14)
     assert a.verdict[0] == HIDDEN
     found, a = _search_and_assess(spec, theta, X, Xh, Xf, 1e-14, init="perturb", init_scale=0.2)
     _hidden_checks(a, found)

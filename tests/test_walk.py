@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from genni import config, identifiability, nets, pipeline, store, symmetries
+from genni import config, identifiability, pipeline, store
 from genni import walk as W
 from genni.cli import main
 from genni.errors import GenniError
+from genni.models import MLP, GroupElement
+from genni.seeds import element_generator
 
 WALK_CONFIG = """
 name = "walk_small"
@@ -47,29 +49,29 @@ def _dense_max(spec, a, b, X, Y, power, points: int = 2001) -> float:
     t = torch.linspace(0, 1, points, dtype=torch.float64)[:, None]
     path = torch.as_tensor(a)[None] + t * torch.as_tensor(b - a)[None]
     with torch.no_grad():
-        return float((((nets.forward(spec, path, X) - Y) ** 2).sum(-1).mean(-1)).max()) / power
+        return float((((spec.forward(path, X) - Y) ** 2).sum(-1).mean(-1)).max()) / power
 
 
 def test_horizontal_basis_is_vertical_and_orthogonal_to_the_orbits():
-    spec = nets.MLPSpec((2, 5, 4, 1), "relu")
-    theta = nets.init_theta(spec, 1, nets.element_generator(0, 0)[0], 1.0)[0].numpy()
+    spec = MLP((2, 5, 4, 1), "relu")
+    theta = spec.init_theta(1, element_generator(0, 0)[0], 1.0)[0].numpy()
     X = torch.as_tensor(np.random.default_rng(0).normal(size=(40, 2)))
-    J = nets.jacobian(spec, torch.as_tensor(theta)[None], X)[1][0].reshape(-1, spec.n_params).numpy()
-    T = W.orbit_tangents(spec, theta)
+    J = spec.jacobian(torch.as_tensor(theta)[None], X)[1][0].reshape(-1, spec.n_params).numpy()
+    T = spec.symmetry.tangents(theta)
     assert T.shape == (spec.n_params, 9)
     np.testing.assert_allclose(J @ T, 0.0, atol=1e-12)  # rescalings do not change f: T is vertical
-    H = W.horizontal_basis(J, T)
+    H = W.class_tangents(J, T)
     np.testing.assert_allclose(H.T @ H, np.eye(H.shape[1]), atol=1e-12)
     assert np.abs(H.T @ T).max() < 1e-10  # horizontal: orthogonal to every orbit tangent
     assert np.linalg.norm(J @ H) <= 1e-6 * np.linalg.norm(J, 2) * np.sqrt(H.shape[1])
-    null = W.horizontal_basis(J, T, horizontal=False)
+    null = W.class_tangents(J, T, horizontal=False)
     assert null.shape[1] == H.shape[1] + 9  # the orbit tangents are exactly what was removed
 
 
 def test_walk_elements_against_an_independent_forward_pass(walk_run):
     _, path = walk_run
     run = store.load_run(path)
-    spec = nets.MLPSpec.from_dict(run.architecture)
+    spec = MLP.from_dict(run.architecture)
     eq = run.equivalents
     tol = run.equivalents_attrs["tol"]
     assert run.n_equivalents == 6 and set(eq["chain"]) == {0, 1}
@@ -93,7 +95,7 @@ def test_walk_elements_against_an_independent_forward_pass(walk_run):
 def test_segment_certificates_recomputed_densely(walk_run):
     _, path = walk_run
     run = store.load_run(path)
-    spec = nets.MLPSpec.from_dict(run.architecture)
+    spec = MLP.from_dict(run.architecture)
     eq = run.equivalents
     eps = run.equivalents_attrs["segment_epsilon"]
     X, Y = torch.as_tensor(run.X), torch.as_tensor(run.Y)
@@ -112,13 +114,13 @@ def test_segment_certificates_recomputed_densely(walk_run):
 def test_segment_max_finds_a_bump_between_samples():
     """A straight segment between two copies (a rescaling, exactly equivalent endpoints) bulges off the
     class in the middle; the certificate must see the bulge, not the endpoints' zeros."""
-    spec = nets.MLPSpec((2, 3, 1), "tanh")
-    theta = nets.init_theta(spec, 1, nets.element_generator(1, 0)[0], 2.0)[0].numpy()
-    g = symmetries.GroupElement((np.array([1, 0, 2]),), (np.array([-1.0, 1.0, 1.0]),))
-    other = symmetries.act(spec, theta, g)
+    spec = MLP((2, 3, 1), "tanh")
+    theta = spec.init_theta(1, element_generator(1, 0)[0], 2.0)[0].numpy()
+    g = GroupElement((np.array([1, 0, 2]),), (np.array([-1.0, 1.0, 1.0]),))
+    other = spec.symmetry.act(theta, g)
     X = torch.as_tensor(np.random.default_rng(0).normal(size=(64, 2)))
     with torch.no_grad():
-        Y = nets.forward(spec, torch.as_tensor(theta), X)
+        Y = spec.forward(torch.as_tensor(theta), X)
     power = float((Y ** 2).sum(-1).mean())
     cert = W.segment_max(spec, theta, other, X, Y, power)
     dense = _dense_max(spec, theta, other, X, Y, power)
@@ -129,7 +131,7 @@ def test_segment_max_finds_a_bump_between_samples():
 def test_walk_stays_on_a_class_known_in_closed_form():
     """GENNI's toy f(x) = a₁·relu(w₁x) + a₂·relu(w₂x), w₁, w₂ < 0, zero biases, on inputs on both sides of
     0: near θ* its class is {b₁ = b₂ = 0, c = 0, w₁, w₂ < 0, a₁|w₁| + a₂|w₂| = s}."""
-    spec = nets.MLPSpec((1, 2, 1), "relu")
+    spec = MLP((1, 2, 1), "relu")
     theta = np.array([-1.0, -0.5, 0.0, 0.0, 0.8, 1.2, 0.0])  # W1 [2,1], b1 [2], W2 [1,2], b2 [1]
     s = 0.8 * 1.0 + 1.2 * 0.5
     X = np.linspace(-2, 2, 81)[:, None]
@@ -196,8 +198,8 @@ def test_walk_and_connect_commands(walk_run, tmp_path, capsys):
 def test_connect_reports_an_unreachable_target_without_raising(tmp_path):
     """Two isolated points of a class: a tanh teacher and its sign-flipped copy, aligned back, are the same
     point; a non-equivalent target is unreachable and the answer says so."""
-    spec = nets.MLPSpec((2, 3, 1), "tanh")
-    theta = nets.init_theta(spec, 1, nets.element_generator(3, 0)[0], 2.0)[0].numpy()
+    spec = MLP((2, 3, 1), "tanh")
+    theta = spec.init_theta(1, element_generator(3, 0)[0], 2.0)[0].numpy()
     X = np.random.default_rng(0).normal(size=(64, 2))
     far = theta + 0.5
     conn = W.connect(spec, theta, X, theta, far, W.WalkSettings(), tol=1e-12, max_steps=5)

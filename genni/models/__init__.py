@@ -1,43 +1,43 @@
-"""Architectures ("kinds") behind one interface, :class:`genni.models.base.Model`.
+"""Architectures ("kinds") behind one interface, :class:`genni.models.base.Model`, each with its symmetry
+group as one object (:class:`genni.models.symmetry.Symmetry`, ``model.symmetry``).
 
-Adding a kind: write ``genni/models/<kind>.py`` with a frozen dataclass subclassing ``Model``, add one
-line to :data:`REGISTRY`, and ``tests/test_model_contract.py`` checks it against the interface.
+Adding a kind: write ``genni/models/<kind>.py`` (or a package) with a frozen dataclass subclassing
+``Model`` and a ``Symmetry`` subclass, add it to :data:`REGISTRY`; the model and symmetry contracts in
+``tests/contracts/`` then check it.
 """
 
 from __future__ import annotations
 
-import importlib
-
 from ..errors import ConfigError
 from .base import Model
+from .cnn import CNN
+from .mlp import MLP
+from .module import TorchModule
+from .resmlp import ResMLP
+from .symmetry import GroupElement, Symmetry
 
-REGISTRY: dict[str, str] = {
-    "mlp": "genni.models.mlp:MLP",
-    "resmlp": "genni.models.resmlp:ResMLP",
-    "cnn": "genni.models.cnn:CNN",
-    "module": "genni.models.module:TorchModule",
-}
-"""kind -> "module:Class" (imported on first use, so a kind's module may import genni freely)."""
+REGISTRY: dict[str, type[Model]] = {"mlp": MLP, "resmlp": ResMLP, "cnn": CNN, "module": TorchModule}
+"""kind -> model class."""
 
 
 def model_class(kind: str) -> type[Model]:
     if kind not in REGISTRY:
         raise ConfigError(f"unknown model kind '{kind}' (supported: {', '.join(REGISTRY)})")
-    mod, cls = REGISTRY[kind].split(":")
-    return getattr(importlib.import_module(mod), cls)
+    return REGISTRY[kind]
 
 
 def from_dict(d: dict) -> Model:
-    """The model a JSON description names (``kind``, default ``mlp`` for files written before kinds)."""
+    """The model a JSON description names (``kind``, default ``mlp`` for descriptions without one)."""
     return model_class(d.get("kind", "mlp")).from_dict(d)
 
 
 def describe(d: dict) -> str:
-    """A stored architecture's phrase for titles and reports: its ``description`` (written with the run
-    since kinds exist), else rebuilt from the MLP fields of older files."""
+    """A stored architecture's phrase for titles and reports: its ``description``, else rebuilt from the
+    description's fields."""
     if d.get("description"):
         return str(d["description"])
     return from_dict(d).describe()
 
 
-__all__ = ["Model", "REGISTRY", "model_class", "from_dict", "describe"]
+__all__ = ["CNN", "MLP", "Model", "ResMLP", "TorchModule", "GroupElement", "Symmetry", "REGISTRY", "model_class",
+           "from_dict", "describe"]

@@ -8,14 +8,14 @@ A model is a frozen description (JSON-serialisable, stored as the ``architecture
 - ``forward(theta, X)`` — outputs of N parameter vectors at once (θ [N, P] → [N, n, K]);
 - ``jvp`` / ``vjp`` / ``jacobian`` / ``jtj_diagonal`` — output-Jacobian products J·v, Jᵀ·u, the full J
   (small P) and diag(JᵀJ), for the matrix-free and direct LM steps and the functional dimension;
-- ``symmetry_kinds``, ``sample_symmetries``, ``act`` and ``symmetry_tangents`` — the exact symmetry
-  group: which symmetries exist, random group elements, their action on θ, and the tangents of the
-  continuous ones at θ (vertical directions that J annihilates);
+- ``symmetry`` — the exact symmetry group as one object (:mod:`genni.models.symmetry`): which
+  symmetries exist, random group elements, their action on θ, the tangents of the continuous ones at θ
+  (the vertical space that J annihilates), alignment and the canonical section;
 - ``to_dict`` / ``from_dict`` — the JSON description.
 
 :class:`Model` implements the Jacobian products generically through ``torch.func`` (``functional_call``
 of ``module()`` with ``vmap``, ``jvp``, ``vjp``), so a new kind needs only ``module``, ``n_params``, its
-JSON and its symmetries; a kind with a faster closed form (the MLP) overrides them.  Every registered
+JSON and its symmetry class; a kind with a faster closed form (the MLP) overrides them.  Every registered
 kind must pass the contract in ``tests/test_model_contract.py``.
 """
 
@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import GenniError
+from .symmetry import Symmetry
 
 
 class Model:
@@ -67,21 +68,14 @@ class Model:
     def from_dict(cls, d: dict) -> Model:
         raise NotImplementedError
 
-    def symmetry_kinds(self) -> dict[str, bool]:
-        """Which exact symmetries the architecture admits (name -> present)."""
-        return {}
+    symmetry_class: ClassVar[type[Symmetry]] = Symmetry
+    """The kind's symmetry group (:class:`~genni.models.symmetry.Symmetry` subclass: the trivial group here)."""
 
-    def sample_symmetries(self, n: int, rng: np.random.Generator) -> list:
-        """n random elements of the exact symmetry group (the identity when none is declared)."""
-        return [None] * n
-
-    def act(self, theta: np.ndarray, g) -> np.ndarray:
-        """g·θ: the same function, other parameters.  theta : [P] → [P]"""
-        return np.array(theta, dtype=np.float64, copy=True)
-
-    def symmetry_tangents(self, theta: np.ndarray) -> np.ndarray:
-        """Tangents at θ of the continuous symmetries, as columns [P, m] (m = 0: none)."""
-        return np.zeros((self.n_params, 0))
+    @property
+    def symmetry(self) -> Symmetry:
+        """The exact symmetry group acting on θ, as one object: sample, act, tangents (the vertical space),
+        horizontal projection, align, balance (the canonical section), invariances."""
+        return self.symmetry_class(self)
 
     # --- what a kind may provide (generic defaults below) ---------------------------------------------
     @property
@@ -200,22 +194,11 @@ class Model:
             theta[bs] -= z.median(dim=1).values
         return theta.numpy()
 
-    aligns: ClassVar[bool] = False
-    """True when :meth:`align` undoes the declared symmetries (a planted g·θ_ref aligns back to θ_ref)."""
-
-    def align(self, theta: np.ndarray, theta_ref: np.ndarray):
-        """(g·θ closest to θ_ref under the declared discrete symmetries, g); default: θ unchanged."""
-        return np.array(theta, dtype=np.float64, copy=True), None
-
-    def balance(self, theta: np.ndarray) -> np.ndarray:
-        """A canonical representative of θ's orbit under the continuous symmetries; default: θ."""
-        return np.array(theta, dtype=np.float64, copy=True)
-
     def expected_rank(self, n_rows: int | None = None) -> int:
         """Upper bound on rank J at a generic θ: P minus the rank of the declared tangents at a random
         θ (so a kind declaring nothing gets P), capped by the number of rows n·K."""
         g = torch.Generator().manual_seed(0)
-        T = self.symmetry_tangents(self.init_theta(1, g)[0].numpy())
+        T = self.symmetry.tangents(self.init_theta(1, g)[0].numpy())
         r = int(np.linalg.matrix_rank(T)) if T.shape[1] else 0
         bound = self.n_params - r
         return bound if n_rows is None else min(bound, n_rows)
@@ -235,16 +218,28 @@ class Model:
 
     def load_state_dict(self, path: str | Path) -> np.ndarray:
         """θ [P] (float64) from a state_dict saved with ``torch.save`` (a plain state_dict, or a dict holding
-        it under ``"state_dict"``), loaded with ``weights_only=True`` and strict key / shape checks; buffers
-        are set on :meth:`_state_target`.  Raises ``GenniError`` with one line naming what
-        does not fit (missing, unexpected or misshapen keys)."""
+        it under ``"state_dict"``), loaded with ``weights_only=True``: see :meth:`theta_from_state_dict`."""
         p = Path(path)
-        state = read_state_dict(p)
+        return self.theta_from_state_dict(read_state_dict(p), f"state_dict {p}")
+
+    def theta_from_state_dict(self, state: dict, source: str = "state_dict") -> np.ndarray:
+        """θ [P] (float64) from a state_dict; buffers are set on :meth:`_state_target`.
+
+        Matched by key, strictly (a ``module.`` prefix from DataParallel is dropped).  When the keys differ
+        but the module holds parameters only and the state_dict's tensors have, in order, exactly the
+        module's shapes (a custom module with the same layers), they are taken by position.  Otherwise
+        ``GenniError`` with one line naming what does not fit (missing, unexpected or misshapen keys), as
+        for NaN or infinite weights."""
         net = self._state_target()
         want = net.state_dict()
         if set(state) != set(want) and all(k.startswith("module.") for k in state) \
                 and {k[len("module."):] for k in state} == set(want):  # saved from DataParallel
             state = {k[len("module."):]: v for k, v in state.items()}
+        n_params = sum(1 for _ in net.parameters())
+        if set(state) != set(want) and len(want) == n_params == len(state) \
+                and all(isinstance(v, torch.Tensor) for v in state.values()) \
+                and [tuple(v.shape) for v in state.values()] == [tuple(v.shape) for v in want.values()]:
+            state = dict(zip(want, state.values()))  # by position: same layers under other names
         missing = [k for k in want if k not in state]
         extra = [k for k in state if k not in want]
         misshapen = [k for k in want if k in state and isinstance(want[k], torch.Tensor)
@@ -265,31 +260,23 @@ class Model:
                 return f"{k} {got} where the module has {_shape(want[k].shape)}"
             problems.append(f"wrong shape(s) {few(misshapen, show)}")
         if problems:
-            raise GenniError(f"state_dict {p} does not fit {self.describe()}: {'; '.join(problems)}")
+            raise GenniError(f"{source} does not fit {self.describe()}: {'; '.join(problems)}")
         conv = {k: (v.detach().to(torch.float64) if isinstance(v, torch.Tensor) and v.is_floating_point() else v)
                 for k, v in state.items()}
         try:
             with torch.no_grad():
                 net.load_state_dict(conv, strict=True)
         except Exception as exc:
-            raise GenniError(f"state_dict {p} does not fit {self.describe()}: {_first_line(exc)}") from None
+            raise GenniError(f"{source} does not fit {self.describe()}: {_first_line(exc)}") from None
         theta = torch.nn.utils.parameters_to_vector(net.parameters()).detach().clone().numpy()
         if not np.isfinite(theta).all():
-            raise GenniError(f"reference file {p} contains NaN or infinite weights")
+            raise GenniError(f"{source} contains NaN or infinite weights")
         return theta
 
     def activation_pattern(self, theta: np.ndarray, X: torch.Tensor) -> np.ndarray | None:
         """Which side of its kink every piecewise-linear pre-activation is on (bool, flattened), to count
         the walk's pattern changes; ``None`` when the kind does not say."""
         return None
-
-    def representation_symmetries(self) -> tuple[str, ...]:
-        """The transformations the exact symmetries apply to the hidden representations of
-        :meth:`layers` (what a path metric must be invariant to): from :meth:`symmetry_kinds`,
-        permutation → permutation, rescaling → per_unit_scaling, sign_flip → sign_flip."""
-        k = self.symmetry_kinds()
-        names = {"permutation": "permutation", "rescaling": "per_unit_scaling", "sign_flip": "sign_flip"}
-        return tuple(v for key, v in names.items() if k.get(key))
 
     revivable: ClassVar[bool] = False
     """True when the search may re-draw dead units (:meth:`dead_mask`, :meth:`revive`; the relu MLP)."""
@@ -416,6 +403,11 @@ class Model:
         return d
 
 
+def module_to_theta(module: torch.nn.Module) -> torch.Tensor:
+    """θ of a torch module (a detached copy of ``parameters_to_vector``), shape [P]."""
+    return torch.nn.utils.parameters_to_vector(module.parameters()).detach().clone()
+
+
 def split_theta(theta, shapes: list[tuple[str, tuple[int, ...]]]) -> dict:
     """Named views into θ [P] (tensor or array), tensor by tensor in ``shapes`` order."""
     parts, o = {}, 0
@@ -456,4 +448,4 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg}"[:240] if msg else type(exc).__name__
 
 
-__all__ = ["Model", "read_state_dict", "split_theta"]
+__all__ = ["Model", "module_to_theta", "read_state_dict", "split_theta"]

@@ -28,7 +28,7 @@ j·H'W' … (j+1)·H'W' − 1, or the next Linear's column j).  With new unit j 
   pooling the conv channels have no sign flips (the dense hidden units always do).
 
 gelu has the permutations only.  The rescalings are a continuous group of dimension Σ c_s + Σ dense_d (relu,
-leaky_relu); their tangents at θ (:meth:`CNN.symmetry_tangents`: incoming +, outgoing −) are annihilated by J,
+leaky_relu); their tangents at θ (:meth:`CNNSymmetry.tangents`: incoming +, outgoing −) are annihilated by J,
 so the functional dimension (rank of J over many inputs) is at most P − Σ c_s − Σ dense_d.  It can be lower:
 max pooling passes one position's gradient per window, tiny images leave a flattened representation of a few
 features, dead units lose their whole fan, and activation patterns that random inputs rarely reach hide
@@ -44,33 +44,15 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from .activations import PIECEWISE_LINEAR, activation_module
 from .base import Model
+from .symmetry import GroupElement, Symmetry
 
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "gelu")
 POOLS = ("max", "avg", "none")
-_RESCALING = ("relu", "leaky_relu")
-
-
-@dataclass(frozen=True)
-class CNNGroupElement:
-    """One element of the CNN's symmetry group.
-
-    perms : per hidden layer ℓ (conv stages, then dense hidden layers), int array [w_ℓ]: new unit j is old
-        unit perms[ℓ][j];
-    factors : per hidden layer ℓ, float array [w_ℓ] applied after the permutation (incoming × γ, outgoing ÷ γ):
-        positive scales (relu, leaky_relu), ±1 (tanh where allowed), ones otherwise.
-    """
-
-    perms: tuple[np.ndarray, ...]
-    factors: tuple[np.ndarray, ...]
 
 
 # --- the torch module ---------------------------------------------------------------------------------------
-def _activation(spec: CNN) -> torch.nn.Module:
-    return {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "gelu": torch.nn.GELU,
-            "leaky_relu": lambda: torch.nn.LeakyReLU(spec.negative_slope)}[spec.activation]()
-
-
 class _Image(torch.nn.Module):
     """[n, C·H·W] (or already [n, C, H, W]) → [n, C, H, W]."""
 
@@ -85,14 +67,14 @@ class _Image(torch.nn.Module):
 class _Stage(torch.nn.Module):
     """conv → σ → pool; its output is the representation ``conv<s>``."""
 
-    def __init__(self, c_in: int, c_out: int, spec: CNN):
+    def __init__(self, c_in: int, c_out: int, model: CNN):
         super().__init__()
-        self.conv = torch.nn.Conv2d(c_in, c_out, spec.kernel_size, padding=spec.padding, dtype=torch.float64)
-        self.act = _activation(spec)
-        if spec.pool == "max":
-            self.pool = torch.nn.MaxPool2d(spec.pool_size, stride=spec.pool_size)
-        elif spec.pool == "avg":
-            self.pool = torch.nn.AvgPool2d(spec.pool_size, stride=spec.pool_size)
+        self.conv = torch.nn.Conv2d(c_in, c_out, model.kernel_size, padding=model.padding, dtype=torch.float64)
+        self.act = activation_module(model.activation, model.negative_slope)
+        if model.pool == "max":
+            self.pool = torch.nn.MaxPool2d(model.pool_size, stride=model.pool_size)
+        elif model.pool == "avg":
+            self.pool = torch.nn.AvgPool2d(model.pool_size, stride=model.pool_size)
         else:
             self.pool = torch.nn.Identity()
 
@@ -103,10 +85,10 @@ class _Stage(torch.nn.Module):
 class _Dense(torch.nn.Module):
     """Linear → σ; its output is the representation ``dense<d>``."""
 
-    def __init__(self, d_in: int, d_out: int, spec: CNN):
+    def __init__(self, d_in: int, d_out: int, model: CNN):
         super().__init__()
         self.fc = torch.nn.Linear(d_in, d_out, dtype=torch.float64)
-        self.act = _activation(spec)
+        self.act = activation_module(model.activation, model.negative_slope)
 
     def forward(self, x):
         return self.act(self.fc(x))
@@ -115,14 +97,14 @@ class _Dense(torch.nn.Module):
 class CNNModule(torch.nn.Module):
     """The torch module of a :class:`CNN` (float64)."""
 
-    def __init__(self, spec: CNN):
+    def __init__(self, model: CNN):
         super().__init__()
-        self.image = _Image(spec.input_shape)
-        c_in = [spec.input_shape[0], *spec.channels[:-1]]
-        self.stages = torch.nn.ModuleList([_Stage(a, b, spec) for a, b in zip(c_in, spec.channels)])
-        widths = [spec.flat_dim, *spec.dense]
-        self.dense = torch.nn.ModuleList([_Dense(a, b, spec) for a, b in zip(widths[:-1], widths[1:])])
-        self.out = torch.nn.Linear(widths[-1], spec.d_out, dtype=torch.float64)
+        self.image = _Image(model.input_shape)
+        c_in = [model.input_shape[0], *model.channels[:-1]]
+        self.stages = torch.nn.ModuleList([_Stage(a, b, model) for a, b in zip(c_in, model.channels)])
+        widths = [model.flat_dim, *model.dense]
+        self.dense = torch.nn.ModuleList([_Dense(a, b, model) for a, b in zip(widths[:-1], widths[1:])])
+        self.out = torch.nn.Linear(widths[-1], model.d_out, dtype=torch.float64)
 
     def forward(self, x):
         h = self.image(x)
@@ -151,6 +133,165 @@ def _int_tuple(name: str, v, allow_empty: bool) -> tuple[int, ...]:
 
 
 # --- the model ----------------------------------------------------------------------------------------------
+class CNNSymmetry(Symmetry):
+    """The CNN's exact symmetry group (see the module docstring): ``CNN(...).symmetry``."""
+
+    aligns = True  # align() undoes every declared symmetry (tested on planted copies)
+    model: CNN
+
+    def _flips(self) -> list[bool]:
+        """Per hidden layer, whether its units admit sign flips."""
+        if self.model.activation != "tanh":
+            return [False] * len(self.model.hidden_widths)
+        return [self.model.pool != "max"] * len(self.model.channels) + [True] * len(self.model.dense)
+
+    @property
+    def kinds(self) -> dict[str, bool]:
+        """permutation: always; rescaling: relu / leaky_relu; sign_flip: tanh, on the conv channels only
+        without max pooling (``sign_flip_channels``) and always on dense hidden units (``sign_flip_dense``)."""
+        flips = self._flips()
+        S = len(self.model.channels)
+        return {"permutation": True, "rescaling": self.model.activation in PIECEWISE_LINEAR, "sign_flip": any(flips),
+                "sign_flip_channels": any(flips[:S]), "sign_flip_dense": any(flips[S:])}
+
+    def identity(self) -> GroupElement:
+        return GroupElement(tuple(np.arange(w) for w in self.model.hidden_widths),
+                               tuple(np.ones(w) for w in self.model.hidden_widths))
+
+    def sample(self, n: int, rng: np.random.Generator, log_scale: float = 1.0) -> list[GroupElement]:
+        """n random elements: uniform permutations of every hidden layer; factors exp(U(−log_scale, log_scale))
+        (relu, leaky_relu), uniform signs where flips hold (tanh), ones otherwise."""
+        out = []
+        rescale = self.model.activation in PIECEWISE_LINEAR
+        for _ in range(n):
+            perms, factors = [], []
+            for w, flip in zip(self.model.hidden_widths, self._flips()):
+                perms.append(rng.permutation(w))
+                if rescale:
+                    factors.append(np.exp(rng.uniform(-log_scale, log_scale, w)))
+                elif flip:
+                    factors.append(rng.choice([-1.0, 1.0], w))
+                else:
+                    factors.append(np.ones(w))
+            out.append(GroupElement(tuple(perms), tuple(factors)))
+        return out
+
+    def act(self, theta: np.ndarray, g) -> np.ndarray:
+        """g·θ: for each hidden layer, new unit j = old unit perms[j] with incoming (filter, bias) × factors[j]
+        and outgoing slice ÷ factors[j].  theta : [P] (or [N, P], the same g for every row) → same shape."""
+        theta = np.asarray(theta, dtype=np.float64)
+        if g is None:
+            return theta.copy()
+        if theta.ndim == 2:
+            return np.stack([self.act(t, g) for t in theta]) if len(theta) else theta.copy()
+        p = self.model.unflatten(theta)
+        for layer, (perm, c) in enumerate(zip(g.perms, g.factors)):
+            perm, c = np.asarray(perm), np.asarray(c, dtype=np.float64)
+            wk, bk, ok = self.model._keys(layer)
+            W = p[wk]
+            p[wk] = (W.reshape(W.shape[0], -1)[perm] * c[:, None]).reshape(W.shape)
+            p[bk] = p[bk][perm] * c
+            O = self.model._outgoing(p, layer)
+            p[ok] = (O[:, perm, :] / c[None, :, None]).reshape(p[ok].shape)
+        return self.model.flatten(p)
+
+    def tangents(self, theta: np.ndarray) -> np.ndarray:
+        """Columns [P, Σ c_s + Σ dense_d] (relu, leaky_relu; none otherwise): d/dt at t = 0 of unit j's factor
+        1 + t, i.e. + its incoming filter and bias, − its outgoing slice."""
+        if self.model.activation not in PIECEWISE_LINEAR:
+            return np.zeros((self.model.n_params, 0))
+        p = self.model.unflatten(theta)
+        cols = []
+        for layer, w in enumerate(self.model.hidden_widths):
+            wk, bk, ok = self.model._keys(layer)
+            for j in range(w):
+                t = {k: np.zeros_like(v) for k, v in p.items()}
+                t[wk][j] = p[wk][j]
+                t[bk][j] = p[bk][j]
+                self.model._outgoing(t, layer)[:, j, :] = -self.model._outgoing(p, layer)[:, j, :]
+                cols.append(self.model.flatten(t))
+        return np.stack(cols, axis=1)
+
+    def canonical_scales(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per hidden layer, the factors that make every unit's incoming vector (filter and bias) unit-norm,
+        layer after layer (each layer's input side already divided by the previous layer's factors); ones for
+        activations without rescaling, and for units whose incoming vector is zero."""
+        if self.model.activation not in PIECEWISE_LINEAR:
+            return tuple(np.ones(w) for w in self.model.hidden_widths)
+        p = self.model.unflatten(theta)
+        scales, carry = [], None
+        for layer in range(len(self.model.hidden_widths)):
+            V = self.model._incoming(p, layer)
+            if carry is not None:  # this layer's input side, grouped by the previous layer's units
+                prev = self.model.hidden_widths[layer - 1]
+                Wp = V[:, :-1].reshape(V.shape[0], prev, -1) / carry[None, :, None]
+                V = np.concatenate([Wp.reshape(V.shape[0], -1), V[:, -1:]], axis=1)
+            norm = np.linalg.norm(V, axis=1)
+            c = np.where(norm > 0, 1.0 / np.where(norm > 0, norm, 1.0), 1.0)
+            scales.append(c)
+            carry = c
+        return tuple(scales)
+
+    def balance(self, theta: np.ndarray) -> np.ndarray:
+        """The canonical representative under rescaling (relu, leaky_relu): every channel's / hidden unit's
+        incoming vector unit-norm, its factor pushed into the next layer, from the first layer up; θ otherwise.
+        theta : [P] (or [N, P])."""
+        theta = np.asarray(theta, dtype=np.float64)
+        if self.model.activation not in PIECEWISE_LINEAR:
+            return theta.copy()
+        if theta.ndim == 2:
+            return np.stack([self.balance(t) for t in theta]) if len(theta) else theta.copy()
+        c = self.canonical_scales(theta)
+        return self.act(theta, GroupElement(tuple(np.arange(w) for w in self.model.hidden_widths), c))
+
+    def align(self, theta: np.ndarray, theta_ref: np.ndarray):
+        """(g·θ as close to θ_ref as the exact symmetries allow, g).
+
+        Both are balanced (rescaling removed, relu / leaky_relu); then, hidden layer by hidden layer from the
+        first conv stage up, θ's units are matched to θ_ref's by ``scipy.optimize.linear_sum_assignment`` on
+        the squared distance of unit features — the incoming vector (with the previous layers' matching
+        already applied to its input side) and the norm of the outgoing slice — sign-aware where sign flips
+        hold.  g composes the balancing, the matching and θ_ref's gauge (for relu, every unit's incoming
+        scale equal to θ_ref's), and is applied to the original θ; so act(θ_ref, h) aligns back to θ_ref.
+
+        theta, theta_ref : [P];  returns (aligned [P], GroupElement g with act(θ, g) = aligned)
+        """
+        from scipy.optimize import linear_sum_assignment
+
+        theta = np.asarray(theta, dtype=np.float64)
+        theta_ref = np.asarray(theta_ref, dtype=np.float64)
+        c_theta, c_ref = self.canonical_scales(theta), self.canonical_scales(theta_ref)
+        cur, ref = self.model.unflatten(self.balance(theta)), self.model.unflatten(self.balance(theta_ref))
+        perms, factors = [], []
+        for layer, (w, flip) in enumerate(zip(self.model.hidden_widths, self._flips())):
+            A, B = self._features(cur, layer), self._features(ref, layer)
+            plus = ((B[:, None, :] - A[None, :, :]) ** 2).sum(-1)  # [ref unit i, candidate j]
+            sign_of = np.ones_like(plus)
+            if flip:
+                neg = np.ones(A.shape[1])
+                neg[:-1] = -1.0  # the outgoing norm does not change sign with the unit
+                minus = ((B[:, None, :] - neg * A[None, :, :]) ** 2).sum(-1)
+                sign_of = np.where(minus < plus, -1.0, 1.0)
+                plus = np.minimum(plus, minus)
+            rows, cols = linear_sum_assignment(plus)
+            perm = cols[np.argsort(rows)]
+            sign = sign_of[np.arange(w), perm]
+            step = self.identity()
+            step = GroupElement(tuple(perm if i == layer else q for i, q in enumerate(step.perms)),
+                                   tuple(sign if i == layer else f for i, f in enumerate(step.factors)))
+            cur = self.model.unflatten(self.act(self.model.flatten(cur), step))
+            perms.append(perm)
+            factors.append(c_theta[layer][perm] * sign / c_ref[layer])
+        g = GroupElement(tuple(perms), tuple(factors))
+        return self.act(theta, g), g
+
+    def _features(self, p: dict, layer: int) -> np.ndarray:
+        """[w, fan_in + 2]: each unit's incoming vector and the norm of its outgoing slice."""
+        out_norm = np.sqrt((self.model._outgoing(p, layer) ** 2).sum((0, 2)))
+        return np.concatenate([self.model._incoming(p, layer), out_norm[:, None]], axis=1)
+
+
+
 @dataclass(frozen=True)
 class CNN(Model):
     """Images [C, H, W] (stored flat) → conv stages ``channels`` → dense hidden ``dense`` → d_out."""
@@ -167,8 +308,7 @@ class CNN(Model):
     negative_slope: float = 0.01
     kind: str = "cnn"
 
-    aligns = True  # align() undoes every declared symmetry (tested on planted copies)
-
+    symmetry_class = CNNSymmetry
     CONFIG_KEYS = ("channels", "kernel_size", "padding", "pool", "pool_size", "dense", "activation",
                    "negative_slope", "input_shape")
 
@@ -340,7 +480,7 @@ class CNN(Model):
         """The linear piece θ sits on at each input (relu, leaky_relu; None otherwise), as one flat bool array:
         per stage the sign of every conv pre-activation (z > 0) and, with max pooling, which positions win
         their window; then the sign of every dense hidden pre-activation."""
-        if self.activation not in _RESCALING:
+        if self.activation not in PIECEWISE_LINEAR:
             return None
         net = self.module(torch.as_tensor(theta, dtype=torch.float64))
         parts = []
@@ -365,156 +505,5 @@ class CNN(Model):
                 h = d.act(z)
         return np.concatenate([t.numpy().ravel() for t in parts])
 
-    # --- symmetries ---------------------------------------------------------------------------------------
-    def _flips(self) -> list[bool]:
-        """Per hidden layer, whether its units admit sign flips."""
-        if self.activation != "tanh":
-            return [False] * len(self.hidden_widths)
-        return [self.pool != "max"] * len(self.channels) + [True] * len(self.dense)
 
-    def symmetry_kinds(self) -> dict[str, bool]:
-        """permutation: always; rescaling: relu / leaky_relu; sign_flip: tanh, on the conv channels only
-        without max pooling (``sign_flip_channels``) and always on dense hidden units (``sign_flip_dense``)."""
-        flips = self._flips()
-        S = len(self.channels)
-        return {"permutation": True, "rescaling": self.activation in _RESCALING, "sign_flip": any(flips),
-                "sign_flip_channels": any(flips[:S]), "sign_flip_dense": any(flips[S:])}
-
-    def identity(self) -> CNNGroupElement:
-        return CNNGroupElement(tuple(np.arange(w) for w in self.hidden_widths),
-                               tuple(np.ones(w) for w in self.hidden_widths))
-
-    def sample_symmetries(self, n: int, rng: np.random.Generator, log_scale: float = 1.0) -> list[CNNGroupElement]:
-        """n random elements: uniform permutations of every hidden layer; factors exp(U(−log_scale, log_scale))
-        (relu, leaky_relu), uniform signs where flips hold (tanh), ones otherwise."""
-        out = []
-        rescale = self.activation in _RESCALING
-        for _ in range(n):
-            perms, factors = [], []
-            for w, flip in zip(self.hidden_widths, self._flips()):
-                perms.append(rng.permutation(w))
-                if rescale:
-                    factors.append(np.exp(rng.uniform(-log_scale, log_scale, w)))
-                elif flip:
-                    factors.append(rng.choice([-1.0, 1.0], w))
-                else:
-                    factors.append(np.ones(w))
-            out.append(CNNGroupElement(tuple(perms), tuple(factors)))
-        return out
-
-    def act(self, theta: np.ndarray, g) -> np.ndarray:
-        """g·θ: for each hidden layer, new unit j = old unit perms[j] with incoming (filter, bias) × factors[j]
-        and outgoing slice ÷ factors[j].  theta : [P] (or [N, P], the same g for every row) → same shape."""
-        theta = np.asarray(theta, dtype=np.float64)
-        if g is None:
-            return theta.copy()
-        if theta.ndim == 2:
-            return np.stack([self.act(t, g) for t in theta]) if len(theta) else theta.copy()
-        p = self.unflatten(theta)
-        for layer, (perm, c) in enumerate(zip(g.perms, g.factors)):
-            perm, c = np.asarray(perm), np.asarray(c, dtype=np.float64)
-            wk, bk, ok = self._keys(layer)
-            W = p[wk]
-            p[wk] = (W.reshape(W.shape[0], -1)[perm] * c[:, None]).reshape(W.shape)
-            p[bk] = p[bk][perm] * c
-            O = self._outgoing(p, layer)
-            p[ok] = (O[:, perm, :] / c[None, :, None]).reshape(p[ok].shape)
-        return self.flatten(p)
-
-    def symmetry_tangents(self, theta: np.ndarray) -> np.ndarray:
-        """Columns [P, Σ c_s + Σ dense_d] (relu, leaky_relu; none otherwise): d/dt at t = 0 of unit j's factor
-        1 + t, i.e. + its incoming filter and bias, − its outgoing slice."""
-        if self.activation not in _RESCALING:
-            return np.zeros((self.n_params, 0))
-        p = self.unflatten(theta)
-        cols = []
-        for layer, w in enumerate(self.hidden_widths):
-            wk, bk, ok = self._keys(layer)
-            for j in range(w):
-                t = {k: np.zeros_like(v) for k, v in p.items()}
-                t[wk][j] = p[wk][j]
-                t[bk][j] = p[bk][j]
-                self._outgoing(t, layer)[:, j, :] = -self._outgoing(p, layer)[:, j, :]
-                cols.append(self.flatten(t))
-        return np.stack(cols, axis=1)
-
-    def canonical_scales(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Per hidden layer, the factors that make every unit's incoming vector (filter and bias) unit-norm,
-        layer after layer (each layer's input side already divided by the previous layer's factors); ones for
-        activations without rescaling, and for units whose incoming vector is zero."""
-        if self.activation not in _RESCALING:
-            return tuple(np.ones(w) for w in self.hidden_widths)
-        p = self.unflatten(theta)
-        scales, carry = [], None
-        for layer in range(len(self.hidden_widths)):
-            V = self._incoming(p, layer)
-            if carry is not None:  # this layer's input side, grouped by the previous layer's units
-                prev = self.hidden_widths[layer - 1]
-                Wp = V[:, :-1].reshape(V.shape[0], prev, -1) / carry[None, :, None]
-                V = np.concatenate([Wp.reshape(V.shape[0], -1), V[:, -1:]], axis=1)
-            norm = np.linalg.norm(V, axis=1)
-            c = np.where(norm > 0, 1.0 / np.where(norm > 0, norm, 1.0), 1.0)
-            scales.append(c)
-            carry = c
-        return tuple(scales)
-
-    def balance(self, theta: np.ndarray) -> np.ndarray:
-        """The canonical representative under rescaling (relu, leaky_relu): every channel's / hidden unit's
-        incoming vector unit-norm, its factor pushed into the next layer, from the first layer up; θ otherwise.
-        theta : [P] (or [N, P])."""
-        theta = np.asarray(theta, dtype=np.float64)
-        if self.activation not in _RESCALING:
-            return theta.copy()
-        if theta.ndim == 2:
-            return np.stack([self.balance(t) for t in theta]) if len(theta) else theta.copy()
-        c = self.canonical_scales(theta)
-        return self.act(theta, CNNGroupElement(tuple(np.arange(w) for w in self.hidden_widths), c))
-
-    def align(self, theta: np.ndarray, theta_ref: np.ndarray):
-        """(g·θ as close to θ_ref as the exact symmetries allow, g).
-
-        Both are balanced (rescaling removed, relu / leaky_relu); then, hidden layer by hidden layer from the
-        first conv stage up, θ's units are matched to θ_ref's by ``scipy.optimize.linear_sum_assignment`` on
-        the squared distance of unit features — the incoming vector (with the previous layers' matching
-        already applied to its input side) and the norm of the outgoing slice — sign-aware where sign flips
-        hold.  g composes the balancing, the matching and θ_ref's gauge (for relu, every unit's incoming
-        scale equal to θ_ref's), and is applied to the original θ; so act(θ_ref, h) aligns back to θ_ref.
-
-        theta, theta_ref : [P];  returns (aligned [P], CNNGroupElement g with act(θ, g) = aligned)
-        """
-        from scipy.optimize import linear_sum_assignment
-
-        theta = np.asarray(theta, dtype=np.float64)
-        theta_ref = np.asarray(theta_ref, dtype=np.float64)
-        c_theta, c_ref = self.canonical_scales(theta), self.canonical_scales(theta_ref)
-        cur, ref = self.unflatten(self.balance(theta)), self.unflatten(self.balance(theta_ref))
-        perms, factors = [], []
-        for layer, (w, flip) in enumerate(zip(self.hidden_widths, self._flips())):
-            A, B = self._features(cur, layer), self._features(ref, layer)
-            plus = ((B[:, None, :] - A[None, :, :]) ** 2).sum(-1)  # [ref unit i, candidate j]
-            sign_of = np.ones_like(plus)
-            if flip:
-                neg = np.ones(A.shape[1])
-                neg[:-1] = -1.0  # the outgoing norm does not change sign with the unit
-                minus = ((B[:, None, :] - neg * A[None, :, :]) ** 2).sum(-1)
-                sign_of = np.where(minus < plus, -1.0, 1.0)
-                plus = np.minimum(plus, minus)
-            rows, cols = linear_sum_assignment(plus)
-            perm = cols[np.argsort(rows)]
-            sign = sign_of[np.arange(w), perm]
-            step = self.identity()
-            step = CNNGroupElement(tuple(perm if i == layer else q for i, q in enumerate(step.perms)),
-                                   tuple(sign if i == layer else f for i, f in enumerate(step.factors)))
-            cur = self.unflatten(self.act(self.flatten(cur), step))
-            perms.append(perm)
-            factors.append(c_theta[layer][perm] * sign / c_ref[layer])
-        g = CNNGroupElement(tuple(perms), tuple(factors))
-        return self.act(theta, g), g
-
-    def _features(self, p: dict, layer: int) -> np.ndarray:
-        """[w, fan_in + 2]: each unit's incoming vector and the norm of its outgoing slice."""
-        out_norm = np.sqrt((self._outgoing(p, layer) ** 2).sum((0, 2)))
-        return np.concatenate([self._incoming(p, layer), out_norm[:, None]], axis=1)
-
-
-__all__ = ["CNN", "CNNModule", "CNNGroupElement"]
+__all__ = ["CNN", "CNNModule", "CNNSymmetry"]

@@ -49,6 +49,7 @@ import torch
 
 from ..errors import ConfigError
 from .base import Model, _first_line, _shape
+from .symmetry import GroupElement, Symmetry
 
 _DECLARED = ("genni_symmetry_tangents", "genni_sample_symmetries", "genni_act", "genni_representation_points",
              "genni_align")
@@ -116,14 +117,14 @@ def _import_factory(path: str):
     return obj
 
 
-def _build(spec: TorchModule) -> _Built:
+def _build(model: TorchModule) -> _Built:
     """Import, call, convert to float64 / eval, check against d_in → d_out, find the representations."""
-    built = _CACHE.get(spec)
+    built = _CACHE.get(model)
     if built is not None:
         return built
-    where = f"config: [model] module = {spec.module_path!r}"
-    factory = _import_factory(spec.module_path)
-    kwargs = spec.kwargs
+    where = f"config: [model] module = {model.module_path!r}"
+    factory = _import_factory(model.module_path)
+    kwargs = model.kwargs
     try:
         net = factory(**kwargs)
     except Exception as exc:
@@ -139,10 +140,10 @@ def _build(spec: TorchModule) -> _Built:
         one, other = ("genni_sample_symmetries", "genni_act")[::1 if has_sample else -1]
         raise ConfigError(f"{where}: the module declares {one} without {other} (declare both or neither)")
     net = net.double().eval()
-    if spec.input_shape is not None:
-        net.register_forward_pre_hook(_ReshapeInput(spec.input_shape))
-    x = torch.randn(2, spec.d_in, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    shown = _shape((2, *spec.input_shape)) if spec.input_shape is not None else _shape((2, spec.d_in))
+    if model.input_shape is not None:
+        net.register_forward_pre_hook(_ReshapeInput(model.input_shape))
+    x = torch.randn(2, model.d_in, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    shown = _shape((2, *model.input_shape)) if model.input_shape is not None else _shape((2, model.d_in))
     calls: list[tuple[str, bool]] = []
     hooks = [m.register_forward_hook(
         lambda _m, _i, o, name=name: calls.append((name, isinstance(o, torch.Tensor) and o.dim() >= 1
@@ -152,18 +153,18 @@ def _build(spec: TorchModule) -> _Built:
         with torch.no_grad():
             out = net(x)
     except Exception as exc:
-        hint = (f" (rows are reshaped to {_shape(spec.input_shape)}; input_shape = [{spec.d_in}] passes them flat)"
-                if spec.input_shape else "")
+        hint = (f" (rows are reshaped to {_shape(model.input_shape)}; input_shape = [{model.d_in}] passes them flat)"
+                if model.input_shape else "")
         raise ConfigError(f"{where}: the module fails on a {shown} batch: {_first_line(exc)}{hint}") from None
     finally:
         for h in hooks:
             h.remove()
     if not isinstance(out, torch.Tensor):
         raise ConfigError(f"{where}: the module returns a {type(out).__name__} on a {shown} batch, not a tensor "
-                          f"of shape [2, {spec.d_out}]")
-    if tuple(out.shape) != (2, spec.d_out):
+                          f"of shape [2, {model.d_out}]")
+    if tuple(out.shape) != (2, model.d_out):
         raise ConfigError(f"{where}: the module maps a {shown} batch to outputs of shape {_shape(out.shape)}, but "
-                          f"the model needs shape [2, {spec.d_out}] ({spec.d_out} output(s) per input)")
+                          f"the model needs shape [2, {model.d_out}] ({model.d_out} output(s) per input)")
     try:
         copy.deepcopy(net)
     except Exception as exc:
@@ -171,7 +172,7 @@ def _build(spec: TorchModule) -> _Built:
     points = _declared_points(net, where) if callable(getattr(net, "genni_representation_points", None)) \
         else _default_points(net, calls)
     built = _Built(net=net, n_params=int(n_params), points=points)
-    _CACHE[spec] = built
+    _CACHE[model] = built
     return built
 
 
@@ -326,7 +327,7 @@ class TorchModule(Model):
         return list(_build(self).points)
 
     def describe(self) -> str:
-        declared = self.symmetry_kinds()["declared"]
+        declared = self.symmetry.kinds["declared"]
         sym = "symmetries as the module declares them" if declared else "no symmetries assumed — none declared"
         return f"torch module {self.module_path} ({self.n_params:,} parameters; {sym})"
 
@@ -334,59 +335,67 @@ class TorchModule(Model):
     def _state_target(self) -> torch.nn.Module:
         return self._net()  # buffers loaded from a state_dict are set on this process's cached module
 
-    # --- symmetries (declared by the module, else none) ---------------------------------------------
+    # --- what the module declares about its symmetries ---------------------------------------------
     def _declared(self, name: str):
         fn = getattr(self._net(), name, None)
         return fn if callable(fn) else None
 
-    def symmetry_kinds(self) -> dict[str, bool]:
-        """``{"declared": True}`` when the module declares tangents or a group action, else False."""
-        return {"declared": any(self._declared(k) is not None for k in _DECLARED[:3])}
 
-    def symmetry_tangents(self, theta: np.ndarray) -> np.ndarray:
-        fn = self._declared("genni_symmetry_tangents")
-        if fn is None:
-            return np.zeros((self.n_params, 0))
-        T = np.asarray(fn(np.array(theta, dtype=np.float64, copy=True)), dtype=np.float64)
-        if T.ndim != 2 or T.shape[0] != self.n_params:
-            raise ConfigError(f"{self.module_path}: genni_symmetry_tangents returned shape {_shape(T.shape)}, not "
-                              f"[{self.n_params}, m]")
-        return T
+class ModuleSymmetry(Symmetry):
+    """The symmetries a module declares (see the module docstring), else the trivial group.  Group elements
+    are the module's own objects, carried as ``GroupElement(extra={"module": g})``."""
 
-    def sample_symmetries(self, n: int, rng: np.random.Generator) -> list:
-        fn = self._declared("genni_sample_symmetries")
-        if fn is None:
-            return [None] * n
-        gs = list(fn(n, rng))
-        if len(gs) != n:
-            raise ConfigError(f"{self.module_path}: genni_sample_symmetries({n}, rng) returned {len(gs)} elements")
-        return gs
+    model: TorchModule
 
-    def act(self, theta: np.ndarray, g) -> np.ndarray:
-        fn = self._declared("genni_act")
-        if fn is None or g is None:
-            return np.array(theta, dtype=np.float64, copy=True)
-        out = np.asarray(fn(np.array(theta, dtype=np.float64, copy=True), g), dtype=np.float64)
-        if out.shape != (self.n_params,):
-            raise ConfigError(f"{self.module_path}: genni_act returned shape {_shape(out.shape)}, not "
-                              f"[{self.n_params}]")
+    def _checked(self, name: str, out, columns: bool) -> np.ndarray:
+        """The module's answer as float64, refused in one line unless it is [P, m] (``columns``) or [P]."""
+        P = self.model.n_params
+        out = np.asarray(out, dtype=np.float64)
+        if not (out.ndim == 2 and out.shape[0] == P if columns else out.shape == (P,)):
+            raise ConfigError(f"{self.model.module_path}: {name} returned shape {_shape(out.shape)}, not "
+                              f"[{P}{', m' if columns else ''}]")
         return out
 
     @property
+    def kinds(self) -> dict[str, bool]:
+        """``{"declared": True}`` when the module declares tangents or a group action, else False."""
+        return {"declared": any(self.model._declared(k) is not None for k in _DECLARED[:3])}
+
+    def tangents(self, theta: np.ndarray) -> np.ndarray:
+        fn = self.model._declared("genni_symmetry_tangents")
+        if fn is None:
+            return np.zeros((self.model.n_params, 0))
+        return self._checked("genni_symmetry_tangents", fn(np.array(theta, dtype=np.float64, copy=True)), True)
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[GroupElement]:
+        fn = self.model._declared("genni_sample_symmetries")
+        if fn is None:
+            return [self.identity() for _ in range(n)]
+        gs = list(fn(n, rng))
+        if len(gs) != n:
+            raise ConfigError(f"{self.model.module_path}: genni_sample_symmetries({n}, rng) returned {len(gs)} "
+                              "elements")
+        return [GroupElement(extra={"module": g}) for g in gs]
+
+    def act(self, theta: np.ndarray, g) -> np.ndarray:
+        fn = self.model._declared("genni_act")
+        if fn is None or g is None or "module" not in g.extra:
+            return np.array(theta, dtype=np.float64, copy=True)
+        return self._checked("genni_act", fn(np.array(theta, dtype=np.float64, copy=True), g.extra["module"]), False)
+
+    @property
     def aligns(self) -> bool:  # the module declares genni_align(theta, theta_ref) -> aligned θ
-        return self._declared("genni_align") is not None
+        return self.model._declared("genni_align") is not None
 
     def align(self, theta: np.ndarray, theta_ref: np.ndarray):
         """The module's ``genni_align(theta, theta_ref)`` (g·θ closest to θ_ref), else θ unchanged."""
-        fn = self._declared("genni_align")
+        fn = self.model._declared("genni_align")
         th = np.array(theta, dtype=np.float64, copy=True)
         if fn is None:
             return th, None
-        out = np.asarray(fn(th, np.array(theta_ref, dtype=np.float64, copy=True)), dtype=np.float64)
-        if out.shape != (self.n_params,):
-            raise ConfigError(f"{self.module_path}: genni_align returned shape {_shape(out.shape)}, not "
-                              f"[{self.n_params}]")
-        return out, None
+        return self._checked("genni_align", fn(th, np.array(theta_ref, dtype=np.float64, copy=True)), False), None
 
 
-__all__ = ["TorchModule"]
+TorchModule.symmetry_class = ModuleSymmetry
+
+__all__ = ["ModuleSymmetry", "TorchModule"]

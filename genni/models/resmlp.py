@@ -35,7 +35,9 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from .activations import activation_module
 from .base import Model
+from .symmetry import GroupElement, Symmetry
 
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "gelu")
 
@@ -54,19 +56,196 @@ class _Block(torch.nn.Module):
 class ResMLPModule(torch.nn.Module):
     """The torch module of a :class:`ResMLP` (float64)."""
 
-    def __init__(self, spec: ResMLP):
+    def __init__(self, model: ResMLP):
         super().__init__()
-        act = {"relu": torch.nn.ReLU(), "tanh": torch.nn.Tanh(), "gelu": torch.nn.GELU(),
-               "leaky_relu": torch.nn.LeakyReLU(spec.negative_slope)}[spec.activation]
-        self.inp = torch.nn.Linear(spec.d_in, spec.width, dtype=torch.float64)
-        self.blocks = torch.nn.ModuleList([_Block(spec.width, spec.hidden, act) for _ in range(spec.blocks)])
-        self.out = torch.nn.Linear(spec.width, spec.d_out, dtype=torch.float64)
+        act = activation_module(model.activation, model.negative_slope)
+        self.inp = torch.nn.Linear(model.d_in, model.width, dtype=torch.float64)
+        self.blocks = torch.nn.ModuleList([_Block(model.width, model.hidden, act) for _ in range(model.blocks)])
+        self.out = torch.nn.Linear(model.width, model.d_out, dtype=torch.float64)
 
     def forward(self, x):
         h = self.inp(x)
         for b in self.blocks:
             h = b(h)
         return self.out(h)
+
+
+class ResMLPSymmetry(Symmetry):
+    """The residual MLP's exact symmetry group (see the module docstring): ``ResMLP(...).symmetry``.
+    A group element holds the blocks' permutations and factors, and in ``extra`` the stream map ``A``
+    [w, w] and the stream translations ``shifts`` ((B + 1) × [w])."""
+
+    aligns = True
+    model: ResMLP
+
+    @property
+    def invariances(self) -> tuple[str, ...]:
+        """The stream h_b moves by any invertible A and by translations (the hidden units inside the blocks
+        are not among the representations)."""
+        return ("invertible_linear", "translation")
+
+    @property
+    def kinds(self) -> dict[str, bool]:
+        return {"permutation": True, "rescaling": self.model.activation in ("relu", "leaky_relu"),
+                "sign_flip": self.model.activation == "tanh", "stream_linear": True, "stream_translation": True}
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[GroupElement]:
+        """Random (A, per-block permutations, per-block factors): A = Q·diag(e^s) with Q orthogonal,
+        s ~ N(0, 0.3²) (well conditioned); factors e^{N(0, 0.5²)} (relu), ±1 (tanh), 1 (gelu)."""
+        out = []
+        for _ in range(n):
+            Q, R = np.linalg.qr(rng.normal(size=(self.model.width, self.model.width)))
+            A = (Q * np.sign(np.diag(R))) @ np.diag(np.exp(rng.normal(0, 0.3, self.model.width)))
+            perms = [rng.permutation(self.model.hidden) for _ in range(self.model.blocks)]
+            if self.kinds["rescaling"]:
+                factors = [np.exp(rng.normal(0, 0.5, self.model.hidden)) for _ in range(self.model.blocks)]
+            elif self.model.activation == "tanh":
+                factors = [rng.choice([-1.0, 1.0], self.model.hidden) for _ in range(self.model.blocks)]
+            else:
+                factors = [np.ones(self.model.hidden) for _ in range(self.model.blocks)]
+            shifts = [rng.normal(0, 0.5, self.model.width) for _ in range(self.model.blocks + 1)]
+            out.append(GroupElement(tuple(perms), tuple(factors), {"A": A, "shifts": shifts}))
+        return out
+
+    def act(self, theta: np.ndarray, g) -> np.ndarray:
+        """g·θ for g with perms B × [m], factors B × [m] and extra {"A": [w, w], "shifts": (B + 1) × [w]}
+        (``None``, or an element without ``A``: the identity on the stream): the translations, then A, then each
+        block's permutation and factors."""
+        if g is None:
+            return np.array(theta, dtype=np.float64, copy=True)
+        p = self.model.unflatten(theta)
+        for stage, c in enumerate(g.extra.get("shifts", ())):  # translations first (stage 0: b_in, stage b: b2_b)
+            self._translate(p, stage, np.asarray(c, dtype=np.float64))
+        A = np.asarray(g.extra.get("A", np.eye(self.model.width)), dtype=np.float64)
+        Ainv = np.linalg.inv(A)
+        p["inp.weight"], p["inp.bias"] = A @ p["inp.weight"], A @ p["inp.bias"]
+        for b, (perm, c) in enumerate(zip(g.perms, g.factors)):
+            k = f"blocks.{b}."
+            W1, b1, W2 = p[k + "fc1.weight"] @ Ainv, p[k + "fc1.bias"], A @ p[k + "fc2.weight"]
+            p[k + "fc1.weight"] = c[:, None] * W1[perm]
+            p[k + "fc1.bias"] = c * b1[perm]
+            p[k + "fc2.weight"] = W2[:, perm] / c[None, :]
+            p[k + "fc2.bias"] = A @ p[k + "fc2.bias"]
+        p["out.weight"] = p["out.weight"] @ Ainv
+        return self.model.flatten(p)
+
+    def _translate(self, p: dict, stage: int, c: np.ndarray, sign: float = 1.0) -> None:
+        """Move the stream bias of ``stage`` by c and absorb it downstream, in place (linear in c)."""
+        p["inp.bias" if stage == 0 else f"blocks.{stage - 1}.fc2.bias"] += c
+        for b in range(stage, self.model.blocks):
+            p[f"blocks.{b}.fc1.bias"] -= p[f"blocks.{b}.fc1.weight"] @ c
+        p["out.bias"] -= p["out.weight"] @ c
+
+    def identity(self, **parts) -> GroupElement:
+        """The identity; keyword ``A``, ``shifts``, ``perms`` or ``factors`` replace that part of it."""
+        g = {"A": np.eye(self.model.width), "perms": [np.arange(self.model.hidden)] * self.model.blocks,
+             "factors": [np.ones(self.model.hidden)] * self.model.blocks,
+             "shifts": [np.zeros(self.model.width)] * (self.model.blocks + 1)}
+        g = {**g, **parts}
+        return GroupElement(tuple(g["perms"]), tuple(g["factors"]), {"A": g["A"], "shifts": g["shifts"]})
+
+    def align(self, theta: np.ndarray, theta_ref: np.ndarray):
+        """g·θ brought to θ_ref's gauge, stage by stage (if θ = g'·θ_ref exactly, the result is θ_ref):
+
+        1. the stream map: A minimising Σ_b ‖A (h_b − mean h_b) − (h*_b − mean h*_b)‖² over the residual
+           stream's states h_0 … h_B on fixed inputs (N(0, I), 4·w of them, seeded): every stream
+           symmetry moves h_b to A h_b + a constant, so this is exact for a planted copy and, for any
+           other θ, the linear map that best explains its stream by θ_ref's (identity if singular);
+        2. the input translation c₀ = b_in* − b_in;
+        3. per block b: its hidden units matched to θ_ref's by ``scipy.optimize.linear_sum_assignment`` on
+           the distances of their incoming vectors (W1 row, b1), direction only for relu / leaky_relu
+           (then scaled to θ_ref's norms), up to sign for tanh; then the block's stream translation
+           c_b = b2_b* − b2_b.
+
+        theta, theta_ref : [P];  returns : (aligned θ [P], the list of group elements applied in turn)
+        """
+        from scipy.optimize import linear_sum_assignment
+
+        w = self.model.width
+        cur = np.asarray(theta, dtype=np.float64)
+        r = self.model.unflatten(theta_ref)
+        x = torch.as_tensor(np.random.default_rng(0).normal(size=(max(64, 4 * w), self.model.d_in)))
+        with torch.no_grad():
+            H = [self.model.layers(torch.as_tensor(t), x)[1][1:-1] for t in (cur, theta_ref)]
+        mine, ref = (np.concatenate([(h - h.mean(0)).numpy() for h in hs]) for hs in H)  # [(B + 1)·n, w]
+        A = np.linalg.lstsq(mine, ref, rcond=None)[0].T
+        if not np.isfinite(A).all() or np.linalg.cond(A) > 1e12:
+            A = np.eye(w)
+        applied = [self.identity(A=A)]
+        cur = self.act(cur, applied[-1])
+        shift = [np.zeros(w)] * (self.model.blocks + 1)
+        applied.append(self.identity(shifts=[r["inp.bias"] - self.model.unflatten(cur)["inp.bias"], *shift[1:]]))
+        cur = self.act(cur, applied[-1])
+        rescale = self.kinds["rescaling"]
+        flips = self.kinds["sign_flip"]
+        for b in range(self.model.blocks):
+            k = f"blocks.{b}."
+            p = self.model.unflatten(cur)
+            mine = np.column_stack([p[k + "fc1.weight"], p[k + "fc1.bias"]])
+            ref = np.column_stack([r[k + "fc1.weight"], r[k + "fc1.bias"]])
+            nm, nr = np.linalg.norm(mine, axis=1), np.linalg.norm(ref, axis=1)
+            if rescale:
+                mine_f = mine / np.maximum(nm, 1e-300)[:, None]
+                ref_f = ref / np.maximum(nr, 1e-300)[:, None]
+            else:
+                mine_f, ref_f = mine, ref
+            cost = ((ref_f[:, None, :] - mine_f[None, :, :]) ** 2).sum(-1)  # [ref unit, my unit]
+            if flips:
+                cost = np.minimum(cost, ((ref_f[:, None, :] + mine_f[None, :, :]) ** 2).sum(-1))
+            _, perm = linear_sum_assignment(cost)
+            if rescale:
+                factors = nr / np.maximum(nm[perm], 1e-300)
+            elif flips:
+                same = ((ref_f - mine_f[perm]) ** 2).sum(1) <= ((ref_f + mine_f[perm]) ** 2).sum(1)
+                factors = np.where(same, 1.0, -1.0)
+            else:
+                factors = np.ones(self.model.hidden)
+            perms = [np.arange(self.model.hidden)] * self.model.blocks
+            fac = [np.ones(self.model.hidden)] * self.model.blocks
+            perms[b], fac[b] = perm, factors
+            applied.append(self.identity(perms=perms, factors=fac))
+            cur = self.act(cur, applied[-1])
+            sh = [np.zeros(w)] * (self.model.blocks + 1)
+            sh[b + 1] = r[k + "fc2.bias"] - self.model.unflatten(cur)[k + "fc2.bias"]
+            applied.append(self.identity(shifts=sh))
+            cur = self.act(cur, applied[-1])
+        return cur, applied
+
+    def tangents(self, theta: np.ndarray) -> np.ndarray:
+        """Columns [P, w² + (B + 1)·w (+ B·m for relu)]: d/dt at t = 0 of A = I + tE_ij acting on θ (the
+        stream), of each stream translation e_i, then of each hidden unit's rescaling c = 1 + t (relu)."""
+        p = self.model.unflatten(theta)
+        cols = []
+        w = self.model.width
+        for i in range(w):
+            for j in range(w):
+                E = np.zeros((w, w))
+                E[i, j] = 1.0
+                t = {k: np.zeros_like(v) for k, v in p.items()}
+                t["inp.weight"], t["inp.bias"] = E @ p["inp.weight"], E @ p["inp.bias"]
+                for b in range(self.model.blocks):
+                    k = f"blocks.{b}."
+                    t[k + "fc1.weight"] = -p[k + "fc1.weight"] @ E
+                    t[k + "fc2.weight"] = E @ p[k + "fc2.weight"]
+                    t[k + "fc2.bias"] = E @ p[k + "fc2.bias"]
+                t["out.weight"] = -p["out.weight"] @ E
+                cols.append(self.model.flatten(t))
+        for stage in range(self.model.blocks + 1):  # translations: linear in c, so the tangent is the move itself
+            for i in range(w):
+                t = {k: np.zeros_like(v) if not k.endswith("weight") else v for k, v in p.items()}
+                self._translate(t, stage, np.eye(w)[i])
+                cols.append(self.model.flatten({k: (v if not k.endswith("weight") else np.zeros_like(v))
+                                          for k, v in t.items()}))
+        if self.kinds["rescaling"]:
+            for b in range(self.model.blocks):
+                k = f"blocks.{b}."
+                for u in range(self.model.hidden):
+                    t = {key: np.zeros_like(v) for key, v in p.items()}
+                    t[k + "fc1.weight"][u] = p[k + "fc1.weight"][u]
+                    t[k + "fc1.bias"][u] = p[k + "fc1.bias"][u]
+                    t[k + "fc2.weight"][:, u] = -p[k + "fc2.weight"][:, u]
+                    cols.append(self.model.flatten(t))
+        return np.stack(cols, axis=1)
 
 
 @dataclass(frozen=True)
@@ -81,6 +260,8 @@ class ResMLP(Model):
     activation: str = "relu"
     negative_slope: float = 0.01
     kind: str = "resmlp"
+
+    symmetry_class = ResMLPSymmetry
 
     def __post_init__(self):
         for k in ("d_in", "width", "hidden", "blocks", "d_out"):
@@ -110,11 +291,6 @@ class ResMLP(Model):
     def representation_points(self) -> list[tuple[str, str]]:
         """The residual stream: h_0 after the input layer, then h_b after each block."""
         return [("h0", "inp"), *[(f"h{b + 1}", f"blocks.{b}") for b in range(self.blocks)]]
-
-    def representation_symmetries(self) -> tuple[str, ...]:
-        """The stream h_b moves by any invertible A and by translations (the hidden units inside the blocks
-        are not among the representations)."""
-        return ("invertible_linear", "translation")
 
     def dead_units(self, theta: np.ndarray, X: np.ndarray) -> list[int]:
         """Per block, hidden units whose activation is constant on every input."""
@@ -154,166 +330,4 @@ class ResMLP(Model):
         known = ("d_in", "width", "hidden", "blocks", "d_out", "activation", "negative_slope")
         return cls(**{k: d[k] for k in known if k in d})
 
-    # --- symmetries ---------------------------------------------------------------------------------
-    def symmetry_kinds(self) -> dict[str, bool]:
-        return {"permutation": True, "rescaling": self.activation in ("relu", "leaky_relu"),
-                "sign_flip": self.activation == "tanh", "stream_linear": True, "stream_translation": True}
-
-    def sample_symmetries(self, n: int, rng: np.random.Generator) -> list[dict]:
-        """Random (A, per-block permutations, per-block factors): A = Q·diag(e^s) with Q orthogonal,
-        s ~ N(0, 0.3²) (well conditioned); factors e^{N(0, 0.5²)} (relu), ±1 (tanh), 1 (gelu)."""
-        out = []
-        for _ in range(n):
-            Q, R = np.linalg.qr(rng.normal(size=(self.width, self.width)))
-            A = (Q * np.sign(np.diag(R))) @ np.diag(np.exp(rng.normal(0, 0.3, self.width)))
-            perms = [rng.permutation(self.hidden) for _ in range(self.blocks)]
-            if self.symmetry_kinds()["rescaling"]:
-                factors = [np.exp(rng.normal(0, 0.5, self.hidden)) for _ in range(self.blocks)]
-            elif self.activation == "tanh":
-                factors = [rng.choice([-1.0, 1.0], self.hidden) for _ in range(self.blocks)]
-            else:
-                factors = [np.ones(self.hidden) for _ in range(self.blocks)]
-            shifts = [rng.normal(0, 0.5, self.width) for _ in range(self.blocks + 1)]
-            out.append({"A": A, "perms": perms, "factors": factors, "shifts": shifts})
-        return out
-
-    def act(self, theta: np.ndarray, g) -> np.ndarray:
-        """g·θ for g = {"A": [w, w], "perms": B × [m], "factors": B × [m], "shifts": (B + 1) × [w]}
-        (``None``: the identity): the translations, then A, then each block's permutation and factors."""
-        if g is None:
-            return np.array(theta, dtype=np.float64, copy=True)
-        p = self.unflatten(theta)
-        for stage, c in enumerate(g.get("shifts", ())):  # translations first (stage 0: b_in, stage b: b2_b)
-            self._translate(p, stage, np.asarray(c, dtype=np.float64))
-        A = np.asarray(g["A"], dtype=np.float64)
-        Ainv = np.linalg.inv(A)
-        p["inp.weight"], p["inp.bias"] = A @ p["inp.weight"], A @ p["inp.bias"]
-        for b, (perm, c) in enumerate(zip(g["perms"], g["factors"])):
-            k = f"blocks.{b}."
-            W1, b1, W2 = p[k + "fc1.weight"] @ Ainv, p[k + "fc1.bias"], A @ p[k + "fc2.weight"]
-            p[k + "fc1.weight"] = c[:, None] * W1[perm]
-            p[k + "fc1.bias"] = c * b1[perm]
-            p[k + "fc2.weight"] = W2[:, perm] / c[None, :]
-            p[k + "fc2.bias"] = A @ p[k + "fc2.bias"]
-        p["out.weight"] = p["out.weight"] @ Ainv
-        return self.flatten(p)
-
-    def _translate(self, p: dict, stage: int, c: np.ndarray, sign: float = 1.0) -> None:
-        """Move the stream bias of ``stage`` by c and absorb it downstream, in place (linear in c)."""
-        p["inp.bias" if stage == 0 else f"blocks.{stage - 1}.fc2.bias"] += c
-        for b in range(stage, self.blocks):
-            p[f"blocks.{b}.fc1.bias"] -= p[f"blocks.{b}.fc1.weight"] @ c
-        p["out.bias"] -= p["out.weight"] @ c
-
-    def _identity(self, **parts) -> dict:
-        g = {"A": np.eye(self.width), "perms": [np.arange(self.hidden)] * self.blocks,
-             "factors": [np.ones(self.hidden)] * self.blocks, "shifts": [np.zeros(self.width)] * (self.blocks + 1)}
-        return {**g, **parts}
-
-    aligns = True
-
-    def align(self, theta: np.ndarray, theta_ref: np.ndarray):
-        """g·θ brought to θ_ref's gauge, stage by stage (if θ = g'·θ_ref exactly, the result is θ_ref):
-
-        1. the stream map: A minimising Σ_b ‖A (h_b − mean h_b) − (h*_b − mean h*_b)‖² over the residual
-           stream's states h_0 … h_B on fixed inputs (N(0, I), 4·w of them, seeded): every stream
-           symmetry moves h_b to A h_b + a constant, so this is exact for a planted copy and, for any
-           other θ, the linear map that best explains its stream by θ_ref's (identity if singular);
-        2. the input translation c₀ = b_in* − b_in;
-        3. per block b: its hidden units matched to θ_ref's by ``scipy.optimize.linear_sum_assignment`` on
-           the distances of their incoming vectors (W1 row, b1), direction only for relu / leaky_relu
-           (then scaled to θ_ref's norms), up to sign for tanh; then the block's stream translation
-           c_b = b2_b* − b2_b.
-
-        theta, theta_ref : [P];  returns : (aligned θ [P], the list of group elements applied in turn)
-        """
-        from scipy.optimize import linear_sum_assignment
-
-        w = self.width
-        cur = np.asarray(theta, dtype=np.float64)
-        r = self.unflatten(theta_ref)
-        x = torch.as_tensor(np.random.default_rng(0).normal(size=(max(64, 4 * w), self.d_in)))
-        with torch.no_grad():
-            H = [self.layers(torch.as_tensor(t), x)[1][1:-1] for t in (cur, theta_ref)]
-        mine, ref = (np.concatenate([(h - h.mean(0)).numpy() for h in hs]) for hs in H)  # [(B + 1)·n, w]
-        A = np.linalg.lstsq(mine, ref, rcond=None)[0].T
-        if not np.isfinite(A).all() or np.linalg.cond(A) > 1e12:
-            A = np.eye(w)
-        applied = [self._identity(A=A)]
-        cur = self.act(cur, applied[-1])
-        shift = [np.zeros(w)] * (self.blocks + 1)
-        applied.append(self._identity(shifts=[r["inp.bias"] - self.unflatten(cur)["inp.bias"], *shift[1:]]))
-        cur = self.act(cur, applied[-1])
-        rescale = self.symmetry_kinds()["rescaling"]
-        flips = self.symmetry_kinds()["sign_flip"]
-        for b in range(self.blocks):
-            k = f"blocks.{b}."
-            p = self.unflatten(cur)
-            mine = np.column_stack([p[k + "fc1.weight"], p[k + "fc1.bias"]])
-            ref = np.column_stack([r[k + "fc1.weight"], r[k + "fc1.bias"]])
-            nm, nr = np.linalg.norm(mine, axis=1), np.linalg.norm(ref, axis=1)
-            if rescale:
-                mine_f = mine / np.maximum(nm, 1e-300)[:, None]
-                ref_f = ref / np.maximum(nr, 1e-300)[:, None]
-            else:
-                mine_f, ref_f = mine, ref
-            cost = ((ref_f[:, None, :] - mine_f[None, :, :]) ** 2).sum(-1)  # [ref unit, my unit]
-            if flips:
-                cost = np.minimum(cost, ((ref_f[:, None, :] + mine_f[None, :, :]) ** 2).sum(-1))
-            _, perm = linear_sum_assignment(cost)
-            if rescale:
-                factors = nr / np.maximum(nm[perm], 1e-300)
-            elif flips:
-                same = ((ref_f - mine_f[perm]) ** 2).sum(1) <= ((ref_f + mine_f[perm]) ** 2).sum(1)
-                factors = np.where(same, 1.0, -1.0)
-            else:
-                factors = np.ones(self.hidden)
-            perms = [np.arange(self.hidden)] * self.blocks
-            fac = [np.ones(self.hidden)] * self.blocks
-            perms[b], fac[b] = perm, factors
-            applied.append(self._identity(perms=perms, factors=fac))
-            cur = self.act(cur, applied[-1])
-            sh = [np.zeros(w)] * (self.blocks + 1)
-            sh[b + 1] = r[k + "fc2.bias"] - self.unflatten(cur)[k + "fc2.bias"]
-            applied.append(self._identity(shifts=sh))
-            cur = self.act(cur, applied[-1])
-        return cur, applied
-
-    def symmetry_tangents(self, theta: np.ndarray) -> np.ndarray:
-        """Columns [P, w² + (B + 1)·w (+ B·m for relu)]: d/dt at t = 0 of A = I + tE_ij acting on θ (the
-        stream), of each stream translation e_i, then of each hidden unit's rescaling c = 1 + t (relu)."""
-        p = self.unflatten(theta)
-        cols = []
-        w = self.width
-        for i in range(w):
-            for j in range(w):
-                E = np.zeros((w, w))
-                E[i, j] = 1.0
-                t = {k: np.zeros_like(v) for k, v in p.items()}
-                t["inp.weight"], t["inp.bias"] = E @ p["inp.weight"], E @ p["inp.bias"]
-                for b in range(self.blocks):
-                    k = f"blocks.{b}."
-                    t[k + "fc1.weight"] = -p[k + "fc1.weight"] @ E
-                    t[k + "fc2.weight"] = E @ p[k + "fc2.weight"]
-                    t[k + "fc2.bias"] = E @ p[k + "fc2.bias"]
-                t["out.weight"] = -p["out.weight"] @ E
-                cols.append(self.flatten(t))
-        for stage in range(self.blocks + 1):  # translations: linear in c, so the tangent is the move itself
-            for i in range(w):
-                t = {k: np.zeros_like(v) if not k.endswith("weight") else v for k, v in p.items()}
-                self._translate(t, stage, np.eye(w)[i])
-                cols.append(self.flatten({k: (v if not k.endswith("weight") else np.zeros_like(v))
-                                          for k, v in t.items()}))
-        if self.symmetry_kinds()["rescaling"]:
-            for b in range(self.blocks):
-                k = f"blocks.{b}."
-                for u in range(self.hidden):
-                    t = {key: np.zeros_like(v) for key, v in p.items()}
-                    t[k + "fc1.weight"][u] = p[k + "fc1.weight"][u]
-                    t[k + "fc1.bias"][u] = p[k + "fc1.bias"][u]
-                    t[k + "fc2.weight"][:, u] = -p[k + "fc2.weight"][:, u]
-                    cols.append(self.flatten(t))
-        return np.stack(cols, axis=1)
-
-
-__all__ = ["ResMLP", "ResMLPModule"]
+__all__ = ["ResMLP", "ResMLPModule", "ResMLPSymmetry"]

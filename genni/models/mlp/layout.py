@@ -1,21 +1,21 @@
-"""The one mapping between an MLP and flat parameter vectors.
+"""The MLP's parameter layout: where each layer's weight and bias live inside θ.
 
 A parameter vector ``theta`` (shape ``[P]``) or a batch of them (shape ``[N, P]``)
 is laid out exactly as :func:`torch.nn.utils.parameters_to_vector` lays out the
 equivalent ``torch.nn.Sequential(Linear, act, Linear, act, ..., Linear)``: layer
 by layer, the weight (shape ``[out, in]``, row-major) and then the bias
-(shape ``[out]``).  Every other module reads and writes θ through this one.
+(shape ``[out]``).  Every MLP computation reads and writes θ through this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .errors import GenniError
+from ...errors import GenniError
 
 
 @dataclass(frozen=True)
@@ -88,44 +88,4 @@ def flatten(layers: Sequence[tuple[torch.Tensor, torch.Tensor]], bias: bool = Tr
     return torch.cat(parts, dim=-1)
 
 
-def module_to_theta(module: torch.nn.Module) -> torch.Tensor:
-    """θ of a ``Sequential`` MLP (a detached copy), shape [P]."""
-    return torch.nn.utils.parameters_to_vector(module.parameters()).detach().clone()
-
-
-def theta_to_module_(theta: torch.Tensor, module: torch.nn.Module) -> torch.nn.Module:
-    """Write θ (shape [P]) into the module's parameters in place; returns the module."""
-    with torch.no_grad():
-        torch.nn.utils.vector_to_parameters(theta.to(next(module.parameters())), module.parameters())
-    return module
-
-
-def state_dict_to_theta(state: Mapping[str, torch.Tensor], widths: Sequence[int], bias: bool = True) -> torch.Tensor:
-    """θ (float64, shape [P]) from a state_dict of the equivalent ``Sequential``.
-
-    The tensors are taken in the state_dict's order and must have, in turn, the
-    shapes ``[w_1, w_0], [w_1], [w_2, w_1], ...``; any key names are accepted so a
-    state_dict of a custom module with the same layers also loads.
-    """
-    items = [(k, v) for k, v in state.items() if isinstance(v, torch.Tensor)]
-    tensors = [v for _, v in items]
-    expected = []
-    for s in layer_slices(widths, bias):
-        expected += [s.shape, (s.shape[0],)] if bias else [s.shape]
-    got = [tuple(t.shape) for t in tensors]
-    if got != expected:
-        have = ", ".join(f"{k} {tuple(v.shape)}" for k, v in items)
-        seq = [f"{2 * l}.{w}" for l in range(len(widths) - 1) for w in (("weight", "bias") if bias else ("weight",))]
-        keys = [k for k, _ in items]
-        missing, extra = [k for k in seq if k not in keys], [k for k in keys if k not in seq]
-        if len(got) != len(expected) and (missing or extra) and len(set(keys) & set(seq)) >= len(seq) // 2:
-            why = "; ".join(([f"missing key(s) {', '.join(missing)}"] if missing else []) +
-                            ([f"unexpected key(s) {', '.join(extra)}"] if extra else []))
-            why += f" for the Sequential of widths {list(widths)}"
-        elif len(got) != len(expected):
-            why = f"{len(got)} tensors where widths {list(widths)} need {len(expected)}"
-        else:
-            i = next(i for i, (a, b) in enumerate(zip(got, expected)) if a != b)
-            why = f"{items[i][0]} has shape {got[i]} where widths {list(widths)} need {expected[i]}"
-        raise GenniError(f"state_dict does not fit the architecture: {why} (it holds {have}; need shapes {expected})")
-    return torch.cat([t.detach().to(torch.float64).reshape(-1) for t in tensors])
+__all__ = ["LayerSlice", "layer_slices", "n_params", "unflatten", "flatten"]
