@@ -4,6 +4,7 @@ curvature of the data graph along the layers (:mod:`.ricci`); summary statistics
 from . import ricci, statistics
 from .metrics import (
     DEFAULT_FLOOR,
+    INVARIANCES,
     METRICS,
     MetricSpec,
     angle,
@@ -18,6 +19,6 @@ from .metrics import (
 )
 from .ricci import ricci_layers
 
-__all__ = ["METRICS", "MetricSpec", "DEFAULT_FLOOR", "distance", "pairwise", "gram_angle", "zscore", "geodesic",
+__all__ = ["METRICS", "MetricSpec", "INVARIANCES", "DEFAULT_FLOOR", "distance", "pairwise", "gram_angle", "zscore", "geodesic",
            "angle", "project_onto_geodesic", "path_summary", "warn_missing_symmetries", "ricci", "statistics",
            "ricci_layers"]
