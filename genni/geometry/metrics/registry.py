@@ -22,8 +22,8 @@ INVARIANCES = ("orthogonal", "sign_flip", "permutation", "translation", "isotrop
 class MetricSpec:
     """A registered metric: its name, the transformations it is invariant to (names in
     :data:`INVARIANCES`), whether it is a length metric (a true metric on its quotient: triangle
-    inequality, so that path lengths and geodesics are meaningful), whether it is an angle (range
-    [0, π/2]), and a one-line description."""
+    inequality, so that path lengths and geodesics are meaningful), whether it is an angle between
+    unit vectors (range [0, π]), and a one-line description."""
 
     name: str
     invariances: tuple[str, ...]
