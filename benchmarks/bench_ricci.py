@@ -10,8 +10,9 @@ paths, its default process pool) with the same α; genni's exact integer max-flo
 Values must agree (max abs difference); times are medians of repeats in one process.
 
 GraphRicciCurvature, networkx and POT are never genni dependencies: the script runs itself in its own
-virtual environment ``benchmarks/.venv-ricci`` (created on first use, without torch) and loads
-``genni/geometry/ricci.py`` from the working tree by path.
+virtual environment ``benchmarks/.venv-ricci`` (created on first use, without torch) and imports
+the package ``genni/geometry/ricci/`` from the working tree without running ``genni/__init__.py``
+(which needs torch).
 
     python benchmarks/bench_ricci.py [--n 2000] [--k 10] [--repeats 5] [--ollivier-n 2000] [--no-lp]
 writes benchmarks/results/ricci.md.
@@ -20,6 +21,7 @@ writes benchmarks/results/ricci.md.
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import os
 import platform
@@ -27,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -56,8 +59,19 @@ def _load(name: str, rel: str):
     return mod
 
 
+def _bare_package(name: str, rel: str) -> None:
+    """Register the package ``name`` (folder genni/``rel``) without running its ``__init__.py``, so that
+    its torch-free subpackages import on their own."""
+    mod = types.ModuleType(name)
+    mod.__path__ = [str(ROOT / "genni" / rel)]
+    sys.modules.setdefault(name, mod)
+
+
 def load_ricci():
-    return _load("genni_ricci", "geometry/ricci.py")
+    """genni.geometry.ricci (graphs, curvatures, geodesics, flow; numpy, scipy, scikit-learn only)."""
+    _bare_package("genni", ".")
+    _bare_package("genni.geometry", "geometry")
+    return importlib.import_module("genni.geometry.ricci")
 
 
 def cpu_name() -> str:

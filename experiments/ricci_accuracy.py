@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from genni import data, plots, store, sweep
-from genni.geometry import ricci as R
+from genni.geometry.statistics import bootstrap_pearson
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "ricci_accuracy"
 CUT = 0.9
+FEW = {"too_few": "too_few_networks"}  # the reason code of a correlation over fewer than 3 networks
 CLAIM = ("Baptista et al. (2024): across more than 1,500 trained classifiers, a more negative Ricci coefficient "
          "ρ goes with higher test accuracy, independently of depth, width and data set.")
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     plots.figure_ricci_accuracy(table, CUT).savefig(figs / "rho_accuracy.png", dpi=130)
     good = ok & np.isfinite(table["rho"]) & (table["accuracy"] >= CUT)
     within = []
-    overall = R.bootstrap_pearson(table["rho"][good], table["accuracy"][good], n_boot=2000, seed=0, few="too_few_networks")
+    overall = bootstrap_pearson(table["rho"][good], table["accuracy"][good], n_boot=2000, seed=0, codes=FEW)
     lines = [f"# {NAME}", "", CLAIM, "",
              f"Scale: data sets {datasets}, hidden layers {depths}, widths {widths}, {seeds} seeds: {len(ok)} relu MLPs "
              f"({epochs} epochs of full-batch Adam), {int(ok.sum())} trained, {info['failed']} failed; ρ on 256 probe "
@@ -78,10 +79,10 @@ def main(argv: list[str] | None = None) -> None:
     for ds in datasets:
         m = ok & (table["dataset"] == ds) & np.isfinite(table["rho"])
         g = m & (table["accuracy"] >= CUT)
-        c = R.bootstrap_pearson(table["rho"][g], table["accuracy"][g], n_boot=2000, seed=0, few="too_few_networks")
+        c = bootstrap_pearson(table["rho"][g], table["accuracy"][g], n_boot=2000, seed=0, codes=FEW)
         rho = table["rho"][m]
-        why = {"constant_wiener": "accuracy the same for all",
-               "constant_curvature": "ρ the same for all"}.get(c.reason, c.reason)
+        why = {"constant_y": "accuracy the same for all",
+               "constant_x": "ρ the same for all"}.get(c.reason, c.reason)
         corr = f"{c.rho:+.2f} [{c.ci[0]:+.2f}, {c.ci[1]:+.2f}] over {c.n}" if c.reason == "ok" else f"undefined ({why})"
         within.append(c)
         if not m.any():

@@ -22,6 +22,7 @@ from . import data as _data
 from . import identifiability, models, projection, search, store, train
 from . import walk as walk_
 from .errors import GenniError
+from .geometry.statistics import min_median_max
 from .progress import bar
 
 WRITE_EVERY = 0.5
@@ -489,8 +490,8 @@ def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
             "sigma_r": a.sigma_r, "agreement_tolerance": a.agree, "agree_tol": agree_tol, "n_far": len(run.X_far),
             "far_how": str(run.probe_attrs.get("far_how", "")),
             "median_threshold": float(np.median(a.threshold[conv])) if conv.any() else float("nan"),
-            "relative_discrepancy_far": _quantile_dict(a.relative_far[conv]),
-            "distance_to_reference": _quantile_dict(a.distance[conv]), **growth_attrs}
+            "relative_discrepancy_far": min_median_max(a.relative_far[conv]),
+            "distance_to_reference": min_median_max(a.distance[conv]), **growth_attrs}
 
 
 IDENTIFY_SVD_MAX_P = 8192
@@ -523,11 +524,6 @@ def _identify_matrix_free(path, run: store.RunData, spec: models.Model, rtol: fl
             "method": "randomized", "rank_error_bound": rr["bound"], "products": rr["products"],
             "null_dim": spec.n_params - rr["rank"], "symmetries": kinds, "n_elements": run.n_equivalents,
             "verdicts": {}}
-
-
-def _quantile_dict(x: np.ndarray) -> dict:
-    """min, median, max of x ({} if empty)."""
-    return {"min": float(x.min()), "median": float(np.median(x)), "max": float(x.max())} if len(x) else {}
 
 
 def _elements_for_picture(spec: models.Model, run: store.RunData) -> tuple[np.ndarray, np.ndarray, str]:
@@ -853,7 +849,7 @@ def ricci(path: str | Path, *, k: int | float | str = 10, mode: str = "or", curv
     for what, (v, allowed) in checks.items():
         if v not in allowed:
             raise GenniError(f"unknown {what} '{v}' (choose from: {', '.join(allowed)})")
-    if curvature == "ollivier" and alpha is None:
+    if R.CURVATURES[curvature].needs_alpha and alpha is None:
         raise GenniError("Ollivier curvature needs --alpha (0 = uniform on the neighbours, 0.5 = lazy random walk)")
     if alpha is not None and not 0 <= alpha < 1:
         raise GenniError(f"--alpha must lie in [0, 1), got {alpha}")
@@ -911,7 +907,7 @@ def ricci(path: str | Path, *, k: int | float | str = 10, mode: str = "or", curv
     name = f"{curvature}_k{k_used}{suffix}"
     attrs = {"k": k_used, "k_requested": str(k), "mode": mode, "curvature": curvature,
              "alpha": float("nan") if alpha is None else float(alpha), "connectivity": connectivity, "pairing": pairing,
-             "curvature_definition": R.CURVATURES[curvature], "connectivity_definition": R.CONNECTIVITY[connectivity],
+             "curvature_definition": R.CURVATURES[curvature].definition, "connectivity_definition": R.CONNECTIVITY[connectivity],
              "pairing_definition": R.PAIRINGS[pairing], "layers": json.dumps(names), "inputs": inputs, "n_inputs": n,
              "n_networks": M, "flow_sign": results[0].flow_sign, "n_boot": n_boot, "level": pooled.level,
              "pooled_rho": pooled.rho, "pooled_n": pooled.n, "pooled_reason": pooled.reason,

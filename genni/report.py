@@ -5,15 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import store
+from .geometry.statistics import quantiles
 from .models import describe
 
 QUANTILES = (0.0, 0.1, 0.5, 0.9, 1.0)
-
-
-def _quantiles(x: np.ndarray) -> dict:
-    if len(x) == 0:
-        return {}
-    return {f"q{int(q * 100):02d}": float(v) for q, v in zip(QUANTILES, np.quantile(x, QUANTILES))}
 
 
 def summarise(run: store.RunData) -> dict:
@@ -45,15 +40,15 @@ def summarise(run: store.RunData) -> dict:
         e["n_converged"] = int(eq["converged"].sum())
         e["status"] = {name: int((eq["status"] == i).sum()) for i, name in enumerate(codes)}
         for key in ("discrepancy", "discrepancy_heldout", "relative_discrepancy", "relative_discrepancy_heldout"):
-            e[key] = _quantiles(eq[key])
-        e["steps"] = _quantiles(eq["steps"].astype(float))
+            e[key] = quantiles(eq[key], QUANTILES)
+        e["steps"] = quantiles(eq["steps"].astype(float), QUANTILES)
         if "verdict" in eq:
             names = run.equivalents_attrs.get("verdict_codes", [])
             e["verdicts"] = {name: int((eq["verdict"] == i).sum()) for i, name in enumerate(names)}
-            e["distance_to_reference"] = _quantiles(eq["distance_to_reference"])
+            e["distance_to_reference"] = quantiles(eq["distance_to_reference"], QUANTILES)
             if "relative_discrepancy_far" in eq:
-                e["relative_discrepancy_far"] = _quantiles(eq["relative_discrepancy_far"])
-                e["symmetry_threshold"] = _quantiles(eq["symmetry_threshold"])
+                e["relative_discrepancy_far"] = quantiles(eq["relative_discrepancy_far"], QUANTILES)
+                e["symmetry_threshold"] = quantiles(eq["symmetry_threshold"], QUANTILES)
                 e["agreement_tolerance"] = run.equivalents_attrs.get("agreement_tolerance")
     if n and (eq["chain"] >= 0).any():
         w = eq["chain"] >= 0

@@ -1,4 +1,5 @@
-"""Representational metrics and layer-path geometry (genni.geometry.metrics)."""
+"""Representational metrics and layer-path geometry (genni.geometry.metrics): metric axioms and every
+declared invariance of every registered metric, closed forms and oracles for the known ones."""
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import torch
 from scipy.stats import ortho_group
 
 from genni.geometry import (
+    INVARIANCES,
     METRICS,
     angle,
     distance,
@@ -20,9 +22,9 @@ from genni.geometry import (
 )
 from genni.models import MLP
 
-NAMES = ("angular_cka", "angular_procrustes", "procrustes", "zscore_procrustes", "zscore_permutation")
-ROTATION_INVARIANT = [m for m in NAMES if "orthogonal" in METRICS[m].invariances]
-ANGULAR = ("angular_cka", "angular_procrustes", "zscore_procrustes", "zscore_permutation")
+NAMES = tuple(METRICS)  # every registered metric
+KNOWN = ("angular_cka", "angular_procrustes", "procrustes", "zscore_procrustes", "zscore_permutation")
+ANGULAR = tuple(m for m in NAMES if METRICS[m].angular)
 
 
 def _rand(rng, n, d):
@@ -30,9 +32,11 @@ def _rand(rng, n, d):
 
 
 def test_registry_names_and_flags():
-    assert set(NAMES) <= set(METRICS)
-    assert set(ROTATION_INVARIANT) == {"angular_cka", "angular_procrustes", "procrustes"}
-    for m in NAMES:
+    assert set(KNOWN) <= set(METRICS)
+    assert {m for m in KNOWN if "orthogonal" in METRICS[m].invariances} == {"angular_cka", "angular_procrustes",
+                                                                            "procrustes"}
+    assert {m for m in KNOWN if METRICS[m].angular} == set(KNOWN) - {"procrustes"}
+    for m in KNOWN:
         assert isinstance(METRICS[m].invariances, tuple) and METRICS[m].is_length_metric
     assert "per_unit_scaling" in METRICS["zscore_procrustes"].invariances
     assert "per_unit_scaling" not in METRICS["angular_cka"].invariances
@@ -40,21 +44,77 @@ def test_registry_names_and_flags():
         distance(np.ones((3, 1)), np.ones((3, 1)), "nope")
 
 
-@pytest.mark.parametrize("metric", ROTATION_INVARIANT)
-def test_orthogonal_invariance(metric):
-    rng = np.random.default_rng(0)
-    X = _rand(rng, 30, 5)
-    Q = ortho_group.rvs(5, random_state=1)
-    assert distance(X, X @ Q, metric) < 1e-10
+def _orthogonal(X, rng):
+    return X @ ortho_group.rvs(X.shape[1], random_state=rng)
 
 
-@pytest.mark.parametrize("metric", ANGULAR)
-def test_scale_and_translation_invariance(metric):
-    rng = np.random.default_rng(1)
-    X = _rand(rng, 30, 4)
-    b = rng.standard_normal(4)
-    assert distance(X, 3.7 * X + b, metric) < 1e-10
-    assert distance(X, 0.2 * X - 5 * b, metric) < 1e-10
+def _sign_flip(X, rng):
+    s = rng.choice([-1.0, 1.0], X.shape[1])
+    s[0] = -1.0  # at least one flip
+    return X * s
+
+
+def _permutation(X, rng):
+    p = rng.permutation(X.shape[1])
+    while np.all(p == np.arange(len(p))):
+        p = rng.permutation(X.shape[1])
+    return X[:, p]
+
+
+# the transformation T of each invariance name a metric may declare: d(X, T(X)) = 0 when declared
+TRANSFORMS = {
+    "orthogonal": _orthogonal,
+    "sign_flip": _sign_flip,
+    "permutation": _permutation,
+    "translation": lambda X, rng: X + 5.0 * rng.standard_normal(X.shape[1]),
+    "isotropic_scaling": lambda X, rng: 3.7 * X,
+    "per_unit_scaling": lambda X, rng: X * rng.uniform(0.2, 5.0, X.shape[1]),
+}
+
+
+def test_every_metric_declares_checkable_invariances():
+    """A registered metric declares its invariances, each one with a transformation checked below."""
+    assert set(TRANSFORMS) == set(INVARIANCES)
+    for m, s in METRICS.items():
+        assert s.name == m and s.invariances, f"metric '{m}' declares no invariances"
+        assert set(s.invariances) <= set(TRANSFORMS), f"metric '{m}': no check for {set(s.invariances) - set(TRANSFORMS)}"
+    with pytest.raises(ValueError, match="unknown invariances"):
+        type(METRICS["procrustes"])("x", ("rotation",), True, False, "")
+
+
+@pytest.mark.parametrize("invariance", INVARIANCES)
+@pytest.mark.parametrize("metric", NAMES)
+def test_declared_invariances_hold_and_undeclared_ones_do_not(metric, invariance):
+    """d(X, T X) = 0 (to 1e-10) for every declared invariance T, on random representations of several
+    widths; an undeclared T moves a random X (distance > 1e-3), so the declaration is exact."""
+    rng = np.random.default_rng(17)
+    for d in (1, 3, 6):
+        if d == 1 and invariance in ("permutation", "orthogonal"):
+            continue  # no non-trivial permutation of one unit; the 1-unit orthogonal maps are the sign flips
+        X = _rand(rng, 30, d)
+        got = distance(X, TRANSFORMS[invariance](X, rng), metric)
+        if invariance in METRICS[metric].invariances:
+            assert got < 1e-10
+        elif d > 1:
+            assert got > 1e-3
+
+
+@pytest.mark.parametrize("metric", NAMES)
+def test_metric_axioms(metric):
+    """d(A, A) = 0, d ≥ 0, d(A, B) = d(B, A), and the triangle inequality within 1e-10 for length metrics,
+    on random representations of mixed widths."""
+    rng = np.random.default_rng(18)
+    reps = [_rand(rng, 12, int(d)) for d in rng.integers(1, 7, 8)]
+    D = np.array([[distance(a, b, metric) for b in reps] for a in reps])
+    assert np.all(np.abs(np.diag(D)) < 1e-12)
+    assert np.all(D >= 0)
+    np.testing.assert_allclose(D, D.T, rtol=0, atol=1e-12)
+    off = D[~np.eye(len(reps), dtype=bool)]
+    assert np.all(off > 1e-6)  # distinct random points are apart
+    if METRICS[metric].is_length_metric:
+        assert np.all(D[:, None, :] <= D[:, :, None] + D[None, :, :] + 1e-10)  # d(i, k) ≤ d(i, j) + d(j, k)
+    if METRICS[metric].angular:
+        assert np.all(D <= np.pi + 1e-12)  # an angle between unit vectors
 
 
 def test_one_dimensional_values():

@@ -1,5 +1,6 @@
-"""Ricci curvature of layer graphs: exact values on hand-computed graphs, an independent transport
-oracle for Ollivier, streamed geodesic sums, connectivity fixes, reason codes and the Ricci coefficient."""
+"""Ricci curvature of layer graphs: closed forms of every registered curvature on graph families, exact
+values on hand-computed graphs, an independent transport oracle for Ollivier, streamed geodesic sums,
+connectivity fixes, reason codes and the Ricci coefficient."""
 
 from __future__ import annotations
 
@@ -52,6 +53,94 @@ def union(*gs):
 
 def values_by_edge(edges, vals):
     return {(int(i), int(j)): float(v) for (i, j), v in zip(edges, vals)}
+
+
+def random_tree(n, seed):
+    rng = np.random.default_rng(seed)
+    return graph(n, [(int(rng.integers(0, i)), i) for i in range(1, n)])
+
+
+# ---------------------------------------------------------------- every registered curvature
+
+# Closed forms of each registered curvature's edge values on graph families, as functions of
+# (size, edge degrees d_x, d_y, alpha); alpha is 0 and 1/2 where the curvature needs one.
+#   complete K_n: every degree n − 1, every edge on n − 2 triangles; Ollivier (Jost–Liu):
+#     κ_0 = (n − 2)/(n − 1), κ_½ = n / (2(n − 1)).
+#   cycle C_n (n ≥ 6 so that no two neighbourhoods interact): flat, F = F# = κ = 0.
+#   trees (stars, paths, random trees): no triangles, so F# = F = 4 − d_x − d_y; Ollivier
+#     κ_0 = −2 (1 − 1/d_x − 1/d_y)_+ (Jost–Liu), κ_½ = 1/d_x + 1/d_y − 1 (lazy walk).
+CLOSED_FORMS = {
+    "forman": {
+        "complete": lambda n, dx, dy, alpha: 4.0 - 2 * (n - 1),
+        "cycle": lambda n, dx, dy, alpha: 0.0,
+        "tree": lambda n, dx, dy, alpha: 4.0 - dx - dy,
+    },
+    "augmented": {
+        "complete": lambda n, dx, dy, alpha: 4.0 - 2 * (n - 1) + 3 * (n - 2),
+        "cycle": lambda n, dx, dy, alpha: 0.0,
+        "tree": lambda n, dx, dy, alpha: 4.0 - dx - dy,
+    },
+    "ollivier": {
+        "complete": lambda n, dx, dy, alpha: (n - 2) / (n - 1) if alpha == 0 else n / (2 * (n - 1)),
+        "cycle": lambda n, dx, dy, alpha: 0.0,
+        "tree": lambda n, dx, dy, alpha: (-2 * np.maximum(0.0, 1 - 1 / dx - 1 / dy) if alpha == 0
+                                          else 1 / dx + 1 / dy - 1),
+    },
+}
+FAMILIES = {
+    "complete": [complete(n) for n in (2, 3, 4, 6)],
+    "cycle": [cycle(n) for n in (6, 7, 10)],
+    "tree": [star(1), star(2), star(5), path(3), path(6)] + [random_tree(14, s) for s in range(3)],
+}
+
+
+def _alphas(name):
+    return (0.0, 0.5) if R.CURVATURES[name].needs_alpha else (None,)
+
+
+def test_every_registered_curvature_has_closed_forms():
+    assert set(R.CURVATURES) == set(CLOSED_FORMS), "a registered curvature needs closed forms in CLOSED_FORMS"
+    for name, c in R.CURVATURES.items():
+        assert c.name == name and c.definition and set(CLOSED_FORMS[name]) == set(FAMILIES)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("name", sorted(R.CURVATURES))
+def test_registered_curvature_closed_forms(name, family):
+    c = R.CURVATURES[name]
+    for A in FAMILIES[family]:
+        n = A.shape[0]
+        d = np.asarray(A.sum(1)).ravel()
+        for alpha in _alphas(name):
+            e, v = c.edges(A, alpha)
+            assert len(e) == A.nnz // 2 and np.all(e[:, 0] < e[:, 1])
+            want = CLOSED_FORMS[name][family](n, d[e[:, 0]], d[e[:, 1]], alpha) * np.ones(len(e))
+            np.testing.assert_allclose(v, want, rtol=0, atol=1e-12)
+            e2, v2 = R.edge_curvature(A, name, alpha)
+            np.testing.assert_array_equal(e2, e)
+            np.testing.assert_array_equal(v2, v)
+            assert c.total(A, v) == pytest.approx(want.sum(), abs=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(R.CURVATURES))
+def test_registered_curvature_totals_and_flow(name):
+    """Each layer's Ric in ricci_graphs is the registry's total, which is the sum of the edge values."""
+    graphs = [random_graph(16, 0.3, s).maximum(path(16)).tocsr() for s in range(4)]
+    c = R.CURVATURES[name]
+    for alpha in _alphas(name):
+        tot = []
+        for A in graphs:
+            e, v = c.edges(A, alpha)
+            tot.append(c.total(A, v))
+            assert tot[-1] == pytest.approx(v.sum(), abs=1e-9)
+        res = R.ricci_graphs(graphs, curvature=name, alpha=alpha, n_boot=0)
+        np.testing.assert_array_equal(res.curvature, tot)
+        assert res.settings["curvature"] == name
+    if c.needs_alpha:
+        with pytest.raises(ValueError, match="alpha"):
+            R.edge_curvature(graphs[0], name)
+    with pytest.raises(ValueError, match="unknown curvature"):
+        R.edge_curvature(graphs[0], name + "_nope", 0.5)
 
 
 # ---------------------------------------------------------------- Forman

@@ -1,7 +1,10 @@
-"""Representational geometry: shape metrics between layer representations and layer paths."""
+"""Representational geometry: shape metrics between layer representations, layer paths, and the Ricci
+curvature of the data graph along the layers (:mod:`.ricci`); summary statistics in :mod:`.statistics`."""
 
+from . import ricci, statistics
 from .metrics import (
     DEFAULT_FLOOR,
+    INVARIANCES,
     METRICS,
     MetricSpec,
     angle,
@@ -14,7 +17,8 @@ from .metrics import (
     warn_missing_symmetries,
     zscore,
 )
+from .ricci import ricci_layers
 
-__all__ = ["METRICS", "MetricSpec", "DEFAULT_FLOOR", "distance", "pairwise", "gram_angle", "zscore", "geodesic",
-           "angle", "project_onto_geodesic", "path_summary", "warn_missing_symmetries"]
-from .ricci import *  # noqa: E402, F401, F403  Ricci curvature of layer graphs: the names in genni.geometry.ricci.__all__
+__all__ = ["METRICS", "MetricSpec", "INVARIANCES", "DEFAULT_FLOOR", "distance", "pairwise", "gram_angle", "zscore", "geodesic",
+           "angle", "project_onto_geodesic", "path_summary", "warn_missing_symmetries", "ricci", "statistics",
+           "ricci_layers"]

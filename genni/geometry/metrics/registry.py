@@ -1,0 +1,102 @@
+"""The metric registry: each shape metric's name, its declared invariances and what kind of metric it is.
+
+An invariance is a transformation T of a representation X [n, d] with d(X, T X) = 0:
+``orthogonal`` (X Q, Q orthogonal [d, d]), ``sign_flip`` (X diag(±1)), ``permutation`` (X P, P a
+permutation matrix), ``translation`` (X + 1 bᵀ), ``isotropic_scaling`` (c X, c > 0),
+``per_unit_scaling`` (X diag(c), c > 0).  :func:`warn_missing_symmetries` compares them with the
+exact symmetries of an architecture's hidden units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_FLOOR", "INVARIANCES", "MetricSpec", "METRICS", "registered", "warn_missing_symmetries"]
+
+DEFAULT_FLOOR = 1e-8
+
+INVARIANCES = ("orthogonal", "sign_flip", "permutation", "translation", "isotropic_scaling", "per_unit_scaling")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A registered metric: its name, the transformations it is invariant to (names in
+    :data:`INVARIANCES`), whether it is a length metric (a true metric on its quotient: triangle
+    inequality, so that path lengths and geodesics are meaningful), whether it is an angle between
+    unit vectors (range [0, π]), and a one-line description."""
+
+    name: str
+    invariances: tuple[str, ...]
+    is_length_metric: bool
+    angular: bool
+    description: str
+
+    def __post_init__(self):
+        unknown = [s for s in self.invariances if s not in INVARIANCES]
+        if unknown:
+            raise ValueError(f"metric '{self.name}' declares unknown invariances {unknown} (known: {', '.join(INVARIANCES)})")
+
+
+_ORTH = ("orthogonal", "sign_flip", "permutation", "translation")
+
+
+METRICS: dict[str, MetricSpec] = {
+    m.name: m
+    for m in (
+        MetricSpec("angular_cka", _ORTH + ("isotropic_scaling",), True, True,
+                   "arccos of linear CKA of centred Gram matrices"),
+        MetricSpec("angular_procrustes", _ORTH + ("isotropic_scaling",), True, True,
+                   "arccos(||X~^T Y~||_* / (||X~|| ||Y~||)); Bures angle of centred Grams"),
+        MetricSpec("procrustes", _ORTH, True, False,
+                   "Euclidean Procrustes distance of centred data (Bures-Wasserstein); not normalised, scale-dependent"),
+        MetricSpec("zscore_procrustes", ("permutation", "sign_flip", "per_unit_scaling", "translation", "isotropic_scaling"),
+                   True, True, "z-score each unit (variance floor, dead units dropped), then angular Procrustes"),
+        MetricSpec("zscore_permutation", ("permutation", "per_unit_scaling", "translation", "isotropic_scaling"), True, True,
+                   "z-score each unit, then Hungarian unit matching; angle of the matched correlation"),
+    )
+}
+
+# exact symmetries of hidden units, by activation
+_ARCH_SYMMETRIES = {
+    "relu": ("permutation", "per_unit_scaling"),
+    "leaky_relu": ("permutation", "per_unit_scaling"),
+    "tanh": ("permutation", "sign_flip"),
+    "sigmoid": ("permutation", "sign_flip"),  # h -> 1 - h: a reflection plus a translation
+    "gelu": ("permutation",),
+}
+
+
+def registered(metric: str) -> MetricSpec:
+    try:
+        return METRICS[metric]
+    except KeyError:
+        raise ValueError(f"unknown metric '{metric}' (choose from: {', '.join(METRICS)})") from None
+
+
+def warn_missing_symmetries(metric: str, activation: str | tuple[str, ...], what: str | None = None) -> str | None:
+    """A warning text when ``metric`` is not invariant to all exact symmetries acting on the hidden
+    representations (so exactly equivalent networks get different paths); None when it is.
+
+    activation : an MLP activation name (its hidden-unit symmetries), or the names of the symmetries
+        themselves (``Model.representation_symmetries()``: permutation, per_unit_scaling, sign_flip,
+        translation, invertible_linear), with ``what`` naming the networks in the message."""
+    spec = registered(metric)
+    if isinstance(activation, str):
+        try:
+            needed = _ARCH_SYMMETRIES[activation]
+        except KeyError:
+            raise ValueError(f"unknown activation '{activation}' (choose from: {', '.join(_ARCH_SYMMETRIES)})") from None
+        what = what or f"{activation} networks"
+    else:
+        needed = tuple(activation)
+        what = what or "these networks"
+    missing = [s for s in needed if s not in spec.invariances]
+    if not missing:
+        return None
+    names = {"per_unit_scaling": "positive per-unit rescaling", "sign_flip": "per-unit sign flips",
+             "permutation": "unit permutations", "translation": "translations",
+             "invertible_linear": "invertible linear maps", "orthogonal": "rotations"}
+    better = [m for m, s in METRICS.items() if all(k in s.invariances for k in needed)]
+    return (f"metric '{metric}' is not invariant to {', '.join(names.get(s, s) for s in missing)}, an exact symmetry "
+            f"of {what}: exactly equivalent networks can have different hidden-layer points and paths"
+            + (f" (invariant metrics: {', '.join(better)})" if better else " (no metric here is invariant to all)"))
