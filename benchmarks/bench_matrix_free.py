@@ -67,7 +67,7 @@ def _starts(problem, k):
     out = []
     for i in range(k):
         g, _ = element_generator(0, i, 0)
-        out.append(problem.theta_ref.numpy() + problem.spec.init_theta(1, g, 0.01)[0].numpy())
+        out.append(problem.theta_ref.numpy() + problem.model.init_theta(1, g, 0.01)[0].numpy())
     return out
 
 
@@ -80,7 +80,7 @@ def run_genni(size: str, solver: str, k: int) -> dict:
     t = time.perf_counter()
     f = search.run_search(problem, settings, seed=0, starts=dict(enumerate(_starts(problem, k))))
     return {"seconds": time.perf_counter() - t, "converged": int(f.converged.sum()), "steps": f.steps.tolist(),
-            "relative": (f.discrepancy / problem.output_power).tolist(), "P": problem.spec.n_params}
+            "relative": (f.discrepancy / problem.output_power).tolist(), "P": problem.model.n_params}
 
 
 def run_scipy(size: str, k: int) -> dict:
@@ -88,10 +88,10 @@ def run_scipy(size: str, k: int) -> dict:
     from torch.func import functional_call, jacrev
 
     problem = _problem(size)
-    net = problem.spec.module()
+    net = problem.model.module()
     named = [(n, p.shape) for n, p in net.named_parameters()]
     X, Y = problem.X, problem.Y
-    n, P, m = X.shape[0], problem.spec.n_params, Y.numel()
+    n, P, m = X.shape[0], problem.model.n_params, Y.numel()
 
     def f(th):
         parts, o = {}, 0

@@ -70,4 +70,4 @@ def test_matrix_free_is_chosen_above_the_threshold_and_converges_with_its_defaul
     f = S.run_search(tanh_problem, S.SearchSettings(n=3, batch_size=3, solver="cg", init="perturb",
                                                     init_scale=0.01), seed=1)
     assert f.converged.all() and np.all(f.discrepancy <= 1e-10)
-    assert S.batch_capacity(tanh_problem.spec, 128, S.SearchSettings(solver="cg", batch_size=64)) == 64
+    assert S.batch_capacity(tanh_problem.model, 128, S.SearchSettings(solver="cg", batch_size=64)) == 64

@@ -69,6 +69,7 @@ TRANSFORMS = {
     "translation": lambda X, rng: X + 5.0 * rng.standard_normal(X.shape[1]),
     "isotropic_scaling": lambda X, rng: 3.7 * X,
     "per_unit_scaling": lambda X, rng: X * rng.uniform(0.2, 5.0, X.shape[1]),
+    "invertible_linear": lambda X, rng: X @ (np.eye(X.shape[1]) + 0.5 * rng.standard_normal((X.shape[1],) * 2)),
 }
 
 
@@ -299,14 +300,18 @@ def test_dead_units_are_dropped_by_zscore_metrics():
 
 
 def test_warnings_for_missing_symmetries():
+    def needed(act):
+        return MLP((2, 3, 1), act).symmetry.invariances
+
     for m in ("angular_cka", "angular_procrustes", "procrustes"):
-        msg = warn_missing_symmetries(m, "relu")
+        msg = warn_missing_symmetries(m, needed("relu"))
         assert msg and "rescaling" in msg
-        assert warn_missing_symmetries(m, "tanh") is None
-    assert warn_missing_symmetries("zscore_procrustes", "relu") is None
-    assert warn_missing_symmetries("zscore_permutation", "leaky_relu") is None
-    assert "sign" in warn_missing_symmetries("zscore_permutation", "tanh")
-    assert warn_missing_symmetries("angular_cka", "gelu") is None
+        assert warn_missing_symmetries(m, needed("tanh")) is None
+    assert warn_missing_symmetries("zscore_procrustes", needed("relu")) is None
+    assert warn_missing_symmetries("zscore_permutation", needed("leaky_relu")) is None
+    assert "sign" in warn_missing_symmetries("zscore_permutation", needed("tanh"))
+    assert warn_missing_symmetries("angular_cka", needed("gelu")) is None
+    assert "invertible linear maps" in warn_missing_symmetries("zscore_procrustes", ("invertible_linear",))
 
 
 def test_rescaled_permuted_relu_copy_is_identical_under_quotient_metrics():

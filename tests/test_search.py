@@ -75,7 +75,7 @@ def test_chunks_cover_indices_once(tanh_problem):
     idx = np.concatenate([c.index for c in chunks])
     assert sorted(idx.tolist()) == list(range(10))
     for c in chunks:
-        assert c.theta.shape == (len(c), tanh_problem.spec.n_params)
+        assert c.theta.shape == (len(c), tanh_problem.model.n_params)
         assert np.all((c.status >= 0) & (c.status < len(S.STATUS)))
 
 
@@ -87,7 +87,7 @@ def test_indices_subset_matches_full_run(tanh_problem, tanh_found):
 
 def test_dead_units_are_revived_without_changing_f(moons):
     problem = _problem(moons, (2, 8, 8, 1), "relu")
-    spec = problem.spec
+    spec = problem.model
     g = torch.Generator().manual_seed(0)
     theta = spec.init_theta(2, g)
     theta[0, 0:2] = 0.0

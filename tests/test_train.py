@@ -55,7 +55,7 @@ def test_reference_file_errors(tmp_path):
         train.load_reference(spec, junk)
     wrong = tmp_path / "wrong.pt"
     torch.save(MLP((2, 4, 1)).module().state_dict(), wrong)
-    with pytest.raises(GenniError, match="shapes"):
+    with pytest.raises(GenniError, match=r"wrong shape\(s\) 0\.weight \[4, 2\] where the module has \[5, 2\]"):
         train.load_reference(spec, wrong)
     nan = tmp_path / "nan.pt"
     sd = spec.module().state_dict()

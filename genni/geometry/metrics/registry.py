@@ -3,19 +3,24 @@
 An invariance is a transformation T of a representation X [n, d] with d(X, T X) = 0:
 ``orthogonal`` (X Q, Q orthogonal [d, d]), ``sign_flip`` (X diag(±1)), ``permutation`` (X P, P a
 permutation matrix), ``translation`` (X + 1 bᵀ), ``isotropic_scaling`` (c X, c > 0),
-``per_unit_scaling`` (X diag(c), c > 0).  :func:`warn_missing_symmetries` compares them with the
-exact symmetries of an architecture's hidden units.
+``per_unit_scaling`` (X diag(c), c > 0), ``invertible_linear`` (X A, A invertible).
+:func:`warn_missing_symmetries` compares them with what a model's exact symmetries do to its hidden
+representations (``model.symmetry.invariances``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...models.symmetry import TRANSFORMS
+
 __all__ = ["DEFAULT_FLOOR", "INVARIANCES", "MetricSpec", "METRICS", "registered", "warn_missing_symmetries"]
 
 DEFAULT_FLOOR = 1e-8
 
-INVARIANCES = ("orthogonal", "sign_flip", "permutation", "translation", "isotropic_scaling", "per_unit_scaling")
+INVARIANCES = tuple(TRANSFORMS)
+"""The transformations of a representation a metric may declare itself invariant to (and a symmetry may
+apply to hidden representations: ``model.symmetry.invariances``)."""
 
 
 @dataclass(frozen=True)
@@ -56,16 +61,6 @@ METRICS: dict[str, MetricSpec] = {
     )
 }
 
-# exact symmetries of hidden units, by activation
-_ARCH_SYMMETRIES = {
-    "relu": ("permutation", "per_unit_scaling"),
-    "leaky_relu": ("permutation", "per_unit_scaling"),
-    "tanh": ("permutation", "sign_flip"),
-    "sigmoid": ("permutation", "sign_flip"),  # h -> 1 - h: a reflection plus a translation
-    "gelu": ("permutation",),
-}
-
-
 def registered(metric: str) -> MetricSpec:
     try:
         return METRICS[metric]
@@ -73,30 +68,15 @@ def registered(metric: str) -> MetricSpec:
         raise ValueError(f"unknown metric '{metric}' (choose from: {', '.join(METRICS)})") from None
 
 
-def warn_missing_symmetries(metric: str, activation: str | tuple[str, ...], what: str | None = None) -> str | None:
-    """A warning text when ``metric`` is not invariant to all exact symmetries acting on the hidden
-    representations (so exactly equivalent networks get different paths); None when it is.
-
-    activation : an MLP activation name (its hidden-unit symmetries), or the names of the symmetries
-        themselves (``Model.representation_symmetries()``: permutation, per_unit_scaling, sign_flip,
-        translation, invertible_linear), with ``what`` naming the networks in the message."""
-    spec = registered(metric)
-    if isinstance(activation, str):
-        try:
-            needed = _ARCH_SYMMETRIES[activation]
-        except KeyError:
-            raise ValueError(f"unknown activation '{activation}' (choose from: {', '.join(_ARCH_SYMMETRIES)})") from None
-        what = what or f"{activation} networks"
-    else:
-        needed = tuple(activation)
-        what = what or "these networks"
-    missing = [s for s in needed if s not in spec.invariances]
+def warn_missing_symmetries(metric: str, needed: tuple[str, ...], what: str = "these networks") -> str | None:
+    """A warning text when ``metric`` is not invariant to all the transformations ``needed`` that exact
+    symmetries apply to the hidden representations (``model.symmetry.invariances``, names in
+    :data:`INVARIANCES`), so exactly equivalent networks get different paths; None when it is.  ``what``
+    names the networks in the message."""
+    missing = [s for s in needed if s not in registered(metric).invariances]
     if not missing:
         return None
-    names = {"per_unit_scaling": "positive per-unit rescaling", "sign_flip": "per-unit sign flips",
-             "permutation": "unit permutations", "translation": "translations",
-             "invertible_linear": "invertible linear maps", "orthogonal": "rotations"}
     better = [m for m, s in METRICS.items() if all(k in s.invariances for k in needed)]
-    return (f"metric '{metric}' is not invariant to {', '.join(names.get(s, s) for s in missing)}, an exact symmetry "
+    return (f"metric '{metric}' is not invariant to {', '.join(TRANSFORMS.get(s, s) for s in missing)}, an exact symmetry "
             f"of {what}: exactly equivalent networks can have different hidden-layer points and paths"
             + (f" (invariant metrics: {', '.join(better)})" if better else " (no metric here is invariant to all)"))
