@@ -57,7 +57,7 @@ bench: install
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_crash.py
 
-# the whole suite three times in a row while a burner keeps every core busy (issue 13; about 2 hours here)
+# the whole suite three times in a row while a burner keeps every core busy (about 2 hours here)
 test-load: install
 	$(PY) -m tests.under_load --runs 3
 

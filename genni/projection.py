@@ -263,7 +263,7 @@ def random_subspace(model: Model, theta_ref: np.ndarray, thetas: np.ndarray, k: 
     k directions from :func:`filter_normalized_direction` (a ``numpy.random.default_rng(seed)``
     stream), then orthonormalised by QR.  The filter normalisation shapes the span (each
     unit's share of a direction matches its share of θ*); QR makes the rows orthonormal, so
-    a row is no longer exactly filter-normalised (two random high-dimensional directions are
+    a row is not exactly filter-normalised (two random high-dimensional directions are
     nearly orthogonal, so it nearly is).  With ``exclude_bias`` the basis has zero bias entries.
 
     theta_ref : [P];  thetas : [N, P]

@@ -373,7 +373,7 @@ def test_mst_is_exact_and_connects_clusters():
 # ---------------------------------------------------------------- coefficients
 
 
-def test_toy_flow_reproduces_issue_value():
+def test_toy_flow_gives_the_closed_form_curvatures_and_wiener_indices():
     graphs = [complete(5), cycle(5), path(5), star(4)]
     res = R.ricci_graphs(graphs, n_boot=200)
     np.testing.assert_array_equal(res.curvature, [-40, 0, 2, -4])
