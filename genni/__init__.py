@@ -12,8 +12,8 @@ from .geometry import distance, pairwise, ricci_layers
 from .identifiability import output_jacobian, spectrum
 from .nets import ACTIVATIONS, MLPSpec, forward, init_theta, jacobian
 from .params import flatten, module_to_theta, n_params, unflatten
-from .pipeline import find, identify, layer_paths, project, ricci
 from .search import Found, Problem, SearchSettings, discrepancy, run_search
+from .stages.calls import find, identify, layer_paths, project, ricci
 from .store import RunData, load_run
 from .symmetries import GroupElement, align, canonicalise
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from genni import config, models, nets, pipeline, store, train
+import genni
+from genni import config, models, nets, store, train
 from genni.data import load_dataset
 from genni.errors import ConfigError
 
@@ -82,7 +83,7 @@ def test_centre_only_for_random_teachers_and_it_reaches_the_run_file(tmp_path):
     plain = train.random_reference(spec, seed=0, init="he", bias_std=2.0)
     ref = train.make_reference(cfg, spec, ds)
     np.testing.assert_array_equal(ref.theta, spec.centre_biases(plain, ds.X_probe))
-    pipeline.find(cfg, tmp_path / "c.h5")
+    genni.find(cfg, tmp_path / "c.h5")
     run = store.load_run(tmp_path / "c.h5")
     np.testing.assert_array_equal(run.theta_ref, ref.theta)
     assert run.config["reference"]["centre"] is True
