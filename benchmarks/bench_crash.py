@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from genni import config, pipeline, store
+import genni
+from genni import config, store
 from genni.machine import cpu_name
 
 HERE = Path(__file__).resolve().parent
@@ -59,13 +60,13 @@ def main(argv=None) -> None:
     walk_cfg = copy.deepcopy(base)
     walk_cfg["search"].update(init="walk", n=32, chains=4, thin=4)
     # the reference, probe data and far inputs once; every repeat starts from these files
-    pipeline.find(base, work / "ref.h5", reference_only=True)
-    pipeline.find(walk_cfg, work / "walkref.h5", reference_only=True)
-    pipeline.find(config.with_overrides(base, n=16), work / "proj.h5")
+    genni.find(base, work / "ref.h5", reference_only=True)
+    genni.find(walk_cfg, work / "walkref.h5", reference_only=True)
+    genni.find(config.with_overrides(base, n=16), work / "proj.h5")
     jobs = {
-        "find (64 elements)": ("ref.h5", lambda p: pipeline.find(base, p)),
-        "walk (4 chains, 32 states)": ("walkref.h5", lambda p: pipeline.find(walk_cfg, p)),
-        "project (PCA grid 201²)": ("proj.h5", lambda p: pipeline.project(p, resolution=201, paths=0)),
+        "find (64 elements)": ("ref.h5", lambda p: genni.find(base, p)),
+        "walk (4 chains, 32 states)": ("walkref.h5", lambda p: genni.find(walk_cfg, p)),
+        "project (PCA grid 201²)": ("proj.h5", lambda p: genni.project(p, resolution=201, paths=0)),
     }
     rows = []
     for name, (src, fn) in jobs.items():

@@ -3,7 +3,7 @@
 Baseline (as the GENNI code evaluates its grids): for each grid point, deep-copy the
 model, load the point's parameters into it, run the forward pass on the probe set and
 take the mean squared discrepancy (one full-batch forward: no data loader).  genni:
-`projection.evaluate_grid` (chunks of grid points through `nets.forward_combination`),
+`projection.evaluate_grid` (chunks of grid points through `Model.forward_combination`),
 at several chunk sizes.  Same process, same device, same reference, probe set and plane
 (a random filter-normalised plane through θ*); medians of repeats.
 

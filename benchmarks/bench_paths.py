@@ -1,6 +1,6 @@
 """All-pairs layer-path distances: genni's batched `geometry.pairwise` against a per-pair loop.
 
-Representations: 64 random MLPs (32 tanh, 32 relu; `nets.init_theta`, torch's default
+Representations: 64 random MLPs (32 tanh, 32 relu; `Model.init_theta`, torch's default
 initialisation) on 1,000 two-moons inputs; for every network its last 4 representations from
 one batched `....layers()`: 256 (network, layer) points, 32,640 pairs,
 float64.  Default widths 2-16-16-1, the default experiment's architecture, whose 4

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genni import config, pipeline, search, store
+import genni
+from genni import config, search, stages, store
 from genni import walk as W
 from genni.machine import cpu_name
 from genni.models import MLP
@@ -40,16 +41,16 @@ def run(cfg: dict, path: Path, settings: W.WalkSettings | None = None) -> dict:
     times: list[float] = []
     t0 = time.perf_counter()
     if settings is None:
-        pipeline.find(cfg, path, callback=lambda f: times.extend([time.perf_counter() - t0] * len(f.index)))
+        genni.find(cfg, path, callback=lambda f: times.extend([time.perf_counter() - t0] * len(f.index)))
         logs = store.read_group(path, "walks/walk_000")[0]
     else:  # the same reference and probe set, walked with other settings
-        pipeline.find({**cfg, "search": {**cfg["search"], "n": 1, "init": "perturb"}}, path)
+        genni.find({**cfg, "search": {**cfg["search"], "n": 1, "init": "perturb"}}, path)
         r = store.load_run(path)
         spec = MLP.from_dict(r.architecture)
         problem = search.Problem.from_arrays(spec, r.theta_ref, r.X, r.X_heldout)
         starts = [W.Start(c, r.theta_ref, steps=settings.steps) for c in range(settings.chains)]
         t0 = time.perf_counter()
-        pipeline._run_walk(path, spec, problem, starts, settings, tol=cfg["search"]["tol"], seed=cfg["seed"],
+        stages.walk.run_chains(path, spec, problem, starts, settings, tol=cfg["search"]["tol"], seed=cfg["seed"],
                            progress=False, callback=lambda f: times.extend([time.perf_counter() - t0] * len(f.index)))
         groups = store.group_names(path, "walks")
         logs = store.read_group(path, f"walks/{groups[-1]}")[0]

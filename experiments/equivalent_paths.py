@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genni import config, geometry, pipeline, plots, store, sweep
+import genni
+from genni import config, geometry, plots, store, sweep
 from genni.models import MLP
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,9 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     for act in ("relu", "tanh"):
         cfg = config.resolve(base(act, n, probe, args.tiny))
         path = runs / f"{act}.h5"
-        pipeline.find(cfg, path)
-        pipeline.layer_paths(path, metric=METRIC)
-        pipeline.ricci(path)
+        genni.find(cfg, path)
+        genni.layer_paths(path, metric=METRIC)
+        genni.ricci(path)
         run = store.load_run(path)
         p = run.layer_paths[METRIC]
         M, L = int(p["attrs"]["n_networks"]), int(p["attrs"]["n_layers"])

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genni import config, pipeline, plots, projection, store
+import genni
+from genni import config, plots, projection, stages, store
 from genni.models import MLP
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,10 +61,10 @@ def main(argv: list[str] | None = None) -> None:
         "reference": {"source": "file", "path": str(ref_file)},
         "search": {"n": n, "tol": 1e-24, "init": "perturb", "init_scale": 0.5}})
     path = runs / f"{NAME}.h5"
-    pipeline.find(cfg, path)
+    genni.find(cfg, path)
     if not (store.load_run(path).equivalents["chain"] >= 0).any():
-        pipeline.walk(path, chains=chains, steps=steps, thin=max(1, steps // 3))
-    pipeline.identify(path)
+        stages.walk.run(path, stages.WalkOptions(chains=chains, steps=steps, thin=max(1, steps // 3)))
+    genni.identify(path)
     run = store.load_run(path)
     eq = run.equivalents
     walked = np.flatnonzero(eq["chain"] >= 0)
@@ -74,15 +75,16 @@ def main(argv: list[str] | None = None) -> None:
     main_branch = np.all(w < 0, axis=1)  # both units on: the branch θ* lies on
     off = ~main_branch & (np.abs(eq["theta"][:, 2:]) * (w > 0) < 1e-12).any(1)  # a unit with w > 0 and a = 0
     first = int(searched[main_branch[searched]][0]) if main_branch[searched].any() else int(searched[0])
-    conn = [pipeline.connect(path, first + 1, int(walked[-1]) + 1, max_steps=300),
-            pipeline.connect(path, int(walked[0]) + 1, int(walked[-1]) + 1)]
+    conn = [stages.connect.run(path, stages.ConnectOptions(first + 1, int(walked[-1]) + 1, max_steps=300)),
+            stages.connect.run(path, stages.ConnectOptions(int(walked[0]) + 1, int(walked[-1]) + 1))]
     if (off[searched]).any():
-        conn.append(pipeline.connect(path, int(searched[off[searched]][0]) + 1, int(walked[-1]) + 1, max_steps=300))
+        conn.append(stages.connect.run(path, stages.ConnectOptions(int(searched[off[searched]][0]) + 1, int(walked[-1]) + 1,
+                                                            max_steps=300)))
     power = float(run.reference["output_power"])
     eps = {"GENNI ε = 0.05": 0.05, "GENNI ε = 0.0025": 0.0025, "genni ε = 1e-6 × power": 1e-6 * power}
     grids = {}
     for res in (coarse, fine):
-        info = pipeline.project(path, subspace="pca", dims=3, resolution=res, paths=0)
+        info = genni.project(path, subspace="pca", dims=3, resolution=res, paths=0)
         values = store.load_run(path).projections[info["name"]]["values"]
         grids[res] = {k: projection.sublevel_components(values, e)[0] for k, e in eps.items()}
         grids[res]["share"] = {k: float(np.mean(values <= e)) for k, e in eps.items()}

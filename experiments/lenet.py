@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genni import config, identifiability, pipeline, plots, search, store
+import genni
+from genni import config, identifiability, plots, search, store
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "lenet"
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     path = runs / f"{NAME}_{size}.h5"
     stored = store.load_run(path).n_equivalents if path.exists() else 0
     t0 = time.perf_counter()
-    pipeline.find(cfg, path, progress=True)
+    genni.find(cfg, path, progress=True)
     t_find = time.perf_counter() - t0
     run = store.load_run(path)
     eq = run.equivalents
@@ -89,13 +90,13 @@ def main(argv: list[str] | None = None) -> None:
     dead_ref = model.dead_units(run.theta_ref, run.X_heldout)  # per hidden layer, on held-out inputs
     bound = model.expected_rank()
     t1 = time.perf_counter()
-    info = pipeline.identify(path, progress=True)  # above pipeline.IDENTIFY_SVD_MAX_P: matrix-free rank only
+    info = genni.identify(path, progress=True)  # above stages.identify.IDENTIFY_SVD_MAX_P: matrix-free rank only
     direct = info.get("method") != "randomized"
     rank, verdicts = info["rank"], (info["verdicts"] if direct else None)
     t_ident = time.perf_counter() - t1
     rr_check = identifiability.randomized_rank(model, run.theta_ref, run.X) if direct and size != "tiny" else None
-    proj = pipeline.project(path, subspace="pca", dims=2, resolution=21 if size == "tiny" else 61, paths=2)
-    lp = pipeline.layer_paths(path, metric="zscore_procrustes", max_networks=8, max_inputs=256)
+    proj = genni.project(path, subspace="pca", dims=2, resolution=21 if size == "tiny" else 61, paths=2)
+    lp = genni.layer_paths(path, metric="zscore_procrustes", max_networks=8, max_inputs=256)
     plots.plot_run(store.load_run(path), figs, ("png",))
     run = store.load_run(path)
     eq = run.equivalents

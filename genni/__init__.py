@@ -13,8 +13,8 @@ from .identifiability import output_jacobian, spectrum
 from .models import MLP, GroupElement, Model, Symmetry
 from .models.activations import ACTIVATIONS
 from .models.base import module_to_theta
-from .pipeline import find, identify, layer_paths, project, ricci
 from .search import Found, Problem, SearchSettings, discrepancy, run_search
+from .stages.calls import find, identify, layer_paths, project, ricci
 from .store import RunData, load_run
 
 __all__ = [

@@ -159,6 +159,11 @@ def _q(d: dict) -> str:
     return f"{d['min']:.1e} … {d['median']:.1e} … {d['max']:.1e}" if d else "—"
 
 
+def format_find(info: dict) -> str:
+    """The headline of `genni find`."""
+    return f"{info['n_new']} new elements; {info['n_total']} stored in {info['path']}"
+
+
 def format_identify(info: dict) -> str:
     """The headline of `genni identify`: verdict counts with what each rests on, then the functional dimension."""
     if info.get("method") == "randomized":  # large P: no SVD, no verdicts

@@ -176,7 +176,7 @@ def _check_structure(f: h5py.File, p: Path) -> None:
     try:
         if "widths" in arch:
             P, w_in, w_out = _n_params(arch), int(arch["widths"][0]), int(arch["widths"][-1])
-        else:  # other kinds store their sizes (genni.pipeline writes n_params, in_dim, out_dim)
+        else:  # other kinds store their sizes (genni.stages.find writes n_params, in_dim, out_dim)
             P, w_in, w_out = int(arch["n_params"]), int(arch["in_dim"]), int(arch["out_dim"])
     except (KeyError, TypeError, ValueError, IndexError):
         raise GenniError(f"{p}: /reference/theta's architecture attribute has no valid widths or sizes") from None

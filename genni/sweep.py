@@ -39,12 +39,14 @@ from pathlib import Path
 import numpy as np
 
 from . import config as _config
+from . import stages as _stages
 from .errors import ConfigError, GenniError
 
 CELL_LOCK_WAIT = 3600.0
 """Seconds a cell waits for another process that is still writing its file."""
 
-STAGES = ("train", "find", "identify", "paths", "ricci")
+STAGES = tuple(_stages.SWEEP)
+"""The stages a sweep may name (:data:`genni.stages.SWEEP`), in the order a cell runs them."""
 COLUMNS = ("file", "seed", "status", "accuracy", "output_power", "n_params", "n_converged", "functional_dimension",
            "bound", "rank_grown", "rank_grown_inputs", "rank_grown_saturated", "hidden_equivalent", "data_equivalent",
            "symmetry_copy", "probe_only", "path_length", "path_straightness",
@@ -125,18 +127,6 @@ def _describe(keys, combo) -> str:
     return ", ".join(f"{k} = {json.dumps(v)}" for k, v in zip(keys, combo)) or "base"
 
 
-def _stage_done(run, stage: str) -> bool:
-    if stage == "train":
-        return True
-    if stage == "find":
-        return run.n_equivalents >= int(run.config["search"]["n"])
-    if stage == "identify":
-        return "verdict" in run.equivalents
-    if stage == "paths":
-        return bool(run.layer_paths)
-    return bool(run.ricci)
-
-
 def run_cell(cfg: dict, path: str, stages: list[str], threads: int = 1) -> dict:
     """One cell: run its stages into ``path`` (resuming what is there) and return its table row.
 
@@ -145,7 +135,7 @@ def run_cell(cfg: dict, path: str, stages: list[str], threads: int = 1) -> dict:
 
     import torch
 
-    from . import pipeline, store
+    from . import store
 
     torch.set_num_threads(max(1, threads))
     t0 = time.perf_counter()
@@ -156,16 +146,14 @@ def run_cell(cfg: dict, path: str, stages: list[str], threads: int = 1) -> dict:
         # killed sweep (its client gone, the task running on) is waited for, then found done
         with store.writer_lock(p, "sweep cell", create=True, wait=CELL_LOCK_WAIT):
             run = store.load_run(p) if p.exists() else None
-            if run is None or not all(_stage_done(run, s) for s in stages):
+            if run is None or not all(_stages.done(run, s) for s in stages):
+                first = _stages.SWEEP["train" if "train" in stages else "find"]
                 with contextlib.redirect_stderr(io.StringIO()):  # per-cell warnings would interleave on the console
-                    pipeline.find(cfg, p, reference_only="train" in stages)
+                    _stages.REGISTRY[first.stage].run(p, first.make_options(config=cfg))
                 run = store.load_run(p)
-                if "identify" in stages and not _stage_done(run, "identify"):
-                    pipeline.identify(p)
-                if "paths" in stages and not _stage_done(run, "paths"):
-                    pipeline.layer_paths(p, metric="zscore_procrustes")
-                if "ricci" in stages and not _stage_done(run, "ricci"):
-                    pipeline.ricci(p)
+                for name, step in _stages.SWEEP.items():
+                    if name in stages and step.stage != "find" and not _stages.done(run, name):
+                        _stages.REGISTRY[step.stage].run(p, step.make_options())
                 run = store.load_run(p)
         row.update(summarise_run(run))
     except (GenniError, ValueError, RuntimeError, OSError) as exc:
@@ -234,7 +222,7 @@ def run_sweep(sweep_path: str | Path, outdir: str | Path, *, workers: int = 2, s
         if path.exists():  # read what is there; only cells missing a stage go to the cluster
             try:
                 run = store.load_run(path)
-                if all(_stage_done(run, s) for s in sw["stages"]):
+                if all(_stages.done(run, s) for s in sw["stages"]):
                     rows[name] = {"file": path.name, "seed": cfg["seed"], "status": "done", **summarise_run(run),
                                   "seconds": float("nan")}
                     continue

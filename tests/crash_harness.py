@@ -41,7 +41,7 @@ def _forkserver():
     global _CTX
     if _CTX is None:
         _CTX = mp.get_context("forkserver")
-        _CTX.set_forkserver_preload(["genni.cli", "genni.pipeline", "genni.sweep"])
+        _CTX.set_forkserver_preload(["genni.cli", "genni.stages", "genni.sweep"])
     return _CTX
 
 

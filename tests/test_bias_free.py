@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from genni import config, identifiability, pipeline, store
+import genni
+from genni import config, identifiability, store
 from genni.errors import GenniError
 from genni.models import MLP
 from genni.models.base import module_to_theta
@@ -73,10 +74,10 @@ def test_bias_free_run_end_to_end(tmp_path):
                           "model": {"widths": [2, 5, 1], "activation": "tanh", "bias": False},
                           "reference": {"source": "random", "init_scale": 2.0}, "search": {"n": 3, "batch_size": 3}})
     path = tmp_path / "nobias.h5"
-    pipeline.find(cfg, path)
+    genni.find(cfg, path)
     run = store.load_run(path)
     assert run.architecture["bias"] is False and run.theta_ref.shape == (15,)
-    info = pipeline.identify(path)
+    info = genni.identify(path)
     assert info["n_params"] == 15 and info["expected_rank"] == 15
     assert np.all(run.equivalents["converged"] <= 1)
 

@@ -1,7 +1,7 @@
 """[reference] centre: a random teacher whose hidden units are all alive (pre-activation median 0).
 
 Oracles independent of the generic hook in Model.centre_biases: the MLP's closed-form pre-activations
-(genni.nets.forward) and the CNN's activation pattern (its conv and dense signs, computed by hand from
+(genni.models.mlp.closed_form.forward) and the CNN's activation pattern (its conv and dense signs, computed by hand from
 the stages).  Medians are exact order statistics, so after centring the median unit sits at 0 up to
 rounding of one affine map (tolerance 1e-12 relative to the largest pre-activation).
 """
@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from genni import config, models, pipeline, store, train
+import genni
+from genni import config, models, store, train
 from genni.data import load_dataset
 from genni.errors import ConfigError
 
@@ -82,7 +83,7 @@ def test_centre_only_for_random_teachers_and_it_reaches_the_run_file(tmp_path):
     plain = train.random_reference(spec, seed=0, init="he", bias_std=2.0)
     ref = train.make_reference(cfg, spec, ds)
     np.testing.assert_array_equal(ref.theta, spec.centre_biases(plain, ds.X_probe))
-    pipeline.find(cfg, tmp_path / "c.h5")
+    genni.find(cfg, tmp_path / "c.h5")
     run = store.load_run(tmp_path / "c.h5")
     np.testing.assert_array_equal(run.theta_ref, ref.theta)
     assert run.config["reference"]["centre"] is True

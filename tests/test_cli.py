@@ -118,7 +118,7 @@ def test_progress_bars_stay_quiet_in_logs(capsys):
 
 
 def test_public_api_is_complete():
-    """Every name in genni.__all__ exists, and the pipeline stages are reachable from the package."""
+    """Every name in genni.__all__ exists, and the stages are reachable from the package."""
     import genni
 
     missing = [n for n in genni.__all__ if not hasattr(genni, n)]

@@ -4,7 +4,8 @@
 import numpy as np
 import pytest
 
-from genni import config, identifiability, pipeline, search, store
+import genni
+from genni import config, identifiability, search, store
 from genni.cli import main
 from genni.errors import GenniError
 from genni.models import MLP
@@ -16,9 +17,9 @@ from .conftest import append_symmetry_copies
 def test_symmetry_copies_are_classified_as_such(tmp_path, tiny_config):
     cfg = config.with_overrides(config.load(tiny_config), n=2)
     path = tmp_path / "run.h5"
-    pipeline.find(cfg, path)
+    genni.find(cfg, path)
     before = append_symmetry_copies(path, 3)
-    info = pipeline.identify(path)
+    info = genni.identify(path)
     run = store.load_run(path)
     v = run.equivalents["verdict"]
     assert list(v[before:]) == [0, 0, 0]
@@ -42,8 +43,8 @@ def test_too_few_probe_points_gives_probe_only(tmp_path):
         "search": {"n": 6, "batch_size": 6},
     })
     path = tmp_path / "few.h5"
-    pipeline.find(cfg, path)
-    info = pipeline.identify(path)
+    genni.find(cfg, path)
+    info = genni.identify(path)
     run = store.load_run(path)
     conv = run.equivalents["converged"]
     assert conv.sum() >= 4
@@ -159,16 +160,16 @@ def test_old_run_file_without_far_inputs(tmp_path, tiny_config):
 
     cfg = config.with_overrides(config.load(tiny_config), n=2)
     new, old = tmp_path / "new.h5", tmp_path / "old.h5"
-    pipeline.find(cfg, new)
-    pipeline.find(cfg, old)
+    genni.find(cfg, new)
+    genni.find(cfg, old)
     with h5py.File(old, "r+") as f:
         del f["probe/X_far"], f["probe/Y_far"]
         stored = json.loads(f.attrs["config"])
         del stored["data"]["n_far"], stored["data"]["far_scale"]
         f.attrs["config"] = json.dumps(stored, sort_keys=True)
     assert store.load_run(old).X_far is None
-    pipeline.find(config.with_overrides(cfg, n=3), old)  # resumes: the missing keys hold their defaults
-    info = pipeline.identify(old)
+    genni.find(config.with_overrides(cfg, n=3), old)  # resumes: the missing keys hold their defaults
+    info = genni.identify(old)
     a, b = store.load_run(old), store.load_run(new)
     np.testing.assert_array_equal(a.X_far, b.X_far)
     np.testing.assert_allclose(a.Y_far, b.Y_far, rtol=1e-13, atol=1e-13)
@@ -204,8 +205,8 @@ def test_rank_growth_is_stored_and_reaches_the_bound(tmp_path, capsys):
         "search": {"n": 1}, "identify": {"rank_growth_max": 100_000},
     })
     path = tmp_path / "grow.h5"
-    pipeline.find(cfg, path, reference_only=True)
-    info = pipeline.identify(path)
+    genni.find(cfg, path, reference_only=True)
+    info = genni.identify(path)
     assert info["rank"] == 8  # the probe's 8 rows
     run = store.load_run(path)
     g, a = run.identifiability["rank_growth"], run.identifiability_attrs

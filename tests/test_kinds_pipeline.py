@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from genni import config, models, pipeline, plots, store
+import genni
+from genni import config, models, plots, stages, store
 
 from .conftest import append_symmetry_copies
 
@@ -48,12 +49,12 @@ def done_run(request, tmp_path_factory):
     kind = request.param
     path = tmp_path_factory.mktemp(kind) / "run.h5"
     cfg = _config(kind)
-    found = pipeline.find(cfg, path)
+    found = genni.find(cfg, path)
     before = append_symmetry_copies(path, 3)
-    ident = pipeline.identify(path)
-    proj = pipeline.project(path, subspace="pca", dims=2, resolution=9, paths=1)
-    paths = pipeline.layer_paths(path, metric="angular_procrustes", max_networks=4, max_inputs=32)
-    ricci = pipeline.ricci(path, k=5, max_networks=4, max_inputs=32, n_boot=20)
+    ident = genni.identify(path)
+    proj = genni.project(path, subspace="pca", dims=2, resolution=9, paths=1)
+    paths = genni.layer_paths(path, metric="angular_procrustes", max_networks=4, max_inputs=32)
+    ricci = genni.ricci(path, k=5, max_networks=4, max_inputs=32, n_boot=20)
     figs = plots.plot_run(store.load_run(path), path.parent / "figures", ("png",))
     return types.SimpleNamespace(kind=kind, path=path, cfg=cfg, found=found, before=before, ident=ident,
                                  proj=proj, paths=paths, ricci=ricci, figs=figs)
@@ -103,11 +104,11 @@ def test_identify_above_the_svd_limit_takes_the_matrix_free_rank(tmp_path, monke
                           "data": {"dataset": "normal", "dim": 4, "n_probe": 200, "n_heldout": 16},
                           "model": {"kind": "resmlp", "width": 3, "hidden": 5, "blocks": 2, "activation": "tanh",
                                     "outputs": 3}})
-    pipeline.find(cfg, path, reference_only=True)
+    genni.find(cfg, path, reference_only=True)
     append_symmetry_copies(path, 2)
     theta_off = store.load_run(path).theta_ref * 1.01  # not equivalent: differs on the far inputs
-    monkeypatch.setattr(pipeline, "IDENTIFY_SVD_MAX_P", 10)
-    info = pipeline.identify(path)
+    monkeypatch.setattr(stages.identify, "IDENTIFY_SVD_MAX_P", 10)
+    info = genni.identify(path)
     run = store.load_run(path)
     model = models.from_dict(run.architecture)
     J = identifiability.output_jacobian(model, model.symmetry.balance(run.theta_ref), run.X)
@@ -125,5 +126,5 @@ def test_identify_above_the_svd_limit_takes_the_matrix_free_rank(tmp_path, monke
 
 def test_a_run_of_another_kind_resumes(done_run):
     """The same config resumes the run file (a non-MLP kind's [model] has none of the MLP's keys)."""
-    info = pipeline.find(done_run.cfg, done_run.path)
+    info = genni.find(done_run.cfg, done_run.path)
     assert not info["created"] and info["n_new"] == 0

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from genni import config, pipeline, store
+import genni
+from genni import config, store
 from genni.cli import main
 from genni.errors import GenniError
 from genni.models import MLP
@@ -23,15 +24,15 @@ def relu_run(path, *, copies: int, n_probe: int, n_heldout: int, epochs: int) ->
         "reference": {"source": "train", "epochs": epochs},
         "search": {"n": 1, "init": "perturb", "init_scale": 0.01},
     })
-    pipeline.find(cfg, path)
+    genni.find(cfg, path)
     return append_symmetry_copies(path, copies)
 
 
 def test_layer_paths_store_and_quotient_invariance(tmp_path):
     path = tmp_path / "lp.h5"
     before = relu_run(path, copies=3, n_probe=64, n_heldout=64, epochs=300)  # the copies are rows before..
-    quotient = pipeline.layer_paths(path, metric="zscore_procrustes")
-    standard = pipeline.layer_paths(path, metric="angular_cka")
+    quotient = genni.layer_paths(path, metric="zscore_procrustes")
+    standard = genni.layer_paths(path, metric="angular_cka")
     run = store.load_run(path)
     q, s = run.layer_paths["zscore_procrustes"], run.layer_paths["angular_cka"]
     M, L = quotient["n_networks"], quotient["n_layers"]
@@ -64,7 +65,7 @@ def test_paths_cli_and_figure(tmp_path, tiny_config, capsys):
     assert main(["plot", str(path), "-o", str(tmp_path / "f"), "--format", "png"]) == 0
     assert (tmp_path / "f" / "layer_paths.png").stat().st_size > 10_000
     with pytest.raises(GenniError):
-        pipeline.layer_paths(path, max_networks=0)
+        genni.layer_paths(path, max_networks=0)
 
 
 def _relu_run(tmp_path, copies=2):
@@ -77,7 +78,7 @@ def test_preactivations_progress_and_geodesic_positions(tmp_path):
     from genni import geometry
 
     path = _relu_run(tmp_path)
-    info = pipeline.layer_paths(path, metric="zscore_procrustes", preactivations=True)
+    info = genni.layer_paths(path, metric="zscore_procrustes", preactivations=True)
     assert info["layers"] == ["input", "z1", "h1", "z2", "h2", "output"]
     p = store.load_run(path).layer_paths["zscore_procrustes"]
     M, L = info["n_networks"], 6
@@ -104,26 +105,26 @@ def test_preactivations_progress_and_geodesic_positions(tmp_path):
         assert p["to_output"][0, l] == pytest.approx(geometry.distance(reps[l].numpy(), reps[-1].numpy(),
                                                                        "zscore_procrustes"), abs=1e-7)
     assert p["to_output"][0, -1] < 1e-7
-    none = pipeline.layer_paths(path, metric="zscore_permutation")
+    none = genni.layer_paths(path, metric="zscore_permutation")
     assert np.all(np.isnan(store.load_run(path).layer_paths["zscore_permutation"]["geodesic_t"]))
     assert none["reference_geodesic_t"] and np.isnan(none["reference_geodesic_t"][0])
 
 
 def test_cached_representations_are_stored_and_reused(tmp_path):
     path = _relu_run(tmp_path, copies=1)
-    first = pipeline.layer_paths(path, metric="angular_cka", cache=True)
+    first = genni.layer_paths(path, metric="angular_cka", cache=True)
     arrays, attrs = store.read_group(path, "representations")
     assert json.loads(attrs["layers"]) == ["input", "h1", "h2", "output"]
     assert arrays["layer_01"].shape == (first["n_networks"], 48, 6)
-    again = pipeline.layer_paths(path, metric="angular_cka")
+    again = genni.layer_paths(path, metric="angular_cka")
     assert again["max_spread_per_layer"] == first["max_spread_per_layer"]
     # the cache is what is read: plant a different first hidden layer and the distances follow it
     planted = np.random.default_rng(0).normal(size=arrays["layer_01"].shape)
     store.write_group(path, "representations", {**arrays, "layer_01": planted}, attrs)
-    moved = pipeline.layer_paths(path, metric="angular_cka")
+    moved = genni.layer_paths(path, metric="angular_cka")
     assert moved["max_spread_per_layer"][1] > first["max_spread_per_layer"][1] + 1e-3
     # asking for pre-activations does not match the cache: recomputed from the networks
-    pre = pipeline.layer_paths(path, metric="angular_cka", preactivations=True)
+    pre = genni.layer_paths(path, metric="angular_cka", preactivations=True)
     assert pre["n_layers"] == 6 and pre["max_spread_per_layer"][2] == pytest.approx(first["max_spread_per_layer"][1])
 
 
@@ -141,16 +142,16 @@ def test_zscore_floor_reaches_the_metric(tmp_path):
     from genni import geometry
 
     path = _relu_run(tmp_path, copies=1)
-    pipeline.layer_paths(path, metric="zscore_procrustes", floor=0.3, cache=True)
+    genni.layer_paths(path, metric="zscore_procrustes", floor=0.3, cache=True)
     got = store.load_run(path).layer_paths["zscore_procrustes"]
     arrays, _ = store.read_group(path, "representations")
     L = 4
     points = [arrays[f"layer_{l:02d}"][m] for m in range(got["attrs"]["n_networks"]) for l in range(L)]
     np.testing.assert_allclose(got["distances"], geometry.pairwise(points, "zscore_procrustes", 0.3), atol=1e-13)
     assert got["attrs"]["floor"] == 0.3
-    default = pipeline.layer_paths(path, metric="zscore_procrustes")
+    default = genni.layer_paths(path, metric="zscore_procrustes")
     assert store.load_run(path).layer_paths["zscore_procrustes"]["attrs"]["floor"] == geometry.DEFAULT_FLOOR
     assert not np.allclose(store.load_run(path).layer_paths["zscore_procrustes"]["distances"], got["distances"])
     assert default["n_layers"] == L
     with pytest.raises(GenniError, match="floor"):
-        pipeline.layer_paths(path, metric="zscore_procrustes", floor=1.5)
+        genni.layer_paths(path, metric="zscore_procrustes", floor=1.5)

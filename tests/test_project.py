@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from genni import config, pipeline, projection, search, store
+import genni
+from genni import config, projection, search, stages, store
 from genni.cli import main
 from genni.errors import GenniError
 from genni.models import MLP
@@ -17,12 +18,12 @@ class Interrupt(Exception):
 @pytest.fixture
 def run_file(tmp_path, tiny_config):
     path = tmp_path / "run.h5"
-    pipeline.find(config.load(tiny_config), path)
+    genni.find(config.load(tiny_config), path)
     return path
 
 
 def test_project_stores_contract_names_and_true_values(run_file):
-    info = pipeline.project(run_file, subspace="pca", resolution=21, paths=2)
+    info = genni.project(run_file, subspace="pca", resolution=21, paths=2)
     run = store.load_run(run_file)
     p = run.projections["pca"]
     k, P = 2, run.theta_ref.shape[0]
@@ -46,10 +47,10 @@ def test_project_stores_contract_names_and_true_values(run_file):
 def test_interrupted_grid_resumes_to_identical_values(run_file, tmp_path, monkeypatch):
     full = tmp_path / "full.h5"
     full.write_bytes(run_file.read_bytes())
-    pipeline.project(full, subspace="random", resolution=15, paths=0, batch=32)
+    genni.project(full, subspace="random", resolution=15, paths=0, batch=32)
     calls = {"n": 0}
     real = store.write_grid_runs
-    monkeypatch.setattr(pipeline, "WRITE_EVERY", 0.0)  # a write after every chunk
+    monkeypatch.setattr(stages.project, "WRITE_EVERY", 0.0)  # a write after every chunk
 
     def flaky(*args, **kw):
         calls["n"] += 1
@@ -59,11 +60,11 @@ def test_interrupted_grid_resumes_to_identical_values(run_file, tmp_path, monkey
 
     monkeypatch.setattr(store, "write_grid_runs", flaky)
     with pytest.raises(Interrupt):
-        pipeline.project(run_file, subspace="random", resolution=15, paths=0, batch=32)
+        genni.project(run_file, subspace="random", resolution=15, paths=0, batch=32)
     partial = store.load_run(run_file).projections["random"]["values"]
     assert np.isnan(partial).any() and not np.isnan(partial).all()
     monkeypatch.setattr(store, "write_grid_runs", real)
-    pipeline.project(run_file, subspace="random", resolution=15, paths=0, batch=32)
+    genni.project(run_file, subspace="random", resolution=15, paths=0, batch=32)
     a = store.load_run(full).projections["random"]
     b = store.load_run(run_file).projections["random"]
     assert np.array_equal(a["values"], b["values"]) and np.array_equal(a["values_heldout"], b["values_heldout"])
@@ -71,16 +72,16 @@ def test_interrupted_grid_resumes_to_identical_values(run_file, tmp_path, monkey
 
 def test_project_errors(run_file):
     with pytest.raises(GenniError, match="run genni identify first"):
-        pipeline.project(run_file, subspace="null", paths=0)
+        genni.project(run_file, subspace="null", paths=0)
     with pytest.raises(GenniError, match="unknown subspace"):
-        pipeline.project(run_file, subspace="umap")
+        genni.project(run_file, subspace="umap")
     with pytest.raises(GenniError, match="must be 2 or 3"):
-        pipeline.project(run_file, dims=4)
+        genni.project(run_file, dims=4)
     with pytest.raises(GenniError, match="unknown device"):
-        pipeline.project(run_file, device="tpu9", paths=0)
+        genni.project(run_file, device="tpu9", paths=0)
     if not torch.cuda.is_available():
         with pytest.raises(GenniError, match="CUDA is not available"):
-            pipeline.project(run_file, device="cuda", paths=0)
+            genni.project(run_file, device="cuda", paths=0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

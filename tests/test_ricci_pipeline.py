@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from genni import pipeline, store
+import genni
+from genni import store
 from genni.cli import main
 from genni.errors import GenniError
 from genni.geometry import ricci as R
@@ -30,7 +31,7 @@ def _reps(path, include_output=True):
 
 
 def test_ricci_stores_the_library_result_for_the_reference(relu_run):
-    info = pipeline.ricci(relu_run, k=6, n_boot=50)
+    info = genni.ricci(relu_run, k=6, n_boot=50)
     assert info["name"] == "forman_k6" and info["layers"] == ["input", "h1", "h2", "output"]
     g = store.load_run(relu_run).ricci["forman_k6"]
     M, L = info["n_networks"], 4
@@ -59,7 +60,7 @@ def test_exact_copies_have_the_reference_graphs_only_where_euclidean_geometry_is
     positive rescaling of hidden units does not, so rescaled copies may differ at hidden layers — but
     never at the input (same points) or at the output (same function)."""
     g = store.load_run(relu_run).ricci.get("forman_k6") or store.load_run(relu_run).ricci[
-        pipeline.ricci(relu_run, k=6, n_boot=50)["name"]]
+        genni.ricci(relu_run, k=6, n_boot=50)["name"]]
     for m in range(1, g["curvature"].shape[0]):
         assert g["curvature"][m, 0] == g["curvature"][0, 0] and g["wiener"][m, 0] == g["wiener"][0, 0]
     copies = [m for m, r in enumerate([-1, *g["elements"]]) if r >= 1]
@@ -68,18 +69,18 @@ def test_exact_copies_have_the_reference_graphs_only_where_euclidean_geometry_is
 
 
 def test_published_recipe_gives_reason_codes_not_crashes(relu_run):
-    info = pipeline.ricci(relu_run, k=2, connectivity="none", n_boot=20)
+    info = genni.ricci(relu_run, k=2, connectivity="none", n_boot=20)
     g = store.load_run(relu_run).ricci[info["name"]]
     assert info["name"] == "forman_k2_none" and info["max_components"] > 1  # k = 2 graphs fall apart
     bad = np.isinf(g["wiener"]).any(1)
     assert bad.any()
     assert all(r == b"disconnected" for r in g["rho_reason"][bad]) and np.all(np.isnan(g["rho"][bad]))
-    harmonic = pipeline.ricci(relu_run, k=2, connectivity="harmonic", n_boot=20)
+    harmonic = genni.ricci(relu_run, k=2, connectivity="harmonic", n_boot=20)
     assert np.all(np.isfinite(store.load_run(relu_run).ricci[harmonic["name"]]["wiener"])) and harmonic["flow_sign"] == 1
 
 
 def test_hidden_layers_only_and_ollivier(relu_run):
-    info = pipeline.ricci(relu_run, k=0.1, include_output=False, curvature="ollivier", alpha=0.5, n_boot=20,
+    info = genni.ricci(relu_run, k=0.1, include_output=False, curvature="ollivier", alpha=0.5, n_boot=20,
                           max_networks=2)
     assert info["k"] == 6 and info["layers"] == ["input", "h1", "h2"] and info["n_networks"] == 2
     assert info["name"] == "ollivier_k6_nooutput"
@@ -109,4 +110,4 @@ def test_ricci_cli_figures_and_bad_input(relu_run, tmp_path, capsys):
         assert "genni: error:" in capsys.readouterr().err
     assert relu_run.read_bytes() == before  # refused input leaves the file untouched
     with pytest.raises(GenniError):
-        pipeline.ricci(tmp_path / "missing.h5")
+        genni.ricci(tmp_path / "missing.h5")

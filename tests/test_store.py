@@ -6,7 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from genni import config, pipeline, store
+import genni
+from genni import config, store
 from genni.errors import GenniError
 from genni.models import MLP
 
@@ -22,7 +23,7 @@ def cfg(tiny_config):
 
 def test_round_trip(tmp_path, cfg):
     path = tmp_path / "run.h5"
-    info = pipeline.find(cfg, path)
+    info = genni.find(cfg, path)
     assert info["created"] and info["n_new"] == 6
     run = store.load_run(path)
     assert run.config == cfg
@@ -48,7 +49,7 @@ def test_round_trip(tmp_path, cfg):
 
 def test_resume_after_interruption_matches_uninterrupted(tmp_path, cfg):
     full = tmp_path / "full.h5"
-    pipeline.find(cfg, full)
+    genni.find(cfg, full)
     part = tmp_path / "part.h5"
     seen = []
 
@@ -58,11 +59,11 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, cfg):
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        pipeline.find(cfg, part, callback=boom)
+        genni.find(cfg, part, callback=boom)
     # the chunk that raised never reached the file; earlier ones did
     stored = store.load_run(part).n_equivalents
     assert stored == sum(seen[:-1]) < 6
-    info = pipeline.find(cfg, part)
+    info = genni.find(cfg, part)
     assert not info["created"] and info["n_new"] == 6 - stored
     a, b = store.load_run(full), store.load_run(part)
     oa, ob = np.argsort(a.equivalents["index"]), np.argsort(b.equivalents["index"])
@@ -70,18 +71,18 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, cfg):
     np.testing.assert_allclose(a.equivalents["theta"][oa], b.equivalents["theta"][ob], rtol=0, atol=1e-9)
     # asking for more extends the run; asking again for the same does nothing
     more = config.with_overrides(cfg, n=8)
-    assert pipeline.find(more, part)["n_new"] == 2
-    assert pipeline.find(more, part)["n_new"] == 0
+    assert genni.find(more, part)["n_new"] == 2
+    assert genni.find(more, part)["n_new"] == 0
     assert store.load_run(part).equivalents_attrs["n_requested"] == 8
 
 
 def test_changed_config_is_refused_and_file_untouched(tmp_path, cfg):
     path = tmp_path / "run.h5"
-    pipeline.find(cfg, path)
+    genni.find(cfg, path)
     before = path.read_bytes()
     other = config.with_overrides(cfg, seed=99)
     with pytest.raises(GenniError, match="different config \\(seed differ"):
-        pipeline.find(other, path)
+        genni.find(other, path)
     assert path.read_bytes() == before
 
 
@@ -101,14 +102,14 @@ def test_foreign_truncated_and_missing_files(tmp_path):
 
 def test_truncated_file_is_refused(tmp_path, cfg):
     path = tmp_path / "run.h5"
-    pipeline.find(cfg, path)
+    genni.find(cfg, path)
     data = path.read_bytes()
     cut = tmp_path / "cut.h5"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(GenniError):
         store.load_run(cut)
     with pytest.raises(GenniError):
-        pipeline.find(cfg, cut)
+        genni.find(cfg, cut)
     assert cut.read_bytes() == data[: len(data) // 2]
 
 
@@ -124,7 +125,7 @@ def test_create_refuses_to_overwrite(tmp_path):
 @pytest.mark.parametrize("shape, run", [((5, 7), 3), ((4, 3, 6), 7), ((9,), 4)])
 def test_grid_values_written_in_runs_land_in_place(tmp_path, cfg, shape, run):
     path = tmp_path / "run.h5"
-    pipeline.find(config.with_overrides(cfg, n=1), path)
+    genni.find(config.with_overrides(cfg, n=1), path)
     sig = {"signature": "x"}
     done = store.prepare_projection(path, "g", arrays={"axes": np.zeros((len(shape), 1))}, attrs=sig, grid_shape=shape)
     assert not done["values"].any()

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from genni import config, identifiability, pipeline, store
+import genni
+from genni import config, identifiability, stages, store
 from genni import walk as W
 from genni.cli import main
 from genni.errors import GenniError
@@ -40,7 +41,7 @@ def walk_run(tmp_path_factory):
     cfgp = d / "walk.toml"
     cfgp.write_text(WALK_CONFIG)
     path = d / "walk.h5"
-    pipeline.find(config.load(cfgp), path)
+    genni.find(config.load(cfgp), path)
     return cfgp, path
 
 
@@ -166,9 +167,9 @@ def test_walk_resumes_where_it_stopped(walk_run, tmp_path):
             raise Stop
 
     with pytest.raises(Stop):
-        pipeline.find(cfg, partial, callback=interrupt)
+        genni.find(cfg, partial, callback=interrupt)
     assert 2 <= store.load_run(partial).n_equivalents < 6
-    pipeline.find(cfg, partial)
+    genni.find(cfg, partial)
     a, b = store.load_run(partial).equivalents, store.load_run(path).equivalents
     assert len(a["index"]) == 6
     for c in (0, 1):
@@ -213,7 +214,7 @@ def test_walk_settings_refuse_nonsense():
     with pytest.raises(ValueError, match="segment_epsilon"):
         W.WalkSettings(segment_epsilon=float("nan"))
     with pytest.raises(GenniError):
-        pipeline._walk_settings({"chains": 0})
+        stages.walk.walk_settings({"chains": 0})
 
 
 def test_identify_distance_of_walk_elements(walk_run, tmp_path):
@@ -221,7 +222,7 @@ def test_identify_distance_of_walk_elements(walk_run, tmp_path):
     _, path = walk_run
     p = tmp_path / "w.h5"
     p.write_bytes(path.read_bytes())
-    pipeline.identify(p)
+    genni.identify(p)
     eq = store.load_run(p).equivalents
     assert np.all(np.isfinite(eq["distance_to_reference"])) and np.all(eq["relative_discrepancy_far"] >= 0)
     assert set(eq["verdict"]) <= set(range(len(identifiability.VERDICTS)))
