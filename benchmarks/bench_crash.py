@@ -1,5 +1,5 @@
 """What crash safety costs: genni's copy-on-write writes (copy the run file, write, fsync, rename) against
-writing the run file in place (genni before; ``store.IN_PLACE = True``), in the same process.
+writing the run file in place (genni before; ``store.atomic.IN_PLACE = True``), in the same process.
 
 Workloads (default reference of each, 2 threads): ``find`` of the default relu experiment (64 elements
 from θ* + 1 % noise; one write per finished chunk), ``walk`` (find with init = "walk": 4 chains, 32
@@ -33,21 +33,21 @@ HERE = Path(__file__).resolve().parent
 
 
 class _Count:
-    """Counts store._write calls (one per write to an existing run file)."""
+    """Counts store.atomic._write calls (one per write to an existing run file)."""
 
     def __init__(self):
         self.n = 0
-        self.real = store._write  # noqa: SLF001
+        self.real = store.atomic._write  # noqa: SLF001
 
     def __enter__(self):
         def counted(path):
             self.n += 1
             return self.real(path)
-        store._write = counted  # noqa: SLF001
+        store.atomic._write = counted  # noqa: SLF001
         return self
 
     def __exit__(self, *exc):
-        store._write = self.real  # noqa: SLF001
+        store.atomic._write = self.real  # noqa: SLF001
 
 
 def main(argv=None) -> None:
@@ -76,7 +76,7 @@ def main(argv=None) -> None:
             for in_place in (True, False):  # alternate, so drifting load hits both alike
                 p = work / f"run_{r}_{in_place}.h5"
                 shutil.copyfile(work / src, p)
-                store.IN_PLACE = in_place
+                store.atomic.IN_PLACE = in_place
                 with _Count() as c:
                     t = time.perf_counter()
                     fn(p)
@@ -84,7 +84,7 @@ def main(argv=None) -> None:
                 writes[in_place] = c.n
                 size = p.stat().st_size
                 p.unlink()
-        store.IN_PLACE = False
+        store.atomic.IN_PLACE = False
         a, b = statistics.median(times[True]), statistics.median(times[False])
         rows.append((name, writes[False], size, a, b, b / a))
         print(rows[-1], flush=True)

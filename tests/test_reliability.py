@@ -206,7 +206,7 @@ def test_a_ctrl_c_during_a_write_waits_for_the_write():
     old = signal.signal(signal.SIGINT, signal.default_int_handler)  # also when the suite runs with SIGINT ignored
     try:
         with pytest.raises(KeyboardInterrupt):
-            with store._interrupts_deferred():
+            with store.atomic._interrupts_deferred():
                 os.kill(os.getpid(), signal.SIGINT)
                 time.sleep(0.05)
                 reached.append("end of the write")

@@ -82,14 +82,14 @@ def test_every_registered_stage_has_a_command_line_here():
 def test_writes_only_under_the_writer_lock(name, copy, capsys, monkeypatch):
     cfg, run = copy
     unlocked = []
-    real = store._write_bytes  # noqa: SLF001 - every write of a run file ends here
+    real = store.atomic._write_bytes  # noqa: SLF001 - every write of a run file ends here
 
     def check(p, data):
-        if str(p.with_name(f".{p.name}.lock").resolve()) not in store._HELD:  # noqa: SLF001
+        if str(p.with_name(f".{p.name}.lock").resolve()) not in store.atomic._HELD:  # noqa: SLF001
             unlocked.append(p)
         real(p, data)
 
-    monkeypatch.setattr(store, "_write_bytes", check)
+    monkeypatch.setattr(store.atomic, "_write_bytes", check)
     before = run.read_bytes()
     code, err = _cli(GOOD[name](cfg, str(run)), capsys)
     assert code == 0, err
