@@ -110,9 +110,9 @@ def figure_identifiability(run: RunData):
         ax.tick_params(axis="x", labelsize=7)
     ax.set(ylabel="elements", title=f"verdict on the {run.n_equivalents} found elements (inputs each agrees on)")
     ax = axes[1, 1]
-    if "relative_discrepancy_far" in eq and "verdict" in eq and run.n_equivalents:
+    if "copy_score" in eq and "relative_discrepancy_far" in eq and "verdict" in eq and run.n_equivalents:
         _verdict_map(ax, run, names)
-    elif "distance_to_reference" in eq and run.n_equivalents:  # verdicts from before far inputs existed
+    elif "distance_to_reference" in eq and run.n_equivalents:  # verdicts without the far check or copy score
         d = np.maximum(eq["distance_to_reference"], 1e-16)
         bins = np.geomspace(d.min() / 1.5, d.max() * 1.5, 30)
         for k, name in enumerate(names):
@@ -135,8 +135,7 @@ def _verdict_map(ax, run: RunData, names: list[str]) -> None:
     score (y: the share of the displacement from θ* that the residual does not explain)."""
     eq = run.equivalents
     far = np.maximum(eq["relative_discrepancy_far"], _FLOOR)
-    score = np.clip(eq["copy_score"], 1e-6, 1e12) if "copy_score" in eq else \
-        np.maximum(eq["distance_to_reference"] / np.maximum(eq["symmetry_threshold"], 1e-300), 1e-6)
+    score = np.clip(eq["copy_score"], 1e-6, 1e12)  # the stored score, clipped to the log axis
     agree = float(run.equivalents_attrs.get("agreement_tolerance", np.nan))
     for k, name in enumerate(names):
         m = eq["verdict"] == k
