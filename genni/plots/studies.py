@@ -1,0 +1,169 @@
+"""Figures the experiment scripts draw from their own tables (not from a run file)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def figure_functional_dimension(results: dict):
+    """Functional dimension of relu networks at initialisation against the bound P − #hidden.
+
+    results : (init, n, depth) -> {"rank": [k] functional dimensions, "bound": P − #hidden,
+    "rank_growth": k arrays [j, 2] of (m, rank)}.  Left: share of networks at the bound by depth,
+    one line per width (solid He, dashed PyTorch default).  Middle: the deficiency bound − rank of every
+    network.  Right: the deficiency against the number of inputs m, every network of the first init."""
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5), constrained_layout=True)
+    inits = sorted({k[0] for k in results})
+    widths = sorted({k[1] for k in results})
+    depths = sorted({k[2] for k in results})
+    cmap = plt.get_cmap("viridis")
+    styles = {"he": "-", "torch": "--"}
+    ax = axes[0]
+    for i, n in enumerate(widths):
+        for init in inits:
+            share = [np.mean(results[(init, n, d)]["rank"] >= results[(init, n, d)]["bound"]) for d in depths]
+            ax.plot(depths, share, styles.get(init, ":"), marker="o", color=cmap(i / max(len(widths) - 1, 1)),
+                    label=f"n = {n}, {init} init")
+    ax.set(xlabel="depth (linear layers)", ylabel="share with functional dimension = P − #hidden", ylim=(-0.05, 1.05),
+           xticks=depths, title="no hidden symmetries at the parameter")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    labels, pos = [], 0
+    for n in widths:
+        for d in depths:
+            for j, init in enumerate(inits):
+                r = results[(init, n, d)]
+                gap = r["bound"] - np.asarray(r["rank"], dtype=float)
+                x = pos + 0.35 * j + np.random.default_rng(pos).uniform(-0.08, 0.08, len(gap))  # jitter: cosmetic
+                ax.scatter(x, np.maximum(gap, 0) + 0.5, s=12, color="#1b9e77" if init == "he" else "#d95f02", alpha=0.7,
+                           label=f"{init} init" if pos == 0 else None)
+            labels.append(f"n={n}\nd={d}")
+            pos += 1
+    ax.set(yscale="log", xticks=np.arange(len(labels)) + 0.17, xticklabels=labels, ylabel="bound − functional dimension + ½",
+           title="deficiency of every network (½: at the bound)")
+    ax.tick_params(axis="x", labelsize=7)
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    markers = dict(zip(depths, "os^Dv"))
+    for i, n in enumerate(widths):
+        for d in depths:
+            r = results[(inits[0], n, d)]
+            for k, t in enumerate(r["rank_growth"]):
+                ax.plot(t[:, 0], r["bound"] - t[:, 1] + 0.5, "-", marker=markers.get(d, "o"), ms=3, lw=0.8, alpha=0.6,
+                        color=cmap(i / max(len(widths) - 1, 1)), label=f"n = {n}, depth {d}" if k == 0 else None)
+    ax.set(xscale="log", yscale="log", xlabel="inputs m (fresh N(0, I_n) draws)", ylabel="bound − rank + ½",
+           title=f"deficiency as the inputs grow ({inits[0]} init, every network)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.suptitle("relu networks (n, …, n, 1) at initialisation, inputs N(0, I_n): functional dimension vs P − #hidden")
+    return fig
+
+
+def figure_equivalent_paths(summary: dict, metric: str):
+    """Layer paths and Ricci ρ of equivalents against independently trained networks.
+
+    summary : activation -> {"layers": names, "equivalents": [m, L] distances to θ*'s layers,
+    "trained": [t, L] the same for independently trained networks, "rho_equivalents", "rho_trained",
+    "rho_reference"}.  Left: median distance to θ* by layer (bars: min–max).  Right: ρ of every network."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5), constrained_layout=True)
+    colours = {"relu": "#1b9e77", "tanh": "#7570b3"}
+    for act, s in summary.items():
+        x = np.arange(len(s["layers"]))
+        for label, d, style, dx in (("equivalents", s["equivalents"], "-o", -0.05),
+                                    ("independently trained", s["trained"], "--s", 0.05)):
+            med = np.median(d, axis=0)
+            ax1.errorbar(x + dx, med, yerr=[med - d.min(0), d.max(0) - med], fmt=style, capsize=3,
+                         color=colours.get(act, "grey"), label=f"{act}: {label} ({len(d)})")
+        ax1.set_xticks(x, s["layers"])
+    ax1.set(ylabel=f"distance to θ*'s layer ({metric})", xlabel="layer",
+            title="equivalents vs independently trained networks, layer by layer")
+    ax1.legend(fontsize=8)
+    pos = 0
+    ticks, names = [], []
+    for act, s in summary.items():
+        for label, r in (("equivalents", s["rho_equivalents"]), ("trained", s["rho_trained"])):
+            r = np.asarray(r, float)
+            ax2.scatter(np.full(len(r), pos) + np.random.default_rng(pos).uniform(-0.1, 0.1, len(r)), r, s=14,
+                        color=colours.get(act, "grey"), alpha=0.8)  # jitter: cosmetic
+            ticks.append(pos)
+            names.append(f"{act}\n{label}")
+            pos += 1
+        ax2.axhline(s["rho_reference"], color=colours.get(act, "grey"), ls=":", lw=1, label=f"{act}: θ*")
+    ax2.set_xticks(ticks, names)
+    ax2.set(ylabel="Ricci coefficient ρ (per network)", title="Ricci flow coefficient of every network")
+    ax2.legend(fontsize=8)
+    fig.suptitle("Do functionally equivalent networks share their layer paths and Ricci curvature?")
+    return fig
+
+
+def figure_ricci_accuracy(table: dict, cut: float):
+    """Ricci coefficient ρ against held-out accuracy, one point per trained network.
+
+    table : "dataset", "depth", "width", "rho", "accuracy", "ok" (arrays, one entry per network);
+    cut : the accuracy above which networks count as well trained (dashed line).  Left: every network,
+    colour = data set, marker = depth.  Right: ρ by depth per data set."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.5), constrained_layout=True)
+    ok = np.asarray(table["ok"], bool) & np.isfinite(table["rho"])
+    sets = list(dict.fromkeys(np.asarray(table["dataset"])[ok].tolist()))
+    depths = sorted(set(np.asarray(table["depth"])[ok].tolist()))
+    cmap = plt.get_cmap("tab10")
+    markers = "osD^v<>p"
+    for i, ds in enumerate(sets):
+        for j, d in enumerate(depths):
+            m = ok & (table["dataset"] == ds) & (table["depth"] == d)
+            if m.any():
+                ax1.scatter(table["accuracy"][m], table["rho"][m], color=cmap(i), marker=markers[j % len(markers)], s=30,
+                            alpha=0.8, label=f"{ds}, {d} hidden layers")
+        m = ok & (table["dataset"] == ds)
+        ax2.scatter(table["depth"][m] + 0.08 * (i - len(sets) / 2), table["rho"][m], color=cmap(i), s=22, alpha=0.8,
+                    label=ds)
+    ax1.axvline(cut, color="k", ls="--", lw=1, label=f"well trained: accuracy ≥ {cut}")
+    ax1.axhline(0, color="0.6", lw=0.8)
+    ax1.set(xlabel="held-out accuracy", ylabel="Ricci coefficient ρ (negative: Ricci-flow-like)",
+            title="ρ against accuracy, one point per trained network")
+    ax1.legend(fontsize=7, ncol=2)
+    ax2.axhline(0, color="0.6", lw=0.8)
+    ax2.set(xlabel="hidden layers", xticks=depths, ylabel="ρ", title="ρ by depth")
+    ax2.legend(fontsize=8)
+    fig.suptitle("Deep learning as Ricci flow? (Forman curvature, k = 10, kNN ∪ MST, forward pairing)")
+    return fig
+
+
+def figure_layer_paths_study(rows: list[dict], embedding: np.ndarray, owner: list, metric: str):
+    """Wider vs deeper networks as paths, over training.
+
+    rows : per network {"arch", "epochs", "seed", "length", "straightness", "to_labels" [L], "layers"};
+    embedding : [K, 2] MDS coordinates of every (network, layer) point; owner : per point (network row, layer).
+    Left: path length by epochs.  Middle: distance of each layer to the labels after the longest training.
+    Right: the MDS map, each network's layers joined in order (lighter = fewer epochs)."""
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5), constrained_layout=True)
+    colours = {"wide": "#1b9e77", "deep": "#7570b3"}
+    archs = list(dict.fromkeys(r["arch"] for r in rows))
+    epochs = sorted({r["epochs"] for r in rows})
+    ax = axes[0]
+    for a in archs:
+        for key, style in (("length", "-o"),):
+            med = [np.median([r[key] for r in rows if r["arch"] == a and r["epochs"] == e]) for e in epochs]
+            ax.plot(epochs, med, style, color=colours.get(a, "grey"), label=f"{a}: median path length")
+            pts = [(r["epochs"], r[key]) for r in rows if r["arch"] == a]
+            ax.scatter(*zip(*pts), s=10, color=colours.get(a, "grey"), alpha=0.5)
+    ax.set(xscale="log", xlabel="training epochs", ylabel=f"path length ({metric})", title="path length over training")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    for a in archs:
+        final = [r for r in rows if r["arch"] == a and r["epochs"] == epochs[-1]]
+        for r in final:
+            ax.plot(np.arange(len(r["to_labels"])), r["to_labels"], "-o", ms=3, color=colours.get(a, "grey"), alpha=0.7,
+                    label=f"{a} ({len(r['to_labels']) - 2} hidden layers)" if r is final[0] else None)
+    ax.set(xlabel="layer (0 = input)", ylabel=f"distance to the one-hot labels ({metric})",
+           title=f"progress toward the labels after {epochs[-1]} epochs")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    for k, r in enumerate(rows):
+        idx = [i for i, (m, _) in enumerate(owner) if m == k]
+        shade = 0.25 + 0.75 * epochs.index(r["epochs"]) / max(len(epochs) - 1, 1)
+        ax.plot(embedding[idx, 0], embedding[idx, 1], "-o", ms=3, lw=1, color=colours.get(r["arch"], "grey"), alpha=shade)
+        ax.scatter(*embedding[idx[-1]], marker="s", s=18, color=colours.get(r["arch"], "grey"), alpha=shade)
+    ax.set(xlabel="MDS 1", ylabel="MDS 2", title="all networks' layers (■ output; lighter: fewer epochs)")
+    fig.suptitle("relu MLPs on digits: wide vs deep, as paths through representation space")
+    return fig
