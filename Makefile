@@ -59,11 +59,11 @@ bench: install
 
 # the whole suite three times in a row while a burner keeps every core busy (about 2 hours here)
 test-load: install
-	$(PY) -m tests.under_load --runs 3
+	$(PY) -m tools.under_load --runs 3
 
 # kill -9 at 20 random moments for find, walk, project and sweep on real processes (about 15 minutes)
 stress: install
-	$(PY) -m tests.stress_crash
+	$(PY) -m tools.stress_crash
 
 lint: install
 	$(VENV)/bin/ruff check genni tests benchmarks experiments

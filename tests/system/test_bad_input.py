@@ -16,8 +16,7 @@ import pytest
 import torch
 
 from genni.cli import main
-
-from .conftest import TINY_CONFIG
+from tests.conftest import TINY_CONFIG
 
 
 def _tiny() -> str:  # 3 elements from θ* + 1 % noise: they converge at once (no stall warning)

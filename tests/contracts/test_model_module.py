@@ -15,7 +15,7 @@ import torch
 from genni import models
 from genni.errors import ConfigError, GenniError
 from genni.models.module import TorchModule
-from tests.test_model_contract import ModelContract
+from tests.contracts.test_model_contract import ModelContract
 
 CONV = "genni.models.examples:TinyConvNet"
 CONV_KW = {"in_channels": 1, "side": 6, "channels": 2, "hidden": 5, "out": 3}
@@ -132,7 +132,7 @@ def test_representations_follow_the_sequential_without_reshapes():
     assert [r.shape[-1] for r in reps] == [36, 72, 72, 18, 5, 5, 3]
     assert torch.equal(reps[-1], out) and out.shape == (2, 5, 3)
     assert _mlp().layer_names() == ["input", "fc1", "relu", "output"]
-    s = TorchModule.from_config({"module": "tests.test_model_module:shared_act"}, 2, 1)
+    s = TorchModule.from_config({"module": "tests.contracts.test_model_module:shared_act"}, 2, 1)
     assert s.layer_names() == ["input", "fc1", "fc2", "output"]
     out, reps = s.layers(s.init_theta(2, torch.Generator().manual_seed(0)), torch.as_tensor(_x(4, 2)))
     assert [r.shape for r in reps] == [(2, 4, 2), (2, 4, 3), (2, 4, 3), (2, 4, 1)]
@@ -197,7 +197,7 @@ def test_state_dict_buffers_are_set(tmp_path):
         net[1].running_mean.copy_(torch.linspace(-1, 1, 5))
         net[1].running_var.copy_(torch.linspace(0.5, 2, 5))
     torch.save(net.state_dict(), tmp_path / "bn.pt")
-    m = TorchModule.from_config({"module": "tests.test_model_module:bn_net", "kwargs": {"width": 5}}, 3, 1)
+    m = TorchModule.from_config({"module": "tests.contracts.test_model_module:bn_net", "kwargs": {"width": 5}}, 3, 1)
     theta = m.load_state_dict(tmp_path / "bn.pt")
     assert theta.shape == (m.n_params,) == (3 * 5 + 5 + 5 + 5 + 5 + 1,)  # weight/bias of BN in θ, stats not
     X = torch.as_tensor(_x(8, 3))
@@ -242,7 +242,7 @@ BAD = [
     ({"module": "genni.models.examples:Nope"}, 2, 1, None, "genni.models.examples has no attribute 'Nope'"),
     ({"module": "no_colon"}, 2, 1, None, "must be 'package.module:Factory', got 'no_colon'"),
     ({"module": None}, 2, 1, None, "needs module ="),
-    ({"module": "tests.test_model_module:not_a_module"}, 2, 1, None, "returned a dict, not a torch.nn.Module"),
+    ({"module": "tests.contracts.test_model_module:not_a_module"}, 2, 1, None, "returned a dict, not a torch.nn.Module"),
     ({"module": MLP, "kwargs": {"bogus": 1}}, 2, 1, None, r"raised TypeError: .*bogus"),
     ({"module": MLP, "kwargs": {"out": 3}}, 2, 1, None,
      r"maps a \[2, 2\] batch to outputs of shape \[2, 3\], but the model needs shape \[2, 1\]"),
@@ -251,7 +251,7 @@ BAD = [
     ({"module": CONV, "kwargs": {**CONV_KW, "in_channels": 3}}, 36, 3, (1, 6, 6),
      r"fails on a \[2, 1, 6, 6\] batch: RuntimeError"),
     ({"module": MLP, "kwargs": [1, 2]}, 2, 1, None, "kwargs must be a table"),
-    ({"module": "tests.test_model_module:half_declared"}, 2, 1, None,
+    ({"module": "tests.contracts.test_model_module:half_declared"}, 2, 1, None,
      "declares genni_act without genni_sample_symmetries"),
 ]
 

@@ -10,8 +10,7 @@ from genni.cli import main
 from genni.errors import GenniError
 from genni.models import MLP
 from genni.seeds import element_generator
-
-from .conftest import append_symmetry_copies
+from tests.conftest import append_symmetry_copies
 
 
 def test_symmetry_copies_are_classified_as_such(tmp_path, tiny_config):

@@ -40,7 +40,7 @@ def test_horizontal_removes_exactly_the_tangent_span():
     h = spec.symmetry.horizontal(theta, d)
     assert np.abs(h @ T).max() <= 1e-12 * np.abs(d).max() * np.abs(T).max() * spec.n_params
     np.testing.assert_allclose(spec.symmetry.horizontal(theta, h), h, rtol=0, atol=1e-13)
-    from tests.test_model_module import _conv
+    from tests.contracts.test_model_module import _conv
 
     plain = _conv()  # a researcher's module declaring no symmetries: δ unchanged
     assert plain.symmetry.tangents(np.zeros(plain.n_params)).size == 0

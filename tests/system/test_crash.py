@@ -2,7 +2,7 @@
 
 After every kill: the file opens with plain h5py, every done element / grid cell / sweep cell is intact
 (recomputed from what is stored and compared), nothing done before the launch was lost or rewritten;
-the final uninterrupted run completes the work.  See tests/crash_harness.py.
+the final uninterrupted run completes the work.  See tools/crash_harness.py.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import shutil
 
 import pytest
 
-from tests import crash_harness as ch
-
-from .conftest import TINY_CONFIG
+from tests.conftest import TINY_CONFIG
+from tools import crash_harness as ch
 
 KILLS = 20
 

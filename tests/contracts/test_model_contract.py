@@ -2,7 +2,7 @@
 
 Each registered kind gets a subclass of :class:`ModelContract` that says how to build a small instance;
 the contract checks the closed forms (where a kind has them) against the torch module and torch.func,
-the JSON round trip, and (through :class:`~tests.test_symmetry_contract.SymmetryContract`) the symmetry
+the JSON round trip, and (through :class:`~tests.contracts.test_symmetry_contract.SymmetryContract`) the symmetry
 group.
 """
 
@@ -14,7 +14,7 @@ import torch
 
 from genni import models
 from genni.models.base import Model
-from tests.test_symmetry_contract import SymmetryContract
+from tests.contracts.test_symmetry_contract import SymmetryContract
 
 
 class ModelContract(SymmetryContract):
@@ -172,7 +172,7 @@ def _all_contracts() -> list[type]:
     from pathlib import Path
 
     for f in sorted(Path(__file__).parent.glob("test_model_*.py")):
-        importlib.import_module(f"tests.{f.stem}")
+        importlib.import_module(f"tests.contracts.{f.stem}")
     out, todo = [], list(ModelContract.__subclasses__())
     while todo:
         c = todo.pop()

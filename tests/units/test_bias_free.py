@@ -88,7 +88,7 @@ def test_genni_run_on_normal_inputs_without_biases(tmp_path):
     from genni.cli import main
 
     cfgp = tmp_path / "toy.toml"
-    text = (Path(__file__).resolve().parents[1] / "experiments" / "genni_toy.toml").read_text()
+    text = (Path(__file__).resolve().parents[2] / "experiments" / "genni_toy.toml").read_text()
     cfgp.write_text(text.replace("n = 16", "n = 4").replace("chains = 4", "chains = 2").replace("n_probe = 256", "n_probe = 64")
                     .replace("n_heldout = 256", "n_heldout = 64"))
     out, figs = tmp_path / "toy.h5", tmp_path / "figs"

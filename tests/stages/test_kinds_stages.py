@@ -17,8 +17,7 @@ import torch
 
 import genni
 from genni import config, models, plots, stages, store
-
-from .conftest import append_symmetry_copies
+from tests.conftest import append_symmetry_copies
 
 _COMMON = {
     "seed": 0,

@@ -1,9 +1,9 @@
 """make stress: the kill -9 harness at larger sizes, on real ``python -m genni`` processes.
 
-    python -m tests.stress_crash [--kills 20] [--only find,walk,project,sweep] [--in-place]
+    python -m tools.stress_crash [--kills 20] [--only find,walk,project,sweep] [--in-place]
 
 Each command is SIGKILLed (its whole process group) at ``--kills`` random moments after launch, the
-file checked after every kill (tests/crash_harness.py), then run to the end.  ``--in-place`` runs the
+file checked after every kill (tools/crash_harness.py), then run to the end.  ``--in-place`` runs the
 same harness with genni's writes made in place, as before copy-on-write (GENNI_UNSAFE_IN_PLACE_WRITES=1):
 the baseline that shows what the harness catches.  Prints a table (README, "Crash safety").
 """
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from genni.machine import cpu_name
-from tests import crash_harness as ch
+from tools import crash_harness as ch
 
 BASE = """
 name = "stress"

@@ -1,7 +1,7 @@
 """kill -9 harness: start a long-running genni command, SIGKILL it at a random moment, check the file,
 resume, and repeat until the command has been killed mid-work ``kills`` times.
 
-Used by ``tests/test_crash.py`` (small sizes, in CI) and ``tests/stress_crash.py`` (``make stress``).
+Used by ``tests/system/test_crash.py`` (small sizes, in CI) and ``tools/stress_crash.py`` (``make stress``).
 Two ways to launch a command:
 
 - ``fork``: a child of a forkserver that has imported genni already, running ``genni.cli.main(argv)``

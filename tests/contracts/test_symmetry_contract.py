@@ -1,5 +1,5 @@
 """The symmetry group's contract (genni.models.symmetry.Symmetry, ``model.symmetry``), inherited by every
-kind through :class:`tests.test_model_contract.ModelContract`.
+kind through :class:`tests.contracts.test_model_contract.ModelContract`.
 
 A subclass provides the ``case`` fixture: (model, X [n, ...], theta [N, P], torch generator).  The
 contract checks the group action against the function (sampled elements leave the outputs unchanged),

@@ -14,7 +14,7 @@ from genni import models
 from genni.errors import ConfigError
 from genni.models import GroupElement
 from genni.models.cnn import CNN
-from tests.test_model_contract import ModelContract
+from tests.contracts.test_model_contract import ModelContract
 
 
 def _x(n, d, seed=2):

@@ -1,6 +1,6 @@
 """make test-load: the whole suite N times in a row while another process keeps every core busy.
 
-    python -m tests.under_load [--runs 3]
+    python -m tools.under_load [--runs 3]
 
 The burner is a separate process running one numpy matrix-product loop per core.  Prints one line per
 run (exit status, minutes, pytest's summary) and exits non-zero if any run failed.

@@ -15,9 +15,8 @@ import pytest
 
 from genni import store
 from genni.cli import _parser, main
-
-from .conftest import TINY_CONFIG
-from .under_load import BURN
+from tests.conftest import TINY_CONFIG
+from tools.under_load import BURN
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 LONG = TINY_CONFIG.replace("n = 6", 'n = 20000\ninit = "perturb"\ninit_scale = 0.01')  # stopped long before it ends

@@ -93,7 +93,7 @@ def test_differences_ignore_resumable_keys():
 def test_shipped_experiment_configs_resolve():
     from pathlib import Path
 
-    configs = sorted(Path(__file__).parent.parent.joinpath("experiments").glob("*.toml"))
+    configs = sorted(Path(__file__).resolve().parents[2].joinpath("experiments").glob("*.toml"))
     assert configs
     for p in configs:
         assert config.load(p)["name"] == p.stem

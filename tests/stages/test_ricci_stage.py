@@ -13,7 +13,7 @@ from genni.cli import main
 from genni.errors import GenniError
 from genni.geometry import ricci as R
 from genni.models import MLP
-from tests.test_layer_paths import relu_run as make_relu_run
+from tests.stages.test_layer_paths import relu_run as make_relu_run
 
 
 @pytest.fixture(scope="module")

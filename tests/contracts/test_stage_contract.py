@@ -16,11 +16,10 @@ import pytest
 
 from genni import stages, store
 from genni.cli import main
+from tests.conftest import TINY_CONFIG, append_symmetry_copies
+from tests.system.test_reference_run import _contents, _same
 
-from .conftest import TINY_CONFIG, append_symmetry_copies
-from .test_reference_run import _contents, _same
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 GOOD = {
     "find": lambda cfg, run: ["find", cfg, "-o", run],

@@ -1,0 +1,1 @@
+"""Each stage on small run files: what it stores, resumes and reports."""
