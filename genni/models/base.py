@@ -22,6 +22,7 @@ kind must pass the contract in ``tests/test_model_contract.py``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -216,20 +217,21 @@ class Model:
         """The module a state_dict is loaded into (its buffers stay there)."""
         return self.module()
 
-    def load_state_dict(self, path: str | Path) -> np.ndarray:
-        """θ [P] (float64) from a state_dict saved with ``torch.save`` (a plain state_dict, or a dict holding
-        it under ``"state_dict"``), loaded with ``weights_only=True``: see :meth:`theta_from_state_dict`."""
-        p = Path(path)
-        return self.theta_from_state_dict(read_state_dict(p), f"state_dict {p}")
-
-    def theta_from_state_dict(self, state: dict, source: str = "state_dict") -> np.ndarray:
-        """θ [P] (float64) from a state_dict; buffers are set on :meth:`_state_target`.
+    def load_state_dict(self, state: str | Path | Mapping) -> np.ndarray:
+        """θ [P] (float64) from a state_dict, in memory or in a file saved with ``torch.save`` (a plain
+        state_dict, or a dict holding it under ``"state_dict"``, loaded with ``weights_only=True``);
+        buffers are set on :meth:`_state_target`.
 
         Matched by key, strictly (a ``module.`` prefix from DataParallel is dropped).  When the keys differ
         but the module holds parameters only and the state_dict's tensors have, in order, exactly the
         module's shapes (a custom module with the same layers), they are taken by position.  Otherwise
         ``GenniError`` with one line naming what does not fit (missing, unexpected or misshapen keys), as
         for NaN or infinite weights."""
+        source = "state_dict"
+        if isinstance(state, (str, Path)):
+            source = f"state_dict {state}"
+            state = read_state_dict(Path(state))
+        state = dict(state)
         net = self._state_target()
         want = net.state_dict()
         if set(state) != set(want) and all(k.startswith("module.") for k in state) \

@@ -217,7 +217,7 @@ def _bad_state_dicts():
     return [(missing, r"missing key\(s\) 4\.bias"), (extra, r"unexpected key\(s\) 7\.weight"),
             (shaped, r"wrong shape\(s\) 6\.weight \[4, 5\] where the module has \[3, 5\]"),
             (_Opaque(), r"cannot load reference state_dict from .*Weights only load failed "
-                        r"\(it pickles tests\.test_model_module\._Opaque, which weights_only=True refuses\)"),
+                        r"\(it pickles tests\.contracts\.test_model_module\._Opaque, which weights_only=True refuses\)"),
             ([torch.zeros(2)], "does not hold a state_dict")]
 
 

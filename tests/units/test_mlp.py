@@ -90,12 +90,12 @@ def test_flatten_unflatten_round_trip():
 def test_state_dict_round_trip_by_key_and_by_position():
     spec = MLP((2, 7, 3), "gelu")
     module = spec.module()
-    theta = spec.theta_from_state_dict(module.state_dict())
+    theta = spec.load_state_dict(module.state_dict())
     np.testing.assert_array_equal(theta, module_to_theta(module).numpy())
     renamed = {f"layer{i}": v for i, v in enumerate(module.state_dict().values())}  # same layers, other names
-    np.testing.assert_array_equal(spec.theta_from_state_dict(renamed), theta)
+    np.testing.assert_array_equal(spec.load_state_dict(renamed), theta)
     with pytest.raises(GenniError, match=r"wrong shape\(s\) 0\.weight \[7, 2\] where the module has \[6, 2\]"):
-        MLP((2, 6, 3), "gelu").theta_from_state_dict(module.state_dict())
+        MLP((2, 6, 3), "gelu").load_state_dict(module.state_dict())
 
 
 def test_spec_json_round_trip_and_validation():
