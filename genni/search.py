@@ -88,6 +88,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import torch
 
+from .discrepancy import discrepancy, output_power, relative_discrepancy
 from .models.base import Model
 from .progress import bar
 from .seeds import element_generator
@@ -192,22 +193,13 @@ class Problem:
 
     @property
     def output_power(self) -> float:
-        """mean ‖f_θ*(x)‖² on the probe set (the denominator of the relative discrepancy)."""
-        return float((self.Y * self.Y).sum(-1).mean())
+        """P* = mean_x ‖f_θ*(x)‖² on the probe set (the denominator of the relative discrepancy)."""
+        return output_power(self.Y)
 
     @property
     def output_power_heldout(self) -> float:
-        return float((self.Y_heldout * self.Y_heldout).sum(-1).mean())
-
-
-def discrepancy(model: Model, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    """L(θ) = (1/n) Σ_x ‖f_θ(x) − y(x)‖² for each row of θ.
-
-    theta : Tensor, shape [N, P];  X : Tensor, shape [n, w_0];  Y : Tensor, shape [n, w_L]
-    returns : Tensor, shape [N]
-    """
-    r = model.forward(theta, X) - Y
-    return (r * r).sum(-1).mean(-1)
+        """mean_x ‖f_θ*(x)‖² on the held-out inputs."""
+        return output_power(self.Y_heldout)
 
 
 @dataclass(frozen=True)
@@ -641,8 +633,8 @@ def _measured(problem: Problem, theta: torch.Tensor, tol: float, status: np.ndar
     conv = d <= tol
     code = np.where(conv, 0, np.where((status != 3) & (dead > 0), STATUS.index("dead_units"), status)).astype(np.int8)
     return Found(theta=theta.cpu().numpy(), discrepancy=d, discrepancy_heldout=dh,
-                 relative_discrepancy=d / max(problem.output_power, 1e-300),
-                 relative_discrepancy_heldout=dh / max(problem.output_power_heldout, 1e-300),
+                 relative_discrepancy=relative_discrepancy(d, problem.output_power),
+                 relative_discrepancy_heldout=relative_discrepancy(dh, problem.output_power_heldout),
                  converged=conv, status=code, dead_units=dead, **fields_)
 
 
@@ -788,5 +780,5 @@ def run_search(problem: Problem, settings: SearchSettings, *, seed: int, **kw) -
     return Found(**{k.name: None if getattr(f, k.name) is None else getattr(f, k.name)[order] for k in fields(Found)})
 
 
-__all__ = ["STATUS", "SearchSettings", "Problem", "Found", "discrepancy", "search", "run_search",
+__all__ = ["STATUS", "SearchSettings", "Problem", "Found", "search", "run_search",
            "batch_capacity", "count_dead_units", "describe"]
