@@ -4,6 +4,7 @@ Find many parameter sets that compute the same function as a reference network,
 store them in one HDF5 file per run, and explain and draw them.
 """
 
+from . import discrepancy
 from ._version import __version__
 from .config import load as load_config
 from .data import DATASETS, Dataset, load_dataset
@@ -13,7 +14,7 @@ from .identifiability import output_jacobian, spectrum
 from .models import MLP, GroupElement, Model, Symmetry
 from .models.activations import ACTIVATIONS
 from .models.base import module_to_theta
-from .search import Found, Problem, SearchSettings, discrepancy, run_search
+from .search import Found, Problem, SearchSettings, run_search
 from .stages.calls import find, identify, layer_paths, project, ricci
 from .store import RunData, load_run
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .discrepancy import mean_squared, output_power, relative_discrepancy
 from .models import Model
 
 DEFAULT_RTOL = 1e-9
@@ -446,18 +447,12 @@ def _residuals(model: Model, thetas: np.ndarray, X: torch.Tensor, Y: np.ndarray,
     return np.concatenate(parts) if parts else np.zeros((0,) + Y.shape)
 
 
-def _power(Y: np.ndarray) -> float:
-    """Output power: mean over inputs of ‖f(x)‖², Y [n, K]."""
-    return float((Y * Y).sum(-1).mean())
-
-
 def _set_discrepancies(model: Model, thetas: np.ndarray, X: np.ndarray, Y: np.ndarray):
     """(residuals [N, n, K], L [N], L / power(Y) [N]) of every element on one set of inputs X [n, ...] whose
     reference outputs are Y [n, K]: L is the mean squared discrepancy (relative: ∞ when Y has no power)."""
     res = _residuals(model, thetas, torch.as_tensor(np.asarray(X, dtype=np.float64)), Y)
-    L = (res * res).sum(-1).mean(-1) if len(thetas) else np.zeros(0)
-    p = _power(Y)
-    return res, L, (L / p if p > 0 else np.full_like(L, np.inf))
+    L = mean_squared(res)
+    return res, L, relative_discrepancy(L, output_power(Y))
 
 
 def far_discrepancies(model: Model, thetas: np.ndarray, X_far: np.ndarray, Y_far: np.ndarray) -> dict:
@@ -495,7 +490,7 @@ def assess(model: Model, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.nda
     x, xh, xf, ref = (torch.as_tensor(np.asarray(a, dtype=np.float64)) for a in (X, X_heldout, X_far, theta_ref))
     with torch.no_grad():
         Y, Yh, Yf = (model.forward(ref, z).numpy() for z in (x, xh, xf))
-    agree = agreement_tolerance(tol, _power(Y), agree_tol)
+    agree = agreement_tolerance(tol, output_power(Y), agree_tol)
     N = len(thetas)
     aligned = np.empty_like(thetas)
     for i in bar(range(N), progress=progress, desc="align", unit="el", leave=False):
@@ -503,7 +498,7 @@ def assess(model: Model, theta_ref: np.ndarray, X: np.ndarray, X_heldout: np.nda
     delta = sym.horizontal(ref_bal, (np.stack([sym.balance(a) for a in aligned]) if N else aligned) - ref_bal)
     row, null = split_displacement(delta, unresolved)
     delta_row = row_part(delta, unresolved)
-    L = (_residuals(model, thetas, x, Y) ** 2).sum(-1).mean(-1)
+    L = mean_squared(_residuals(model, thetas, x, Y))
     threshold = copy_threshold(L, len(X), sigma_r, ref_norm, copy_factor)
     score = copy_score(row, null, threshold, ref_norm, copy_factor)
     out = {}

@@ -44,10 +44,10 @@ import torch
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
+from .discrepancy import discrepancy, mean_squared
 from .errors import GenniError
 from .models import Model
 from .progress import bar
-from .search import discrepancy
 
 KINDS = ("pca", "plane", "null", "random")
 """The subspace kinds (the ``kind`` of a :class:`Subspace`)."""
@@ -356,12 +356,6 @@ def _coefficients(axes, indices: np.ndarray) -> np.ndarray:
     return np.column_stack([np.ones(len(multi[0]))] + [np.asarray(axes[i], dtype=np.float64)[j] for i, j in enumerate(multi)])
 
 
-def _grid_discrepancy(model: Model, stack: torch.Tensor, coeffs: np.ndarray, Xt: torch.Tensor, Yt: torch.Tensor) -> np.ndarray:
-    with torch.no_grad():
-        r = model.forward_combination(stack, torch.as_tensor(coeffs, dtype=stack.dtype, device=stack.device), Xt) - Yt
-        return (r * r).sum(-1).mean(-1).cpu().numpy()
-
-
 def iter_grid(model: Model, X, Y, origin: np.ndarray, basis: np.ndarray, axes: np.ndarray, *,
               batch: int = DEFAULT_BATCH, done_mask: np.ndarray | None = None, start: int = 0,
               device: str | torch.device = "cpu", progress: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -399,7 +393,10 @@ def iter_grid(model: Model, X, Y, origin: np.ndarray, basis: np.ndarray, axes: n
     try:
         for c in chunks:
             idx = np.arange(c * batch, min((c + 1) * batch, total))
-            yield idx, _grid_discrepancy(model, stack, _coefficients(axes, idx), Xt, Yt)
+            coeffs = torch.as_tensor(_coefficients(axes, idx), dtype=stack.dtype, device=stack.device)
+            with torch.no_grad():
+                values = mean_squared(model.forward_combination(stack, coeffs, Xt) - Yt).cpu().numpy()
+            yield idx, values
             pbar.update(1)
     finally:
         pbar.close()
@@ -554,11 +551,9 @@ def barrier_graph(model: Model, X, Y, thetas: np.ndarray, eps: float, n_points: 
         block = pairs[s:s + per_block]
         paths = []
         for i, j in block:
-            if kind == "linear":
-                paths.append(linear_path(thetas[i], thetas[j], n_points))
-            else:
-                ctrl = fit_bezier(model, X, Y, thetas[i], thetas[j], device=device, **(fit_kw or {}))
-                paths.append(bezier_path(thetas[i], thetas[j], ctrl, n_points))
+            ctrl = None if kind == "linear" else fit_bezier(model, X, Y, thetas[i], thetas[j], device=device, **(fit_kw or {}))
+            paths.append(linear_path(thetas[i], thetas[j], n_points) if ctrl is None
+                         else bezier_path(thetas[i], thetas[j], ctrl, n_points))
         vals = _discrepancy(model, np.concatenate(paths), Xt, Yt, device).reshape(len(block), n_points)
         for (i, j), v in zip(block, vals):
             B[i, j] = B[j, i] = barrier(v)
@@ -597,13 +592,7 @@ def sublevel_components(values: np.ndarray, epsilon: float) -> tuple[int, np.nda
     return int(k), labels
 
 
-def output_power(Y) -> float:
-    """mean_x ‖y(x)‖² of outputs Y, shape [n, w_L]."""
-    Y = np.asarray(Y, dtype=np.float64)
-    return float((Y * Y).sum(-1).mean())
-
-
 __all__ = ["KINDS", "ProjectionError", "Subspace", "project", "pca_subspace", "plane_subspace", "null_subspace",
            "random_subspace", "filter_normalized_direction", "grid_axes", "sublevel_components", "grid_points",
            "iter_grid", "evaluate_grid", "linear_path", "bezier_path", "fit_bezier", "path_discrepancy", "barrier",
-           "barrier_graph", "default_epsilon", "output_power"]
+           "barrier_graph", "default_epsilon"]

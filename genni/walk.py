@@ -32,7 +32,7 @@ state θ_k (with L the mean squared probe discrepancy and P* the reference's out
    corrections, until L(θ') ≤ tol; a correction that does not lower L ends it (failure).
 6. **Certificate.**  The straight segment from the chain's last *stored* state a to θ' must
    satisfy max_{t∈[0,1]} L(a + t(θ' − a)) / P* ≤ ε (``segment_epsilon``), evaluated by
-   :func:`segment_max`.
+   :func:`genni.discrepancy.segment_max`.
 7. Accepted: θ_{k+1} = θ', h ← min(1.5 h, h_max).  Retraction failed: h ← h/2.  Certificate
    failed: if θ_k is not stored yet it is stored now (its own segment is certified, so the stored
    path keeps every segment certified) and the chain goes on from it; otherwise h ← h/2.  A chain
@@ -58,18 +58,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .discrepancy import discrepancy, output_power, segment_max
 from .models.base import Model
 from .progress import bar
 
 REASONS = ("retraction_failed", "certificate_failed")
 """Why a step was refused (counted per chain)."""
-
-SEGMENT_POINTS = 9
-"""Points at which :func:`segment_max` evaluates the residual and its derivative along a segment."""
-
-SEGMENT_SUBDIVISIONS = 8
-"""Hermite-interpolated points per interval between those samples."""
-
 
 @dataclass(frozen=True)
 class WalkSettings:
@@ -222,12 +216,7 @@ def _direction(model: Model, theta: np.ndarray, X: torch.Tensor, H: np.ndarray, 
     return u / max(np.linalg.norm(u), 1e-300)
 
 
-# --- retraction and certificates
-
-
-def _loss(model, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    r = model.forward(theta, X) - Y
-    return (r * r).sum(-1).mean(-1)
+# --- retraction
 
 
 def retract(model: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, tol: float,
@@ -239,7 +228,7 @@ def retract(model: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, t
     """
     th = torch.as_tensor(theta, dtype=torch.float64)
     with torch.no_grad():
-        L = float(_loss(model, th, X, Y))
+        L = float(discrepancy(model, th, X, Y))
     for _ in range(iters):
         if L <= tol:
             return th.numpy(), L, True
@@ -249,7 +238,7 @@ def retract(model: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, t
         for _ in range(4):  # backtracking: a full correction can overshoot where J changes fast (relu kinks)
             trial = th - delta
             with torch.no_grad():
-                Lt = float(_loss(model, trial, X, Y))
+                Lt = float(discrepancy(model, trial, X, Y))
             if Lt < L:
                 break
             delta = 0.5 * delta
@@ -257,40 +246,6 @@ def retract(model: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, t
             return th.numpy(), L, False
         th, L = trial, Lt
     return th.numpy(), L, L <= tol
-
-
-def segment_max(model: Model, a: np.ndarray, b: np.ndarray, X: torch.Tensor, Y: torch.Tensor,
-                power: float) -> float:
-    """max over t ∈ [0, 1] of L(a + t(b − a)) / P*, the certificate of the straight segment a → b.
-
-    The residual r(t) and its derivative r′(t) = J(θ(t))(b − a) (forward mode) are evaluated at
-    :data:`SEGMENT_POINTS` = 9 equally spaced t (ends included); between neighbours r is replaced by
-    its cubic Hermite interpolant (values and derivatives at both ends) at 8 further points.  A smooth
-    residual along a short segment is a low-degree polynomial in t to high accuracy, and the Hermite
-    interpolant is exact for cubics, so a bump between samples is not missed; for relu, r(t) is
-    piecewise polynomial with kinks where a unit's pattern flips, and such a kink between samples
-    shows as disagreeing end derivatives, which the interpolant turns into a bulge.  The tests
-    check the result against 2,001 direct evaluations.
-
-    a, b : [P];  returns : float
-    """
-    from torch.func import jvp
-
-    a_t, b_t = (torch.as_tensor(v, dtype=torch.float64) for v in (a, b))
-    t = torch.linspace(0, 1, SEGMENT_POINTS, dtype=torch.float64)
-    d = b_t - a_t
-    thetas = a_t[None] + t[:, None] * d[None]
-    f, df = jvp(lambda th: model.forward(th, X), (thetas,), (d.expand_as(thetas).contiguous(),))
-    r = (f - Y).reshape(SEGMENT_POINTS, -1)
-    dr = df.reshape(SEGMENT_POINTS, -1) / (SEGMENT_POINTS - 1)  # per unit of the interval variable
-    n = X.shape[0]
-    worst = float(((r * r).sum(-1) / n).max())
-    s = torch.linspace(0, 1, SEGMENT_SUBDIVISIONS + 2, dtype=torch.float64)[1:-1, None]
-    h00, h10, h01, h11 = 2 * s**3 - 3 * s**2 + 1, s**3 - 2 * s**2 + s, -2 * s**3 + 3 * s**2, s**3 - s**2
-    for i in range(SEGMENT_POINTS - 1):
-        p = h00 * r[i] + h10 * dr[i] + h01 * r[i + 1] + h11 * dr[i + 1]
-        worst = max(worst, float(((p * p).sum(-1) / n).max()))
-    return worst / power
 
 
 # --- the chains
@@ -353,7 +308,7 @@ def walk(model: Model, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start]
     x = torch.as_tensor(np.asarray(X, dtype=np.float64))
     with torch.no_grad():
         Y = model.forward(torch.as_tensor(np.asarray(theta_ref, dtype=np.float64)), x)
-    power = float((Y * Y).sum(-1).mean())
+    power = output_power(Y)
     scale = float(np.linalg.norm(theta_ref))
     chains = []
     for st in starts:
@@ -370,7 +325,9 @@ def walk(model: Model, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start]
 
     def store(c: _Chain, cert: float) -> None:
         nonlocal next_row
-        out.append((c.theta.copy(), _loss_np(model, c.theta, x, Y), c.chain, c.step, c.parent_row, cert))
+        with torch.no_grad():
+            L = float(discrepancy(model, torch.as_tensor(c.theta), x, Y))
+        out.append((c.theta.copy(), L, c.chain, c.step, c.parent_row, cert))
         c.parent_row, c.stored_theta = next_row, c.theta.copy()
         next_row += 1
         c.rows += 1
@@ -461,7 +418,7 @@ def connect(model: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b
     A walk whose steps lean toward the target: the direction is the projection of b − θ onto the
     class's (horizontal) tangent space at θ (faces kept, as in :func:`walk`), mixed with 20 % of a random
     direction of that space to get round obstacles; step length min(h, ‖b − θ‖); Gauss–Newton retraction;
-    each straight segment between consecutive vertices must pass :func:`segment_max` ≤ ε.  Whenever
+    each straight segment between consecutive vertices must pass :func:`~genni.discrepancy.segment_max` ≤ ε.  Whenever
     the straight segment from the current vertex to b itself passes, it closes the path.  Fails
     (without raising) when ``max_steps`` step attempts are spent or the step size collapses; the
     reason says which and how close it came.
@@ -471,7 +428,7 @@ def connect(model: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b
     x = torch.as_tensor(np.asarray(X, dtype=np.float64))
     with torch.no_grad():
         Y = model.forward(torch.as_tensor(np.asarray(theta_ref, dtype=np.float64)), x)
-    power = float((Y * Y).sum(-1).mean())
+    power = output_power(Y)
     scale = float(np.linalg.norm(theta_ref))
     rng = np.random.default_rng([seed, 0xC0E, 1])
     theta = np.asarray(a, dtype=np.float64).copy()
@@ -514,10 +471,5 @@ def connect(model: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b
                       "starting gap left", max_steps)
 
 
-def _loss_np(model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor) -> float:
-    with torch.no_grad():
-        return float(_loss(model, torch.as_tensor(theta), X, Y))
-
-
 __all__ = ["WalkSettings", "Start", "ChainLog", "Stored", "Connection", "connect", "REASONS", "class_tangents",
-           "face_direction", "retract", "segment_max", "walk"]
+           "face_direction", "retract", "walk"]

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .. import data as _data
-from .. import models, search, store
+from .. import discrepancy, models, search, store
 from ..errors import ConfigError, GenniError
 
 Log = Callable[[str], None]
@@ -100,7 +100,7 @@ def far_inputs(cfg: dict, model: models.Model, theta_ref: np.ndarray, X: np.ndar
         Y_far = model.forward(torch.as_tensor(theta_ref), torch.as_tensor(X_far)).numpy()
     attrs = {"far_how": facts["how"], "far_radius": facts["radius"], "far_scale": facts["scale"],
              "far_centre": facts["centre"]}
-    return X_far, Y_far, attrs, float((Y_far * Y_far).sum(-1).mean())
+    return X_far, Y_far, attrs, discrepancy.output_power(Y_far)
 
 
 def networks(run: store.RunData, max_networks: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import models, store
+from .. import discrepancy, models, store
 from .. import walk as walk_
 from ..errors import ConfigError, GenniError
 from .common import Log, Result, need_int, quiet, tolerance, writes
@@ -83,11 +83,11 @@ def run(path: str | Path, options: ConnectOptions, *, progress: bool = False, lo
     theta = lambda v: stored.theta_ref if v == 0 else eq["theta"][v - 1]  # noqa: E731
     x = torch.as_tensor(stored.X)
     Y = torch.as_tensor(stored.Y)
-    power = float((stored.Y * stored.Y).sum(-1).mean())
+    power = discrepancy.output_power(stored.Y)
     rows = tree_path(eq, i - 1, j - 1) if n else None
     if rows is not None:
         verts = np.stack([stored.theta_ref if r < 0 else eq["theta"][r] for r in rows])
-        certs = np.array([walk_.segment_max(model, verts[k], verts[k + 1], x, Y, power) for k in range(len(verts) - 1)])
+        certs = np.array([discrepancy.segment_max(model, verts[k], verts[k + 1], x, Y, power) for k in range(len(verts) - 1)])
         ok = bool((certs <= eps).all())
         conn = walk_.Connection(verts, certs, ok, "along the stored walk chain" if ok else
                                 "a stored segment fails its certificate when recomputed", 0)

@@ -119,7 +119,7 @@ def run(path: str | Path, options: FindOptions, *, progress: bool = False, log: 
         return result(n_new)
     todo = [i for i in range(settings.n) if i not in done_rows]
     n_new = 0
-    for chunk in search.search(problem, settings, seed=cfg["seed"], indices=todo, progress=progress,
+    for chunk in search.stream(problem, settings, seed=cfg["seed"], indices=todo, progress=progress,
                                callback=callback, on_stall=lambda msg: _stalled(msg, model, settings)):
         store.append_equivalents(p, chunk)
         n_new += len(chunk)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import models, projection, store
+from .. import discrepancy, models, projection, store
 from ..errors import ConfigError, GenniError
 from ..progress import bar
 from .common import Log, Result, device, need_choice, need_int, need_positive, quiet, writes
@@ -156,7 +156,7 @@ def run(path: str | Path, options: ProjectOptions = ProjectOptions(), *, progres
     else:
         sub = projection.random_subspace(model, ref, thetas, k=dims, seed=int(stored.attrs.get("seed", 0)))
     axes = projection.grid_axes(sub.coords, resolution=resolution, margin=margin)
-    power = float(stored.reference.get("output_power") or projection.output_power(stored.Y))
+    power = float(stored.reference.get("output_power") or discrepancy.output_power(stored.Y))
     eps = projection.default_epsilon(power, options.epsilon_rel)
     signature = json.dumps({"kind": subspace, "k": dims, "resolution": resolution, "margin": margin,
                             "elements": how, "n": len(thetas), "chosen": list(elements or ()),

@@ -197,11 +197,8 @@ def test_unknown_kind_is_a_config_error():
 def test_the_search_finds_equivalents_of_a_non_mlp_kind(solver):
     """The search talks to the interface only: a tanh resmlp teacher's equivalents from θ* + 1 % noise
     converge (L ≤ 1e-10) with both LM solvers and agree on held-out inputs to 1e-6 relative."""
-    import importlib
-
     from genni import data
-
-    S = importlib.import_module("genni.search")
+    from genni import search as S
     ds = data.load_dataset("moons", n_probe=64, n_heldout=64, n_train=10, seed=0)
     m = models.from_dict({"kind": "resmlp", "d_in": 2, "width": 3, "hidden": 4, "blocks": 2, "d_out": 1,
                           "activation": "tanh"})

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 import genni
-from genni import config, projection, search, stages, store
+from genni import config, projection, stages, store
 from genni.cli import main
+from genni.discrepancy import discrepancy
 from genni.errors import GenniError
 from genni.models import MLP
 
@@ -37,7 +38,7 @@ def test_project_stores_contract_names_and_true_values(run_file):
     import torch
     for i, j in [(0, 0), (5, 17), (20, 3)]:
         theta = p["origin"] + p["axes"][0, i] * p["basis"][0] + p["axes"][1, j] * p["basis"][1]
-        d = search.discrepancy(spec, torch.as_tensor(theta[None]), torch.as_tensor(run.X), torch.as_tensor(run.Y)).item()
+        d = discrepancy(spec, torch.as_tensor(theta[None]), torch.as_tensor(run.X), torch.as_tensor(run.Y)).item()
         assert p["values"][i, j] == pytest.approx(d, rel=1e-12, abs=1e-300)
     b = run.projections["barriers"]
     assert b["linear"].shape == (2, 33) and b["barriers"].shape == (3, 3)

@@ -4,10 +4,10 @@ of a network have discrepancy < 1e-20 (float64), a non-symmetry does not."""
 import pytest
 import torch
 
+from genni.discrepancy import discrepancy
 from genni.models import MLP
 from genni.models.activations import ACTIVATIONS
 from genni.models.mlp import layout
-from genni.search import discrepancy
 from genni.seeds import element_generator
 
 

@@ -3,18 +3,15 @@ conjugate-gradient search against the direct (Cholesky) one from the same starts
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 import torch
 
+import genni.search as S
 from genni import data
 from genni.models import MLP
 from genni.models.base import Model
 from genni.models.mlp import layout
-
-S = importlib.import_module("genni.search")
 
 
 @pytest.mark.parametrize("act,bias", [("tanh", True), ("relu", True), ("gelu", False), ("leaky_relu", True)])

@@ -7,9 +7,9 @@ import torch
 
 from genni import identifiability
 from genni import projection as Pj
+from genni.discrepancy import discrepancy, output_power
 from genni.models import MLP, GroupElement
 from genni.models.mlp import layout
-from genni.search import discrepancy
 from genni.seeds import element_generator
 
 X = np.random.default_rng(0).normal(size=(64, 2))
@@ -152,7 +152,7 @@ def test_grid_matches_direct_discrepancy_and_vanishes_at_the_reference(relu):
     axes = Pj.grid_axes(sub.coords, resolution=21, symmetric=True)
     V = Pj.evaluate_grid(spec, X, Y, sub.origin, sub.basis, axes, batch=50)
     assert V.shape == (21, 21) and np.all(np.isfinite(V))
-    power = Pj.output_power(Y)
+    power = output_power(Y)
     assert V[10, 10] <= 1e-28 * power  # the reference: zero up to float64 rounding of the forward pass
     assert V.max() > 1e-3 * power
     idx = np.random.default_rng(6).choice(V.size, 25, replace=False)
@@ -199,7 +199,7 @@ def test_barrier_of_a_constant_path_is_zero(relu):
     """Zero up to the rounding of the batched forward pass (rows of a batch may round differently)."""
     spec, theta, Y, copies = relu
     v = Pj.path_discrepancy(spec, X, Y, Pj.linear_path(copies[2], copies[2], 17))
-    assert 0 <= Pj.barrier(v) <= 1e-28 * Pj.output_power(Y)
+    assert 0 <= Pj.barrier(v) <= 1e-28 * output_power(Y)
     far = _theta(spec, seed=9)
     v = Pj.path_discrepancy(spec, X, Y, Pj.linear_path(far, far, 17))
     assert v[0] > 1e-2 and 0 <= Pj.barrier(v) <= 1e-13 * v[0]
@@ -243,7 +243,7 @@ def test_fit_bezier_lowers_the_path_discrepancy():
     other = spec.symmetry.act(theta, GroupElement((perm,), (np.ones(6),)))
     assert np.abs(_out(spec, other) - Y).max() < 1e-12
     line = Pj.path_discrepancy(spec, X, Y, Pj.linear_path(theta, other, 65))
-    assert Pj.barrier(line) > 1e-2 * Pj.output_power(Y)
+    assert Pj.barrier(line) > 1e-2 * output_power(Y)
     ctrl = Pj.fit_bezier(spec, X, Y, theta, other, steps=200, lr=2e-2, n_train_t=16, seed=0)
     curve = Pj.path_discrepancy(spec, X, Y, Pj.bezier_path(theta, other, ctrl, 65))
     assert curve[0] == line[0] and curve[-1] == line[-1]
@@ -262,7 +262,7 @@ def test_barrier_graph_components(relu):
     chain = lambda th: [spec.symmetry.act(th, GroupElement((np.arange(6),), (np.exp(s * p),))) for p in np.linspace(0, 1, 7)]  # noqa: E731
     far = _theta(spec, seed=11)
     thetas = np.stack(chain(theta) + chain(start_b) + [far])
-    eps = Pj.default_epsilon(Pj.output_power(Y), 1e-6)
+    eps = Pj.default_epsilon(output_power(Y), 1e-6)
     B, n, labels, peaks = Pj.barrier_graph(spec, X, Y, thetas, eps, n_points=17, return_peaks=True)
     assert B.shape == (15, 15) and np.array_equal(B, B.T) and np.all(np.diag(B) == 0) and np.all(B >= 0)
     assert n == 3

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 import torch
 
+import genni.search as S
 from genni import data, train
 from genni.models import MLP
-
-S = importlib.import_module("genni.search")  # genni.search is also the name of a function in genni
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +66,7 @@ def test_deterministic_bitwise(tanh_problem, tanh_found):
 
 def test_chunks_cover_indices_once(tanh_problem):
     seen = []
-    chunks = list(S.search(tanh_problem, S.SearchSettings(n=10, batch_size=4, max_steps=30), seed=0,
+    chunks = list(S.stream(tanh_problem, S.SearchSettings(n=10, batch_size=4, max_steps=30), seed=0,
                            flush_every=3, callback=seen.append))
     assert len(chunks) >= 2 and len(seen) == len(chunks)
     idx = np.concatenate([c.index for c in chunks])

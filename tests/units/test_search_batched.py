@@ -5,6 +5,7 @@ import numpy as np
 
 import genni.search as S
 from genni.models import MLP
+from genni.search import batching
 from genni.seeds import element_generator
 
 
@@ -16,7 +17,7 @@ def test_batched_path_matches_rowwise(monkeypatch):
     prob = S.Problem.from_arrays(spec, theta, X, Xh)
     settings = S.SearchSettings(n=6, batch_size=6)
     rowwise = S.run_search(prob, settings, seed=0)
-    monkeypatch.setattr(S, "_batched", lambda t: True)
+    monkeypatch.setattr(batching, "batched", lambda t: True)
     batched = S.run_search(prob, settings, seed=0)
     assert rowwise.converged.sum() >= 3
     np.testing.assert_array_equal(batched.converged, rowwise.converged)

@@ -1,0 +1,252 @@
+r"""One step of each method on the active batch, for every element independently.
+
+Objective of every method, per element:
+
+    L(θ) = (1/n) Σ_{x ∈ X} ‖f_θ(x) − f_θ*(x)‖²        (probe set X, n inputs)
+
+The state of the batch is a dict of [B, ...] tensors (θ, L and the method's own: r, J, JᵀJ, Jᵀr, D,
+μ, ν for LM; Adam's moments); ``*_prepare`` (re)computes the derived entries for given rows after θ
+changed, ``*_step`` advances every row once.
+
+Methods
+-------
+``lm`` (default): Levenberg–Marquardt on the residuals r(θ) = vec(f_θ(X) − Y) ∈ R^{nK}
+with the exact Jacobian J = ∂r/∂θ (closed form, layer by layer):
+
+    (JᵀJ + μ·D) δ = −Jᵀr,
+
+with D = mean diag(JᵀJ)·I (``damping = "identity"``, the default) or Marquardt's
+scaling D = diag(max(diag(JᵀJ), 10⁻⁶·mean diag(JᵀJ))) (``damping = "marquardt"``).
+With geodesic acceleration (``geodesic = α > 0``, Transtrum & Sethna) the step also
+follows the curvature of the residual along δ:
+
+    r_vv ≈ (2/h)·[(r(θ + hδ) − r(θ))/h − Jδ]   (h = 0.1),
+    (JᵀJ + μ·D) a = −Jᵀ r_vv,    step s = δ + a/2,  allowed only if 2‖a‖ ≤ α‖δ‖,
+
+which costs one forward pass and one triangular solve more and cuts the steps through
+the narrow curved valleys of these sloppy fits several-fold.  θ ← θ + s if L(θ + s) < L(θ).
+μ is per element (Nielsen's rule): with the gain ratio ρ = (L(θ) − L(θ+s)) / (L(θ) − L_GN(θ+δ)),
+where L_GN(θ+δ) = ‖r + Jδ‖²/n, an accepted step sets μ ← max(μ_min, μ·max(1/3, 1 − (2ρ − 1)³)),
+ν ← 2; a rejected one μ ← μ·ν, ν ← 2ν.
+
+Matrix-free LM (``solver = "cg"``, or ``"auto"`` when P > 4096): the same step, objective and
+acceptance rule, without ever forming J ([nK, P]) or JᵀJ ([P, P]).  The normal equations
+
+    (JᵀJ + μ·D) δ = −Jᵀr
+
+are solved by conjugate gradients preconditioned with M = diag(JᵀJ) + μ·D, each iteration one
+J·v (forward mode, layer by layer) and one Jᵀ·u (reverse mode); diag(JᵀJ) is computed in closed form
+(Σ_x Σ_k (∂f_k/∂z)² h², no J).  Inner stopping rule: the relative residual
+‖(JᵀJ + μD)δ + Jᵀr‖ ≤ ``cg_tol``·‖Jᵀr‖ (default 10⁻⁶), or ``cg_max`` iterations (default 250),
+whichever comes first; the predicted reduction uses ‖Jδ‖² (one more J·v).  Memory per element is
+O(P + n·K·width) instead of O(P² + nKP).  No geodesic acceleration on this path.
+
+``adam``: first-order Adam on L (the baseline method of the GENNI code, batched).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..discrepancy import discrepancy
+from ..models.base import Model
+from . import batching
+from .problem import Problem
+from .settings import MU_MIN
+
+
+def _residual_jacobian(model: Model, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor):
+    """r = vec(f_θ(X) − Y) : [B, nK] and J = ∂r/∂θ : [B, nK, P]."""
+    f, J = model.jacobian(theta, X)
+    B = theta.shape[0]
+    r = (f - Y).reshape(B, -1)
+    return r, J.reshape(B, r.shape[1], -1)
+
+
+def lm_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str) -> None:
+    """(Re)compute r, J, loss, JᵀJ, Jᵀr and the damping scale D for the given rows of the batch."""
+    if rows.numel() == 0:
+        return
+    model, X, Y = problem.model, problem.X, problem.Y
+    if batching.batched(X):
+        r, J = _residual_jacobian(model, st["theta"][rows], X, Y)
+    else:
+        rJ = [_residual_jacobian(model, t[None].clone(), X, Y) for t in st["theta"][rows]]
+        r = torch.cat([a for a, _ in rJ])
+        J = torch.cat([b for _, b in rJ])
+    n = problem.X.shape[0]
+    A = batching.rowwise(lambda j: j.T @ j, J)
+    d = torch.diagonal(A, dim1=1, dim2=2)
+    mean = batching.rowwise(torch.mean, d)[:, None].clamp_min(1e-30)
+    if damping == "marquardt":
+        D = torch.maximum(d, 1e-6 * mean)
+    else:
+        D = mean.expand_as(d)
+    st["r"][rows] = r
+    st["J"][rows] = J
+    st["A"][rows] = A
+    st["D"][rows] = D
+    st["g"][rows] = batching.rowwise(lambda j, v: j.T @ v, J, r)
+    st["loss"][rows] = batching.rowwise(torch.dot, r, r) / n
+
+
+def _residuals(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
+    if batching.batched(theta):
+        return (problem.model.forward(theta, problem.X) - problem.Y).reshape(theta.shape[0], -1)
+    return batching.rowwise(lambda t: (problem.model.forward(t, problem.X) - problem.Y).reshape(-1), theta)
+
+
+def _chol_solve(b: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
+    return batching.rowwise(lambda v, f: torch.cholesky_solve(v[:, None], f)[:, 0], b, L)
+
+
+def lm_step(problem: Problem, st: dict, damping: str, geodesic: float = 0.0) -> torch.Tensor:
+    """One LM step for every row; returns the mask of accepted rows (their J, A, g not yet updated)."""
+    A, g, mu, D = st["A"], st["g"], st["mu"], st["D"]
+    n = problem.X.shape[0]
+    M = A.clone()
+    M.diagonal(dim1=1, dim2=2).add_(mu[:, None] * D)
+    if batching.batched(M):
+        L, info = torch.linalg.cholesky_ex(M)
+    else:
+        fac = [torch.linalg.cholesky_ex(m.clone()) for m in M]
+        L = torch.stack([f[0] for f in fac])
+        info = torch.stack([f[1] for f in fac])
+    ok = info == 0
+    delta = -_chol_solve(g, L)
+    delta = torch.where(ok[:, None], delta, torch.zeros_like(delta))
+    step = delta
+    if geodesic > 0:
+        # second directional derivative of r along δ by a finite difference, then the
+        # acceleration a = −(JᵀJ + μD)⁻¹ Jᵀ r_vv; the step is δ + a/2 (Transtrum & Sethna)
+        h = 0.1
+        Jd = batching.rowwise(torch.mv, st["J"], delta)
+        r_h = _residuals(problem, st["theta"] + h * delta)
+        r_vv = (2.0 / h) * ((r_h - st["r"]) / h - Jd)
+        acc = -_chol_solve(batching.rowwise(lambda j, v: j.T @ v, st["J"], r_vv), L)
+        acc = torch.where(torch.isfinite(acc) & ok[:, None], acc, torch.zeros_like(acc))
+        norm = torch.linalg.vector_norm
+        ratio = 2 * batching.rowwise(norm, acc) / batching.rowwise(norm, delta).clamp_min(1e-300)
+        ok = ok & (ratio <= geodesic)
+        step = delta + 0.5 * acc
+    trial = st["theta"] + step
+    new_loss = batching.discrepancy_rows(problem.model, trial, problem.X, problem.Y)
+    # L(θ) − L_GN(θ+δ) = −(2 gᵀδ + δᵀAδ)/n
+    predicted = -batching.rowwise(lambda a, u, v: 2 * torch.dot(u, v) + v @ (a @ v), A, g, delta) / n
+    return _lm_accept(st, trial, new_loss, predicted, ok)
+
+
+def _lm_accept(st: dict, trial: torch.Tensor, new_loss: torch.Tensor, predicted: torch.Tensor,
+               ok: torch.Tensor) -> torch.Tensor:
+    """Accept θ + s where L falls; Nielsen's μ update from the gain ratio (module docstring)."""
+    mu = st["mu"]
+    rho = (st["loss"] - new_loss) / predicted.clamp_min(1e-300)
+    accept = ok & torch.isfinite(new_loss) & (new_loss < st["loss"])
+    st["theta"] = torch.where(accept[:, None], trial, st["theta"])
+    st["loss"] = torch.where(accept, new_loss, st["loss"])
+    u = 2 * rho - 1  # (no **: vectorised and scalar pow may round differently)
+    shrink = torch.clamp(1 - u * u * u, min=1 / 3)
+    st["mu"] = torch.where(accept, (mu * shrink).clamp_min(MU_MIN), mu * st["nu"])
+    st["nu"] = torch.where(accept, torch.full_like(st["nu"], 2.0), st["nu"] * 2)
+    return accept
+
+
+def cg_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str) -> None:
+    """Matrix-free counterpart of :func:`lm_prepare`: r, Jᵀr, loss, diag(JᵀJ) and D, no J."""
+    if rows.numel() == 0:
+        return
+    model, X, Y = problem.model, problem.X, problem.Y
+    n = X.shape[0]
+
+    def one(idx):
+        th = st["theta"][idx]
+        _, pull = model.products(th, X)
+        r = model.forward(th, X) - Y
+        d = model.jtj_diagonal(th, X)
+        mean = d.mean(1, keepdim=True).clamp_min(1e-30)
+        st["r"][idx] = r.reshape(len(idx), -1)
+        st["g"][idx] = pull(r)
+        st["d"][idx] = d
+        st["D"][idx] = torch.maximum(d, 1e-6 * mean) if damping == "marquardt" else mean.expand_as(d)
+        st["loss"][idx] = (r * r).reshape(len(idx), -1).sum(1) / n
+
+    batching.each_row(one, rows, batching.batched(X))
+
+
+def _pcg(apply, b: torch.Tensor, precond: torch.Tensor, tol: float, maxiter: int) -> tuple[torch.Tensor, int]:
+    """Solve M x = b row by row (M symmetric positive definite, given as ``apply``) by preconditioned
+    conjugate gradients; a row stops when ‖b − M x‖ ≤ tol·‖b‖.  precond : [B, P] the diagonal of the
+    preconditioner.  returns (x [B, P], iterations of the slowest row)."""
+    x = torch.zeros_like(b)
+    res = b.clone()
+    z = res / precond
+    p = z.clone()
+    rz = (res * z).sum(1)
+    bnorm = torch.linalg.vector_norm(b, dim=1)
+    active = bnorm > 0
+    it = 0
+    while it < maxiter and bool(active.any()):
+        it += 1
+        Ap = apply(p)
+        pAp = (p * Ap).sum(1)
+        alpha = torch.where(active & (pAp > 0), rz / pAp.clamp_min(1e-300), torch.zeros_like(rz))
+        x = x + alpha[:, None] * p
+        res = res - alpha[:, None] * Ap
+        active = active & (pAp > 0) & (torch.linalg.vector_norm(res, dim=1) > tol * bnorm)
+        z = res / precond
+        rz_new = (res * z).sum(1)
+        beta = torch.where(active, rz_new / rz.clamp_min(1e-300), torch.zeros_like(rz))
+        p = z + beta[:, None] * p
+        rz = rz_new
+    return x, it
+
+
+def cg_step(problem: Problem, st: dict, tol: float, maxiter: int) -> torch.Tensor:
+    """One matrix-free LM step for every row (see the module docstring); returns the accepted rows."""
+    model, X, Y = problem.model, problem.X, problem.Y
+    n = X.shape[0]
+    B = st["theta"].shape[0]
+    delta = torch.zeros_like(st["theta"])
+    predicted = torch.zeros(B, dtype=st["theta"].dtype, device=st["theta"].device)
+
+    def one(idx):
+        th, mu, D = st["theta"][idx], st["mu"][idx], st["D"][idx]
+        push, pull = model.products(th, X)
+
+        def apply(v):  # (JᵀJ + μD) v
+            return pull(push(v)) + mu[:, None] * D * v
+
+        g = st["g"][idx]
+        dl, _ = _pcg(apply, -g, st["d"][idx] + mu[:, None] * D, tol, maxiter)
+        Jd = push(dl).reshape(len(idx), -1)
+        delta[idx] = dl
+        predicted[idx] = -(2 * (g * dl).sum(1) + (Jd * Jd).sum(1)) / n
+
+    batching.each_row(one, torch.arange(B, device=st["theta"].device), batching.batched(X))
+    trial = st["theta"] + delta
+    new_loss = batching.discrepancy_rows(model, trial, X, Y)
+    return _lm_accept(st, trial, new_loss, predicted, torch.isfinite(delta).all(1))
+
+
+def adam_prepare(problem: Problem, st: dict, rows: torch.Tensor) -> None:
+    if rows.numel() == 0:
+        return
+    with torch.no_grad():
+        st["loss"][rows] = discrepancy(problem.model, st["theta"][rows], problem.X, problem.Y)
+
+
+def adam_step(problem: Problem, st: dict, lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
+    theta = st["theta"].detach().requires_grad_(True)
+    loss = discrepancy(problem.model, theta, problem.X, problem.Y)
+    (grad,) = torch.autograd.grad(loss.sum(), theta)
+    with torch.no_grad():
+        st["t"] = st["t"] + 1
+        st["m"] = b1 * st["m"] + (1 - b1) * grad
+        st["v"] = b2 * st["v"] + (1 - b2) * grad * grad
+        mhat = st["m"] / (1 - b1 ** st["t"])[:, None]
+        vhat = st["v"] / (1 - b2 ** st["t"])[:, None]
+        st["theta"] = theta.detach() - lr * mhat / (vhat.sqrt() + eps)
+        st["loss"] = discrepancy(problem.model, st["theta"], problem.X, problem.Y)
+
+
+__all__ = ["lm_prepare", "lm_step", "cg_prepare", "cg_step", "adam_prepare", "adam_step"]
