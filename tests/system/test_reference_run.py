@@ -77,3 +77,18 @@ def test_every_stage_gives_the_reference_bitwise(rerun):
     ref = _contents(REFERENCE)
     differ = sorted(k for k in ref if k in got and not _same(ref[k], got[k]))
     assert differ == []
+
+
+def test_the_stored_run_file_opens_and_draws(tmp_path, capsys):
+    """The reference run file, written by an earlier build, reads back through genni: inspect, the
+    element table, and every figure it supports."""
+    from genni import store
+    from genni.cli import main
+
+    run = store.load_run(REFERENCE)
+    assert run.n_equivalents == 6 and run.theta_ref.shape == (337,)
+    assert main(["inspect", str(REFERENCE), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)
+    assert main(["plot", str(REFERENCE), "-o", str(tmp_path), "--format", "png"]) == 0
+    drawn = {p.stem for p in tmp_path.glob("*.png")}
+    assert {"discrepancy", "identifiability", "walk", "layer_paths", "ricci", "projections"} <= drawn, drawn
