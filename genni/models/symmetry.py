@@ -45,13 +45,6 @@ class GroupElement:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-TRANSFORMS = {"permutation": "unit permutations", "per_unit_scaling": "positive per-unit rescaling",
-              "sign_flip": "per-unit sign flips", "translation": "translations",
-              "invertible_linear": "invertible linear maps", "orthogonal": "rotations",
-              "isotropic_scaling": "isotropic scaling"}
-"""What a symmetry can do to a hidden representation [n, d] (the vocabulary of :attr:`Symmetry.invariances`
-and of the representational metrics' invariances), with a phrase for messages."""
-
 _REPRESENTATION = {"permutation": "permutation", "rescaling": "per_unit_scaling", "sign_flip": "sign_flip"}
 
 
@@ -139,4 +132,4 @@ def match_cost(A: np.ndarray, B: np.ndarray, signs: bool, unsigned_last: bool = 
     return np.minimum(plus, minus), np.where(minus < plus, -1.0, 1.0)
 
 
-__all__ = ["GroupElement", "Symmetry", "TRANSFORMS", "match_cost"]
+__all__ = ["GroupElement", "Symmetry", "match_cost"]

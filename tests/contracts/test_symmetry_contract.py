@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+from genni.geometry.metrics.registry import TRANSFORMS
 from genni.models import GroupElement, Symmetry
-from genni.models.symmetry import TRANSFORMS
 
 
 class SymmetryContract:

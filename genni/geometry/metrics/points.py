@@ -14,14 +14,16 @@ __all__ = ["as_rep", "centre", "zscore", "normalise", "ensure_width", "thin", "p
            "half_angle"]
 
 
-def as_rep(X) -> np.ndarray:
+def as_rep(X, what: str = "a representation") -> np.ndarray:
+    """X as a float64 array [n, d] (a torch tensor is detached; a vector [n] becomes [n, 1]); ValueError
+    naming ``what`` for any other shape."""
     if hasattr(X, "detach"):
         X = X.detach().cpu().numpy()
     X = np.asarray(X, dtype=np.float64)
     if X.ndim == 1:
         X = X[:, None]
     if X.ndim != 2:
-        raise ValueError(f"a representation must have shape [n, d], got {X.shape}")
+        raise ValueError(f"{what} must have shape [n, d], got {X.shape}")
     return X
 
 

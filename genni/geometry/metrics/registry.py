@@ -12,11 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...models.symmetry import TRANSFORMS
-
-__all__ = ["DEFAULT_FLOOR", "INVARIANCES", "MetricSpec", "METRICS", "registered", "warn_missing_symmetries"]
+__all__ = ["DEFAULT_FLOOR", "INVARIANCES", "TRANSFORMS", "MetricSpec", "METRICS", "registered", "warn_missing_symmetries"]
 
 DEFAULT_FLOOR = 1e-8
+
+TRANSFORMS = {"permutation": "unit permutations", "per_unit_scaling": "positive per-unit rescaling",
+              "sign_flip": "per-unit sign flips", "translation": "translations",
+              "invertible_linear": "invertible linear maps", "orthogonal": "rotations",
+              "isotropic_scaling": "isotropic scaling"}
+"""What a symmetry can do to a hidden representation [n, d] (the vocabulary of the metrics'
+invariances and of ``model.symmetry.invariances``), with a phrase for messages."""
 
 INVARIANCES = tuple(TRANSFORMS)
 """The transformations of a representation a metric may declare itself invariant to (and a symmetry may

@@ -20,6 +20,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import minimum_spanning_tree
 
+from ..metrics.points import as_rep
+
 __all__ = ["MODES", "CONNECTIVITY", "resolve_k", "as_points", "knn_graph", "clean", "mst_graph", "is_symmetric",
            "skeleton", "degrees", "edge_list", "edge_triangles", "csr_keys"]
 
@@ -48,14 +50,8 @@ def resolve_k(k: int | float, n: int) -> int:
 
 
 def as_points(X) -> np.ndarray:
-    """Points [n, d] as a finite float64 array (a torch tensor is detached; a vector [n] becomes [n, 1])."""
-    if hasattr(X, "detach"):
-        X = X.detach().cpu().numpy()
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim == 1:
-        X = X[:, None]
-    if X.ndim != 2:
-        raise ValueError(f"points must have shape [n, d], got {X.shape}")
+    """Points [n, d] as a finite float64 array (:func:`~genni.geometry.metrics.points.as_rep`)."""
+    X = as_rep(X, "points")
     if not np.all(np.isfinite(X)):
         raise ValueError("points must be finite")
     return X
