@@ -1,6 +1,8 @@
 import os
 import types
+from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -53,3 +55,32 @@ def append_symmetry_copies(path, k: int, seed: int = 0) -> int:
         relative_discrepancy=zeros, relative_discrepancy_heldout=zeros, converged=np.ones(k, bool), steps=zeros,
         restarts=zeros, init_seed=zeros, status=zeros, dead_units=zeros, hops=zeros))
     return run.n_equivalents
+
+
+def run_contents(path: Path) -> dict:
+    """Every dataset and attribute of a run file, except what records when or how fast it ran."""
+    out = {}
+
+    def keep(name: str) -> bool:
+        return "seconds" not in name and not name.endswith(("@created", "@genni_version"))
+
+    def visit(name, obj):
+        for k, v in obj.attrs.items():
+            if keep(f"{name}@{k}"):
+                out[f"{name}@{k}"] = v
+        if isinstance(obj, h5py.Dataset) and keep(name):
+            out[name] = obj[()]
+
+    with h5py.File(path, "r") as f:
+        for k, v in f.attrs.items():
+            if keep(f"@{k}"):
+                out[f"@{k}"] = v
+        f.visititems(visit)
+    return out
+
+
+def bitwise_same(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype == object or b.dtype == object:  # strings: compare the values, not the pointers
+        return a.shape == b.shape and a.tolist() == b.tolist()
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()

@@ -16,8 +16,7 @@ import pytest
 
 from genni import stages, store
 from genni.cli import main
-from tests.conftest import TINY_CONFIG, append_symmetry_copies
-from tests.system.test_reference_run import _contents, _same
+from tests.conftest import TINY_CONFIG, append_symmetry_copies, bitwise_same, run_contents
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,15 +151,15 @@ def test_a_foreign_or_truncated_file_is_one_line_and_exit_2(name, damage, copy, 
 @pytest.mark.parametrize("name", NAMES)
 def test_running_a_finished_stage_again_keeps_the_file(name, copy, capsys):
     cfg, run = copy
-    before = _contents(run)
+    before = run_contents(run)
     code, err = _cli(GOOD[name](cfg, str(run)), capsys)
     assert code == 0, err
-    after = _contents(run)
+    after = run_contents(run)
     if stages.REGISTRY[name].extends:  # every call adds; what was stored stays (row-wise datasets may grow)
         assert set(before) < set(after)
-        grown = [k for k in before if not _same(before[k], after[k])]
+        grown = [k for k in before if not bitwise_same(before[k], after[k])]
         assert all(k.startswith("equivalents/") and "@" not in k for k in grown), grown
-        assert all(_same(before[k], np.asarray(after[k])[: len(before[k])]) for k in grown)
+        assert all(bitwise_same(before[k], np.asarray(after[k])[: len(before[k])]) for k in grown)
     else:
         assert sorted(set(after) ^ set(before)) == []
-        assert sorted(k for k in before if not _same(before[k], after[k])) == []
+        assert sorted(k for k in before if not bitwise_same(before[k], after[k])) == []

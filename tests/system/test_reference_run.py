@@ -9,41 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
+from tests.conftest import bitwise_same, run_contents
+
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "tests" / "data" / "reference_default.h5"
-
-
-def _contents(path: Path) -> dict:
-    """Every dataset and attribute of a run file, except what records when or how fast it ran."""
-    out = {}
-
-    def keep(name: str) -> bool:
-        return "seconds" not in name and not name.endswith(("@created", "@genni_version"))
-
-    def visit(name, obj):
-        for k, v in obj.attrs.items():
-            if keep(f"{name}@{k}"):
-                out[f"{name}@{k}"] = v
-        if isinstance(obj, h5py.Dataset) and keep(name):
-            out[name] = obj[()]
-
-    with h5py.File(path, "r") as f:
-        for k, v in f.attrs.items():
-            if keep(f"@{k}"):
-                out[f"@{k}"] = v
-        f.visititems(visit)
-    return out
-
-
-def _same(a, b) -> bool:
-    a, b = np.asarray(a), np.asarray(b)
-    if a.dtype == object or b.dtype == object:  # strings: compare the values, not the pointers
-        return a.shape == b.shape and a.tolist() == b.tolist()
-    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
 def _layout(c: dict) -> dict:
@@ -56,13 +28,13 @@ def rerun(tmp_path_factory) -> tuple[dict, dict]:
     r = subprocess.run([sys.executable, "-m", "tools.reference_run", str(out)], cwd=ROOT, capture_output=True,
                        text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stderr[-3000:]
-    return _contents(out), json.loads(out.with_suffix(".json").read_text())
+    return run_contents(out), json.loads(out.with_suffix(".json").read_text())
 
 
 def test_every_stage_writes_the_reference_layout(rerun):
     """The same datasets and attributes with the same shapes and kinds of value, on any machine."""
     got, _ = rerun
-    ref = _contents(REFERENCE)
+    ref = run_contents(REFERENCE)
     assert sorted(set(ref) - set(got)) == [] and sorted(set(got) - set(ref)) == []
     assert {k: v for k, v in _layout(got).items() if v != _layout(ref)[k]} == {}
 
@@ -74,8 +46,8 @@ def test_every_stage_gives_the_reference_bitwise(rerun):
     made_on = json.loads(REFERENCE.with_suffix(".json").read_text())
     if machine != made_on:
         pytest.skip(f"reference made on {made_on}, this is {machine}: bitwise equality is only promised there")
-    ref = _contents(REFERENCE)
-    differ = sorted(k for k in ref if k in got and not _same(ref[k], got[k]))
+    ref = run_contents(REFERENCE)
+    differ = sorted(k for k in ref if k in got and not bitwise_same(ref[k], got[k]))
     assert differ == []
 
 

@@ -10,12 +10,11 @@ import time
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 
 from genni import store
 from genni.cli import _parser, main
-from tests.conftest import TINY_CONFIG
+from tests.conftest import TINY_CONFIG, bitwise_same, run_contents
 from tools.under_load import BURN
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
@@ -122,32 +121,6 @@ def test_a_closed_pipe_ends_quietly(tmp_path, tiny_config):
     assert r.returncode == 0 and r.stdout.strip() and r.stderr == ""
 
 
-def _arrays(path: Path) -> dict:
-    """Every dataset and attribute of a run file, except the creation time (and wall-clock seconds)."""
-    out = {}
-
-    def visit(name, obj):
-        for k, v in obj.attrs.items():
-            if k not in ("created",) and "seconds" not in k:
-                out[f"{name}@{k}"] = v
-        if isinstance(obj, h5py.Dataset) and "seconds" not in name:
-            out[name] = obj[()]
-
-    with h5py.File(path, "r") as f:
-        for k, v in f.attrs.items():
-            if k != "created":
-                out[f"@{k}"] = v
-        f.visititems(visit)
-    return out
-
-
-def _same(a, b) -> bool:
-    a, b = np.asarray(a), np.asarray(b)
-    if a.dtype == object or b.dtype == object:  # strings: compare the values, not the pointers
-        return a.shape == b.shape and a.tolist() == b.tolist()
-    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
-
-
 STAGES = ("[['find', CFG, '-o', OUT, '--n', '3', '--quiet'], ['identify', OUT, '--quiet'], "
           "['paths', OUT, '--quiet'], ['paths', OUT, '--metric', 'zscore_procrustes', '--quiet'], "
           "['ricci', OUT, '--quiet'], ['project', OUT, '--resolution', '31', '--paths', '2', '--quiet'], "
@@ -177,10 +150,10 @@ def test_two_runs_are_bit_identical_also_under_load(tmp_path):
             if busy is not None:
                 busy.kill()
                 busy.wait()
-        files.append(_arrays(out))
+        files.append(run_contents(out))
     a, b = files
     assert set(a) == set(b) and any(k.startswith("projections/pca_3d") for k in a)
-    differ = [k for k in a if not _same(a[k], b[k])]
+    differ = [k for k in a if not bitwise_same(a[k], b[k])]
     assert not differ, differ[:10]
 
 
