@@ -4,6 +4,7 @@ Find many parameter sets that compute the same function as a reference network,
 store them in one HDF5 file per run, and explain and draw them.
 """
 
+from . import stages
 from ._version import __version__
 from .config import load as load_config
 from .data import DATASETS, Dataset, load_dataset
@@ -26,5 +27,5 @@ __all__ = [
     "discrepancy", "distance", "pairwise", "find", "flatten", "forward", "init_theta", "jacobian",
     "project", "layer_paths", "ricci", "ricci_layers",
     "load_config", "load_dataset", "load_run", "module_to_theta", "n_params",
-    "run_search", "unflatten",
+    "run_search", "stages", "unflatten",
 ]
