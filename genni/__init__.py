@@ -4,7 +4,7 @@ Find many parameter sets that compute the same function as a reference network,
 store them in one HDF5 file per run, and explain and draw them.
 """
 
-from . import discrepancy
+from . import discrepancy, stages
 from ._version import __version__
 from .config import load as load_config
 from .data import DATASETS, Dataset, load_dataset
@@ -27,5 +27,5 @@ __all__ = [
     "discrepancy", "distance", "pairwise", "find",
     "project", "layer_paths", "ricci", "ricci_layers",
     "load_config", "load_dataset", "load_run", "module_to_theta",
-    "run_search",
+    "run_search", "stages",
 ]
