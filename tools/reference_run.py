@@ -8,7 +8,7 @@ everywhere.
 
 The sequence is the built-in default experiment (two moons, a 2-16-16-1 relu network trained on their
 labels, elements from θ* + 1 % noise) with fewer elements and smaller grids than ``genni run``:
-find (4 elements), walk (2 chains, 3 steps), identify, layer paths under two metrics, Ricci curvature,
+find (3 elements), walk (1 chain, 3 steps), identify, layer paths under two metrics, Ricci curvature,
 three projections (pca 2-D with a path, null 2-D, pca 3-D) and a connecting path between two stored
 elements.
 """
@@ -28,12 +28,12 @@ def stages(out: str) -> list[list[str]]:
     """The command lines, in order (the default experiment: no config)."""
     q = "--quiet"
     return [
-        ["find", "DEFAULT", "-o", out, "--n", "4", q],
-        ["walk", out, "--chains", "2", "--steps", "3", q],
+        ["find", "DEFAULT", "-o", out, "--n", "3", q],
+        ["walk", out, "--chains", "1", "--steps", "3", q],
         ["identify", out, q],
         ["paths", out, q],
         ["paths", out, "--metric", "zscore_procrustes", q],
-        ["ricci", out, "--bootstrap", "200", q],
+        ["ricci", out, "--bootstrap", "20", "--max-networks", "3", q],
         ["project", out, "--resolution", "21", "--paths", "1", q],
         ["project", out, "--subspace", "null", "--resolution", "15", "--paths", "0", q],
         ["project", out, "--dims", "3", "--resolution", "7", "--paths", "0", q],

@@ -58,7 +58,7 @@ def test_the_stored_run_file_opens_and_draws(tmp_path, capsys):
     from genni.cli import main
 
     run = store.load_run(REFERENCE)
-    assert run.n_equivalents == 6 and run.theta_ref.shape == (337,)
+    assert run.n_equivalents == 4 and run.theta_ref.shape == (337,)
     assert main(["inspect", str(REFERENCE), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)
     assert main(["plot", str(REFERENCE), "-o", str(tmp_path), "--format", "png"]) == 0
