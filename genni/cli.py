@@ -137,7 +137,7 @@ def _run(args) -> None:
 def _inspect(path, as_json: bool) -> None:
     run = store.load_run(path)
     summary = report.summarise(run)
-    tree = store.describe(path)
+    tree = store.contents(path)
     if as_json:
         print(_json({**summary, "config": run.config, "tree": tree}))
     else:

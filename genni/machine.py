@@ -18,7 +18,7 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def describe() -> str:
+def summary() -> str:
     """One line: CPU, cores, load average."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return f"{cpu_name()}, {os.cpu_count()} cores, load average {load:.1f}"

@@ -157,7 +157,7 @@ class ElementsChecker(Checker):
             return
         spec = MLP.from_dict(run.architecture)
         problem = search.Problem.from_arrays(spec, run.theta_ref, run.X, run.X_heldout)
-        again = search.describe(problem, eq["theta"], eq["index"], tol)
+        again = search.as_found(problem, eq["theta"], eq["index"], tol)
         np.testing.assert_allclose(eq["discrepancy"], again.discrepancy, rtol=self.rtol, atol=1e-300)
         np.testing.assert_allclose(eq["discrepancy_heldout"], again.discrepancy_heldout, rtol=self.rtol, atol=1e-300)
         assert np.array_equal(eq["converged"], again.converged)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from genni.machine import describe
+from genni.machine import summary
 
 BURN = ("import numpy as np, threading, time\n"
         "def spin():\n a = np.random.rand(400, 400)\n while True: a = np.tanh(a @ a)\n"
@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     cores = os.cpu_count() or 1
     burner = subprocess.Popen([sys.executable, "-c", BURN.format(n=cores)], env={**os.environ, "OMP_NUM_THREADS": "1"})
-    print(f"suite under load on {describe()} (burner: {cores} threads)", flush=True)
+    print(f"suite under load on {summary()} (burner: {cores} threads)", flush=True)
     failed = 0
     try:
         for k in range(1, args.runs + 1):

@@ -15,7 +15,7 @@ The package, by idea:
 
 * :mod:`~genni.search.settings` — :class:`SearchSettings`, its defaults, :data:`STATUS`, :func:`resolve_solver`;
 * :mod:`~genni.search.problem` — :class:`Problem` (what to match), :class:`Found` (what comes back),
-  :func:`describe` (a :class:`Found` for θ found some other way);
+  :func:`as_found` (a :class:`Found` for θ found some other way);
 * :mod:`~genni.search.steps` — one LM (direct or matrix-free) or Adam step, with the maths;
 * :mod:`~genni.search.batching` — element by element on the CPU, batched off it;
 * :mod:`~genni.search.driver` — the batch: attempts, hops, restarts, dead units; :func:`stream` and
@@ -23,8 +23,8 @@ The package, by idea:
 """
 
 from .driver import batch_capacity, run_search, stream
-from .problem import Found, Problem, count_dead_units, describe
+from .problem import Found, Problem, as_found, count_dead_units
 from .settings import CG_AUTO_P, DEFAULT_MAX_STEPS, DEFAULT_PATIENCE, STATUS, SearchSettings, resolve_solver
 
 __all__ = ["STATUS", "DEFAULT_MAX_STEPS", "DEFAULT_PATIENCE", "CG_AUTO_P", "SearchSettings", "resolve_solver",
-           "Problem", "Found", "describe", "count_dead_units", "batch_capacity", "stream", "run_search"]
+           "Problem", "Found", "as_found", "count_dead_units", "batch_capacity", "stream", "run_search"]

@@ -111,7 +111,7 @@ def measured(problem: Problem, theta: torch.Tensor, tol: float, status: np.ndarr
                  converged=conv, status=code, dead_units=dead, **fields_)
 
 
-def describe(problem: Problem, theta: np.ndarray, index: np.ndarray, tol: float, **extra) -> Found:
+def as_found(problem: Problem, theta: np.ndarray, index: np.ndarray, tol: float, **extra) -> Found:
     """A :class:`Found` for parameter sets found some other way (walks): discrepancies on probe and
     held-out inputs, convergence, dead units; ``extra`` fills the walk columns.
 
@@ -125,4 +125,4 @@ def describe(problem: Problem, theta: np.ndarray, index: np.ndarray, tol: float,
                     hops=np.zeros(k, np.int32), **extra)
 
 
-__all__ = ["Problem", "Found", "count_dead_units", "measured", "describe"]
+__all__ = ["Problem", "Found", "count_dead_units", "measured", "as_found"]

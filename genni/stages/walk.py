@@ -133,7 +133,7 @@ def run_chains(path: Path, model: models.Model, problem: search.Problem, starts:
     for stored in walk_.walk(model, problem.theta_ref.cpu().numpy(), problem.X.cpu().numpy(), starts, wsettings,
                              tol=tol, seed=seed, first_row=first_row, progress=progress, logs=logs):
         k = len(stored.theta)
-        found = search.describe(problem, stored.theta, np.arange(next_index, next_index + k), tol,
+        found = search.as_found(problem, stored.theta, np.arange(next_index, next_index + k), tol,
                                 chain=stored.chain, step=stored.step, parent=stored.parent,
                                 segment_max=stored.segment_max)
         store.append_equivalents(path, found)

@@ -105,7 +105,7 @@ def create_run(path: str | Path, *, config: dict, architecture: dict, theta_ref:
     with atomic._interrupts_deferred(), h5py.File(buf, "w") as f:
         f.attrs["genni_version"] = __version__
         f.attrs["schema_version"] = SCHEMA_VERSION
-        f.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")
+        f.attrs["created"] = datetime.now(UTC).replace(microsecond=0).isoformat()
         f.attrs["config"] = json.dumps(config, sort_keys=True)
         f.attrs["seed"] = int(config.get("seed", 0))
         ref = f.create_group("reference")
@@ -271,7 +271,7 @@ def write_far_inputs(path: str | Path, X_far: np.ndarray, Y_far: np.ndarray, pro
         f.flush()
 
 
-def describe(path: str | Path) -> list[dict]:
+def contents(path: str | Path) -> list[dict]:
     """Every group and dataset in the file: path, kind, shape, dtype and small attributes."""
     out: list[dict] = []
     with _open(path) as f:
@@ -392,7 +392,7 @@ def write_table(path: str | Path, columns: dict, attrs: dict) -> None:
     with atomic._interrupts_deferred(), h5py.File(buf, "w") as f:
         f.attrs["genni_version"] = __version__
         f.attrs["kind"] = "genni sweep table"
-        f.attrs["created"] = datetime.now(UTC).isoformat(timespec="seconds")
+        f.attrs["created"] = datetime.now(UTC).replace(microsecond=0).isoformat()
         for k, v in attrs.items():
             f.attrs[k] = v
         g = f.create_group("cells")
@@ -422,6 +422,6 @@ def read_table(path: str | Path) -> tuple[dict, dict]:
 
 __all__ = ["SCHEMA_VERSION", "ELEMENT_FIELDS", "ELEMENT_DEFAULTS", "DERIVED_ELEMENT_FIELDS", "RunData", "atomic", "writer_lock",
            "check_run_file", "read_config", "create_run", "update_attrs", "done_indices", "append_equivalents",
-           "load_run", "write_identifiability", "write_far_inputs", "describe", "prepare_projection",
+           "load_run", "write_identifiability", "write_far_inputs", "contents", "prepare_projection",
            "write_grid_values", "write_grid_runs", "read_family", "group_names", "read_group", "write_group",
            "write_table", "read_table"]

@@ -162,7 +162,7 @@ def writer_lock(path: str | Path, what: str = "write", *, create: bool = False, 
                                      f"(readers such as inspect and plot work meanwhile)") from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid {os.getpid()} (genni {what}, since "
-                          f"{datetime.now(UTC).isoformat(timespec='seconds')})".encode(), 0)
+                          f"{datetime.now(UTC).replace(microsecond=0).isoformat()})".encode(), 0)
             _HELD[key] = [fd, 1]
             for stale in p.parent.glob(f".{p.name}.*.tmp"):
                 with contextlib.suppress(OSError):
