@@ -16,7 +16,7 @@ A model is a frozen description (JSON-serialisable, stored as the ``architecture
 :class:`Model` implements the Jacobian products generically through ``torch.func`` (``functional_call``
 of ``module()`` with ``vmap``, ``jvp``, ``vjp``), so a new kind needs only ``module``, ``n_params``, its
 JSON and its symmetry class; a kind with a faster closed form (the MLP) overrides them.  Every registered
-kind must pass the contract in ``tests/test_model_contract.py``.
+kind must pass the model and symmetry contracts in ``tests/contracts/``.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ leaky_relu); their tangents at θ (:meth:`CNNSymmetry.tangents`: incoming +, out
 so the functional dimension (rank of J over many inputs) is at most P − Σ c_s − Σ dense_d.  It can be lower:
 max pooling passes one position's gradient per window, tiny images leave a flattened representation of a few
 features, dead units lose their whole fan, and activation patterns that random inputs rarely reach hide
-some directions.  tests/test_model_cnn.py measures the bound met exactly for tiny relu CNNs (one stage with
+some directions.  tests/contracts/test_model_cnn.py measures the bound met exactly for tiny relu CNNs (one stage with
 max pooling; two stages without pooling) and missed by 4–19 for a two-stage max-pooled one.
 """
 

@@ -1,7 +1,7 @@
 """Stage ``find``: the reference network, the probe data and N functionally equivalent parameter sets.
 
 The search minimises, for each element θ_i, the absolute mean squared discrepancy
-L(θ) = mean_x ‖f_θ(x) − f_θ*(x)‖² over the probe inputs (:func:`genni.search.search`: batched
+L(θ) = mean_x ‖f_θ(x) − f_θ*(x)‖² over the probe inputs (:func:`genni.search.stream`: batched
 Levenberg–Marquardt, matrix-free above a size), or walks along the class from θ*
 (``[search] init = "walk"``, :mod:`genni.stages.walk`).  Elements stream into the run file as they finish.
 """
