@@ -146,8 +146,22 @@ def pooled_coefficient(curvatures: Sequence, wieners: Sequence, *, pairing: str 
                              codes=_CODES), used
 
 
+class _Coefficient:
+    """``rho`` and ``reason`` of a result's flow coefficient (its ``coefficient`` field)."""
+
+    coefficient: Coefficient
+
+    @property
+    def rho(self) -> float:
+        return self.coefficient.rho
+
+    @property
+    def reason(self) -> str:
+        return self.coefficient.reason
+
+
 @dataclass(frozen=True)
-class RicciResult:
+class RicciResult(_Coefficient):
     """Ricci flow summary of one network (L layers, n points, P = number of (curvature, change) pairs).
 
     Attributes
@@ -184,14 +198,6 @@ class RicciResult:
     edges: tuple[tuple[np.ndarray, np.ndarray], ...]
     flow_sign: int
     settings: dict = field(default_factory=dict)
-
-    @property
-    def rho(self) -> float:
-        return self.coefficient.rho
-
-    @property
-    def reason(self) -> str:
-        return self.coefficient.reason
 
 
 def _on_arcs(arcs_d: dict, nnz: int, layer: int, a: int, harmonic: bool) -> np.ndarray:
@@ -360,7 +366,7 @@ def ricci_layers(reps: Sequence, k: int | float, *, mode: str = "or", curvature:
 
 
 @dataclass(frozen=True)
-class PooledRicci:
+class PooledRicci(_Coefficient):
     """Ricci flow over M networks: per-network results, their totals padded to [M, L_max] with NaN,
     the pooled coefficient over all (layer, network) pairs and which networks entered it."""
 
@@ -370,14 +376,6 @@ class PooledRicci:
     components: np.ndarray
     coefficient: Coefficient
     used: np.ndarray
-
-    @property
-    def rho(self) -> float:
-        return self.coefficient.rho
-
-    @property
-    def reason(self) -> str:
-        return self.coefficient.reason
 
 
 def ricci_pooled(networks: Sequence[Sequence], k: int | float, **kwargs) -> PooledRicci:
