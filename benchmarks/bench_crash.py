@@ -1,5 +1,5 @@
 """What crash safety costs: genni's copy-on-write writes (copy the run file, write, fsync, rename) against
-writing the run file in place (genni before; ``store.atomic.IN_PLACE = True``), in the same process.
+writing the run file in place (the baseline: ``store.atomic.IN_PLACE = True``), in the same process.
 
 Workloads (default reference of each, 2 threads): ``find`` of the default relu experiment (64 elements
 from θ* + 1 % noise; one write per finished chunk), ``walk`` (find with init = "walk": 4 chains, 32

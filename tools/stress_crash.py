@@ -4,8 +4,8 @@
 
 Each command is SIGKILLed (its whole process group) at ``--kills`` random moments after launch, the
 file checked after every kill (tools/crash_harness.py), then run to the end.  ``--in-place`` runs the
-same harness with genni's writes made in place, as before copy-on-write (GENNI_UNSAFE_IN_PLACE_WRITES=1):
-the baseline that shows what the harness catches.  Prints a table (README, "Crash safety").
+same harness with genni's writes made in place instead of copy-on-write (GENNI_UNSAFE_IN_PLACE_WRITES=1):
+the baseline that shows what the harness catches.  Prints a table (docs/robustness.md, "Crash safety").
 """
 
 from __future__ import annotations
