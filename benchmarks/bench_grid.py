@@ -8,7 +8,7 @@ at several chunk sizes.  Same process, same device, same reference, probe set an
 (a random filter-normalised plane through θ*); medians of repeats.
 
     python benchmarks/bench_grid.py [--repeats 3] [--resolution 101] [--device cuda] [--batches 32,64,128,256]
-writes benchmarks/results/grid[_DEVICE].md (the table in the README).
+writes benchmarks/results/grid[_DEVICE].md (summarised in the README and docs/benchmarks.md).
 """
 
 from __future__ import annotations

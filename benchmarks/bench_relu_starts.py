@@ -1,5 +1,5 @@
 """ReLU equivalents from random starts: share converged to tol = 1e-10 and seconds per element, for the
-search as it is and for three approaches tried against its spurious minima (none kept: see the README).
+search as it is and for three approaches tried against its spurious minima (none kept: see docs/method.md).
 
 * baseline: the default search (LM, restarts 4, hops 3, revive), random torch.nn.Linear starts;
 * leaky: continuation in the activation: leaky_relu with slope 0.5, 0.2, …, 0.001 (200 LM steps each,

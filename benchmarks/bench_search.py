@@ -12,7 +12,7 @@ peak RSS of ``genni find`` for 64 vs 1,024 elements (separate processes, a small
 network so the large run stays short) to show that memory does not grow with N.
 
     python benchmarks/bench_search.py [--repeats 3] [--baseline-elements 8] [--n 64]
-writes benchmarks/results/search.md (the table in the README).
+writes benchmarks/results/search.md (summarised in the README and docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -145,7 +145,7 @@ def _create(p: Path, cfg: dict, model: models.Model, problem: search.Problem, re
 def _stalled(msg: str, model: models.Model, settings: search.SearchSettings) -> None:
     """Warn that elements stall, with what to expect for this activation and start."""
     act = getattr(model, "activation", "this model's")
-    hint = ("expected for relu from random starts: spurious minima (README, 'ReLU from random starts'); use "
+    hint = ("expected for relu from random starts: spurious minima (docs/method.md, 'ReLU from random starts'); use "
             "[search] init = \"perturb\" (θ* + init_scale × noise) or \"walk\" (a looser tol would only accept the "
             "stalled elements)" if act in
             ("relu", "leaky_relu") and settings.init == "random" else

@@ -132,7 +132,7 @@ def test_two_runs_are_bit_identical_also_under_load(tmp_path):
     smaller grids than run's defaults) twice with the same config and seed, the second while another
     process keeps both cores busy: every dataset and attribute is bitwise the same (creation time and
     wall-clock seconds aside).  Holds because the thread count is the same (a parallel reduction splits its
-    work by thread count, not by load); across machines BLAS kernels may differ (README, Determinism)."""
+    work by thread count, not by load); across machines BLAS kernels may differ (docs/robustness.md, Determinism)."""
     burn = BURN.format(n=2)
     tiny_config = tmp_path / "c.toml"
     tiny_config.write_text(TINY_CONFIG.replace("n = 6", 'n = 3\ninit = "perturb"\ninit_scale = 0.01'))

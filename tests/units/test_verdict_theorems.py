@@ -70,7 +70,7 @@ def test_general_relu_with_non_increasing_widths_agreeing_elements_are_copies(wi
     X, Xh, Xf = _inputs(widths[0], seed)
     J = I.output_jacobian(spec, spec.symmetry.balance(theta), X)
     assert I.spectrum(J).rank == I.expected_rank(spec)  # "general": nothing hidden on the probe set
-    # random relu starts stall (README), so start near θ* and near planted copies of it
+    # random relu starts stall (docs/method.md), so start near θ* and near planted copies of it
     found, a = _search_and_assess(spec, theta, X, Xh, Xf, tol, init="perturb", init_scale=0.01)
     conv = found.discrepancy <= tol
     assert conv.sum() >= 3
