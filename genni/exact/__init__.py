@@ -1,0 +1,11 @@
+"""Exact answers for piecewise-linear (relu, leaky-relu) MLPs on a whole input domain.
+
+``domain``: the box D the answers hold on;  ``pieces``: each network's activation patterns and the
+affine maps on their regions.
+"""
+
+from .domain import DEFAULT_DOMAIN_SCALE, Domain, default_domain, normal_box, probe_box
+from .pieces import Network, Pieces, check_piecewise_linear
+
+__all__ = ["DEFAULT_DOMAIN_SCALE", "Domain", "default_domain", "normal_box", "probe_box", "Network", "Pieces",
+           "check_piecewise_linear"]
