@@ -1,11 +1,14 @@
 """Exact answers for piecewise-linear (relu, leaky-relu) MLPs on a whole input domain.
 
 ``domain``: the box D the answers hold on;  ``pieces``: each network's activation patterns and the
-affine maps on their regions.
+affine maps on their regions;  ``regions``: the linear regions inside D, walked across facets;  ``rank``:
+the functional dimension on D, certified where the walk allows.
 """
 
 from .domain import DEFAULT_DOMAIN_SCALE, Domain, default_domain, normal_box, probe_box
 from .pieces import Network, Pieces, check_piecewise_linear
+from .rank import ExactRank, exact_rank
+from .regions import Region, Walk, enumerate_regions, walk
 
 __all__ = ["DEFAULT_DOMAIN_SCALE", "Domain", "default_domain", "normal_box", "probe_box", "Network", "Pieces",
-           "check_piecewise_linear"]
+           "check_piecewise_linear", "ExactRank", "exact_rank", "Region", "Walk", "enumerate_regions", "walk"]
