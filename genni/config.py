@@ -110,12 +110,21 @@ SCHEMA: dict = {
         # > 0: `identify` also takes the rank of J over fresh inputs, doubling from n_probe up to this many
         # until it stops changing (identifiability.rank_growth); generated data sets only
         "rank_growth_max": ((int,), 0, None),
+        # relu / leaky-relu MLPs: exact answers on an input box (genni.exact): the functional dimension from
+        # the linear regions, and each element's sup-norm discrepancy on the box by MILP
+        "exact": ((bool,), False, None),
+        "domain_scale": ((int, float), 3.0, None),  # the box: the probe's bounding box × this (normal data: ± this sd)
+        "max_regions": ((int,), 100_000, None),  # the region walk's budget
+        "max_seconds": ((int, float), 600.0, None),
+        "sup_seconds": ((int, float), 60.0, None),  # time limit of each element's MILP
     },
 }
 
 # keys that may differ between the config that created a run file and the one
 # that resumes it: they change how much or where work is done, not what it means
-RESUMABLE_KEYS = (("search", "n"), ("search", "device"), ("search", "batch_size"), ("identify", "rank_growth_max"))
+RESUMABLE_KEYS = (("search", "n"), ("search", "device"), ("search", "batch_size"), ("identify", "rank_growth_max"),
+                  ("identify", "exact"), ("identify", "domain_scale"), ("identify", "max_regions"),
+                  ("identify", "max_seconds"), ("identify", "sup_seconds"))
 
 _POSITIVE = {
     ("data", "n_probe"), ("data", "n_heldout"), ("search", "n"), ("search", "tol"),
@@ -125,6 +134,7 @@ _POSITIVE = {
     ("search", "chains"), ("search", "thin"), ("search", "step_size"), ("search", "segment_epsilon"),
     ("data", "dim"), ("search", "cg_tol"), ("search", "cg_max"), ("model", "width"), ("model", "hidden"),
     ("model", "blocks"), ("model", "kernel_size"), ("model", "pool_size"), ("model", "outputs"),
+    ("identify", "domain_scale"), ("identify", "max_regions"), ("identify", "max_seconds"), ("identify", "sup_seconds"),
 }
 _NON_NEGATIVE = {("reference", "bias_std"), ("data", "n_train"), ("reference", "epochs"), ("search", "restarts"),
                  ("reference", "weight_decay"), ("data", "noise"), ("model", "negative_slope"),

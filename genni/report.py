@@ -75,7 +75,19 @@ def summarise(run: store.RunData) -> dict:
         out["identifiability"] = {k: ident[k].item() for k in ("rank", "expected_rank", "rank_tolerance")}
         out["identifiability"]["null_dim"] = (int(ident["null_basis"].shape[1]) if "null_basis" in ident
                                               else len(run.theta_ref) - int(ident["rank"]))
+    if run.exact:
+        a = run.exact["attrs"]
+        out["exact"] = {k: a[k] for k in ("rank", "bound", "status", "n_regions", "complete", "walk_status", "seconds",
+                                          "gap", "domain")}
     return out
+
+
+def format_exact(e: dict) -> str:
+    """One line: the functional dimension on the box and what certifies it."""
+    how = (f"complete enumeration of {e['n_regions']} linear regions" if e["complete"]
+           else f"walk {e['walk_status']}")
+    return (f"functional dimension on the box: {e['rank']} of bound {e['bound']}, {e['status']} ({how}, "
+            f"{e['seconds']:.1f} s; singular-value gap {e['gap']:.2g}); box: {e['domain']}")
 
 
 def format_text(summary: dict, tree: list[dict]) -> str:
@@ -148,6 +160,8 @@ def format_text(summary: dict, tree: list[dict]) -> str:
         i = summary["identifiability"]
         lines.append(f"functional dimension: rank(J) = {i['rank']} (bound {i['expected_rank']}), "
                      f"null space dim {i['null_dim']}")
+    if "exact" in summary:
+        lines.append(format_exact(summary["exact"]))
     return "\n".join(lines)
 
 
@@ -200,6 +214,8 @@ def format_identify(info: dict) -> str:
     if info["rank"] < info["expected_rank"]:
         lines.append("  rank below the bound: dead or always-active units, or too few probe points, "
                      "make more directions functionally invisible")
+    if info.get("exact"):
+        lines.append(format_exact(info["exact"]))
     return "\n".join(lines)
 
 

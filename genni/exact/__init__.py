@@ -7,8 +7,8 @@ the functional dimension on D, certified where the walk allows.
 
 from .domain import DEFAULT_DOMAIN_SCALE, Domain, default_domain, normal_box, probe_box
 from .pieces import Network, Pieces, check_piecewise_linear
-from .rank import ExactRank, exact_rank
+from .rank import STATUSES, ExactRank, exact_rank
 from .regions import Region, Walk, enumerate_regions, walk
 
 __all__ = ["DEFAULT_DOMAIN_SCALE", "Domain", "default_domain", "normal_box", "probe_box", "Network", "Pieces",
-           "check_piecewise_linear", "ExactRank", "exact_rank", "Region", "Walk", "enumerate_regions", "walk"]
+           "check_piecewise_linear", "STATUSES", "ExactRank", "exact_rank", "Region", "Walk", "enumerate_regions", "walk"]

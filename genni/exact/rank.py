@@ -188,7 +188,7 @@ def exact_rank(model: Model, theta: np.ndarray, domain: Domain, *, rtol: float =
     out.complete = stopped is None
     out.status = ("complete" if stopped is None else
                   f"stopped at the bound after {out.n_regions} regions" if stopped == "bound" else
-                  f"incomplete after {out.n_regions} regions ({'region' if stopped == 'regions' else 'time'} budget)")
+                  f"incomplete after {out.n_regions} regions: {'region' if stopped == 'regions' else 'time'} budget")
     out.seconds, out.lps = time.perf_counter() - t0, counter[0]
     if rank >= bound:
         status = STATUSES[0]

@@ -61,7 +61,7 @@ class Walk:
     """What a walk over regions found (filled in as it goes).
 
     patterns : bool [R, H];  points : [R, d];  radii : [R];  complete : every region reached;
-    status : "complete" | "incomplete after R regions (region budget)" | "… (time budget)" | "stopped";
+    status : "complete" | "incomplete after R regions: region budget" | "…: time budget" | "stopped";
     seconds, lps : time taken and LPs solved
     """
 
@@ -230,10 +230,10 @@ def enumerate_regions(pieces: Pieces, domain: Domain, *, max_regions: int | None
             out.radii.append(region.radius)
             pb.update(1)
             if max_regions is not None and out.n_regions >= max_regions:
-                out.status = f"incomplete after {out.n_regions} regions (region budget)"
+                out.status = f"incomplete after {out.n_regions} regions: region budget"
                 break
             if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
-                out.status = f"incomplete after {out.n_regions} regions (time budget)"
+                out.status = f"incomplete after {out.n_regions} regions: time budget"
                 break
         else:
             out.complete, out.status = True, "complete"

@@ -10,13 +10,15 @@ comes from J·v products alone (:func:`genni.identifiability.randomized_rank`) a
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from .. import data as _data
+from .. import exact as _exact
 from .. import identifiability, models, store
+from ..errors import GenniError
 from ..geometry.statistics import min_median_max
 from .common import Log, Result, far_inputs, need_int, need_positive, quiet, writes
 
@@ -37,12 +39,21 @@ class IdentifyOptions:
     agree_tol : floor of the relative discrepancy at which an element agrees on held-out and far inputs
     rank_growth_max : > 0: also the rank of J over fresh inputs, doubling from n_probe up to this many
         (None: the config's ``[identify] rank_growth_max``; 0: off)
+    exact : relu / leaky-relu MLPs: also the exact answers on an input box (:mod:`genni.exact`)
+    domain_scale, max_regions, max_seconds, sup_seconds : the box (the probe's bounding box × scale;
+        normal data: ± scale sd), the region walk's budget, each element's MILP time limit
+    (None, for these five: the config's ``[identify]`` value)
     """
 
     rtol: float = identifiability.DEFAULT_RTOL
     copy_factor: float = identifiability.DEFAULT_COPY_FACTOR
     agree_tol: float = identifiability.DEFAULT_AGREE_TOL
     rank_growth_max: int | None = None
+    exact: bool | None = None
+    domain_scale: float | None = None
+    max_regions: int | None = None
+    max_seconds: float | None = None
+    sup_seconds: float | None = None
 
     def __post_init__(self):
         for name, v in (("rtol", self.rtol), ("copy factor", self.copy_factor),
@@ -50,6 +61,19 @@ class IdentifyOptions:
             need_positive(name, v)
         if self.rank_growth_max is not None:
             need_int("--rank-growth", self.rank_growth_max, 0)
+        for name, v in (("--domain-scale", self.domain_scale), ("--max-seconds", self.max_seconds),
+                        ("--sup-seconds", self.sup_seconds)):
+            if v is not None:
+                need_positive(name, v)
+        if self.max_regions is not None:
+            need_int("--max-regions", self.max_regions, 1)
+
+    def resolved(self, config: dict) -> IdentifyOptions:
+        """These options with every None taken from the config's ``[identify]`` table."""
+        table = config.get("identify", {})
+        return replace(self, **{k: table.get(k, d) for k, d in (
+            ("rank_growth_max", 0), ("exact", False), ("domain_scale", _exact.DEFAULT_DOMAIN_SCALE),
+            ("max_regions", 100_000), ("max_seconds", 600.0), ("sup_seconds", 60.0)) if getattr(self, k) is None})
 
 
 @dataclass(frozen=True)
@@ -62,7 +86,7 @@ class IdentifyResult(Result):
     optional = ("method", "rank_error_bound", "products", "gap", "meaning", "copy_factor", "sigma_r",
                 "agreement_tolerance", "agree_tol", "n_far", "far_how", "median_threshold", "relative_discrepancy_far",
                 "distance_to_reference", "rank_growth_rank", "rank_growth_inputs", "rank_growth_saturated",
-                "rank_growth_how")
+                "rank_growth_how", "exact")
 
     rank: int
     expected_rank: int
@@ -90,6 +114,7 @@ class IdentifyResult(Result):
     rank_growth_inputs: int | None = None
     rank_growth_saturated: bool | None = None
     rank_growth_how: str | None = None
+    exact: dict | None = None
 
 
 def done(run: store.RunData) -> bool:
@@ -110,6 +135,9 @@ def run(path: str | Path, options: IdentifyOptions = IdentifyOptions(), *, progr
     """
     stored = store.load_run(path)
     model = models.from_dict(stored.architecture)
+    options = options.resolved(stored.config)
+    if options.exact:
+        _exact.check_piecewise_linear(model)
     if stored.X_far is None:
         X_far, Y_far, far_attrs, power_far = far_inputs(stored.config, model, stored.theta_ref, stored.X,
                                                         stored.X_heldout)
@@ -117,6 +145,8 @@ def run(path: str | Path, options: IdentifyOptions = IdentifyOptions(), *, progr
         log(f"added {len(X_far)} far inputs to {path} ({far_attrs['far_how']})")
         stored = store.load_run(path)
     if model.n_params > IDENTIFY_SVD_MAX_P:
+        if options.exact:
+            raise GenniError(f"exact answers enumerate linear regions; P = {model.n_params:,} is beyond that")
         return _matrix_free(path, stored, model, options.rtol, log, progress)
     rtol, copy_factor, agree_tol = options.rtol, options.copy_factor, options.agree_tol
     tol = float(stored.equivalents_attrs.get("tol", stored.config.get("search", {}).get("tol", 0.0)))
@@ -129,14 +159,16 @@ def run(path: str | Path, options: IdentifyOptions = IdentifyOptions(), *, progr
     J_rows = len(stored.X) * model.out_dim
     table = identifiability.rank_vs_probe(model, a.reference_balanced, stored.X, rtol=rtol)
     expected = identifiability.expected_rank(model, J_rows)
-    rank_growth_max = options.rank_growth_max
-    if rank_growth_max is None:
-        rank_growth_max = int(stored.config.get("identify", {}).get("rank_growth_max", 0))
+    rank_growth_max = int(options.rank_growth_max)
     growth, growth_attrs = {}, {}
     if rank_growth_max > 0:
         growth, growth_attrs = _rank_growth(stored, model, a.reference_balanced, rank_growth_max, rtol, log)
+    exact_group, exact_facts = None, None
+    if options.exact:
+        exact_group, exact_facts = _exact_rank(stored, model, a.reference_balanced, options, log, progress)
     kinds = model.symmetry.kinds
-    _write(path, results={"singular_values": sp.singular_values, "rank": sp.rank, "rank_tolerance": sp.rank_tolerance,
+    _write(path, exact=exact_group,
+           results={"singular_values": sp.singular_values, "rank": sp.rank, "rank_tolerance": sp.rank_tolerance,
                           "expected_rank": expected, "null_basis": sp.null_basis, "rank_vs_probe": table, **growth},
            attrs={**growth_attrs, "rtol": rtol, "gap": sp.gap, "n_params": model.n_params, "n_rows": J_rows,
                   "symmetries": json.dumps(kinds),
@@ -163,14 +195,48 @@ def run(path: str | Path, options: IdentifyOptions = IdentifyOptions(), *, progr
         far_how=str(stored.probe_attrs.get("far_how", "")),
         median_threshold=float(np.median(a.threshold[conv])) if conv.any() else float("nan"),
         relative_discrepancy_far=min_median_max(a.relative_far[conv]),
-        distance_to_reference=min_median_max(a.distance[conv]), **growth_attrs)
+        distance_to_reference=min_median_max(a.distance[conv]), exact=exact_facts, **growth_attrs)
 
 
-def _write(path: str | Path, *, results: dict, attrs: dict, per_element: dict, element_attrs: dict) -> None:
-    """``/identifiability`` (datasets ``results``, attributes ``attrs``) and the per-element datasets and
-    attributes under /equivalents (:func:`genni.store.write_identifiability`)."""
+def _write(path: str | Path, *, results: dict, attrs: dict, per_element: dict, element_attrs: dict,
+           exact: tuple[dict, dict] | None = None) -> None:
+    """``/identifiability`` (datasets ``results``, attributes ``attrs``; ``exact``: the datasets and attributes
+    of /identifiability/exact, kept from before when None) and the per-element datasets and attributes under
+    /equivalents (:func:`genni.store.write_identifiability`)."""
     store.write_identifiability(path, results=results, attrs=attrs, per_element=per_element,
-                                element_attrs=element_attrs)
+                                element_attrs=element_attrs, exact=exact)
+
+
+def domain(stored: store.RunData, scale: float) -> _exact.Domain:
+    """The run's input box: the probe inputs' bounding box × scale about its centre; ± scale sd for normal data."""
+    return _exact.default_domain(stored.config["data"]["dataset"], stored.X, scale)
+
+
+EXACT_HOW = ("linear regions of the balanced θ* inside the box, walked across facets (genni.exact.regions); on each, "
+             "the rows of J at d_in + 1 affinely independent points with the region's slopes fixed, accumulated as "
+             "Σ Vᵀ; rank read with every column scaled to unit norm (genni.exact.rank)")
+
+
+def _exact_rank(stored: store.RunData, model: models.Model, reference: np.ndarray, options: IdentifyOptions,
+                log: Log, progress: bool) -> tuple[tuple[dict, dict], dict]:
+    """The functional dimension on the run's box (:func:`genni.exact.exact_rank`).
+
+    returns : ((datasets, attributes) of /identifiability/exact, the headline facts)
+    """
+    box = domain(stored, float(options.domain_scale))
+    e = _exact.exact_rank(model, reference, box, rtol=options.rtol, max_regions=int(options.max_regions),
+                          max_seconds=float(options.max_seconds), progress=progress)
+    log(e.summary())
+    w = e.regions.arrays()
+    arrays = {"singular_values": e.singular_values, "by_tolerance": e.by_tolerance, "trace": e.trace,
+              "patterns": w["patterns"], "points": w["points"], "radii": w["radii"]}
+    facts = {"rank": e.rank, "bound": e.bound, "status": e.status, "n_regions": e.n_regions,
+             "complete": e.regions.complete, "walk_status": e.regions.status, "seconds": round(e.seconds, 3),
+             "gap": e.gap, "domain": box.how}
+    attrs = {**facts, "statuses": json.dumps(list(_exact.STATUSES)), "lps": e.regions.lps, "rtol": e.rtol,
+             "rank_tolerance": e.rank_tolerance, "how": EXACT_HOW, "gauge": "balanced reference",
+             **box.to_attrs()}
+    return (arrays, attrs), facts
 
 
 def _rank_growth(stored: store.RunData, model: models.Model, reference: np.ndarray, rank_growth_max: int,
@@ -237,8 +303,22 @@ def arguments(parser) -> None:
     parser.add_argument("--rank-growth", dest="rank_growth", type=int, default=None, metavar="M",
                         help="also take the rank of J over fresh inputs, doubling from n_probe up to M until it stops "
                              "changing (generated data sets; default: the config's [identify] rank_growth_max, 0 = off)")
+    parser.add_argument("--exact", action="store_true", default=None,
+                        help="relu / leaky-relu MLPs: also the exact functional dimension on an input box from its "
+                             "linear regions, and each element's certified sup-norm discrepancy there")
+    parser.add_argument("--domain-scale", type=float, default=None, metavar="S",
+                        help="the box: the probe inputs' bounding box enlarged S× about its centre; normal data: ±S "
+                             "standard deviations (default: the config's [identify] domain_scale, 3)")
+    parser.add_argument("--max-regions", type=int, default=None, metavar="N",
+                        help="stop the region walk after N regions (default: [identify] max_regions, 100000)")
+    parser.add_argument("--max-seconds", type=float, default=None, metavar="T",
+                        help="stop the region walk after T seconds (default: [identify] max_seconds, 600)")
+    parser.add_argument("--sup-seconds", type=float, default=None, metavar="T",
+                        help="time limit of each element's MILP (default: [identify] sup_seconds, 60)")
 
 
 def from_args(args) -> tuple[str, IdentifyOptions]:
     return args.run, IdentifyOptions(rtol=args.rtol, copy_factor=args.copy_factor, agree_tol=args.agree_tol,
-                                     rank_growth_max=args.rank_growth)
+                                     rank_growth_max=args.rank_growth, exact=args.exact, domain_scale=args.domain_scale,
+                                     max_regions=args.max_regions, max_seconds=args.max_seconds,
+                                     sup_seconds=args.sup_seconds)

@@ -55,6 +55,8 @@ class RunData:
     equivalents_attrs: dict = field(default_factory=dict)
     identifiability: dict = field(default_factory=dict)
     identifiability_attrs: dict = field(default_factory=dict)
+    exact: dict = field(default_factory=dict)
+    """/identifiability/exact: {dataset: array, ..., "attrs": {...}} (empty when the file has none)"""
     projections: dict = field(default_factory=dict)
     """name -> {dataset: array, ..., "attrs": {...}} for every group under /projections"""
     layer_paths: dict = field(default_factory=dict)
@@ -194,13 +196,15 @@ def load_run(path: str | Path) -> RunData:
                 eq_attrs = {k: _attr(v) for k, v in f["equivalents"].attrs.items()}
                 eq = {k: ds[()] for k, ds in f["equivalents"].items() if isinstance(ds, h5py.Dataset)}
             ident, ident_attrs = _read_group(f, "identifiability")
+            exact, exact_attrs = _read_group(f, "identifiability/exact")
+            exact = {**exact, "attrs": exact_attrs} if exact_attrs else {}
             projections, layer_paths, ricci = (_read_family(f, fam) for fam in ("projections", "paths", "ricci"))
             run = RunData(path=p, attrs={k: _attr(v) for k, v in f.attrs.items()}, config=cfg, architecture=arch,
                           theta_ref=f["reference/theta"][()], reference=ref, X=get("X"), X_heldout=get("X_heldout"),
                           Y=get("Y"), Y_heldout=get("Y_heldout"), labels=get("labels"),
                           labels_heldout=get("labels_heldout"), X_far=get("X_far"), Y_far=get("Y_far"),
                           probe_attrs={k: _attr(v) for k, v in g.attrs.items()}, equivalents=eq, equivalents_attrs=eq_attrs,
-                          identifiability=ident, identifiability_attrs=ident_attrs, projections=projections,
+                          identifiability=ident, identifiability_attrs=ident_attrs, exact=exact, projections=projections,
                           layer_paths=layer_paths, ricci=ricci)
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise GenniError(f"cannot read {p} (damaged run file?): {str(exc).splitlines()[0]}") from None
@@ -232,15 +236,23 @@ def _read_group(f: h5py.File | h5py.Group, name: str) -> tuple[dict, dict]:
 
 
 def write_identifiability(path: str | Path, *, results: dict, attrs: dict, per_element: dict,
-                          element_attrs: dict) -> None:
+                          element_attrs: dict, exact: tuple[dict, dict] | None = None) -> None:
     """Replace /identifiability (datasets ``results``, attributes ``attrs``) and the
-    per-element datasets of :data:`DERIVED_ELEMENT_FIELDS` under /equivalents."""
+    per-element datasets of :data:`DERIVED_ELEMENT_FIELDS` under /equivalents.  ``exact``: (datasets,
+    attributes) of /identifiability/exact; None keeps the group a run file already holds."""
     with atomic._write(path) as f:
         n = f["equivalents/index"].shape[0]
         for k, v in per_element.items():
             if k not in DERIVED_ELEMENT_FIELDS or len(v) != n:
                 raise GenniError(f"cannot store /equivalents/{k} with {len(v)} rows in a run of {n} elements")
+        kept = "identifiability/exact" in f and exact is None
+        if kept:
+            f.move("identifiability/exact", "exact_kept")
         _replace_group(f, "identifiability", results, attrs)
+        if kept:
+            f.move("exact_kept", "identifiability/exact")
+        elif exact is not None:
+            _replace_group(f, "identifiability/exact", *exact)
         eq = f["equivalents"]
         for k, v in per_element.items():
             if k in eq:

@@ -143,7 +143,7 @@ def test_common_refinement_of_two_networks_tiles_the_box():
 def test_budget_stops_the_walk_and_says_so():
     model = MLP((2, 8, 8, 1), "relu")
     w = enumerate_regions(Pieces.of(model, [_theta(model, 7)]), Domain([-3.0, -3.0], [3.0, 3.0]), max_regions=5)
-    assert not w.complete and w.n_regions == 5 and w.status == "incomplete after 5 regions (region budget)"
+    assert not w.complete and w.n_regions == 5 and w.status == "incomplete after 5 regions: region budget"
     e = exact_rank(model, _theta(model, 7), Domain([-3.0, -3.0], [3.0, 3.0]), max_regions=2)
     assert e.status in ("lower bound", "certified at the bound")
     assert e.regions.n_regions <= 2
