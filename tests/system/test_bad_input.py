@@ -136,6 +136,12 @@ def _case_files(d: Path, case: str) -> list[str]:
         return ["ricci", run, "--k", "0"]
     if case == "negative rtol":
         return ["identify", run, "--rtol", "-1"]
+    if case == "exact answers for tanh":
+        return ["identify", run, "--exact"]
+    if case == "negative domain scale":
+        return ["identify", run, "--exact", "--domain-scale", "-1"]
+    if case == "zero region budget":
+        return ["identify", run, "--exact", "--max-regions", "0"]
     if case == "unknown figure format":
         return ["plot", run, "-o", str(d / "figs"), "--format", "gif"]
     if case == "unknown option":
@@ -212,6 +218,8 @@ CASES = [
     ("unknown subspace", "umap"), ("unknown curvature", "gaussian"), ("elements out of range", "99"),
     ("resolution below 2", "resolution"), ("negative --n", "n"), ("walk --from out of range", "--from 50"),
     ("connect out of range", "17"), ("ricci k zero", "k"), ("negative rtol", "rtol"),
+    ("exact answers for tanh", "relu or leaky_relu"), ("negative domain scale", "domain-scale"),
+    ("zero region budget", "max-regions"),
     ("unknown figure format", "gif"), ("unknown option", "--colour"), ("missing config file", "nope.toml"),
     ("directory as run file", "directory"), ("empty file", "empty.h5"), ("truncated hdf5", "trunc.h5"),
     ("foreign hdf5", "not a genni run"), ("future schema", "schema_version 99"),

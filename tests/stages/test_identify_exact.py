@@ -1,0 +1,79 @@
+"""`genni identify --exact`: the functional dimension on the run's input box, stored and kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from genni import config, exact, identifiability, models, store
+from genni.cli import main
+from genni.exact import Network
+from genni.stages import identify
+from tests.conftest import TINY_CONFIG
+
+RELU = TINY_CONFIG.replace('activation = "tanh"', 'activation = "relu"').replace("widths = [2, 6, 1]",
+                                                                                  "widths = [2, 6, 5, 1]")
+
+
+@pytest.fixture(scope="module")
+def relu_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("exact")
+    (d / "relu.toml").write_text(RELU.replace("n = 6", 'n = 3\ninit = "perturb"\ninit_scale = 0.01'))
+    assert main(["find", str(d / "relu.toml"), "-o", str(d / "run.h5"), "--quiet"]) == 0
+    return d / "run.h5"
+
+
+def test_exact_rank_is_stored_with_its_regions_and_box(relu_run):
+    assert main(["identify", str(relu_run), "--exact", "--quiet"]) == 0
+    run = store.load_run(relu_run)
+    e, a = run.exact, run.exact["attrs"]
+    model = models.from_dict(run.architecture)
+    assert a["status"] in exact.STATUSES and a["bound"] == model.expected_rank()
+    assert int(run.identifiability["rank"]) <= a["rank"] <= a["bound"]  # the probe is inside the box
+    box = identify.domain(run, 3.0)
+    np.testing.assert_array_equal(a["domain_lo"], box.lo)
+    assert box.contains(run.X).all() and box.contains(e["points"]).all()
+    # each stored interior point has its stored pattern (at the balanced θ*, the gauge the walk used)
+    net = Network.of(model, model.symmetry.balance(run.theta_ref))
+    np.testing.assert_array_equal(net.preactivations(e["points"])[0] > 0, e["patterns"])
+    assert e["patterns"].shape == (a["n_regions"], sum(model.hidden_widths))
+    assert a["complete"] == (a["walk_status"] == "complete")
+    ranks = dict(e["by_tolerance"])
+    assert ranks[1e-9] == a["rank"]
+
+
+def test_identify_without_exact_keeps_the_exact_group(relu_run):
+    if not store.load_run(relu_run).exact:
+        assert main(["identify", str(relu_run), "--exact", "--quiet"]) == 0
+    before = store.load_run(relu_run).exact
+    assert main(["identify", str(relu_run), "--quiet"]) == 0
+    after = store.load_run(relu_run).exact
+    assert after["attrs"]["rank"] == before["attrs"]["rank"]
+    np.testing.assert_array_equal(after["patterns"], before["patterns"])
+
+
+def test_region_budget_gives_a_lower_bound_or_the_bound(relu_run, tmp_path):
+    path = tmp_path / "budget.h5"
+    path.write_bytes(relu_run.read_bytes())
+    assert main(["identify", str(path), "--exact", "--max-regions", "1", "--quiet"]) == 0
+    a = store.load_run(path).exact["attrs"]
+    assert a["n_regions"] == 1
+    assert a["status"] == ("certified at the bound" if a["rank"] == a["bound"] else "lower bound")
+    assert "region budget" in a["walk_status"] or a["status"] == "certified at the bound"
+
+
+def test_exact_from_the_config(tmp_path):
+    text = RELU.replace("n = 6", "n = 1") + "[identify]\nexact = true\ndomain_scale = 2.0\n"
+    cfg = config.resolve(__import__("tomllib").loads(text))
+    assert cfg["identify"]["exact"] is True
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    assert main(["find", str(p), "-o", str(tmp_path / "r.h5"), "--quiet"]) == 0
+    assert main(["identify", str(tmp_path / "r.h5"), "--quiet"]) == 0
+    run = store.load_run(tmp_path / "r.h5")
+    lo = run.X.min(0) - 0.5 * (run.X.max(0) - run.X.min(0))
+    np.testing.assert_allclose(run.exact["attrs"]["domain_lo"], lo)
+    sampled = identifiability.spectrum(identifiability.output_jacobian(
+        models.from_dict(run.architecture), run.theta_ref,
+        identify.domain(run, 2.0).sample(4096, np.random.default_rng(0)))).rank
+    assert sampled <= run.exact["attrs"]["rank"]
