@@ -21,7 +21,7 @@ decays smoothly through every threshold.
 Status:
 - ``certified at the bound``: the rank reached the architecture's bound P − #hidden (the positive
   rescaling of each hidden unit is invisible), so θ is locally identifiable on D up to the declared
-  symmetries; the walk stops there;
+  symmetries; the regions of sampled points often suffice, and the walk stops there;
 - ``certified deficit``: every region was visited and the rank is below the bound: hidden symmetries
   on D, of dimension bound − rank;
 - ``lower bound``: the budget ended the walk first; the rank is a lower bound after R regions.
@@ -57,7 +57,8 @@ class ExactRank:
     status : one of :data:`STATUSES`;  singular_values : [min(rows, P)] descending;  rank_tolerance :
     rtol · σ_max;  gap : σ_rank / σ_{rank+1} (∞ when nothing lies below the threshold);
     by_tolerance : [len(TOLERANCES), 2] (rtol, rank);  trace : [k, 2] int (regions visited, rank) each
-    time the rank grew;  regions : the walk (patterns, interior points, completeness, time)
+    time the rank grew;  regions : every region used (patterns, interior points, completeness, time);
+    n_sampled : how many of them the sampled points found before the walk
     """
 
     rank: int
@@ -72,6 +73,7 @@ class ExactRank:
     trace: np.ndarray
     regions: Walk
     seconds: float
+    n_sampled: int = 0
 
     @property
     def n_regions(self) -> int:
@@ -122,73 +124,125 @@ def _rank(s: np.ndarray, rtol: float) -> int:
     return int((s > rtol * (s[0] if len(s) else 0.0)).sum())
 
 
+class _Rows:
+    """The rows absorbed so far, as Σ Vᵀ of their column-scaled stack, and the rank they give."""
+
+    def __init__(self, P: int, scale: np.ndarray, rtol: float):
+        self.C, self.s, self.colsq = np.zeros((0, P)), np.zeros(0), np.zeros(P)
+        self.scale, self.rtol, self.pending, self.rank = scale, rtol, [], 0
+
+    def add(self, rows: np.ndarray) -> None:
+        self.pending.append(rows * self.scale)
+
+    @property
+    def n_pending(self) -> int:
+        return sum(len(p) for p in self.pending)
+
+    def absorb(self) -> int:
+        if self.pending:
+            rows = np.vstack(self.pending)
+            self.colsq += (rows ** 2).sum(0)
+            _, sc, Vt = np.linalg.svd(np.vstack([self.C, rows]), full_matrices=False)
+            self.C, self.pending = sc[:, None] * Vt, []
+            self.s = np.linalg.svd(equilibrate(self.C, np.sqrt(self.colsq)), compute_uv=False)
+            self.rank = _rank(self.s, self.rtol)
+        return self.rank
+
+
+SAMPLES = 8192
+"""Uniform points of D whose regions are absorbed before the walk (in chunks of 1024)."""
+
+
 def exact_rank(model: Model, theta: np.ndarray, domain: Domain, *, rtol: float = DEFAULT_RTOL,
-               max_regions: int | None = None, max_seconds: float | None = None,
-               progress: bool = False) -> ExactRank:
+               max_regions: int | None = None, max_seconds: float | None = None, samples: int = SAMPLES,
+               points: np.ndarray | None = None, seed: int = 0, progress: bool = False) -> ExactRank:
     """The functional dimension of the relu / leaky-relu MLP ``model`` at θ on ``domain``, exact up to
     the numerical rank's tolerance (see the module's text for the statuses).
 
-    theta : ndarray, shape [P];  max_regions, max_seconds : the walk's budget (None: none)
+    Two phases.  First the regions of ``points`` (e.g. the probe inputs; those inside D) and of
+    ``samples`` uniform points of D: a pattern seen at a point with every pre-activation nonzero is a
+    full-dimensional region of D, so its rows count, and reaching the bound this way certifies it.
+    Then, below the bound, the walk over every region (:func:`~genni.exact.regions.walk`), which alone can
+    certify a deficit.
+
+    theta : ndarray, shape [P];  points : ndarray [m, d] or None;  max_regions, max_seconds : the walk's
+    budget (None: none)
     """
     net = Network.of(model, theta)
     P = model.n_params
     bound = model.expected_rank()
     pts = simplex(domain)
-    C, s = np.zeros((0, P)), np.zeros(0)
-    pending: list[np.ndarray] = []
     chunk = max(P, 64)
-    rank, trace = 0, []
     out = Walk(domain)
     t0 = time.perf_counter()
     counter = [0]
+    rows = _Rows(P, column_scale(net, domain), rtol)
+    trace: list[tuple[int, int]] = []
+    seen: dict[bytes, int] = {}
 
-    scale = column_scale(net, domain)
+    def take(pattern, point, radius) -> None:
+        seen[pattern.tobytes()] = len(out.patterns)
+        out.patterns.append(pattern)
+        out.points.append(point)
+        out.radii.append(radius)
+        rows.add(net.pattern_jacobian(pattern, pts).reshape(-1, P))
 
-    colsq = np.zeros(P)
-
-    def absorb():
-        nonlocal C, s, pending, colsq
-        if pending:
-            rows = np.vstack(pending)
-            colsq += (rows ** 2).sum(0)
-            _, sc, Vt = np.linalg.svd(np.vstack([C, rows]), full_matrices=False)
-            C, pending = sc[:, None] * Vt, []
-            s = np.linalg.svd(equilibrate(C, np.sqrt(colsq)), compute_uv=False)
-        return _rank(s, rtol)
+    def check(pb) -> bool:
+        before = rows.rank
+        if rows.absorb() > before or not trace:
+            trace.append((len(out.patterns), rows.rank))
+            pb.set_postfix(rank=f"{rows.rank}/{bound}")
+        return rows.rank >= bound
 
     stopped = None
     with bar(progress=progress, desc="functional dimension on D", unit=" regions") as pb:
-        gen = walk(Pieces((net,)), domain, counter=counter)
-        for region in gen:
-            out.patterns.append(region.pattern)
-            out.points.append(region.point)
-            out.radii.append(region.radius)
-            pending.append(net.pattern_jacobian(region.pattern, pts).reshape(-1, P) * scale)
-            pb.update(1)
-            if sum(len(p) for p in pending) >= chunk:
-                r = absorb()
-                if r > rank:
-                    rank = r
-                    trace.append((out.n_regions, rank))
-                    pb.set_postfix(rank=f"{rank}/{bound}")
-                if rank >= bound:
+        rng = np.random.default_rng(seed)
+        given = np.asarray(points, dtype=np.float64).reshape(-1, domain.dim) if points is not None else np.zeros((0, domain.dim))
+        given = given[domain.contains(given)]
+        batches = [given[i:i + 1024] for i in range(0, len(given), 1024)]
+        batches += [domain.sample(min(1024, samples - i), rng) for i in range(0, samples, 1024)]
+        for X in batches:
+            Z = net.preactivations(X)[0]
+            generic = (np.abs(Z) > 0).all(1)
+            for z, x in zip(Z[generic], X[generic]):
+                pattern = z > 0
+                if pattern.tobytes() not in seen:
+                    take(pattern, x, float("nan"))
+                    pb.update(1)
+            if check(pb):
+                stopped = "sampled"
+                break
+        n_sampled = len(out.patterns)
+        if stopped is None:
+            gen = walk(Pieces((net,)), domain, counter=counter)
+            visited = 0
+            for region in gen:
+                visited += 1
+                i = seen.get(region.pattern.tobytes())
+                if i is None:
+                    take(region.pattern, region.point, region.radius)
+                    pb.update(1)
+                else:  # a sampled region: keep the walk's interior point (the Chebyshev centre)
+                    out.points[i], out.radii[i] = region.point, region.radius
+                if rows.n_pending >= chunk and check(pb):
                     stopped = "bound"
                     break
-            if max_regions is not None and out.n_regions >= max_regions:
-                stopped = "regions"
-                break
-            if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
-                stopped = "seconds"
-                break
-        gen.close()
-    r = absorb()
-    if r > rank or not trace:
-        rank = r
-        trace.append((out.n_regions, rank))
+                if max_regions is not None and visited >= max_regions:
+                    stopped = "regions"
+                    break
+                if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+                    stopped = "seconds"
+                    break
+            gen.close()
+        check(pb)
+    rank, s = rows.rank, rows.s
+    n = len(out.patterns)
     out.complete = stopped is None
-    out.status = ("complete" if stopped is None else
-                  f"stopped at the bound after {out.n_regions} regions" if stopped == "bound" else
-                  f"incomplete after {out.n_regions} regions: {'region' if stopped == 'regions' else 'time'} budget")
+    out.status = {None: "complete",
+                  "sampled": f"stopped at the bound after the regions of {n} sampled points' patterns",
+                  "bound": f"stopped at the bound after {n} regions",
+                  "regions": f"incomplete after {n} regions: region budget",
+                  "seconds": f"incomplete after {n} regions: time budget"}[stopped]
     out.seconds, out.lps = time.perf_counter() - t0, counter[0]
     if rank >= bound:
         status = STATUSES[0]
@@ -201,7 +255,8 @@ def exact_rank(model: Model, theta: np.ndarray, domain: Domain, *, rtol: float =
     by_tol = np.array([(t, _rank(s, t)) for t in TOLERANCES])
     return ExactRank(rank=rank, bound=bound, n_params=P, status=status, singular_values=s, rtol=rtol,
                      rank_tolerance=float(tol), gap=gap, by_tolerance=by_tol,
-                     trace=np.array(trace, dtype=np.int64).reshape(-1, 2), regions=out, seconds=out.seconds)
+                     trace=np.array(trace, dtype=np.int64).reshape(-1, 2), regions=out, seconds=out.seconds,
+                     n_sampled=n_sampled)
 
 
 __all__ = ["STATUSES", "TOLERANCES", "ExactRank", "exact_rank", "simplex"]

@@ -212,7 +212,8 @@ def domain(stored: store.RunData, scale: float) -> _exact.Domain:
     return _exact.default_domain(stored.config["data"]["dataset"], stored.X, scale)
 
 
-EXACT_HOW = ("linear regions of the balanced θ* inside the box, walked across facets (genni.exact.regions); on each, "
+EXACT_HOW = ("linear regions of the balanced θ* inside the box: those of the probe, held-out and 8192 uniform points, "
+             "then every region, walked across facets (genni.exact.regions); on each, "
              "the rows of J at d_in + 1 affinely independent points with the region's slopes fixed, accumulated as "
              "Σ Vᵀ; rank read with every column scaled to unit norm (genni.exact.rank)")
 
@@ -225,12 +226,13 @@ def _exact_rank(stored: store.RunData, model: models.Model, reference: np.ndarra
     """
     box = domain(stored, float(options.domain_scale))
     e = _exact.exact_rank(model, reference, box, rtol=options.rtol, max_regions=int(options.max_regions),
-                          max_seconds=float(options.max_seconds), progress=progress)
+                          max_seconds=float(options.max_seconds), points=np.concatenate([stored.X, stored.X_heldout]),
+                          seed=int(stored.config.get("seed", 0)), progress=progress)
     log(e.summary())
     w = e.regions.arrays()
     arrays = {"singular_values": e.singular_values, "by_tolerance": e.by_tolerance, "trace": e.trace,
               "patterns": w["patterns"], "points": w["points"], "radii": w["radii"]}
-    facts = {"rank": e.rank, "bound": e.bound, "status": e.status, "n_regions": e.n_regions,
+    facts = {"rank": e.rank, "bound": e.bound, "status": e.status, "n_regions": e.n_regions, "n_sampled": e.n_sampled,
              "complete": e.regions.complete, "walk_status": e.regions.status, "seconds": round(e.seconds, 3),
              "gap": e.gap, "domain": box.how}
     attrs = {**facts, "statuses": json.dumps(list(_exact.STATUSES)), "lps": e.regions.lps, "rtol": e.rtol,

@@ -57,7 +57,6 @@ def test_region_budget_gives_a_lower_bound_or_the_bound(relu_run, tmp_path):
     path.write_bytes(relu_run.read_bytes())
     assert main(["identify", str(path), "--exact", "--max-regions", "1", "--quiet"]) == 0
     a = store.load_run(path).exact["attrs"]
-    assert a["n_regions"] == 1
     assert a["status"] == ("certified at the bound" if a["rank"] == a["bound"] else "lower bound")
     assert "region budget" in a["walk_status"] or a["status"] == "certified at the bound"
 

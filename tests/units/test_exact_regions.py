@@ -144,9 +144,22 @@ def test_budget_stops_the_walk_and_says_so():
     model = MLP((2, 8, 8, 1), "relu")
     w = enumerate_regions(Pieces.of(model, [_theta(model, 7)]), Domain([-3.0, -3.0], [3.0, 3.0]), max_regions=5)
     assert not w.complete and w.n_regions == 5 and w.status == "incomplete after 5 regions: region budget"
-    e = exact_rank(model, _theta(model, 7), Domain([-3.0, -3.0], [3.0, 3.0]), max_regions=2)
+    e = exact_rank(model, _theta(model, 7), Domain([-3.0, -3.0], [3.0, 3.0]), max_regions=2, samples=0)
     assert e.status in ("lower bound", "certified at the bound")
-    assert e.regions.n_regions <= 2
+    assert e.regions.n_regions <= 2 and e.n_sampled == 0
+
+
+def test_sampled_regions_alone_can_certify_the_bound_and_agree_with_the_walk():
+    model = MLP((2, 6, 4, 1), "relu")
+    D = Domain([-3.0, -3.0], [3.0, 3.0])
+    th = _theta(model, 18)  # at the bound on D (the walk certifies it with samples=0)
+    walked = exact_rank(model, th, D, samples=0)
+    sampled = exact_rank(model, th, D)
+    assert walked.status == sampled.status == "certified at the bound"
+    assert sampled.regions.status.startswith("stopped at the bound after the regions of")
+    assert sampled.n_sampled == sampled.regions.n_regions
+    walked_patterns = {p.tobytes() for p in enumerate_regions(Pieces.of(model, [th]), D).arrays()["patterns"]}
+    assert {p.tobytes() for p in sampled.regions.arrays()["patterns"]} <= walked_patterns
 
 
 @pytest.mark.parametrize("widths,activation", [((2, 6, 4, 1), "relu"), ((3, 5, 5, 2), "leaky_relu"),
