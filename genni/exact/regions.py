@@ -5,8 +5,10 @@ inactive units of the pattern s, is a convex polytope {x : B x ≤ g} (the unit 
 g_j = σ_j c_j with z(x) = A x + c on R_s, then the box's rows).  The walk starts from the region
 holding the box's centre and, breadth first, for each region found:
 
-1. its *interior point*: the Chebyshev centre, max r s.t. B_i x + r‖B_i‖ ≤ g_i (one LP);
-2. its *facets*: the region's vertices from Qhull's halfspace intersection about that centre; a unit's
+1. a point well inside it: for the first region the Chebyshev centre, max r s.t. B_i x + r‖B_i‖ ≤ g_i
+   (one LP); for the others, the point reached from across a facet, pushed along the facet's normal to
+   where its least distance to every row is largest;
+2. its *facets*: the region's vertices from Qhull's halfspace intersection about that point; a unit's
    row is a facet when at least d vertices lie on its hyperplane, its point x_f their centroid and its
    margin t the distance from x_f to every other row.  When Qhull cannot (d = 1, a degenerate region)
    or a margin is too thin to trust, one LP per unit decides: max t s.t. B_j x = g_j,
@@ -46,8 +48,9 @@ STEP = 1e-6
 
 @dataclass(frozen=True)
 class Region:
-    """One linear region: pattern (bool [H]), interior point (the Chebyshev centre, [d]) and the radius
-    of the largest ball about it inside the region; A [H, d], c [H]: the pre-activations z = A x + c."""
+    """One linear region: pattern (bool [H]), an interior point ([d]: the centroid of its vertices, or its
+    Chebyshev centre where the vertices were not computed) and the radius of a ball about it inside the
+    region; A [H, d], c [H]: the pre-activations z = A x + c."""
 
     pattern: np.ndarray
     point: np.ndarray
@@ -158,7 +161,21 @@ def _facets_qhull(B, g, norms, rows, centre, diam: float):
     if retry:
         more, _ = _facets_lp(B, g, norms, retry, diam)
         out.extend(more)
-    return out, len(retry)
+    return out, len(retry), V
+
+
+def _slack(B, g, norms, x) -> np.ndarray:
+    """Distance from x to each row's hyperplane, positive inside; [m]."""
+    return (g - B @ x) / norms
+
+
+def _push_inside(B, g, norms, x, u, diam: float) -> tuple[np.ndarray, float]:
+    """From x (just across a facet) along u (the facet's normal, into the region) to the point of the ray
+    farthest from every row (the least slack maximised over 49 step lengths, 0 and 1e-9 … ½ × diam)."""
+    alphas = np.r_[0.0, diam * np.geomspace(1e-9, 0.5, 48)]
+    slack = _slack(B, g, norms, x)[None] - alphas[:, None] * ((B @ u) / norms)[None]
+    best = int(np.argmax(slack.min(1)))
+    return x + alphas[best] * u, float(slack[best].min())
 
 
 def walk(pieces: Pieces, domain: Domain, *, start: np.ndarray | None = None, counter: list | None = None
@@ -176,40 +193,47 @@ def walk(pieces: Pieces, domain: Domain, *, start: np.ndarray | None = None, cou
         u = np.random.default_rng(0).standard_normal(domain.dim)
         start = domain.centre + STEP * domain.width * u / np.linalg.norm(u)
     x0 = np.asarray(start, dtype=np.float64)
-    queue = deque([x0])
+    queue = deque([(x0, None)])
     seen = {pieces.pattern(x0[None])[0].tobytes()}
     d = domain.dim
     while queue:
-        x = queue.popleft()
+        x, u = queue.popleft()
         pattern = pieces.pattern(x[None])[0]
         A, c = pieces.affine(pattern)
         B, g, norms, units = halfspaces(A, c, pattern, domain)
-        centre, radius = chebyshev(B, g, norms)
-        counter[0] += 1
-        if not np.isfinite(centre).all() or radius <= 0:
-            centre, radius = x, 0.0
-        yield Region(pattern, centre, radius, A, c)
         rows = np.flatnonzero(units >= 0)
         facets = None
-        if d >= 2 and radius > 0:
-            try:
-                facets, lps = _facets_qhull(B, g, norms, rows, centre, diam)
-            except (QhullError, ValueError):
-                facets = None
+        if d >= 2:  # an interior point with room to spare, then the vertices about it
+            if u is None:
+                inside, room = chebyshev(B, g, norms)
+                counter[0] += 1
+            else:
+                inside, room = _push_inside(B, g, norms, x, u, diam)
+            if room > FACET_TOL * diam * 1e3:
+                try:
+                    facets, lps, V = _facets_qhull(B, g, norms, rows, inside, diam)
+                    point = V.mean(0)  # the vertices' centroid: inside, well away from the facets
+                    radius = float(_slack(B, g, norms, point).min())
+                except (QhullError, ValueError):
+                    facets = None
         if facets is None:
+            point, radius = chebyshev(B, g, norms)
             facets, lps = _facets_lp(B, g, norms, rows, diam)
+            lps += 1
+            if not np.isfinite(point).all() or radius <= 0:
+                point, radius = x, 0.0
         counter[0] += lps
+        yield Region(pattern, point, radius, A, c)
         for j, xf, t in facets:
-            xn = xf + min(t / 2, STEP * diam) * B[j] / norms[j]
+            n = B[j] / norms[j]
+            xn = xf + min(t / 2, STEP * diam) * n
             key = pieces.pattern(xn[None])[0]
             if key[units[j]] == pattern[units[j]]:
                 continue
             k = key.tobytes()
             if k not in seen:
                 seen.add(k)
-                queue.append(xn)
-
-
+                queue.append((xn, n))
 
 
 def enumerate_regions(pieces: Pieces, domain: Domain, *, max_regions: int | None = None,
