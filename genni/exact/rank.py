@@ -9,8 +9,9 @@ over all regions.  The points used are the simplex p_0 = centre of the box, p_k 
 on the region, the simplex is as well spread as the box allows however thin the region is, and the
 rows have the size J has inside D.
 
-Rows are accumulated as :func:`genni.identifiability.rank_growth` does: only Σ Vᵀ of the stacked rows
-is kept ([A; B] and [Σ_A V_Aᵀ; B] have the same singular values), so memory stays O(P²).  The rank is
+Rows are accumulated much as :func:`genni.identifiability.rank_growth` does: only the triangular factor
+R of the stacked rows is kept ([A; B] and [R_A; B] have the same singular values when A = Q_A R_A), so
+memory stays O(P²).  The rank is
 read after scaling every column (parameter) to unit norm (invertible diagonal scalings, so the rank is
 unchanged: first by each column's norm over samples of D, :func:`column_scale`, before compression,
 then exactly, :func:`equilibrate`): without it the spread of the parameters' own scales (a nearly
@@ -36,6 +37,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..identifiability import DEFAULT_RTOL
 from ..models import Model
@@ -115,8 +117,8 @@ def column_scale(net: Network, domain: Domain, n: int = SCALE_SAMPLES, seed: int
 def equilibrate(C: np.ndarray, norms: np.ndarray) -> np.ndarray:
     """C with every column divided by ``norms`` (the column norms of the rows C stands for, summed
     exactly as the rows came), and columns whose rows were all zero set to zero (compression leaves
-    rounding there).  R = U C with U's columns orthonormal, so R·D = U (C·D): scaling C scales the rows
-    it stands for, and an invertible diagonal D keeps the rank."""
+    rounding there).  The rows are Q C with Q's columns orthonormal, so their scaled stack is Q (C·D):
+    scaling C scales the rows it stands for, and an invertible diagonal D keeps the rank."""
     return np.where(norms > 0, C / np.where(norms > 0, norms, 1.0), 0.0)
 
 
@@ -125,7 +127,8 @@ def _rank(s: np.ndarray, rtol: float) -> int:
 
 
 class _Rows:
-    """The rows absorbed so far, as Σ Vᵀ of their column-scaled stack, and the rank they give."""
+    """The rows absorbed so far, as the triangular factor R of their column-scaled stack (QR: the stack is
+    Q R with Q's columns orthonormal, so R has its singular values), and the rank they give."""
 
     def __init__(self, P: int, scale: np.ndarray, rtol: float):
         self.C, self.s, self.colsq = np.zeros((0, P)), np.zeros(0), np.zeros(P)
@@ -142,8 +145,7 @@ class _Rows:
         if self.pending:
             rows = np.vstack(self.pending)
             self.colsq += (rows ** 2).sum(0)
-            _, sc, Vt = np.linalg.svd(np.vstack([self.C, rows]), full_matrices=False)
-            self.C, self.pending = sc[:, None] * Vt, []
+            self.C, self.pending = np.linalg.qr(np.vstack([self.C, rows]), mode="r"), []
             self.s = np.linalg.svd(equilibrate(self.C, np.sqrt(self.colsq)), compute_uv=False)
             self.rank = _rank(self.s, self.rtol)
         return self.rank
@@ -168,11 +170,16 @@ def exact_rank(model: Model, theta: np.ndarray, domain: Domain, *, rtol: float =
     theta : ndarray, shape [P];  points : ndarray [m, d] or None;  max_regions, max_seconds : the walk's
     budget (None: none)
     """
+    with threadpool_limits(1, user_api="blas"):  # small matrices: BLAS threads only contend (40× slower when busy)
+        return _exact_rank(model, theta, domain, rtol, max_regions, max_seconds, samples, points, seed, progress)
+
+
+def _exact_rank(model, theta, domain, rtol, max_regions, max_seconds, samples, points, seed, progress) -> ExactRank:
     net = Network.of(model, theta)
     P = model.n_params
     bound = model.expected_rank()
     pts = simplex(domain)
-    chunk = max(P, 64)
+    chunk = max(4 * P, 256)
     out = Walk(domain)
     t0 = time.perf_counter()
     counter = [0]

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linprog
 from scipy.spatial import HalfspaceIntersection, QhullError
+from threadpoolctl import threadpool_limits
 
 from ..errors import GenniError
 from ..progress import bar
@@ -246,7 +247,7 @@ def enumerate_regions(pieces: Pieces, domain: Domain, *, max_regions: int | None
     out = Walk(domain)
     t0 = time.perf_counter()
     counter = [0]
-    with bar(progress=progress, desc="linear regions", unit=" regions") as pb:
+    with bar(progress=progress, desc="linear regions", unit=" regions") as pb, threadpool_limits(1, user_api="blas"):
         gen = walk(pieces, domain, counter=counter)
         for region in gen:
             out.patterns.append(region.pattern)
