@@ -179,13 +179,17 @@ def _push_inside(B, g, norms, x, u, diam: float) -> tuple[np.ndarray, float]:
     return x + alphas[best] * u, float(slack[best].min())
 
 
-def walk(pieces: Pieces, domain: Domain, *, start: np.ndarray | None = None, counter: list | None = None
-         ) -> Iterator[Region]:
+def walk(pieces: Pieces, domain: Domain, *, start: np.ndarray | None = None, counter: list | None = None,
+         facets: str = "vertices") -> Iterator[Region]:
     """Every linear region of ``pieces`` inside ``domain``, breadth first from the region of ``start``
     (default: a point within 1e-6 of the box's centre); a generator, so a caller can stop whenever it has what it needs.
 
     counter : a list whose first entry counts the LPs solved
+    facets : "vertices" (Qhull, LPs where it cannot) or "lp" (one Chebyshev LP per region and one LP per
+        unit: the plain method, kept as the benchmark's baseline)
     """
+    if facets not in ("vertices", "lp"):
+        raise GenniError(f"unknown facet method '{facets}' (choose from: vertices, lp)")
     if pieces.in_dim != domain.dim:
         raise GenniError(f"the domain has dimension {domain.dim}; the network takes {pieces.in_dim} inputs")
     counter = counter if counter is not None else [0]
@@ -203,8 +207,8 @@ def walk(pieces: Pieces, domain: Domain, *, start: np.ndarray | None = None, cou
         A, c = pieces.affine(pattern)
         B, g, norms, units = halfspaces(A, c, pattern, domain)
         rows = np.flatnonzero(units >= 0)
-        facets = None
-        if d >= 2:  # an interior point with room to spare, then the vertices about it
+        found = None
+        if d >= 2 and facets == "vertices":  # an interior point with room to spare, then the vertices about it
             if u is None:
                 inside, room = chebyshev(B, g, norms)
                 counter[0] += 1
@@ -212,20 +216,20 @@ def walk(pieces: Pieces, domain: Domain, *, start: np.ndarray | None = None, cou
                 inside, room = _push_inside(B, g, norms, x, u, diam)
             if room > FACET_TOL * diam * 1e3:
                 try:
-                    facets, lps, V = _facets_qhull(B, g, norms, rows, inside, diam)
+                    found, lps, V = _facets_qhull(B, g, norms, rows, inside, diam)
                     point = V.mean(0)  # the vertices' centroid: inside, well away from the facets
                     radius = float(_slack(B, g, norms, point).min())
                 except (QhullError, ValueError):
-                    facets = None
-        if facets is None:
+                    found = None
+        if found is None:
             point, radius = chebyshev(B, g, norms)
-            facets, lps = _facets_lp(B, g, norms, rows, diam)
+            found, lps = _facets_lp(B, g, norms, rows, diam)
             lps += 1
             if not np.isfinite(point).all() or radius <= 0:
                 point, radius = x, 0.0
         counter[0] += lps
         yield Region(pattern, point, radius, A, c)
-        for j, xf, t in facets:
+        for j, xf, t in found:
             n = B[j] / norms[j]
             xn = xf + min(t / 2, STEP * diam) * n
             key = pieces.pattern(xn[None])[0]
@@ -238,7 +242,7 @@ def walk(pieces: Pieces, domain: Domain, *, start: np.ndarray | None = None, cou
 
 
 def enumerate_regions(pieces: Pieces, domain: Domain, *, max_regions: int | None = None,
-                      max_seconds: float | None = None, progress: bool = False) -> Walk:
+                      max_seconds: float | None = None, progress: bool = False, facets: str = "vertices") -> Walk:
     """Walk every linear region of ``pieces`` inside ``domain`` (:func:`walk`) within a budget.
 
     max_regions, max_seconds : stop after this many regions / seconds (None: no limit); the result then
@@ -248,7 +252,7 @@ def enumerate_regions(pieces: Pieces, domain: Domain, *, max_regions: int | None
     t0 = time.perf_counter()
     counter = [0]
     with bar(progress=progress, desc="linear regions", unit=" regions") as pb, threadpool_limits(1, user_api="blas"):
-        gen = walk(pieces, domain, counter=counter)
+        gen = walk(pieces, domain, counter=counter, facets=facets)
         for region in gen:
             out.patterns.append(region.pattern)
             out.points.append(region.point)

@@ -25,10 +25,14 @@ def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Calla
 def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
              copy_factor: float = identifiability.DEFAULT_COPY_FACTOR,
              agree_tol: float = identifiability.DEFAULT_AGREE_TOL, rank_growth_max: int | None = None,
+             exact: bool | None = None, domain_scale: float | None = None, max_regions: int | None = None,
+             max_seconds: float | None = None, sup_seconds: float | None = None,
              progress: bool = False, log: Log | None = None) -> _identify.IdentifyResult:
-    """Functional dimension and verdicts (:func:`genni.stages.identify.run`)."""
+    """Functional dimension and verdicts (:func:`genni.stages.identify.run`); ``exact``: the exact answers on the
+    run's input box too (relu / leaky-relu MLPs)."""
     options = _identify.IdentifyOptions(rtol=rtol, copy_factor=copy_factor, agree_tol=agree_tol,
-                                        rank_growth_max=rank_growth_max)
+                                        rank_growth_max=rank_growth_max, exact=exact, domain_scale=domain_scale,
+                                        max_regions=max_regions, max_seconds=max_seconds, sup_seconds=sup_seconds)
     return _identify.run(path, options, progress=progress, log=log or quiet)
 
 
