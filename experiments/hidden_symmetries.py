@@ -31,14 +31,17 @@ from genni.models import MLP
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "hidden_symmetries"
 M_MAX = 2 ** 17  # the most inputs the rank is taken over (131,072; 7 s for P = 561 on one core)
+EXACT_SECONDS = 60.0  # each network's walk over its linear regions (--full: 600)
 CLAIM = ("Grigsby, Lindsey & Rolnick (ICML 2023, Fig. 6): the share of networks with no hidden symmetries "
          "(functional dimension = P − #hidden) falls toward 0 with depth and rises toward 1 with width "
          "and input dimension.")
 
 
-def sweep_file(folder: Path, widths: tuple, depths: tuple, seeds: int, m_max: int = M_MAX) -> Path:
+def sweep_file(folder: Path, widths: tuple, depths: tuple, seeds: int, m_max: int = M_MAX,
+               exact_seconds: float = EXACT_SECONDS) -> Path:
     """One sweep: grid over (widths, input dimension) together × initialisation; probe 2·P_max + 50,
-    rank grown over fresh inputs up to M_MAX."""
+    rank grown over fresh inputs up to M_MAX, and the exact functional dimension on the box ±3 sd
+    (``identify --exact``: the regions' walk stops after ``exact_seconds``)."""
     archs = [([n] * d + [1], n) for n in widths for d in depths]
     m = 2 * max(MLP(tuple(w), "relu").n_params for w, _ in archs) + 50
     folder.mkdir(parents=True, exist_ok=True)
@@ -49,10 +52,44 @@ def sweep_file(folder: Path, widths: tuple, depths: tuple, seeds: int, m_max: in
         "[base.data]", 'dataset = "normal"', f"dim = {widths[0]}", f"n_probe = {m}", "n_heldout = 64", "n_far = 64",
         "[base.model]", f"widths = {json.dumps(archs[0][0])}", 'activation = "relu"',
         "[base.reference]", 'source = "random"', "[base.search]", "n = 1",
-        "[base.identify]", f"rank_growth_max = {m_max}",
+        "[base.identify]", f"rank_growth_max = {m_max}", "exact = true", f"max_seconds = {exact_seconds}",
         "[grid]", f'"model.widths, data.dim" = {json.dumps([[w, n] for w, n in archs])}',
         '"reference.init" = ["he", "torch"]']) + "\n")
     return p
+
+
+def answer(results: dict, widths: tuple, depths: tuple) -> str:
+    """The claim's verdict in words, from the certified networks (He initialisation), saying where
+    certification stops."""
+    he = {k[1:]: r for k, r in results.items() if k[0] == "he"}
+    parts = []
+    for n in widths:
+        row = []
+        for d in depths:
+            st = he[(n, d)]["exact_status"] if (n, d) in he else np.array([])
+            certified = np.isin(st, ("certified at the bound", "certified deficit"))
+            at = np.sum(st == "certified at the bound")
+            row.append(f"depth {d}: {at} of {len(st)} at the bound, {np.sum(st == 'certified deficit')} with a certified "
+                       f"deficit" + ("" if certified.all() else f", {np.sum(~certified)} uncertified (lower bound only)"))
+        parts.append(f"n = {n}: " + "; ".join(row))
+    complete = [(n, d) for (n, d), r in he.items() if np.isin(r["exact_status"], ("certified at the bound",
+                                                                                  "certified deficit")).all()]
+    shares = {k: float(np.mean(he[k]["exact_status"] == "certified at the bound")) for k in complete}
+    text = "He initialisation, exact answers on the box: " + ". ".join(parts) + "."
+    if complete:
+        by_n = {}
+        for (n, d) in complete:
+            by_n.setdefault(n, []).append((d, shares[(n, d)]))
+        falls = all(all(b[1] <= a[1] for a, b in zip(sorted(v), sorted(v)[1:])) for v in by_n.values())
+        text += (f" Where every network is certified ({', '.join(f'n = {n}, depth {d}' for n, d in sorted(complete))}), "
+                 f"the share at the bound {'never rises' if falls else 'does not always fall'} with depth"
+                 f"{': the published reading holds there' if falls else ': the published reading holds only in part'}.")
+    missing = sorted(set(he) - set(complete))
+    if missing:
+        text += (f" Certification stops at {', '.join(f'n = {n}, depth {d}' for n, d in missing)}: a network below "
+                 "the bound needs every linear region of the box walked to certify its deficit, and these have more "
+                 "regions than the walk's budget reaches (the rank found is a lower bound; see the regions column).")
+    return text + " PyTorch's default initialisation beside it (rows `torch`)."
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,7 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     root = Path(args.root)
     runs, figs = root / "runs" / NAME, root / "figures" / NAME
     m_max = 4096 if args.tiny else M_MAX
-    info = sweep.run_sweep(sweep_file(runs, widths, depths, seeds, m_max), runs, workers=args.workers,
+    exact_seconds = 600.0 if args.full else 20.0 if args.tiny else EXACT_SECONDS
+    info = sweep.run_sweep(sweep_file(runs, widths, depths, seeds, m_max, exact_seconds), runs, workers=args.workers,
                            scheduler=args.scheduler)
     cols, _ = store.read_table(runs / "sweep.h5")
     results = {}
@@ -77,13 +115,18 @@ def main(argv: list[str] | None = None) -> None:
         w, n = json.loads(cols["model.widths, data.dim"][i])
         key = (cols["reference.init"][i], n, len(w) - 1)
         r = results.setdefault(key, {"rank": [], "probe_rank": [], "inputs": [], "saturated": [],
-                                     "bound": float(cols["bound"][i]), "rank_growth": []})
+                                     "bound": float(cols["bound"][i]), "rank_growth": [], "exact_rank": [],
+                                     "exact_status": [], "exact_regions": []})
+        r["exact_rank"].append(float(cols["exact_rank"][i]))
+        r["exact_status"].append(str(cols["exact_status"][i]))
+        r["exact_regions"].append(float(cols["exact_regions"][i]))
         r["rank"].append(float(cols["rank_grown"][i]))
         r["probe_rank"].append(float(cols["functional_dimension"][i]))
         r["inputs"].append(float(cols["rank_grown_inputs"][i]))
         r["saturated"].append(bool(cols["rank_grown_saturated"][i] == 1))
         r["rank_growth"].append(store.load_run(runs / cols["file"][i]).identifiability["rank_growth"])
-    results = {k: {**v, **{f: np.array(v[f]) for f in ("rank", "probe_rank", "inputs", "saturated")}}
+    results = {k: {**v, **{f: np.array(v[f]) for f in ("rank", "probe_rank", "inputs", "saturated", "exact_rank",
+                                                        "exact_status", "exact_regions")}}
                for k, v in sorted(results.items())}
     figs.mkdir(parents=True, exist_ok=True)
     fig = plots.figure_functional_dimension(results)
@@ -92,37 +135,24 @@ def main(argv: list[str] | None = None) -> None:
     failed = f" {info['failed']} cells failed (sweep.csv says why)." if info["failed"] else ""
     lines = [f"# {NAME}", "", CLAIM, "",
              f"{scale} scale: n = {list(widths)}, depth = {list(depths)}, {seeds} networks "
-             f"per architecture and initialisation; functional dimension = rank of J over fresh N(0, I_n) inputs, "
-             f"m doubling until unchanged over 8× more inputs or m = {m_max:,} (table: runs/{NAME}/sweep.h5).{failed}",
-             "", "| init | n | depth | P | bound P − #hidden | median rank on the probe (m₀) | median functional "
-             "dimension | share at the bound | rank stopped changing before the cap (median final m) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"per architecture and initialisation.  Sampled: rank of J over fresh N(0, I_n) inputs, "
+             f"m doubling until unchanged over 8× more inputs or m = {m_max:,}.  Exact (`identify --exact`): "
+             f"the functional dimension on the box ±3 sd from the linear regions, certified at the bound, "
+             f"certified as a deficit by a complete walk over the regions, or a lower bound when the walk's "
+             f"{exact_seconds:g} s ended first (table: runs/{NAME}/sweep.h5).{failed}",
+             "", "| init | n | depth | P | bound P − #hidden | median rank on the probe (m₀) | median sampled rank "
+             "(saturated) | median exact rank | certified at the bound | certified deficit | lower bound only |"
+             " median regions used |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (init, n, depth), r in results.items():
         m0 = int(r["rank_growth"][0][0, 0])
+        st = r["exact_status"]
         lines.append(f"| {init} | {n} | {depth} | {MLP(tuple([n] * depth + [1]), 'relu').n_params} | "
-                     f"{r['bound']:.0f} | {np.median(r['probe_rank']):.0f} (m₀ = {m0:,}) | {np.median(r['rank']):.0f} | "
-                     f"{np.mean(r['rank'] >= r['bound']):.0%} | {r['saturated'].sum()}/{len(r['rank'])} "
-                     f"({np.median(r['inputs']):,.0f}) |")
-    shares = {k: float(np.mean(r["rank"] >= r["bound"])) for k, r in results.items()}
-    gaps = {k: float(np.median(r["bound"] - r["rank"])) for k, r in results.items()}
-    he = {k[1:]: v for k, v in shares.items() if k[0] == "he"}
-    he_gap = {k[1:]: v for k, v in gaps.items() if k[0] == "he"}
-    deeper = all(he_gap[(n, d2)] >= he_gap[(n, d1)] for n in widths for d1, d2 in zip(depths, depths[1:]))
-    wider = all(he_gap[(n2, d)] / (n2 * d) <= he_gap[(n1, d)] / (n1 * d) for d in depths for n1, n2 in zip(widths, widths[1:]))
-    if max(he.values()) == 0:
-        holds = "holds" if deeper and wider else "holds only in part"
-        verdict = ("no network reaches the bound at this scale, so the share cannot rise or fall; in the median "
-                   f"deficiency (bound − functional dimension) the reading {holds}: "
-                   f"it {'grows' if deeper else 'does not always grow'} with depth and, per hidden unit, "
-                   f"{'shrinks' if wider else 'does not always shrink'} with width")
-    else:
-        d_ok = all(he[(n, d2)] <= he[(n, d1)] for n in widths for d1, d2 in zip(depths, depths[1:]))
-        w_ok = all(he[(n2, d)] >= he[(n1, d)] for d in depths for n1, n2 in zip(widths, widths[1:]))
-        verdict = (f"the share at the bound {'never rises' if d_ok else 'does not always fall'} with depth and "
-                   f"{'never falls' if w_ok else 'does not always rise'} with width: the published reading "
-                   f"{'holds' if d_ok and w_ok else 'holds only in part'} here")
-    lines += ["", f"He initialisation: {verdict}.",
-              "PyTorch's default initialisation beside it (rows `torch`): far below the bound at every size."]
+                     f"{r['bound']:.0f} | {np.median(r['probe_rank']):.0f} (m₀ = {m0:,}) | {np.median(r['rank']):.0f} "
+                     f"({r['saturated'].sum()}/{len(r['rank'])}) | {np.median(r['exact_rank']):.0f} | "
+                     f"{np.sum(st == 'certified at the bound')}/{len(st)} | {np.sum(st == 'certified deficit')}/{len(st)} | "
+                     f"{np.sum(st == 'lower bound')}/{len(st)} | {np.median(r['exact_regions']):,.0f} |")
+    lines += ["", answer(results, widths, depths)]
     (figs / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

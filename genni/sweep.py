@@ -48,10 +48,12 @@ CELL_LOCK_WAIT = 3600.0
 STAGES = tuple(_stages.SWEEP)
 """The stages a sweep may name (:data:`genni.stages.SWEEP`), in the order a cell runs them."""
 COLUMNS = ("file", "seed", "status", "accuracy", "output_power", "n_params", "n_converged", "functional_dimension",
-           "bound", "rank_grown", "rank_grown_inputs", "rank_grown_saturated", "hidden_equivalent", "data_equivalent",
+           "bound", "rank_grown", "rank_grown_inputs", "rank_grown_saturated", "exact_rank", "exact_status",
+           "exact_regions", "hidden_equivalent", "data_equivalent",
            "symmetry_copy", "probe_only", "path_length", "path_straightness",
            "rho", "rho_lo", "rho_hi", "rho_n", "pooled_rho", "seconds")
-"""Fixed columns of the table (then one per swept key); a value the stages did not compute is NaN."""
+"""Fixed columns of the table (then one per swept key); a value the stages did not compute is NaN (text: "")."""
+TEXT_COLUMNS = ("file", "status", "exact_status")
 
 
 def load_sweep(path: str | Path) -> dict:
@@ -175,6 +177,10 @@ def summarise_run(run) -> dict:
     out["rank_grown"] = float(ia["rank_growth_rank"]) if "rank_growth_rank" in ia else nan
     out["rank_grown_inputs"] = float(ia["rank_growth_inputs"]) if "rank_growth_inputs" in ia else nan
     out["rank_grown_saturated"] = float(bool(ia["rank_growth_saturated"])) if "rank_growth_saturated" in ia else nan
+    ex = run.exact.get("attrs", {})
+    out["exact_rank"] = float(ex["rank"]) if ex else nan
+    out["exact_status"] = str(ex["status"]) if ex else ""
+    out["exact_regions"] = float(ex["n_regions"]) if ex else nan
     names = run.equivalents_attrs.get("verdict_codes", [])
     for v in ("hidden_equivalent", "data_equivalent", "symmetry_copy", "probe_only"):
         out[v] = float((eq["verdict"] == names.index(v)).sum()) if "verdict" in eq and v in names else nan
@@ -242,10 +248,10 @@ def run_sweep(sweep_path: str | Path, outdir: str | Path, *, workers: int = 2, s
         for (name, cfg, swept) in sw["cells"]:
             r = rows.get(name, {"file": f"{name}.h5", "seed": cfg["seed"], "status": "pending"})
             for c in COLUMNS:
-                cols[c].append(r.get(c, float("nan")))
+                cols[c].append(r.get(c, "" if c in TEXT_COLUMNS else float("nan")))
             for k in keys:
                 cols[k].append(json.dumps(swept[k]) if isinstance(swept[k], (list, dict)) else swept[k])
-        text_cols = {"file", "status"} | {k for k in keys if any(isinstance(v, str) for v in cols[k])}
+        text_cols = set(TEXT_COLUMNS) | {k for k in keys if any(isinstance(v, str) for v in cols[k])}
         arrays = {c: (list(map(str, v)) if c in text_cols else np.asarray(v, dtype=float if c != "seed" else np.int64))
                   for c, v in cols.items()}
         store.write_table(out / "sweep.h5", arrays, {"sweep": str(sw["path"]), "stages": json.dumps(sw["stages"]),
