@@ -1,11 +1,13 @@
 """Exact answers for piecewise-linear (relu, leaky-relu) MLPs on a whole input domain.
 
 ``domain``: the box D the answers hold on;  ``pieces``: each network's activation patterns and the
-affine maps on their regions.
+affine maps on their regions;  ``sup``: the certified sup-norm discrepancy max_{x∈D} max_k |f_θ(x)_k − f_θ*(x)_k|
+of two parameter sets, by mixed-integer linear programming.
 """
 
 from .domain import DEFAULT_DOMAIN_SCALE, Domain, default_domain, normal_box, probe_box
 from .pieces import Network, Pieces, check_piecewise_linear
+from .sup import SUP_STATUS_CODES, Sup, certified_sup, certified_sups, relative_bound
 
 __all__ = ["DEFAULT_DOMAIN_SCALE", "Domain", "default_domain", "normal_box", "probe_box", "Network", "Pieces",
-           "check_piecewise_linear"]
+           "check_piecewise_linear", "SUP_STATUS_CODES", "Sup", "certified_sup", "certified_sups", "relative_bound"]
