@@ -2,13 +2,17 @@
 
 ``domain``: the box D the answers hold on;  ``pieces``: each network's activation patterns and the
 affine maps on their regions;  ``regions``: the linear regions inside D, walked across facets;  ``rank``:
-the functional dimension on D, certified where the walk allows.
+the functional dimension on D, certified where the walk allows;  ``sup``: the certified sup-norm
+discrepancy max_{x∈D} max_k |f_θ(x)_k − f_θ*(x)_k| of two parameter sets, by mixed-integer linear
+programming (``encoding``: the MILP's encoding of the networks).
 """
 
 from .domain import DEFAULT_DOMAIN_SCALE, Domain, default_domain, normal_box, probe_box
 from .pieces import Network, Pieces, check_piecewise_linear
 from .rank import STATUSES, ExactRank, exact_rank
 from .regions import Region, Walk, enumerate_regions, walk
+from .sup import SUP_STATUS_CODES, Sup, certified_sup, certified_sups, relative_bound
 
 __all__ = ["DEFAULT_DOMAIN_SCALE", "Domain", "default_domain", "normal_box", "probe_box", "Network", "Pieces",
-           "check_piecewise_linear", "STATUSES", "ExactRank", "exact_rank", "Region", "Walk", "enumerate_regions", "walk"]
+           "check_piecewise_linear", "STATUSES", "ExactRank", "exact_rank", "Region", "Walk", "enumerate_regions", "walk",
+           "SUP_STATUS_CODES", "Sup", "certified_sup", "certified_sups", "relative_bound"]
