@@ -209,7 +209,8 @@ def randomized_rank(model, theta: np.ndarray, X: np.ndarray, *, rtol: float = DE
             "bound": float(10 * np.sqrt(2 / np.pi) * eps), "products": products}
 
 
-VERDICTS = ("symmetry_copy", "hidden_equivalent", "data_equivalent", "probe_only", "not_converged")
+VERDICTS = ("symmetry_copy", "hidden_equivalent", "data_equivalent", "probe_only", "not_converged",
+            "certified_equivalent")
 """Per-element verdicts; ``/equivalents/verdict`` stores the index into this tuple (and the file
 names them in the attribute ``verdict_codes``, so readers go by name, never by number)."""
 
@@ -221,6 +222,9 @@ VERDICT_MEANING = {
     "data_equivalent": "agrees on probe and held-out inputs (the data distribution), not on far inputs",
     "probe_only": "agrees on the probe inputs only",
     "not_converged": "probe discrepancy above tol",
+    "certified_equivalent": "agrees on probe and held-out inputs and, proved rather than sampled, on every input of the "
+                            "box (identify --exact): K·U²/output power ≤ the agreement tolerance, U the certified sup "
+                            "of max_k |f_θ − f_θ*|_k there; no symmetry copy",
 }
 """What each verdict rests on, in words (stored with the verdicts, printed by `identify`)."""
 
@@ -402,6 +406,17 @@ def classify(converged: np.ndarray, heldout_ok: np.ndarray, far_ok: np.ndarray, 
     code = np.where(copy, 0, np.where(far_ok, 1, 2))
     code = np.where(np.asarray(heldout_ok, bool), code, 3)
     return np.where(np.asarray(converged, bool), code, 4).astype(np.int8)
+
+
+def certify(verdict: np.ndarray, relative_bound: np.ndarray, agree: float) -> np.ndarray:
+    """Verdicts with ``certified_equivalent`` for every hidden or data equivalent whose certified bound on the
+    relative discrepancy over the whole box (:func:`genni.exact.relative_bound`) is ≤ ``agree``; NaN bounds
+    (no certificate) change nothing.  Both arrays [N]."""
+    v = np.asarray(verdict).copy()
+    rel = np.nan_to_num(np.asarray(relative_bound, np.float64), nan=np.inf)
+    upgrade = np.isin(v, (VERDICTS.index("hidden_equivalent"), VERDICTS.index("data_equivalent"))) & (rel <= agree)
+    v[upgrade] = VERDICTS.index("certified_equivalent")
+    return v
 
 
 @dataclass(frozen=True)

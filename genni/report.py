@@ -75,6 +75,13 @@ def summarise(run: store.RunData) -> dict:
         out["identifiability"] = {k: ident[k].item() for k in ("rank", "expected_rank", "rank_tolerance")}
         out["identifiability"]["null_dim"] = (int(ident["null_basis"].shape[1]) if "null_basis" in ident
                                               else len(run.theta_ref) - int(ident["rank"]))
+    if "certified_sup" in run.equivalents:
+        u = run.equivalents["certified_sup"]
+        rel = run.equivalents["certified_relative"]
+        out["certified"] = {"elements": int(np.isfinite(u).sum()), "of": int(len(u)),
+                            "sup": {k: float(v) for k, v in zip(("min", "median", "max"), np.nanpercentile(u, [0, 50, 100]))}
+                            if np.isfinite(u).any() else {},
+                            "median_relative": float(np.nanmedian(rel)) if np.isfinite(rel).any() else float("nan")}
     if run.exact:
         a = run.exact["attrs"]
         out["exact"] = {k: a[k] for k in ("rank", "bound", "status", "n_regions", "complete", "walk_status", "seconds",
@@ -162,11 +169,18 @@ def format_text(summary: dict, tree: list[dict]) -> str:
                      f"null space dim {i['null_dim']}")
     if "exact" in summary:
         lines.append(format_exact(summary["exact"]))
+    if "certified" in summary:
+        c = summary["certified"]
+        sup = c["sup"]
+        lines.append(f"certified sup-norm discrepancy on the box: {c['elements']} of {c['of']} elements, U "
+                     + (f"{sup['min']:.2g} … {sup['median']:.2g} … {sup['max']:.2g}" if sup else "—")
+                     + f" (median K·U²/output power {c['median_relative']:.2g})")
     return "\n".join(lines)
 
 
 VERDICT_LABELS = {"symmetry_copy": "symmetry copies", "hidden_equivalent": "hidden equivalents",
-                  "data_equivalent": "data-equivalents", "probe_only": "probe-only", "not_converged": "not converged"}
+                  "data_equivalent": "data-equivalents", "probe_only": "probe-only", "not_converged": "not converged",
+                  "certified_equivalent": "certified equivalents"}
 
 
 def _q(d: dict) -> str:
@@ -215,7 +229,14 @@ def format_identify(info: dict) -> str:
         lines.append("  rank below the bound: dead or always-active units, or too few probe points, "
                      "make more directions functionally invisible")
     if info.get("exact"):
-        lines.append(format_exact(info["exact"]))
+        e = info["exact"]
+        if "rank" in e:
+            lines.append(format_exact(e))
+        if "certified" in e:
+            c = e["certified"]
+            lines.append(f"certified on the box: {c['elements']} of {info['n_elements']} elements have a proven sup-norm "
+                         f"discrepancy (median bound on the relative discrepancy K·U²/power {c['median_relative']:.2g}); "
+                         f"{c['certified_equivalent']} proved equivalent on all of it")
     return "\n".join(lines)
 
 

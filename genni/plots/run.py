@@ -71,9 +71,10 @@ def figure_probe(run: RunData):
 
 
 _VERDICT_COLOURS = {"symmetry_copy": "#1b9e77", "hidden_equivalent": "#7570b3", "data_equivalent": "#1f78b4",
-                    "probe_only": "#d95f02", "not_converged": "#999999"}
+                    "probe_only": "#d95f02", "not_converged": "#999999", "certified_equivalent": "#66a61e"}
 _VERDICT_INPUTS = {"symmetry_copy": "all, within τ", "hidden_equivalent": "probe, held-out,\nfar",
-                   "data_equivalent": "probe,\nheld-out", "probe_only": "probe", "not_converged": "none"}
+                   "data_equivalent": "probe,\nheld-out", "probe_only": "probe", "not_converged": "none",
+                   "certified_equivalent": "probe, held-out,\nall of the box"}
 
 
 def figure_identifiability(run: RunData):

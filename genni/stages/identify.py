@@ -163,9 +163,15 @@ def run(path: str | Path, options: IdentifyOptions = IdentifyOptions(), *, progr
     growth, growth_attrs = {}, {}
     if rank_growth_max > 0:
         growth, growth_attrs = _rank_growth(stored, model, a.reference_balanced, rank_growth_max, rtol, log)
-    exact_group, exact_facts = None, None
+    exact_group, exact_facts, certs, cert_attrs = None, None, {}, {}
     if options.exact:
         exact_group, exact_facts = _exact_rank(stored, model, a.reference_balanced, options, log, progress)
+        certs, cert_attrs = _certified_sups(stored, model, thetas, options, log, progress)
+    elif "certified_sup" in stored.equivalents:  # certificates from an earlier `identify --exact` of these rows
+        certs = {k: stored.equivalents[k] for k in CERTIFIED_FIELDS}
+    if certs:
+        verdict = identifiability.certify(verdict, certs["certified_relative"], a.agree)
+        exact_facts = {**(exact_facts or {}), "certified": _certified_counts(certs, verdict)}
     kinds = model.symmetry.kinds
     _write(path, exact=exact_group,
            results={"singular_values": sp.singular_values, "rank": sp.rank, "rank_tolerance": sp.rank_tolerance,
@@ -177,8 +183,8 @@ def run(path: str | Path, options: IdentifyOptions = IdentifyOptions(), *, progr
                         "symmetry_threshold": a.threshold, "distance_row": a.distance_row,
                         "distance_null": a.distance_null, "copy_score": a.score,
                         "linearity_heldout": a.linearity_heldout, "linearity_far": a.linearity_far,
-                        "discrepancy_far": a.discrepancy_far, "relative_discrepancy_far": a.relative_far},
-           element_attrs={"verdict_codes": list(identifiability.VERDICTS),
+                        "discrepancy_far": a.discrepancy_far, "relative_discrepancy_far": a.relative_far, **certs},
+           element_attrs={**cert_attrs, "verdict_codes": list(identifiability.VERDICTS),
                           "verdict_meaning": json.dumps(identifiability.VERDICT_MEANING),
                           "copy_factor": copy_factor, "copy_threshold_formula": identifiability.COPY_THRESHOLD_FORMULA,
                           "copy_score_formula": identifiability.COPY_SCORE_FORMULA,
@@ -216,6 +222,49 @@ EXACT_HOW = ("linear regions of the balanced θ* inside the box: those of the pr
              "then every region, walked across facets (genni.exact.regions); on each, "
              "the rows of J at d_in + 1 affinely independent points with the region's slopes fixed, accumulated as "
              "Σ Vᵀ; rank read with every column scaled to unit norm (genni.exact.rank)")
+
+
+CERTIFIED_FIELDS = ("certified_sup", "certified_gap", "certified_lower", "certified_status", "certified_witness",
+                    "certified_seconds", "certified_relative")
+"""Per element, from `identify --exact`: the proven upper bound U on max over the box of max_k |Δf_k|, U − L
+(L attained at the witness), L, the solve's status (index into the attribute ``certified_status_codes``), the
+witness x [d], seconds, and K·U² / output power (a bound on the relative discrepancy of any inputs in the box)."""
+
+
+CERTIFIED_HOW = ("U: a proven upper bound on max over the box of max_k |f_θ(x)_k − f_θ*(x)_k|, by best-first branch and "
+                 "bound over sub-boxes with a HiGHS MILP (scipy.optimize.milp) on each small enough one, every solver "
+                 "bound raised by its gap (sound up to HiGHS's feasibility tolerances); L: the exact value at the "
+                 "witness input, from a plain forward pass (genni.exact.sup)")
+
+
+def _certified_sups(stored: store.RunData, model: models.Model, thetas: np.ndarray, options: IdentifyOptions,
+                    log: Log, progress: bool) -> tuple[dict, dict]:
+    """Every element's certified sup-norm discrepancy from θ* on the run's box (:func:`genni.exact.certified_sups`).
+
+    returns : (the :data:`CERTIFIED_FIELDS` arrays [N] (witness [N, d]), the attributes for /equivalents)
+    """
+    box = domain(stored, float(options.domain_scale))
+    out = _exact.certified_sups(model, thetas, stored.theta_ref, box, time_limit_each=float(options.sup_seconds),
+                                progress=progress)
+    power = float(stored.reference.get("output_power", np.nan))
+    rel = (_exact.relative_bound(out["certified_sup"], power, model.out_dim) if np.isfinite(power) and power > 0
+           else np.full(len(thetas), np.nan))
+    fields = {k: out[k] for k in CERTIFIED_FIELDS if k != "certified_relative"}
+    fields["certified_relative"] = rel
+    done = np.isfinite(out["certified_sup"])
+    log(f"certified sup-norm discrepancy on the box: {done.sum()} of {len(thetas)} elements"
+        + (f", U from {np.nanmin(out['certified_sup']):.2g} to {np.nanmax(out['certified_sup']):.2g}" if done.any() else ""))
+    attrs = {"certified_status_codes": out["certified_status_codes"], "certified_domain_lo": box.lo,
+             "certified_domain_hi": box.hi, "certified_how": CERTIFIED_HOW}
+    return fields, attrs
+
+
+def _certified_counts(certs: dict, verdict: np.ndarray) -> dict:
+    """How many elements have a certificate, and how many the certificate proves equivalent on the box."""
+    return {"elements": int(np.isfinite(certs["certified_sup"]).sum()),
+            "certified_equivalent": int((verdict == identifiability.VERDICTS.index("certified_equivalent")).sum()),
+            "median_relative": float(np.nanmedian(certs["certified_relative"])) if np.isfinite(
+                certs["certified_relative"]).any() else float("nan")}
 
 
 def _exact_rank(stored: store.RunData, model: models.Model, reference: np.ndarray, options: IdentifyOptions,

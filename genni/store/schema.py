@@ -38,7 +38,9 @@ ELEMENT_DEFAULTS: dict[str, float] = {"chain": -1, "step": 0, "parent": -1, "seg
 # per-element results of `genni identify`; stale (and deleted) once more elements are appended
 DERIVED_ELEMENT_FIELDS = ("verdict", "aligned_theta", "distance_to_reference", "symmetry_threshold",
                           "distance_row", "distance_null", "copy_score", "linearity_heldout", "linearity_far",
-                          "discrepancy_far", "relative_discrepancy_far")
+                          "discrepancy_far", "relative_discrepancy_far", "certified_sup", "certified_gap",
+                          "certified_lower", "certified_status", "certified_witness", "certified_seconds",
+                          "certified_relative")
 _REQUIRED = ("reference/theta", "probe/X", "probe/X_heldout", "probe/Y", "probe/Y_heldout")
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from genni import config, exact, identifiability, models, store
 from genni.cli import main
 from genni.exact import Network
 from genni.stages import identify
-from tests.conftest import TINY_CONFIG
+from tests.conftest import TINY_CONFIG, append_symmetry_copies
 
 RELU = TINY_CONFIG.replace('activation = "tanh"', 'activation = "relu"').replace("widths = [2, 6, 1]",
                                                                                   "widths = [2, 6, 5, 1]")
@@ -76,3 +77,58 @@ def test_exact_from_the_config(tmp_path):
         models.from_dict(run.architecture), run.theta_ref,
         identify.domain(run, 2.0).sample(4096, np.random.default_rng(0)))).rank
     assert sampled <= run.exact["attrs"]["rank"]
+
+
+def test_every_element_has_a_certified_sup_that_no_sampled_input_of_the_box_exceeds(relu_run, tmp_path):
+    path = tmp_path / "certs.h5"
+    path.write_bytes(relu_run.read_bytes())
+    before = append_symmetry_copies(path, 2)
+    assert main(["identify", str(path), "--exact", "--quiet"]) == 0
+    run = store.load_run(path)
+    e, model = run.equivalents, models.from_dict(run.architecture)
+    codes = run.equivalents_attrs["certified_status_codes"]
+    assert all(codes[c] == "optimal" for c in e["certified_status"])
+    U, L = e["certified_sup"], e["certified_lower"]
+    assert np.all(L <= U) and np.all(e["certified_gap"] >= 0)
+    box = identify.domain(run, 3.0)
+    X = np.concatenate([run.X, run.X_heldout, run.X_far[box.contains(run.X_far)],
+                        box.sample(20_000, np.random.default_rng(0))])
+    with torch.no_grad():
+        F = model.forward(torch.tensor(e["theta"]), torch.tensor(X)).numpy()
+        F0 = model.forward(torch.tensor(run.theta_ref), torch.tensor(X)).numpy()
+    sampled = np.abs(F - F0).max(axis=(1, 2))
+    assert np.all(sampled <= U * (1 + 1e-9) + 1e-12)
+    # the witness attains L exactly, and lies in the box
+    W = e["certified_witness"]
+    assert box.contains(W).all()
+    with torch.no_grad():
+        at = [np.abs(model.forward(torch.tensor(e["theta"][i]), torch.tensor(W[i:i + 1])).numpy()
+                     - model.forward(torch.tensor(run.theta_ref), torch.tensor(W[i:i + 1])).numpy()).max()
+              for i in range(len(W))]
+    np.testing.assert_allclose(at, L, rtol=1e-12, atol=1e-13)  # torch and numpy forward passes round differently
+    # exact symmetry copies: a certified sup at rounding level, and still called copies
+    scale = np.sqrt(run.reference["output_power"])
+    assert np.all(U[before:] <= 1e-9 * scale)
+    assert np.all(e["verdict"][before:] == identifiability.VERDICTS.index("symmetry_copy"))
+    np.testing.assert_allclose(e["certified_relative"], model.out_dim * U ** 2 / run.reference["output_power"])
+
+
+def test_certificates_are_kept_and_applied_by_a_later_identify(relu_run, tmp_path):
+    path = tmp_path / "kept.h5"
+    path.write_bytes(relu_run.read_bytes())
+    assert main(["identify", str(path), "--exact", "--quiet"]) == 0
+    first = store.load_run(path).equivalents
+    assert main(["identify", str(path), "--quiet"]) == 0
+    again = store.load_run(path).equivalents
+    np.testing.assert_array_equal(first["certified_sup"], again["certified_sup"])
+    np.testing.assert_array_equal(first["verdict"], again["verdict"])
+
+
+def test_certify_upgrades_only_hidden_and_data_equivalents_within_the_tolerance():
+    V = identifiability.VERDICTS
+    verdict = np.array([V.index(v) for v in ("symmetry_copy", "hidden_equivalent", "data_equivalent",
+                                             "data_equivalent", "probe_only", "not_converged", "hidden_equivalent")])
+    rel = np.array([0.0, 1e-12, 1e-12, 1e-3, 0.0, 0.0, np.nan])
+    got = [V[i] for i in identifiability.certify(verdict, rel, 1e-9)]
+    assert got == ["symmetry_copy", "certified_equivalent", "certified_equivalent", "data_equivalent", "probe_only",
+                   "not_converged", "hidden_equivalent"]
