@@ -176,7 +176,7 @@ def line_kinks(net: Network, lines: Lines, max_pieces: int | None = None) -> Kin
         with np.errstate(divide="ignore", invalid="ignore"):
             step = np.where(toward, -Z / dZ, np.inf)
         unit = step.argmin(axis=1)
-        tn = ta + step[np.arange(len(alive)), unit]
+        tn = np.maximum(ta + step[np.arange(len(alive)), unit], np.nextafter(ta, np.inf))  # always move on
         inside = tn < lines.t1[alive]
         found_line.append(alive[inside])
         found_t.append(tn[inside])
