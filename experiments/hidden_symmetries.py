@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     results = {k: {**v, **{f: np.array(v[f]) for f in ("rank", "probe_rank", "inputs", "saturated")}}
                for k, v in sorted(results.items())}
     figs.mkdir(parents=True, exist_ok=True)
-    fig = plots.figure_functional_dimension(results)
+    fig = plots.figure_functional_dimension(results, inputs="fresh kink inputs in the ±3 sd box")
     fig.savefig(figs / "functional_dimension.png", dpi=130)
     scale = "Full" if args.full else "Tiny (smoke test)" if args.tiny else "Default"
     failed = f" {info['failed']} cells failed (sweep.csv says why)." if info["failed"] else ""
