@@ -8,9 +8,11 @@ toward 0 with depth and rises toward 1 with width and input dimension.
 
 Initialisations: He-normal weights N(0, 2/fan_in) with biases N(0, 0.01²) (``[reference] init = "he"``),
 beside PyTorch's default ``Linear`` initialisation (``init = "torch"``).  Functional dimension = the rank
-over fresh N(0, I_n) inputs, m doubling from 2·P_max + 50 until the rank has not changed over 8× more
-inputs or m reaches M_MAX (``[identify] rank_growth_max``; ``/identifiability/rank_growth`` in each file
-shows whether it stopped changing: is it probe-limited?).
+over fresh inputs on both sides of every hidden unit's kink in the box ±3 standard deviations
+(``[identify] rank_inputs = "kinks"``, :mod:`genni.exact.kinks`: they reach the rank with far fewer
+inputs than N(0, I_n) draws, benchmarks/results/rank_inputs.md), m doubling from 2·P_max + 50 until the
+rank has not changed over 8× more inputs or m reaches M_MAX (``[identify] rank_growth_max``;
+``/identifiability/rank_growth`` in each file shows whether it stopped changing: is it probe-limited?).
 
     python experiments/hidden_symmetries.py [--full] [--tiny] [--workers 2]
 default: n = 5, 10 and d = 4, 5, 6, 6 networks each; --full: n = 5, 10, 15, 40 networks each.
@@ -40,7 +42,7 @@ CLAIM = ("Grigsby, Lindsey & Rolnick (ICML 2023, Fig. 6): the share of networks 
 def sweep_file(folder: Path, widths: tuple, depths: tuple, seeds: int, m_max: int = M_MAX,
                exact_seconds: float = EXACT_SECONDS) -> Path:
     """One sweep: grid over (widths, input dimension) together × initialisation; probe 2·P_max + 50,
-    rank grown over fresh inputs up to M_MAX, and the exact functional dimension on the box ±3 sd
+    rank grown over fresh kink inputs up to M_MAX, and the exact functional dimension on the box ±3 sd
     (``identify --exact``: the regions' walk stops after ``exact_seconds``)."""
     archs = [([n] * d + [1], n) for n in widths for d in depths]
     m = 2 * max(MLP(tuple(w), "relu").n_params for w, _ in archs) + 50
@@ -52,7 +54,8 @@ def sweep_file(folder: Path, widths: tuple, depths: tuple, seeds: int, m_max: in
         "[base.data]", 'dataset = "normal"', f"dim = {widths[0]}", f"n_probe = {m}", "n_heldout = 64", "n_far = 64",
         "[base.model]", f"widths = {json.dumps(archs[0][0])}", 'activation = "relu"',
         "[base.reference]", 'source = "random"', "[base.search]", "n = 1",
-        "[base.identify]", f"rank_growth_max = {m_max}", "exact = true", f"max_seconds = {exact_seconds}",
+        "[base.identify]", f"rank_growth_max = {m_max}", 'rank_inputs = "kinks"', "exact = true",
+        f"max_seconds = {exact_seconds}",
         "[grid]", f'"model.widths, data.dim" = {json.dumps([[w, n] for w, n in archs])}',
         '"reference.init" = ["he", "torch"]']) + "\n")
     return p
@@ -129,14 +132,15 @@ def main(argv: list[str] | None = None) -> None:
                                                         "exact_status", "exact_regions")}}
                for k, v in sorted(results.items())}
     figs.mkdir(parents=True, exist_ok=True)
-    fig = plots.figure_functional_dimension(results)
+    fig = plots.figure_functional_dimension(results, inputs="fresh kink inputs in the ±3 sd box")
     fig.savefig(figs / "functional_dimension.png", dpi=130)
     scale = "Full" if args.full else "Tiny (smoke test)" if args.tiny else "Default"
     failed = f" {info['failed']} cells failed (sweep.csv says why)." if info["failed"] else ""
     lines = [f"# {NAME}", "", CLAIM, "",
              f"{scale} scale: n = {list(widths)}, depth = {list(depths)}, {seeds} networks "
-             f"per architecture and initialisation.  Sampled: rank of J over fresh N(0, I_n) inputs, "
-             f"m doubling until unchanged over 8× more inputs or m = {m_max:,}.  Exact (`identify --exact`): "
+             f"per architecture and initialisation.  Sampled: rank of J over fresh inputs on both sides of "
+             f"every hidden unit's kink in the box ±3 sd (rank_inputs = \"kinks\"), m doubling until unchanged over "
+             f"8× more inputs or m = {m_max:,}.  Exact (`identify --exact`): "
              f"the functional dimension on the box ±3 sd from the linear regions, certified at the bound, "
              f"certified as a deficit by a complete walk over the regions, or a lower bound when the walk's "
              f"{exact_seconds:g} s ended first (table: runs/{NAME}/sweep.h5).{failed}",

@@ -19,9 +19,12 @@ import numpy as np
 from . import data as _data
 from . import models as _models
 from .errors import ConfigError
-from .models.activations import ACTIVATIONS
+from .models.activations import ACTIVATIONS, PIECEWISE_LINEAR
 from .search import DEFAULT_MAX_STEPS, DEFAULT_PATIENCE, SearchSettings
 from .walk import WalkSettings
+
+RANK_INPUTS = ("data", "kinks")
+"""``[identify] rank_inputs``: the fresh inputs the rank of J grows over (:func:`default_rank_inputs`)."""
 
 _SD = SearchSettings()  # the [search] defaults live in one place: SearchSettings
 _WD = WalkSettings()    # and the walk's in WalkSettings
@@ -108,8 +111,11 @@ SCHEMA: dict = {
     },
     "identify": {
         # > 0: `identify` also takes the rank of J over fresh inputs, doubling from n_probe up to this many
-        # until it stops changing (identifiability.rank_growth); generated data sets only
+        # until it stops changing (identifiability.rank_growth); rank_inputs = "data": generated data sets only
         "rank_growth_max": ((int,), 0, None),
+        # which fresh inputs: "data" (the data distribution) | "kinks" (both sides of every hidden unit's kink
+        # in the domain box, genni.exact.kinks; relu / leaky-relu MLPs only); default: default_rank_inputs
+        "rank_inputs": ((str,), None, RANK_INPUTS),
         # relu / leaky-relu MLPs: exact answers on an input box (genni.exact): the functional dimension from
         # the linear regions, and each element's sup-norm discrepancy on the box by MILP
         "exact": ((bool,), False, None),
@@ -123,8 +129,8 @@ SCHEMA: dict = {
 # keys that may differ between the config that created a run file and the one
 # that resumes it: they change how much or where work is done, not what it means
 RESUMABLE_KEYS = (("search", "n"), ("search", "device"), ("search", "batch_size"), ("identify", "rank_growth_max"),
-                  ("identify", "exact"), ("identify", "domain_scale"), ("identify", "max_regions"),
-                  ("identify", "max_seconds"), ("identify", "sup_seconds"))
+                  ("identify", "rank_inputs"), ("identify", "exact"), ("identify", "domain_scale"),
+                  ("identify", "max_regions"), ("identify", "max_seconds"), ("identify", "sup_seconds"))
 
 _POSITIVE = {
     ("data", "n_probe"), ("data", "n_heldout"), ("search", "n"), ("search", "tol"),
@@ -206,6 +212,7 @@ def resolve(raw: dict) -> dict:
         srch["max_steps"] = DEFAULT_MAX_STEPS[srch["method"]]
     if srch["patience"] is None:
         srch["patience"] = DEFAULT_PATIENCE[srch["method"]]
+    _resolve_rank_inputs(out, "rank_inputs" in raw.get("identify", {}))
     ref = out["reference"]
     if ref["source"] == "file" and not ref["path"]:
         raise ConfigError("config: [reference] source = 'file' needs [reference] path")
@@ -213,6 +220,30 @@ def resolve(raw: dict) -> dict:
         raise ConfigError("config: [reference] centre = true applies to random teachers (source = 'random'), "
                           f"not source = '{ref['source']}'")
     return out
+
+
+def default_rank_inputs(model: dict) -> str:
+    """``[identify] rank_inputs`` when the config does not say: ``"kinks"`` for relu / leaky-relu MLPs (kind
+    mlp), whose rank over kink inputs reaches its final value with the fewest inputs
+    (benchmarks/results/rank_inputs.md), else ``"data"``.  model : a resolved ``[model]`` table or an
+    architecture description (``kind``, ``activation``)."""
+    kinks = model.get("kind", "mlp") == "mlp" and model.get("activation") in PIECEWISE_LINEAR
+    return "kinks" if kinks else "data"
+
+
+def _resolve_rank_inputs(cfg: dict, given: bool) -> None:
+    """``[identify] rank_inputs``: checked against the model when given; when not, its default where rank growth
+    is on (rank_growth_max > 0) and left out where it is off (it means nothing there)."""
+    ident, m = cfg["identify"], cfg["model"]
+    if given and ident["rank_inputs"] == "kinks" and default_rank_inputs(m) != "kinks":
+        what = f"{m.get('activation')} {m['kind']}" if m.get("activation") else f"kind {m['kind']}"
+        raise ConfigError(f"config: [identify] rank_inputs = 'kinks' needs a relu or leaky_relu MLP (kind mlp), "
+                          f"got a {what}")
+    if not given:
+        if ident["rank_growth_max"] > 0:
+            ident["rank_inputs"] = default_rank_inputs(m)
+        else:
+            del ident["rank_inputs"]
 
 
 def _resolve_model(cfg: dict, given: dict) -> None:

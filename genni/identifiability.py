@@ -103,6 +103,18 @@ def rank_vs_probe(model: Model, theta: np.ndarray, X: np.ndarray, sizes: Sequenc
     return np.array([(k, rank(J[: k * K])) for k in sizes], dtype=np.int64)
 
 
+def _thin_svd(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(σ [k], Vᵀ [k, P]) of A [M, P], k = min(M, P): LAPACK's divide-and-conquer gesdd, and the slower QR
+    iteration gesvd for the rare matrices on which gesdd does not converge."""
+    try:
+        _, s, Vt = np.linalg.svd(A, full_matrices=False)
+    except np.linalg.LinAlgError:
+        import scipy.linalg
+
+        _, s, Vt = scipy.linalg.svd(A, full_matrices=False, lapack_driver="gesvd")
+    return s, Vt
+
+
 def rank_growth(model: Model, theta: np.ndarray, draw, m0: int, m_max: int, *, rtol: float = DEFAULT_RTOL,
                 patience: int = 3, chunk: int | None = None) -> np.ndarray:
     """Rank of J over ever more inputs: is the functional dimension limited by the probe?
@@ -126,7 +138,7 @@ def rank_growth(model: Model, theta: np.ndarray, draw, m0: int, m_max: int, *, r
         while m < target:
             b = min(chunk, target - m)
             A = np.vstack([C, output_jacobian(model, theta, draw(b))])
-            _, s, Vt = np.linalg.svd(A, full_matrices=False)
+            s, Vt = _thin_svd(A)
             C = s[:, None] * Vt
             m += b
         rank = int((s > rtol * (s[0] if len(s) else 0.0)).sum())

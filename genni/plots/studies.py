@@ -6,13 +6,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def figure_functional_dimension(results: dict):
+def figure_functional_dimension(results: dict, inputs: str = "fresh N(0, I_n) draws"):
     """Functional dimension of relu networks at initialisation against the bound P − #hidden.
 
     results : (init, n, depth) -> {"rank": [k] functional dimensions, "bound": P − #hidden,
-    "rank_growth": k arrays [j, 2] of (m, rank)}.  Left: share of networks at the bound by depth,
-    one line per width (solid He, dashed PyTorch default).  Middle: the deficiency bound − rank of every
-    network.  Right: the deficiency against the number of inputs m, every network of the first init."""
+    "rank_growth": k arrays [j, 2] of (m, rank)};  inputs : what the m inputs of the rank growth are (the
+    right panel's axis label).  Left: share of networks at the bound by depth, one line per width (solid
+    He, dashed PyTorch default).  Middle: the deficiency bound − rank of every network.  Right: the
+    deficiency against the number of inputs m, every network of the first init."""
     fig, axes = plt.subplots(1, 3, figsize=(17, 5), constrained_layout=True)
     inits = sorted({k[0] for k in results})
     widths = sorted({k[1] for k in results})
@@ -52,7 +53,7 @@ def figure_functional_dimension(results: dict):
             for k, t in enumerate(r["rank_growth"]):
                 ax.plot(t[:, 0], r["bound"] - t[:, 1] + 0.5, "-", marker=markers.get(d, "o"), ms=3, lw=0.8, alpha=0.6,
                         color=cmap(i / max(len(widths) - 1, 1)), label=f"n = {n}, depth {d}" if k == 0 else None)
-    ax.set(xscale="log", yscale="log", xlabel="inputs m (fresh N(0, I_n) draws)", ylabel="bound − rank + ½",
+    ax.set(xscale="log", yscale="log", xlabel=f"inputs m ({inputs})", ylabel="bound − rank + ½",
            title=f"deficiency as the inputs grow ({inits[0]} init, every network)")
     ax.legend(fontsize=7, ncol=2)
     fig.suptitle("relu networks (n, …, n, 1) at initialisation, inputs N(0, I_n): functional dimension vs P − #hidden")

@@ -292,22 +292,38 @@ def _exact_rank(stored: store.RunData, model: models.Model, reference: np.ndarra
 
 def _rank_growth(stored: store.RunData, model: models.Model, reference: np.ndarray, rank_growth_max: int,
                  rtol: float, log: Log) -> tuple[dict, dict]:
-    """rank J over fresh inputs from the data's distribution, doubling from n_probe until it stops changing
-    (:data:`RANK_GROWTH_PATIENCE` doublings) or reaches ``rank_growth_max`` (:func:`identifiability.rank_growth`).
+    """rank J over fresh inputs, doubling from n_probe until it stops changing (:data:`RANK_GROWTH_PATIENCE`
+    doublings) or reaches ``rank_growth_max`` (:func:`identifiability.rank_growth`).
+
+    The inputs follow ``[identify] rank_inputs`` (default :func:`genni.config.default_rank_inputs`):
+    ``"data"``, i.i.d. from the data's distribution (generated data sets); ``"kinks"``, pairs on both sides
+    of every hidden unit's kink in the run's default domain box (:func:`genni.exact.default_domain` of the
+    probe inputs; :class:`genni.exact.KinkStream`), which reach the rank over the box with far fewer inputs.
 
     returns : ({"rank_growth": [k, 2] (inputs, rank)}, its attributes)
     """
+    from ..config import default_rank_inputs
+    from ..exact import KinkStream, default_domain
+
     d = stored.config["data"]
-    draw = _data.input_stream(d["dataset"], seed=int(stored.config.get("seed", 0)), noise=d.get("noise"),
-                              dim=d.get("dim"))
+    seed = int(stored.config.get("seed", 0))
+    inputs = stored.config.get("identify", {}).get("rank_inputs") or default_rank_inputs(stored.architecture)
+    if inputs == "kinks":
+        domain = default_domain(d["dataset"], stored.X)
+        draw = KinkStream(model, reference, domain, np.random.SeedSequence([seed, 4]))
+        what = (f"inputs on both sides of every hidden unit's kink in the box {domain.how} (round robin over the "
+                "units)")
+    else:
+        draw = _data.input_stream(d["dataset"], seed=seed, noise=d.get("noise"), dim=d.get("dim"))
+        what = f"fresh {d['dataset']} inputs"
     g = identifiability.rank_growth(model, reference, draw, len(stored.X), rank_growth_max, rtol=rtol,
                                     patience=RANK_GROWTH_PATIENCE)
     attrs = {"rank_growth_rank": int(g[-1, 1]), "rank_growth_inputs": int(g[-1, 0]),
              "rank_growth_saturated": bool(len(g) > RANK_GROWTH_PATIENCE
                                            and g[-1 - RANK_GROWTH_PATIENCE, 1] == g[-1, 1]),
-             "rank_growth_how": f"fresh {d['dataset']} inputs, doubling from {len(stored.X)}; saturated = "
+             "rank_growth_how": f"{what}, doubling from {len(stored.X)}; saturated = "
                                 f"unchanged over the last {RANK_GROWTH_PATIENCE} doublings"}
-    log(f"rank over fresh inputs: {g[-1, 1]} at m = {g[-1, 0]} "
+    log(f"rank over fresh inputs ({inputs}): {g[-1, 1]} at m = {g[-1, 0]} "
         f"({'unchanged' if attrs['rank_growth_saturated'] else 'still changing'} over the last "
         f"{2 ** RANK_GROWTH_PATIENCE}× inputs)")
     return {"rank_growth": g}, attrs

@@ -201,7 +201,7 @@ def test_rank_growth_is_stored_and_reaches_the_bound(tmp_path, capsys):
         "data": {"dataset": "normal", "dim": 3, "n_probe": 8, "n_heldout": 64, "n_far": 64},
         "model": {"widths": [3, 4, 1], "activation": "relu"},
         "reference": {"source": "random", "init": "he", "bias_std": 0.5},
-        "search": {"n": 1}, "identify": {"rank_growth_max": 100_000},
+        "search": {"n": 1}, "identify": {"rank_growth_max": 100_000, "rank_inputs": "data"},
     })
     path = tmp_path / "grow.h5"
     genni.find(cfg, path, reference_only=True)
