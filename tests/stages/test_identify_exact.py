@@ -63,7 +63,7 @@ def test_region_budget_gives_a_lower_bound_or_the_bound(relu_run, tmp_path):
 
 
 def test_exact_from_the_config(tmp_path):
-    text = RELU.replace("n = 6", "n = 1") + "[identify]\nexact = true\ndomain_scale = 2.0\n"
+    text = RELU.replace("n = 6", "n = 1") + "[identify]\nexact = true\ndomain_scale = 2.0\nsup_seconds = 5\n"
     cfg = config.resolve(__import__("tomllib").loads(text))
     assert cfg["identify"]["exact"] is True
     p = tmp_path / "c.toml"
@@ -132,3 +132,17 @@ def test_certify_upgrades_only_hidden_and_data_equivalents_within_the_tolerance(
     got = [V[i] for i in identifiability.certify(verdict, rel, 1e-9)]
     assert got == ["symmetry_copy", "certified_equivalent", "certified_equivalent", "data_equivalent", "probe_only",
                    "not_converged", "hidden_equivalent"]
+
+
+def test_identify_and_inspect_report_the_exact_answers(relu_run, tmp_path, capsys):
+    path = tmp_path / "report.h5"
+    path.write_bytes(relu_run.read_bytes())
+    capsys.readouterr()
+    assert main(["identify", str(path), "--exact", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "functional dimension on the box:" in out and "certified on the box:" in out
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    a = store.load_run(path).exact["attrs"]
+    assert f"functional dimension on the box: {a['rank']} of bound {a['bound']}, {a['status']}" in out
+    assert "certified sup-norm discrepancy on the box:" in out
