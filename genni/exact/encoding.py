@@ -24,6 +24,9 @@ near-copies these cuts make the relaxation nearly as tight as the difference its
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +35,25 @@ from scipy.sparse import csr_matrix, hstack, vstack
 
 from .domain import Domain
 from .pieces import Network
+
+
+@contextlib.contextmanager
+def quiet_solver():
+    """Point file descriptor 1 at /dev/null while HiGHS runs: it sometimes prints progress lines to the C-level
+    stdout whatever ``disp`` says, and ``genni ... --json`` must print JSON alone."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):  # no real stdout (an embedded interpreter): nothing to guard
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 @dataclass(frozen=True)
@@ -89,7 +111,8 @@ def tighten_bounds(Z, c, l, u, rows, lb, ub):
     for j in np.flatnonzero((l < 0) & (u > 0)):
         margin = 1e-6 * (u[j] - l[j]) + 1e-9
         for sign in (1.0, -1.0):
-            res = milp(sign * Z[j], bounds=bounds, constraints=cons, integrality=integ)
+            with quiet_solver():
+                res = milp(sign * Z[j], bounds=bounds, constraints=cons, integrality=integ)
             if res.status != 0:
                 continue
             if sign > 0:

@@ -47,7 +47,7 @@ from ..errors import GenniError
 from ..models import Model
 from ..progress import bar
 from .domain import Domain
-from .encoding import Encoding, encode, interval, joint, pair_units
+from .encoding import Encoding, encode, interval, joint, pair_units, quiet_solver
 from .pieces import Network
 
 SUP_STATUS_CODES = ("optimal", "time_limit", "node_limit", "failed", "budget")
@@ -207,7 +207,8 @@ def _solve_box(box: _Box, net: Network, ref: Network, state: _Search, *, deadlin
             options["node_limit"] = int(node_limit)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = milp(-s * G[k] / S, integrality=integrality, bounds=bounds, constraints=cons, options=options)
+            with quiet_solver():
+                res = milp(-s * G[k] / S, integrality=integrality, bounds=bounds, constraints=cons, options=options)
         state.milps += 1
         state.nodes += int(res.mip_node_count or 0)
         if res.x is not None:

@@ -146,3 +146,13 @@ def test_identify_and_inspect_report_the_exact_answers(relu_run, tmp_path, capsy
     a = store.load_run(path).exact["attrs"]
     assert f"functional dimension on the box: {a['rank']} of bound {a['bound']}, {a['status']}" in out
     assert "certified sup-norm discrepancy on the box:" in out
+
+
+def test_json_output_is_json_alone(relu_run, tmp_path, capfd):
+    """--json prints one JSON document on stdout, whatever the MILP solver writes to the C-level stdout."""
+    path = tmp_path / "json.h5"
+    path.write_bytes(relu_run.read_bytes())
+    capfd.readouterr()
+    assert main(["identify", str(path), "--exact", "--json", "--quiet"]) == 0
+    info = __import__("json").loads(capfd.readouterr().out)
+    assert info["exact"]["status"] in exact.STATUSES and info["exact"]["certified"]["elements"] >= 1
