@@ -9,40 +9,65 @@ import numpy as np
 def figure_functional_dimension(results: dict, inputs: str = "fresh N(0, I_n) draws"):
     """Functional dimension of relu networks at initialisation against the bound P − #hidden.
 
-    results : (init, n, depth) -> {"rank": [k] functional dimensions, "bound": P − #hidden,
-    "rank_growth": k arrays [j, 2] of (m, rank)};  inputs : what the m inputs of the rank growth are (the
-    right panel's axis label).  Left: share of networks at the bound by depth, one line per width (solid
-    He, dashed PyTorch default).  Middle: the deficiency bound − rank of every network.  Right: the
-    deficiency against the number of inputs m, every network of the first init."""
+    results : (init, n, depth) -> {"rank": [k] functional dimensions over fresh inputs, "bound": P − #hidden,
+    "rank_growth": k arrays [j, 2] of (m, rank), optionally "exact_rank" [k] and "exact_status" [k] (the
+    functional dimension on the input box and its status)};  inputs : what the m inputs of the rank growth
+    are (the right panel's axis label).  With exact answers the left and middle panels use them: filled
+    markers where every answer is certified, open ones where some are lower bounds only.  Left: share of
+    networks at the bound by depth, one line per width (solid He, dashed PyTorch default).  Middle: the
+    deficiency bound − rank of every network.  Right: the deficiency against the number of inputs m,
+    every network of the first init."""
     fig, axes = plt.subplots(1, 3, figsize=(17, 5), constrained_layout=True)
     inits = sorted({k[0] for k in results})
     widths = sorted({k[1] for k in results})
     depths = sorted({k[2] for k in results})
     cmap = plt.get_cmap("viridis")
     styles = {"he": "-", "torch": "--"}
+    exact = all("exact_status" in r and len(r["exact_status"]) and all(r["exact_status"]) for r in results.values())
+
+    def rank(r):
+        return np.asarray(r["exact_rank"] if exact else r["rank"], dtype=float)
+
+    def certified(r):
+        return (np.isin(r["exact_status"], ("certified at the bound", "certified deficit")) if exact
+                else np.ones(len(r["rank"]), bool))
+
     ax = axes[0]
     for i, n in enumerate(widths):
         for init in inits:
-            share = [np.mean(results[(init, n, d)]["rank"] >= results[(init, n, d)]["bound"]) for d in depths]
-            ax.plot(depths, share, styles.get(init, ":"), marker="o", color=cmap(i / max(len(widths) - 1, 1)),
-                    label=f"n = {n}, {init} init")
+            colour = cmap(i / max(len(widths) - 1, 1))
+            share = [np.mean(rank(results[(init, n, d)]) >= results[(init, n, d)]["bound"]) for d in depths]
+            whole = [certified(results[(init, n, d)]).all() for d in depths]
+            ax.plot(depths, share, styles.get(init, ":"), color=colour,
+                    label=f"n = {n}, {init} init" + ("" if all(whole) else " (open: lower bounds only)"))
+            for d, v, ok in zip(depths, share, whole):
+                ax.plot(d, v, "o", color=colour, markerfacecolor=colour if ok else "white")
+    what = "exact, on the box" if exact else "over fresh inputs"
     ax.set(xlabel="depth (linear layers)", ylabel="share with functional dimension = P − #hidden", ylim=(-0.05, 1.05),
-           xticks=depths, title="no hidden symmetries at the parameter")
+           xticks=depths, title=f"share at the bound ({what})")
     ax.legend(fontsize=8)
     ax = axes[1]
-    labels, pos = [], 0
+    labels, pos, opened = [], 0, set()
     for n in widths:
         for d in depths:
             for j, init in enumerate(inits):
                 r = results[(init, n, d)]
-                gap = r["bound"] - np.asarray(r["rank"], dtype=float)
+                gap = r["bound"] - rank(r)
+                ok = certified(r)
                 x = pos + 0.35 * j + np.random.default_rng(pos).uniform(-0.08, 0.08, len(gap))  # jitter: cosmetic
-                ax.scatter(x, np.maximum(gap, 0) + 0.5, s=12, color="#1b9e77" if init == "he" else "#d95f02", alpha=0.7,
-                           label=f"{init} init" if pos == 0 else None)
+                colour = "#1b9e77" if init == "he" else "#d95f02"
+                ax.scatter(x[ok], np.maximum(gap[ok], 0) + 0.5, s=14, color=colour, alpha=0.8,
+                           label=f"{init} init, certified" if pos == 0 else None)
+                first_open = (~ok).any() and init not in opened
+                ax.scatter(x[~ok], np.maximum(gap[~ok], 0) + 0.5, s=14, facecolors="white", edgecolors=colour,
+                           label=f"{init} init, at most (the rank is a lower bound)" if first_open else None)
+                if first_open:
+                    opened.add(init)
             labels.append(f"n={n}\nd={d}")
             pos += 1
-    ax.set(yscale="log", xticks=np.arange(len(labels)) + 0.17, xticklabels=labels, ylabel="bound − functional dimension + ½",
-           title="deficiency of every network (½: at the bound)")
+    ax.set(yscale="log", xticks=np.arange(len(labels)) + 0.17, xticklabels=labels,
+           ylabel="bound − functional dimension + ½ (½: at the bound)",
+           title=f"deficiency of every network ({what})")
     ax.tick_params(axis="x", labelsize=7)
     ax.legend(fontsize=8)
     ax = axes[2]
