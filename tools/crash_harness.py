@@ -242,7 +242,8 @@ class SweepChecker(Checker):
             row = sweep.summarise_run(store.load_run(out / f))
             i = cols["file"].index(f)
             for k, v in row.items():
-                assert np.isnan(v) and np.isnan(cols[k][i]) or v == cols[k][i], (f, k, v, cols[k][i])
+                same = v == cols[k][i] or (isinstance(v, float) and np.isnan(v) and np.isnan(cols[k][i]))
+                assert same, (f, k, v, cols[k][i])
         for p in out.glob("cell_*.h5"):
             with h5py.File(p, "r"):
                 pass
