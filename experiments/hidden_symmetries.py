@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> None:
                                                                          else ((5, 10), (4, 5, 6), 6))
     root = Path(args.root)
     runs, figs = root / "runs" / NAME, root / "figures" / NAME
-    m_max = 4096 if args.tiny else M_MAX
-    exact_seconds = 600.0 if args.full else 20.0 if args.tiny else EXACT_SECONDS
+    m_max = 1024 if args.tiny else M_MAX
+    exact_seconds = 600.0 if args.full else 5.0 if args.tiny else EXACT_SECONDS
     info = sweep.run_sweep(sweep_file(runs, widths, depths, seeds, m_max, exact_seconds), runs, workers=args.workers,
                            scheduler=args.scheduler)
     cols, _ = store.read_table(runs / "sweep.h5")
