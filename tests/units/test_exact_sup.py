@@ -73,11 +73,16 @@ def test_bracket_holds_against_a_dense_grid(widths, activation, bias, how):
     assert np.abs(_difference(model, theta, ref, sup.witness[None])).max() == sup.lower
 
 
-def test_a_search_stopped_by_its_limits_still_bounds_the_grid():
-    model = MLP((2, 8, 8, 1), "relu")
-    rng = np.random.default_rng(13)
+def _near_pair(widths, seed: int, noise: float):
+    """A relu MLP, a random θ* and θ = θ* + noise·N(0, I), with the generator that drew them."""
+    model = MLP(widths, "relu")
+    rng = np.random.default_rng(seed)
     ref = rng.normal(size=model.n_params)
-    theta = ref + 0.01 * rng.normal(size=model.n_params)
+    return model, ref, ref + noise * rng.normal(size=model.n_params), rng
+
+
+def test_a_search_stopped_by_its_limits_still_bounds_the_grid():
+    model, ref, theta, _ = _near_pair((2, 8, 8, 1), 13, 0.01)
     domain = Domain([-2.0, -2.0], [2.0, 2.0])
     grid_max = np.abs(_difference(model, theta, ref, _grid(domain, 300))).max()
     stopped = certified_sup(model, theta, ref, domain, time_limit=0.0)
@@ -115,10 +120,7 @@ def test_a_permuted_and_rescaled_copy_has_a_tiny_certified_sup(activation, bias)
 
 
 def test_relative_bound_covers_the_sampled_relative_discrepancy():
-    model = MLP((2, 6, 6, 2), "relu")
-    rng = np.random.default_rng(5)
-    ref = rng.normal(size=model.n_params)
-    theta = ref + 0.02 * rng.normal(size=model.n_params)
+    model, ref, theta, rng = _near_pair((2, 6, 6, 2), 5, 0.02)
     domain = Domain([-1.5, -1.5], [1.5, 1.5])
     sup = certified_sup(model, theta, ref, domain)
     X = domain.sample(4000, rng)
