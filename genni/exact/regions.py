@@ -198,12 +198,12 @@ def walk(pieces: Pieces, domain: Domain, *, start: np.ndarray | None = None, cou
         u = np.random.default_rng(0).standard_normal(domain.dim)
         start = domain.centre + STEP * domain.width * u / np.linalg.norm(u)
     x0 = np.asarray(start, dtype=np.float64)
-    queue = deque([(x0, None)])
-    seen = {pieces.pattern(x0[None])[0].tobytes()}
+    first = pieces.pattern(x0[None])[0]
+    queue = deque([(x0, None, first)])
+    seen = {first.tobytes()}
     d = domain.dim
     while queue:
-        x, u = queue.popleft()
-        pattern = pieces.pattern(x[None])[0]
+        x, u, pattern = queue.popleft()
         A, c = pieces.affine(pattern)
         B, g, norms, units = halfspaces(A, c, pattern, domain)
         rows = np.flatnonzero(units >= 0)
@@ -238,7 +238,7 @@ def walk(pieces: Pieces, domain: Domain, *, start: np.ndarray | None = None, cou
             k = key.tobytes()
             if k not in seen:
                 seen.add(k)
-                queue.append((xn, n))
+                queue.append((xn, n, key))
 
 
 def enumerate_regions(pieces: Pieces, domain: Domain, *, max_regions: int | None = None,
