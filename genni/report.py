@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import store
-from .geometry.statistics import quantiles
+from .geometry.statistics import min_median_max, quantiles
 from .models import describe
 
 QUANTILES = (0.0, 0.1, 0.5, 0.9, 1.0)
@@ -79,8 +79,7 @@ def summarise(run: store.RunData) -> dict:
         u = run.equivalents["certified_sup"]
         rel = run.equivalents["certified_relative"]
         out["certified"] = {"elements": int(np.isfinite(u).sum()), "of": int(len(u)),
-                            "sup": {k: float(v) for k, v in zip(("min", "median", "max"), np.nanpercentile(u, [0, 50, 100]))}
-                            if np.isfinite(u).any() else {},
+                            "sup": min_median_max(u[np.isfinite(u)]),
                             "median_relative": float(np.nanmedian(rel)) if np.isfinite(rel).any() else float("nan")}
     if run.exact:
         a = run.exact["attrs"]
