@@ -14,8 +14,10 @@ inputs than N(0, I_n) draws, benchmarks/results/rank_inputs.md), m doubling from
 rank has not changed over 8× more inputs or m reaches M_MAX (``[identify] rank_growth_max``;
 ``/identifiability/rank_growth`` in each file shows whether it stopped changing: is it probe-limited?).
 
-    python experiments/hidden_symmetries.py [--full] [--tiny] [--workers 2]
-default: n = 5, 10 and d = 4, 5, 6, 6 networks each; --full: n = 5, 10, 15, 40 networks each.
+    python experiments/hidden_symmetries.py [--full] [--tiny] [--widths N ...] [--depths D ...] [--networks K]
+                                            [--workers 2]
+default: n = 5, 10 and d = 4, 5, 6, 6 networks each; --full: n = 5, 10, 15, 40 networks each, 600 s walks
+(runs/hidden_symmetries_full/); --widths, --depths and --networks narrow either.
 Writes runs/hidden_symmetries/, figures/hidden_symmetries/ (functional_dimension.png, results.md).
 """
 
@@ -110,13 +112,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--full", action="store_true", help="the published scale: n = 5, 10, 15, 40 networks each")
     ap.add_argument("--tiny", action="store_true", help="smoke test: n = 3, d = 3, 4, 2 networks each")
     ap.add_argument("--widths", type=int, nargs="+", help="only these n (e.g. --full --widths 5)")
+    ap.add_argument("--depths", type=int, nargs="+", help="only these depths (e.g. --full --widths 15 --depths 4)")
     ap.add_argument("--networks", type=int, help="networks per architecture and initialisation")
     sweep.cluster_arguments(ap)
     ap.add_argument("--root", default=str(ROOT), help="where runs/ and figures/ go")
     args = ap.parse_args(argv)
     widths, depths, seeds = ((5, 10, 15), (4, 5, 6), 40) if args.full else (((3,), (3, 4), 2) if args.tiny
                                                                          else ((5, 10), (4, 5, 6), 6))
-    widths, seeds = tuple(args.widths or widths), args.networks or seeds
+    widths, depths, seeds = tuple(args.widths or widths), tuple(args.depths or depths), args.networks or seeds
     root = Path(args.root)
     folder = NAME + ("_full" if args.full else "")
     runs, figs = root / "runs" / folder, root / "figures" / folder
