@@ -368,6 +368,10 @@ EXPLORE_SECTIONS = ("search", "identify")
 EXPLORE_DATA_KEYS = ("n_far", "far_scale")
 """The ``[data]`` keys :func:`explore_config` takes; the rest come from the inputs given."""
 
+EXPLORE_DEFAULTS = {"search": {"init": "perturb", "init_scale": 0.01}}
+"""Where :func:`explore_config`'s defaults differ from a TOML config's: the search starts from θ* moved by 1 % of a
+fresh initialisation, as the built-in default experiment does (relu searches from random starts stall)."""
+
 
 def _explore_key(key: str, value) -> list[tuple[str, str, object]]:
     """(section, key, value) for one keyword of :func:`genni.explore`: a top-level key, a key of a section it
@@ -427,7 +431,8 @@ def explore_config(keys: dict, *, model: dict, n_probe: int, n_heldout: int, d_i
             raw[section][k] = _check_value(section, k, v)
     out: dict = {k: raw[""].get(k, default) for k, (_t, default, _c) in SCHEMA[""].items()}
     for section in ("search", "identify"):
-        out[section] = {k: raw[section].get(k, default) for k, (_t, default, _c) in SCHEMA[section].items()}
+        defaults = {k: default for k, (_t, default, _c) in SCHEMA[section].items()} | EXPLORE_DEFAULTS.get(section, {})
+        out[section] = {k: raw[section].get(k, default) for k, default in defaults.items()}
     far = {k: raw["data"].get(k, SCHEMA["data"][k][1]) for k in EXPLORE_DATA_KEYS}
     out["data"] = {"dataset": GIVEN, "n_probe": int(n_probe), "n_heldout": int(n_heldout), "n_train": 0,
                    "noise": None, "dim": int(d_in), "shape": None if shape is None else [int(s) for s in shape],
