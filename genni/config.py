@@ -399,7 +399,8 @@ def _explore_key(key: str, value) -> list[tuple[str, str, object]]:
         raise ConfigError(f"explore: {key} is a [data] key that the inputs decide (X and heldout); explore takes "
                           f"{', '.join(EXPLORE_DATA_KEYS)}")
     import difflib
-    near = difflib.get_close_matches(key, list(takes), n=1)
+    near = sorted((k for k in takes if len(k) > 2 and (key.startswith(k) or k.startswith(key))), key=len,
+                  reverse=True) or difflib.get_close_matches(key, list(takes), n=1)
     hint = f"did you mean '{near[0]}'? " if near else ""
     raise ConfigError(f"explore: unknown keyword '{key}' ({hint}keys: name, seed, n_far, far_scale, every [search] "
                       "and [identify] key, or search={...}, identify={...}, data={...})")

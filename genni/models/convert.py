@@ -38,11 +38,13 @@ def mlp_of(net: torch.nn.Module) -> MLP | None:
     (one activation throughout, every Linear with or every one without bias, no hooks), else None."""
     if type(net) is not torch.nn.Sequential:
         return None
-    layers = list(net.children())
+    layers = list(net)  # every position, a module used twice (an activation) included
     if not layers or len(layers) % 2 == 0 or any(_hooked(m) for m in (net, *layers)):
         return None
     linears, acts = layers[::2], layers[1::2]
     if any(type(m) is not torch.nn.Linear for m in linears) or any(type(a) not in _ACTIVATIONS for a in acts):
+        return None
+    if len({id(m) for m in linears}) != len(linears):  # a Linear used twice shares its weights: not an MLP
         return None
     if any(a.in_features != b.out_features for b, a in zip(linears, linears[1:])):
         return None
