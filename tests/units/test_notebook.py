@@ -200,9 +200,9 @@ def test_plot_returns_figures_and_saves_only_when_asked(moons, tmp_path):
     assert {"discrepancy", "probe", "identifiability", "projections", "walk"} <= set(figs)
     assert all(isinstance(f, Figure) for f in figs.values())
     assert not list(moons["path"].parent.glob("*.png"))
-    one = run.plot("identifiability", save=tmp_path / "figs", formats=("png", "pdf"))
+    one = run.plot("identifiability", save=tmp_path / "figs", formats=("png", "svg"))
     assert isinstance(one, Figure)
-    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["identifiability.pdf", "identifiability.png"]
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["identifiability.png", "identifiability.svg"]
     with pytest.raises(ConfigError, match="unknown figure 'pie'"):
         run.plot("pie")
     with pytest.raises(GenniError, match=r"run\.ricci\(\)"):
