@@ -10,7 +10,7 @@
 - Any other module is the ``module`` kind held in memory (:meth:`TorchModule.from_memory`): a private
   copy in this process, recorded in the description by a token, its class, repr and parameter shapes.
 
-The caller's module is never changed: every check runs on a float64 deep copy.
+The caller's module is never changed: every check runs on a float64 deep copy on the CPU.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def from_module(net: torch.nn.Module, X: np.ndarray) -> tuple[Model, np.ndarray]
     if not all(torch.isfinite(p.detach()).all() for p in params):
         raise ConfigError(f"explore: the module {type(net).__qualname__} holds NaN or infinite parameters")
     try:
-        local = copy.deepcopy(net).double().eval()
+        local = copy.deepcopy(net).cpu().double().eval()
     except Exception as exc:
         raise ConfigError(f"explore: the module {type(net).__qualname__} cannot be deep-copied "
                           f"({_first_line(exc)})") from None

@@ -126,7 +126,7 @@ def remember(net: torch.nn.Module, token: str | None = None) -> str:
     if not isinstance(net, torch.nn.Module):
         raise ConfigError(f"the model must be a torch.nn.Module, got a {type(net).__name__}")
     try:
-        kept = copy.deepcopy(net)
+        kept = copy.deepcopy(net).cpu()  # genni evaluates modules on the CPU (the search may move θ elsewhere)
     except Exception as exc:
         raise ConfigError(f"the module {type(net).__qualname__} cannot be deep-copied ({_first_line(exc)})") from None
     token = memory_token(net) if token is None else token
