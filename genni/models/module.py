@@ -32,11 +32,19 @@ Symmetries: none is assumed.  A module declares its own by defining any of
   ``identify`` classifies planted copies as symmetry copies (without it, alignment is the identity).
 
 :mod:`genni.models.examples` holds small factories (a conv net; an MLP declaring its rescaling symmetry).
+
+**Modules held in memory** (:func:`genni.explore` with a module that is no plain MLP): a module object
+needs no factory.  :func:`remember` keeps a private copy in a process-local registry under a token, and
+the description records the token (``memory``), the module's class (as ``module``) and ``about`` (its
+class, repr, parameter names and shapes).  Such a description cannot be rebuilt from a run file alone:
+in another process building it raises a one-line :class:`~genni.errors.GenniError` naming what to pass,
+``genni.load_run(path, model=net)``, which remembers ``net`` under the stored token.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib
 import json
 import os
@@ -47,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, GenniError
 from .base import Model, _first_line, _shape
 from .symmetry import GroupElement, Symmetry
 
@@ -84,6 +92,60 @@ class _Built:
 
 
 _CACHE: dict = {}
+
+_MEMORY: dict[str, torch.nn.Module] = {}
+"""token -> a private copy of a module held in memory (:func:`remember`)."""
+
+MEMORY_NOTE = ("the model is a torch module that lived only in the memory of the Python process that made this run: "
+               "the file holds θ*, the data, the module's class, repr and parameter names and shapes, but cannot "
+               "rebuild the module; load the run with genni.load_run(path, model=net)")
+"""What a run file of a module held in memory says about it (the ``in_memory`` attribute of /reference)."""
+
+
+def about(net: torch.nn.Module) -> dict:
+    """What can be stored about a module object: its class (``package.module:Qualname``), its repr, and its
+    parameters' names and shapes in ``named_parameters()`` order (the order of θ)."""
+    cls = type(net)
+    return {"class": f"{cls.__module__}:{cls.__qualname__}", "repr": repr(net),
+            "parameters": [[name, list(p.shape)] for name, p in net.named_parameters()]}
+
+
+def memory_token(net: torch.nn.Module) -> str:
+    """A token for a module object: 16 hex digits of a SHA-256 of its :func:`about` and its parameters' values
+    (float64), so the same module gives the same token in every process."""
+    h = hashlib.sha256(json.dumps(about(net), sort_keys=True).encode())
+    for p in net.parameters():
+        h.update(p.detach().to(torch.float64).cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def remember(net: torch.nn.Module, token: str | None = None) -> str:
+    """Keep a private deep copy of ``net`` under ``token`` (default :func:`memory_token`) in this process, for
+    the descriptions that name the token; returns the token.  A module remembered again under the same token
+    replaces the earlier one.  ``ConfigError`` when the module cannot be deep-copied."""
+    if not isinstance(net, torch.nn.Module):
+        raise ConfigError(f"the model must be a torch.nn.Module, got a {type(net).__name__}")
+    try:
+        kept = copy.deepcopy(net).cpu()  # genni evaluates modules on the CPU (the search may move θ elsewhere)
+    except Exception as exc:
+        raise ConfigError(f"the module {type(net).__qualname__} cannot be deep-copied ({_first_line(exc)})") from None
+    token = memory_token(net) if token is None else token
+    _MEMORY[token] = kept
+    for key in [k for k in _CACHE if k.memory == token]:
+        del _CACHE[key]
+    return token
+
+
+def forget(token: str) -> None:
+    """Drop the module remembered under ``token`` (descriptions naming it need :func:`remember` again)."""
+    _MEMORY.pop(token, None)
+    for key in [k for k in _CACHE if k.memory == token]:
+        del _CACHE[key]
+
+
+def remembered(token: str) -> bool:
+    """A module is remembered under ``token`` in this process."""
+    return token in _MEMORY
 
 
 def _import_factory(path: str):
@@ -122,14 +184,22 @@ def _build(model: TorchModule) -> _Built:
     built = _CACHE.get(model)
     if built is not None:
         return built
-    where = f"config: [model] module = {model.module_path!r}"
-    factory = _import_factory(model.module_path)
-    kwargs = model.kwargs
-    try:
-        net = factory(**kwargs)
-    except Exception as exc:
-        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        raise ConfigError(f"{where}: calling it with ({args}) raised {_first_line(exc)}") from None
+    if model.memory is not None:
+        where = f"the module {model.module_path} (held in memory)"
+        if model.memory not in _MEMORY:
+            raise GenniError(f"this run's model, the torch module {model.module_path}, lived only in the memory of "
+                             "the process that made the run and cannot be rebuilt from the file: pass it, "
+                             "genni.load_run(path, model=net)")
+        net = copy.deepcopy(_MEMORY[model.memory])
+    else:
+        where = f"config: [model] module = {model.module_path!r}"
+        factory = _import_factory(model.module_path)
+        kwargs = model.kwargs
+        try:
+            net = factory(**kwargs)
+        except Exception as exc:
+            args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+            raise ConfigError(f"{where}: calling it with ({args}) raised {_first_line(exc)}") from None
     if not isinstance(net, torch.nn.Module):
         raise ConfigError(f"{where}: the factory returned a {type(net).__name__}, not a torch.nn.Module")
     n_params = sum(p.numel() for p in net.parameters())
@@ -213,7 +283,11 @@ def _default_points(net: torch.nn.Module, calls: list[tuple[str, bool]]) -> list
 class TorchModule(Model):
     """A torch module built by ``module_path`` ("package.module:Factory") with keyword arguments
     ``kwargs_json`` (canonical JSON, so the description stays hashable), mapping d_in flat input features
-    (reshaped to ``input_shape`` when given) to d_out outputs.  See the module docstring."""
+    (reshaped to ``input_shape`` when given) to d_out outputs.  See the module docstring.
+
+    memory : the token of a module held in memory (:func:`remember`; then ``module_path`` is its class, for
+        the record, and no factory is imported);  about_json : what :func:`about` says of it (canonical JSON)
+    """
 
     module_path: str
     d_in: int
@@ -221,6 +295,8 @@ class TorchModule(Model):
     kwargs_json: str = "{}"
     input_shape: tuple[int, ...] | None = None
     kind: str = "module"
+    memory: str | None = None
+    about_json: str = "{}"
 
     def __post_init__(self):
         if not isinstance(self.module_path, str) or self.module_path.count(":") != 1 \
@@ -278,17 +354,39 @@ class TorchModule(Model):
         _build(model)
         return model
 
+    @classmethod
+    def from_memory(cls, net: torch.nn.Module, d_in: int, d_out: int,
+                    input_shape: tuple[int, ...] | None = None) -> TorchModule:
+        """A module object held in memory (:func:`remember`), mapping d_in flat features (reshaped to
+        ``input_shape`` when given) to d_out outputs; built and checked now, like :meth:`from_config`."""
+        token = remember(net)
+        cls_ = type(net)
+        model = cls(module_path=f"{cls_.__module__}:{cls_.__qualname__}", d_in=d_in, d_out=d_out,
+                    input_shape=None if input_shape is None else tuple(input_shape), memory=token,
+                    about_json=json.dumps(about(net), sort_keys=True))
+        _build(model)
+        return model
+
+    @property
+    def about(self) -> dict:
+        """What the description records of a module held in memory (:func:`about`); empty otherwise."""
+        return json.loads(self.about_json)
+
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "module": self.module_path, "kwargs": self.kwargs,
-                "input_shape": None if self.input_shape is None else list(self.input_shape),
-                "d_in": self.d_in, "d_out": self.d_out}
+        d = {"kind": self.kind, "module": self.module_path, "kwargs": self.kwargs,
+             "input_shape": None if self.input_shape is None else list(self.input_shape),
+             "d_in": self.d_in, "d_out": self.d_out}
+        if self.memory is not None:
+            d.update(memory=self.memory, about=self.about, in_memory=MEMORY_NOTE)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> TorchModule:
         shape = d.get("input_shape")
         return cls(module_path=d["module"], d_in=d["d_in"], d_out=d["d_out"],
                    kwargs_json=json.dumps(d.get("kwargs") or {}, sort_keys=True),
-                   input_shape=None if shape is None else tuple(shape))
+                   input_shape=None if shape is None else tuple(shape), memory=d.get("memory"),
+                   about_json=json.dumps(d.get("about") or {}, sort_keys=True))
 
     # --- layout -------------------------------------------------------------------------------------
     def _net(self) -> torch.nn.Module:
@@ -329,7 +427,8 @@ class TorchModule(Model):
     def describe(self) -> str:
         declared = self.symmetry.kinds["declared"]
         sym = "symmetries as the module declares them" if declared else "no symmetries assumed — none declared"
-        return f"torch module {self.module_path} ({self.n_params:,} parameters; {sym})"
+        where = ", held in memory" if self.memory is not None else ""
+        return f"torch module {self.module_path}{where} ({self.n_params:,} parameters; {sym})"
 
     # --- reference weights --------------------------------------------------------------------------
     def _state_target(self) -> torch.nn.Module:
@@ -398,4 +497,4 @@ class ModuleSymmetry(Symmetry):
 
 TorchModule.symmetry_class = ModuleSymmetry
 
-__all__ = ["ModuleSymmetry", "TorchModule"]
+__all__ = ["MEMORY_NOTE", "ModuleSymmetry", "TorchModule", "about", "forget", "memory_token", "remember", "remembered"]
