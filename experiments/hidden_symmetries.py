@@ -88,12 +88,14 @@ def answer(results: dict, widths: tuple, depths: tuple) -> str:
                                                                                   "certified deficit")).all()]
     shares = {k: float(np.mean(he[k]["exact_status"] == "certified at the bound")) for k in complete}
     text = "He initialisation, exact answers on the box: " + ". ".join(parts) + "."
-    if complete:
-        by_n = {}
-        for (n, d) in complete:
-            by_n.setdefault(n, []).append((d, shares[(n, d)]))
+    by_n = {}
+    for (n, d) in complete:
+        by_n.setdefault(n, []).append((d, shares[(n, d)]))
+    by_n = {n: v for n, v in by_n.items() if len(v) > 1}  # a trend with depth needs two certified depths
+    if by_n:
+        trend = [(n, d) for n, v in by_n.items() for d, _ in v]
         falls = all(all(b[1] <= a[1] for a, b in zip(sorted(v), sorted(v)[1:])) for v in by_n.values())
-        text += (f" Where every network is certified ({', '.join(f'n = {n}, depth {d}' for n, d in sorted(complete))}), "
+        text += (f" Where every network is certified ({', '.join(f'n = {n}, depth {d}' for n, d in sorted(trend))}), "
                  f"the share at the bound {'never rises' if falls else 'does not always fall'} with depth"
                  f"{': the published reading holds there' if falls else ': the published reading holds only in part'}.")
     missing = sorted(set(he) - set(complete))
