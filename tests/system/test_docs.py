@@ -1,0 +1,122 @@
+"""The documentation site: its executable pages run, its API page keeps up with ``genni.__all__``, and
+``mkdocs build --strict`` passes (and fails on a broken link, anchor or cross-reference).
+
+An executable page's code is every fenced block whose info string is exactly ``python``; its blocks
+run in order, in one namespace, in an empty temporary working directory.  Code that is shown but not
+run uses another info string (``sh``, ``toml``, ``pycon``, ``text``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import genni
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+
+EXECUTABLE = ("tutorial.md",)
+"""The pages under docs/ whose ``python`` blocks the suite runs."""
+
+_FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=fence)[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def python_blocks(text: str) -> list[tuple[int, str]]:
+    """The ``python`` blocks of a Markdown text: (line number of the block's first code line, code)."""
+    return [(text.count("\n", 0, m.start("body")) + 1, m["body"])
+            for m in _FENCE.finditer(text) if m["info"].strip() == "python"]
+
+
+def test_python_blocks_are_the_python_fences_only():
+    text = textwrap.dedent("""\
+        # Title
+
+        ```python
+        a = 1
+        ```
+
+        ```sh
+        genni inspect run.h5
+        ```
+
+        ````python
+        b = a + 1
+        ```
+        c = b
+        ```
+        ````
+
+        ```pycon
+        >>> not run
+        ```
+        """)
+    blocks = python_blocks(text)
+    assert [line for line, _ in blocks] == [4, 12]
+    assert blocks[0][1] == "a = 1\n"
+    assert blocks[1][1] == "b = a + 1\n```\nc = b\n```\n"
+
+
+@pytest.mark.parametrize("page", EXECUTABLE)
+def test_executable_page_runs(page, tmp_path, monkeypatch):
+    """Every ``python`` block of the page runs without error, in order, in one namespace; a traceback
+    names the page and its line."""
+    source = DOCS / page
+    blocks = python_blocks(source.read_text(encoding="utf-8"))
+    assert blocks, f"{page} has no python block"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "__docs__"}
+    for line, code in blocks:
+        exec(compile("\n" * (line - 1) + code, str(source), "exec"), namespace)  # noqa: S102
+
+
+def test_api_page_names_every_public_name():
+    """docs/api/genni.md documents or links every name of ``genni.__all__``."""
+    page = (DOCS / "api" / "genni.md").read_text(encoding="utf-8")
+    missing = [name for name in genni.__all__ if not re.search(rf"genni\.{re.escape(name)}\b", page)]
+    assert not missing, f"docs/api/genni.md does not mention genni.{', genni.'.join(missing)}"
+
+
+def test_benchmark_results_page_includes_every_result_table():
+    page = (DOCS / "benchmark-results.md").read_text(encoding="utf-8")
+    included = set(re.findall(r'^--8<-- "benchmarks/results/([\w.-]+\.md)"$', page, re.MULTILINE))
+    tables = {p.name for p in (ROOT / "benchmarks" / "results").glob("*.md")}
+    assert tables and included == tables
+
+
+def _mkdocs(config: Path, site: Path) -> subprocess.CompletedProcess:
+    if importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("mkdocstrings_handlers") is None:
+        pytest.skip("the docs packages are not installed (make docs, or pip install -e '.[docs]')")
+    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d",
+                           str(site)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+
+
+def test_site_builds_strict(tmp_path):
+    done = _mkdocs(ROOT / "mkdocs.yml", tmp_path / "site")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "site" / "index.html").is_file()
+    api = (tmp_path / "site" / "api" / "genni.html").read_text(encoding="utf-8")
+    assert 'id="genni.find"' in api and 'id="genni.identify"' in api
+
+
+def test_site_build_fails_on_broken_links(tmp_path):
+    """The site's settings turn a missing page, a missing anchor and an unknown API object into errors."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.md").write_text("# Home\n\n## Present\n\n[a](missing.md), [b](#absent), [c][genni.no_such_thing]"
+                                   ", [d](#present)\n", encoding="utf-8")
+    config = tmp_path / "mkdocs.yml"
+    config.write_text(f"INHERIT: {ROOT / 'mkdocs.yml'}\ndocs_dir: docs\nnav:\n  - index.md\n", encoding="utf-8")
+    done = _mkdocs(config, tmp_path / "site")
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "missing.md" in out and "#absent" in out and "genni.no_such_thing" in out
+    assert "#present" not in out
