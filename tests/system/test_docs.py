@@ -120,3 +120,44 @@ def test_site_build_fails_on_broken_links(tmp_path):
     assert done.returncode != 0
     assert "missing.md" in out and "#absent" in out and "genni.no_such_thing" in out
     assert "#present" not in out
+
+
+@pytest.fixture(scope="module")
+def griffe_genni():
+    """genni as griffe sees it (static analysis, as the site's build loads it), and the roles extension."""
+    griffe = pytest.importorskip("griffe", reason="the docs packages are not installed (pip install -e '.[docs]')")
+    from tools import griffe_sphinx_roles
+
+    return griffe.load("genni", search_paths=[str(ROOT)], resolve_aliases=False), griffe_sphinx_roles
+
+
+def test_roles_become_cross_references(griffe_genni):
+    pkg, roles = griffe_genni
+    assert roles.convert(pkg["plots"], ":class:`~genni.store.RunData`") == (
+        '<autoref identifier="genni.store.RunData" optional><code>RunData</code></autoref>')
+    # relative to the module, then its packages; a name in the docstring's scope (here an import)
+    assert 'identifier="genni.geometry.ricci"' in roles.convert(pkg["geometry"], ":mod:`.ricci`")
+    assert 'identifier="genni.geometry.statistics"' in roles.convert(pkg["geometry.ricci.flow"], ":mod:`.statistics`")
+    assert roles.convert(pkg["search.driver"], ":class:`Found`") == (
+        '<autoref identifier="genni.search.problem.Found" optional><code>Found</code></autoref>')
+    assert roles.convert(pkg["models"], ":func:`torch.nn.utils.parameters_to_vector`") == (
+        "<code>torch.nn.utils.parameters_to_vector</code>")
+
+
+def test_a_role_naming_nothing_is_a_warning(griffe_genni, caplog):
+    pkg, roles = griffe_genni
+    with caplog.at_level("WARNING"):
+        assert roles.convert(pkg["store"], "see :func:`genni.store.no_such_function`") == (
+            "see <code>genni.store.no_such_function</code>")
+    assert "genni.store.no_such_function" in caplog.text
+
+
+def test_docstring_markup_becomes_markdown(griffe_genni):
+    pkg, roles = griffe_genni
+    text = ("Summary.\n\nA file::\n\n    f_θ*(x)\n\n``moons``\n    two half circles,\n    with noise\n"
+            "theta : shape [P];  X : [n, w_0]\n    the probe inputs\nreturns : float\nThen f_θ*(x) and ‖A‖_F, `θ*`.")
+    assert roles.convert(pkg, text).split("\n") == [
+        "Summary.", "", "A file:", "", "    f_θ*(x)", "",
+        "- ``moons``: two half circles,", "  with noise", "",
+        "- theta : shape [P];  X : [n, w_0]", "  the probe inputs", "- returns : float", "",
+        "Then f_θ\\*(x) and ‖A‖\\_F, `θ*`."]
