@@ -125,7 +125,7 @@ def test_site_build_fails_on_broken_links(tmp_path):
 @pytest.fixture(scope="module")
 def griffe_genni():
     """genni as griffe sees it (static analysis, as the site's build loads it), and the roles extension."""
-    griffe = pytest.importorskip("griffe", reason="the docs packages are not installed (pip install -e '.[docs]')")
+    griffe = pytest.importorskip("griffe", reason="the docs packages are not installed (make docs, or pip install -e '.[docs]')")
     from tools import griffe_sphinx_roles
 
     return griffe.load("genni", search_paths=[str(ROOT)], resolve_aliases=False), griffe_sphinx_roles
