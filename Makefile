@@ -7,7 +7,7 @@ GENNI  := $(VENV)/bin/genni
 # (an unpinned torch pulls a several-GB CUDA build). The code runs on torch >= 2.2.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install test test-load figures bench stress lint clean experiments hidden_symmetries genni_toy equivalent_paths ricci_accuracy layer_paths lenet
+.PHONY: install test test-load figures docs bench stress lint clean experiments hidden_symmetries genni_toy equivalent_paths ricci_accuracy layer_paths lenet
 
 # experiment scripts (experiments/*.py): runs/<name>/, figures/<name>/ and figures/<name>/results.md;
 # minutes on 2 cores by default, ARGS=--full for the published scale
@@ -40,12 +40,22 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# the documentation packages (mkdocs, mkdocs-material, mkdocstrings) on top of install; test does not need them
+$(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,docs]'
+	touch $@
+
 test: install
 	$(PY) -m pytest -q
 
 # the built-in default experiment (moons, 2-16-16-1 ReLU): run file + figures
 figures: install
 	$(GENNI) run -o runs/moons_relu.h5 --figures figures/moons_relu
+
+# the documentation site into site/ (open site/index.html); --strict: a broken link, anchor or API
+# cross-reference, or a docstring mkdocstrings cannot parse, fails the build
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 bench: install
 	$(PY) benchmarks/bench_search.py
@@ -69,5 +79,5 @@ lint: install
 	$(VENV)/bin/ruff check genni tests benchmarks experiments
 
 clean:
-	rm -rf $(VENV) runs figures build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs figures site build dist *.egg-info .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -89,7 +89,7 @@ def main(argv=None) -> None:
         rows.append((name, model.n_params, e.bound, probe_rank, e.rank, e.status, e.n_regions, e.regions.complete,
                      seconds, rates["vertices"], rates["lp"]))
         print(rows[-1], flush=True)
-    lines = [f"# Linear regions and the exact functional dimension ({machine})", "",
+    lines = [f"Linear regions and the exact functional dimension ({machine}).", "",
              f"`python benchmarks/bench_regions.py --regions {args.regions} --seconds {args.seconds:g} "
              f"--repeats {args.repeats}{' --quick' if args.quick else ''}`", "",
              "Regions per second of the walk over the first regions (median of repeats): facets from the vertices "

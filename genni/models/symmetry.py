@@ -33,7 +33,7 @@ class GroupElement:
     """One element of a kind's symmetry group (every kind uses this one type).
 
     perms : per hidden layer ℓ (units, channels or a block's hidden units), int array [w_ℓ]: new unit j is
-        old unit perms[ℓ][j]
+        old unit ``perms[ℓ][j]``
     factors : per hidden layer ℓ, float array [w_ℓ] applied after the permutation: positive scales
         (rescaling), ±1 (sign flips) or ones
     extra : what else a kind's group holds (the residual MLP's stream map ``A`` [w, w] and translations

@@ -1,1 +1,2 @@
-"""The product end to end: the command line, bad input, crashes and interrupts, experiments, the reference run."""
+"""The product end to end: the command line, bad input, crashes and interrupts, experiments, the reference run,
+the documentation site."""

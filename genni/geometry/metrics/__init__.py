@@ -29,15 +29,15 @@ path lengths, triangle inequality and geodesics make sense: ``is_length_metric``
 
 Invariances (a transformation T with d(X, T X) = 0):
 
-=====================  ==========  =========  ===========  ===========  ====================
-metric                 orthogonal  isotropic  translation  permutation  per-unit pos. scaling
-=====================  ==========  =========  ===========  ===========  ====================
-angular_cka            yes         yes        yes          yes          no
-angular_procrustes     yes         yes        yes          yes          no
-procrustes             yes         no         yes          yes          no
-zscore_procrustes      no          yes        yes          yes          yes (also sign flips)
-zscore_permutation     no          yes        yes          yes          yes (not sign flips)
-=====================  ==========  =========  ===========  ===========  ====================
+    =====================  ==========  =========  ===========  ===========  ====================
+    metric                 orthogonal  isotropic  translation  permutation  per-unit pos. scaling
+    =====================  ==========  =========  ===========  ===========  ====================
+    angular_cka            yes         yes        yes          yes          no
+    angular_procrustes     yes         yes        yes          yes          no
+    procrustes             yes         no         yes          yes          no
+    zscore_procrustes      no          yes        yes          yes          yes (also sign flips)
+    zscore_permutation     no          yes        yes          yes          yes (not sign flips)
+    =====================  ==========  =========  ===========  ===========  ====================
 
 Sign flips of units are orthogonal maps, so every orthogonally invariant metric is
 invariant to them.  **The standard metrics (angular CKA, (angular) Procrustes) are
