@@ -45,8 +45,10 @@ $(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,docs]'
 	touch $@
 
+# the suite on JOBS worker processes (pytest-xdist), each test file on one worker so module fixtures run once
+JOBS ?= 2
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(JOBS) --dist loadfile
 
 # the built-in default experiment (moons, 2-16-16-1 ReLU): run file + figures
 figures: install
@@ -69,7 +71,7 @@ bench: install
 
 # the whole suite three times in a row while a burner keeps every core busy (about 2 hours here)
 test-load: install
-	$(PY) -m tools.under_load --runs 3
+	$(PY) -m tools.under_load --runs 3 --jobs $(JOBS)
 
 # kill -9 at 20 random moments for find, walk, project and sweep on real processes (about 15 minutes)
 stress: install

@@ -25,6 +25,7 @@ BURN = ("import numpy as np, threading, time\n"
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=2, help="pytest-xdist workers, as `make test` runs the suite")
     args = ap.parse_args(argv)
     cores = os.cpu_count() or 1
     burner = subprocess.Popen([sys.executable, "-c", BURN.format(n=cores)], env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -33,8 +34,8 @@ def main(argv=None) -> int:
     try:
         for k in range(1, args.runs + 1):
             t = time.monotonic()
-            r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], capture_output=True,
-                               text=True)
+            r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(args.jobs),
+                                "--dist", "loadfile"], capture_output=True, text=True)
             last = (r.stdout.strip().splitlines() or ["(no output)"])[-1]
             log = f"under_load_run{k}.log"
             with open(log, "w") as fh:  # the whole output: which test failed, and why
