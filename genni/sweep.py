@@ -75,11 +75,13 @@ def load_sweep(path: str | Path) -> dict:
     if "base" not in raw:
         raise ConfigError("sweep: needs base = \"config.toml\" or a [base] table")
     base = raw["base"]
-    if isinstance(base, str):
+    if isinstance(base, str):  # a config file: its folder is the cells' (relative [model] module paths)
         base_cfg = _config.load(p.parent / base)
         base_raw = tomllib.loads((p.parent / base).read_text())
-    elif isinstance(base, dict):
-        base_cfg, base_raw = _config.resolve(base), base
+        root = (p.parent / base).absolute().parent
+    elif isinstance(base, dict):  # inline: the sweep file's folder
+        root = p.absolute().parent
+        base_cfg, base_raw = _config.resolve(base, root=root), base
     else:
         raise ConfigError("sweep: base must be a config path or a table")
     stages = raw.get("stages", ["find", "identify"])
@@ -117,7 +119,7 @@ def load_sweep(path: str | Path) -> dict:
             raw_cell["seed"] = int(base_cfg["seed"]) + s
             name = f"cell_{len(cells):04d}"
             try:
-                cfg = _config.resolve(raw_cell)
+                cfg = _config.resolve(raw_cell, root=root)
             except ConfigError as exc:
                 raise ConfigError(f"sweep {name} ({_describe(keys, combo)}, seed {raw_cell['seed']}): {exc}") from None
             cfg["name"] = f"{base_cfg['name']}_{name}"
