@@ -46,6 +46,9 @@ class PathsOptions:
         need_int("--max-inputs", self.max_inputs, 2)
         if self.floor is not None and not 0 <= self.floor < 1:
             raise ConfigError(f"--floor must lie in [0, 1), got {self.floor}")
+        if self.floor is not None and not geometry.METRICS[self.metric].floored:
+            floored = ", ".join(m for m, spec in geometry.METRICS.items() if spec.floored)
+            raise ConfigError(f"--floor applies to the z-score metrics ({floored}), not --metric {self.metric}")
 
     @property
     def unit_floor(self) -> float:
@@ -100,6 +103,9 @@ def run(path: str | Path, options: PathsOptions = PathsOptions(), *, progress: b
     metric, floor = options.metric, options.unit_floor
     stored = store.load_run(path)
     model = models.from_dict(stored.architecture)
+    if options.preactivations and model.layer_names(True) == model.layer_names(False):
+        raise ConfigError(f"--pre-activations: {model.describe()} has no pre-activations apart from its "
+                          "representations (MLPs with hidden layers have)")
     rows, thetas = networks(stored, options.max_networks)
     n_inputs = min(options.max_inputs, len(stored.X))
     reps = _representations(path, stored, model, thetas, rows, n_inputs, options.preactivations, options.cache)
