@@ -74,7 +74,7 @@ def _epilog(command: str) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="genni", description="Symmetries and identifiability of neural networks.",
-                epilog="`genni COMMAND --help` lists a command's options with their defaults.")
+                epilog="`genni COMMAND --help` lists a command's options with their defaults and one example.")
     p.add_argument("--version", action="version", version=f"genni {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
