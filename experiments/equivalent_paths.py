@@ -29,12 +29,13 @@ METRIC = "zscore_procrustes"
 
 
 def base(activation: str, n: int, probe: int, tiny: bool = False) -> dict:
-    """The config of one activation (tiny: 200 training epochs and short walks, for the smoke test)."""
+    """The config of one activation (tiny: a 2-8-8-1 network, 200 training epochs and short walks, for the smoke
+    test)."""
     search = ({"init": "walk", "chains": 2 if tiny else 4, "thin": 2 if tiny else 5} if activation == "relu"
               else {"init": "random"})
     reference = {"source": "train", "weight_decay": 1e-3, **({"epochs": 200} if tiny else {})}
     return {"name": f"{NAME}_{activation}", "seed": 0, "data": {"dataset": "moons", "n_probe": probe, "n_heldout": probe},
-            "model": {"widths": [2, 16, 16, 1], "activation": activation},
+            "model": {"widths": [2, 8, 8, 1] if tiny else [2, 16, 16, 1], "activation": activation},
             "reference": reference, "search": {"n": n, **search}}
 
 

@@ -95,8 +95,9 @@ def main(argv: list[str] | None = None) -> None:
     rank, verdicts = info["rank"], (info["verdicts"] if direct else None)
     t_ident = time.perf_counter() - t1
     rr_check = identifiability.randomized_rank(model, run.theta_ref, run.X) if direct and size != "tiny" else None
-    proj = genni.project(path, subspace="pca", dims=2, resolution=21 if size == "tiny" else 61, paths=2)
-    lp = genni.layer_paths(path, metric="zscore_procrustes", max_networks=8, max_inputs=256)
+    tiny = size == "tiny"
+    proj = genni.project(path, subspace="pca", dims=2, resolution=21 if tiny else 61, paths=1 if tiny else 2)
+    lp = genni.layer_paths(path, metric="zscore_procrustes", max_networks=3 if tiny else 8, max_inputs=64 if tiny else 256)
     plots.plot_run(store.load_run(path), figs, ("png",))
     run = store.load_run(path)
     eq = run.equivalents

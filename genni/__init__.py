@@ -9,22 +9,24 @@ from ._version import __version__
 from .config import load as load_config
 from .data import DATASETS, Dataset, load_dataset
 from .errors import ConfigError, GenniError
+from .explore import explore
 from .geometry import distance, pairwise, ricci_layers
 from .identifiability import output_jacobian, spectrum
 from .models import MLP, GroupElement, Model, Symmetry
 from .models.activations import ACTIVATIONS
 from .models.base import module_to_theta
+from .notebook import Run, load_run
 from .search import Found, Problem, SearchSettings, run_search
 from .stages.calls import find, identify, layer_paths, project, ricci
-from .store import RunData, load_run
+from .store import RunData
 
 __all__ = [
     "__version__",
     "ACTIVATIONS", "DATASETS",
     "ConfigError", "GenniError",
-    "Dataset", "Found", "MLP", "Model", "Problem", "RunData", "SearchSettings", "Symmetry", "GroupElement",
+    "Dataset", "Found", "MLP", "Model", "Problem", "Run", "RunData", "SearchSettings", "Symmetry", "GroupElement",
     "identify", "output_jacobian", "spectrum",
-    "discrepancy", "distance", "pairwise", "find",
+    "discrepancy", "distance", "pairwise", "explore", "find",
     "project", "layer_paths", "ricci", "ricci_layers",
     "load_config", "load_dataset", "load_run", "module_to_theta",
     "run_search", "stages",

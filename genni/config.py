@@ -24,6 +24,10 @@ from .models.activations import ACTIVATIONS, PIECEWISE_LINEAR
 from .search import DEFAULT_MAX_STEPS, DEFAULT_PATIENCE, SearchSettings
 from .walk import WalkSettings
 
+GIVEN = "given"
+"""``[data] dataset`` and ``[reference] source`` of a run made by :func:`genni.explore`: the inputs and the
+reference come from the caller's memory (never valid in a TOML config: it names no data set or file)."""
+
 RANK_INPUTS = ("data", "kinks")
 """``[identify] rank_inputs``: the fresh inputs the rank of J grows over (:func:`default_rank_inputs`)."""
 
@@ -408,6 +412,96 @@ def with_overrides(cfg: dict, *, n: int | None = None, seed: int | None = None, 
         out["seed"] = _check_value("", "seed", seed)
     if device is not None:
         out["search"]["device"] = _check_value("search", "device", device)
+    return out
+
+
+EXPLORE_SECTIONS = ("search", "identify")
+"""The sections whose every key :func:`explore_config` takes (as a keyword or in a section dict)."""
+
+EXPLORE_DATA_KEYS = ("n_far", "far_scale")
+"""The ``[data]`` keys :func:`explore_config` takes; the rest come from the inputs given."""
+
+EXPLORE_DEFAULTS = {"search": {"init": "perturb", "init_scale": 0.01}}
+"""Where :func:`explore_config`'s defaults differ from a TOML config's: the search starts from θ* moved by 1 % of a
+fresh initialisation, as the built-in default experiment does (relu searches from random starts stall)."""
+
+
+def _explore_key(key: str, value) -> list[tuple[str, str, object]]:
+    """(section, key, value) for one keyword of :func:`genni.explore`: a top-level key, a key of a section it
+    takes (flat), or a whole section as a dict; a one-line ``ConfigError`` for anything else."""
+    takes = {k: sec for sec in EXPLORE_SECTIONS for k in SCHEMA[sec]} | {k: "data" for k in EXPLORE_DATA_KEYS}
+    takes |= {k: "" for k in SCHEMA[""]}
+    if key in EXPLORE_SECTIONS or key == "data":
+        if not isinstance(value, dict):
+            raise ConfigError(f"explore: {key}= must be a dict of [{key}] keys, got {value!r}")
+        out = []
+        for k, v in value.items():
+            if takes.get(k) != key:
+                known = EXPLORE_DATA_KEYS if key == "data" else tuple(SCHEMA[key])
+                raise ConfigError(f"explore: unknown key '{k}' in {key}= (known: {', '.join(known)})")
+            out.append((key, k, v))
+        return out
+    if key in takes:
+        return [(takes[key], key, value)]
+    if key == "model" or key in SCHEMA["model"]:
+        raise ConfigError(f"explore: {key} is a [model] key; the architecture is the model you pass")
+    if key == "reference" or key in SCHEMA["reference"]:
+        raise ConfigError(f"explore: {key} is a [reference] key; the reference is the model you pass (θ* its "
+                          "parameters)")
+    if key in SCHEMA["data"]:
+        raise ConfigError(f"explore: {key} is a [data] key that the inputs decide (X and heldout); explore takes "
+                          f"{', '.join(EXPLORE_DATA_KEYS)}")
+    import difflib
+    near = sorted((k for k in takes if len(k) > 2 and (key.startswith(k) or k.startswith(key))), key=len,
+                  reverse=True) or difflib.get_close_matches(key, list(takes), n=1)
+    hint = f"did you mean '{near[0]}'? " if near else ""
+    raise ConfigError(f"explore: unknown keyword '{key}' ({hint}keys: name, seed, n_far, far_scale, every [search] "
+                      "and [identify] key, or search={...}, identify={...}, data={...})")
+
+
+def model_table(model) -> dict:
+    """The resolved ``[model]`` table of a :class:`genni.models.Model`: ``kind`` and the kind's own keys
+    (``outputs`` too for every kind but mlp), as :func:`resolve` writes them."""
+    own = tuple(type(model).CONFIG_KEYS) + (("outputs",) if model.kind != "mlp" else ())
+    desc = {**model.to_dict(), "outputs": model.out_dim}
+    return {"kind": model.kind, **{k: list(desc[k]) if isinstance(desc.get(k), tuple) else desc.get(k) for k in own}}
+
+
+def explore_config(keys: dict, *, model: dict, n_probe: int, n_heldout: int, d_in: int,
+                   shape: tuple[int, ...] | None = None) -> dict:
+    """The resolved config of a run of given inputs and a given reference (:func:`genni.explore`).
+
+    keys : the keywords of ``genni.explore`` (flat keys such as ``tol``, or sections such as
+        ``search={"tol": 1e-12}``), checked as a TOML config's keys are, each error one line naming the key
+    model : the model's ``[model]`` table (``kind`` and the kind's keys);  n_probe, n_heldout : rows given;
+    d_in : input features per row;  shape : the [C, H, W] of an image row, or None
+    returns : a config like :func:`resolve`'s, with ``[data] dataset`` and ``[reference] source`` = ``"given"``
+    """
+    raw: dict = {"": {}, "data": {}, "search": {}, "identify": {}}
+    for key, value in keys.items():
+        for section, k, v in _explore_key(key, value):
+            if k in raw[section]:
+                raise ConfigError(f"explore: {_key_name(section, k)} is given twice")
+            raw[section][k] = _check_value(section, k, v)
+    out: dict = {k: raw[""].get(k, default) for k, (_t, default, _c) in SCHEMA[""].items()}
+    for section in ("search", "identify"):
+        defaults = {k: default for k, (_t, default, _c) in SCHEMA[section].items()} | EXPLORE_DEFAULTS.get(section, {})
+        out[section] = {k: raw[section].get(k, default) for k, default in defaults.items()}
+    far = {k: raw["data"].get(k, SCHEMA["data"][k][1]) for k in EXPLORE_DATA_KEYS}
+    out["data"] = {"dataset": GIVEN, "n_probe": int(n_probe), "n_heldout": int(n_heldout), "n_train": 0,
+                   "noise": None, "dim": int(d_in), "shape": None if shape is None else [int(s) for s in shape],
+                   **far}
+    out["model"] = dict(model)
+    out["reference"] = {"source": GIVEN}
+    srch = out["search"]
+    if srch["max_steps"] is None:
+        srch["max_steps"] = DEFAULT_MAX_STEPS[srch["method"]]
+    if srch["patience"] is None:
+        srch["patience"] = DEFAULT_PATIENCE[srch["method"]]
+    _resolve_rank_inputs(out, "rank_inputs" in raw["identify"])
+    if out["identify"]["rank_growth_max"] > 0 and out["identify"]["rank_inputs"] == "data":
+        raise ConfigError("explore: [identify] rank_growth_max draws fresh inputs from a built-in data set, and "
+                          "given inputs have none: leave it at 0, or use rank_inputs = 'kinks' (relu MLPs)")
     return out
 
 

@@ -122,6 +122,8 @@ def format_text(summary: dict, tree: list[dict]) -> str:
     r = summary["reference"]
     lines += ["", f"run '{summary['name']}', seed {summary['seed']}: {describe(a)}, "
                   f"P = {summary['n_params']} parameters"]
+    if a.get("memory") is not None:
+        lines.append(f"model held in memory only: {a.get('in_memory') or 'the file cannot rebuild it'}")
     acc = f", accuracy {r['accuracy']:.3f} on held-out labels" if r.get("accuracy") is not None else ""
     lines.append(f"reference: {r.get('source')}{acc}, output power {r.get('output_power', float('nan')):.4g}, "
                  f"dead units per hidden layer {r.get('dead_units')}")

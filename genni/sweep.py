@@ -239,18 +239,23 @@ def run_sweep(sweep_path: str | Path, outdir: str | Path, *, workers: int | None
     todo = []
     for name, cfg, _ in sw["cells"]:
         path = out / f"{name}.h5"
+        ref = cfg.get("reference", {})
+        if ref.get("path") and not Path(ref["path"]).is_absolute():  # a state_dict: found from here, not the worker
+            cfg = {**cfg, "reference": {**ref, "path": str(Path(ref["path"]).absolute())}}
         if path.exists():  # read what is there; only cells missing a stage go to the cluster
             try:
                 run = store.load_run(path)
+            except GenniError:
+                run = None
+            if run is not None:
+                diffs = _config.differences(run.config, cfg)
+                if diffs:
+                    raise GenniError(f"{path} holds a run of another config ({', '.join(diffs)} differ): sweep into "
+                                     "another folder, or remove the old cells")
                 if all(_stages.done(run, s) for s in sw["stages"]):
                     rows[name] = {"file": path.name, "seed": cfg["seed"], "status": "done", **summarise_run(run),
                                   "seconds": float("nan")}
                     continue
-            except GenniError:
-                pass
-        ref = cfg.get("reference", {})
-        if ref.get("path") and not Path(ref["path"]).is_absolute():  # a state_dict: found from here, not the worker
-            cfg = {**cfg, "reference": {**ref, "path": str(Path(ref["path"]).absolute())}}
         todo.append((name, cfg, path))
     skipped = len(rows)
     cores = os.cpu_count() or 1

@@ -12,10 +12,11 @@ from .domain import DEFAULT_DOMAIN_SCALE, Domain, default_domain, normal_box, pr
 from .kinks import Kinks, KinkStream, Lines, clip_lines, kink_inputs, kink_stream, line_kinks, random_lines
 from .pieces import Network, Pieces, check_piecewise_linear
 from .rank import STATUSES, ExactRank, exact_rank
-from .regions import Region, Walk, enumerate_regions, walk
+from .regions import Region, Walk, enumerate_regions, sampled_regions, walk
 from .sup import SUP_STATUS_CODES, Sup, certified_sup, certified_sups, relative_bound
 
 __all__ = ["DEFAULT_DOMAIN_SCALE", "Domain", "default_domain", "normal_box", "probe_box", "Network", "Pieces",
-           "check_piecewise_linear", "STATUSES", "ExactRank", "exact_rank", "Region", "Walk", "enumerate_regions", "walk",
+           "check_piecewise_linear", "STATUSES", "ExactRank", "exact_rank", "Region", "Walk", "enumerate_regions",
+           "sampled_regions", "walk",
            "SUP_STATUS_CODES", "Sup", "certified_sup", "certified_sups", "relative_bound",
            "Kinks", "KinkStream", "Lines", "clip_lines", "kink_inputs", "kink_stream", "line_kinks", "random_lines"]

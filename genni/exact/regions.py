@@ -269,3 +269,20 @@ def enumerate_regions(pieces: Pieces, domain: Domain, *, max_regions: int | None
         gen.close()
     out.seconds, out.lps = time.perf_counter() - t0, counter[0]
     return out
+
+
+def sampled_regions(pieces: Pieces, domain: Domain, n: int, *, seed: int = 0, batch: int = 65_536) -> int:
+    """How many distinct activation patterns ``n`` uniform points of ``domain`` meet: a lower bound on the
+    number of linear regions inside it (each pattern met is a region; regions no point falls in are missed).
+
+    Where a walk stops on its budget, this says how far the box's region count exceeds what was walked.
+    """
+    if int(n) < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    rng = np.random.default_rng(seed)
+    seen: set[bytes] = set()
+    for start in range(0, int(n), batch):
+        X = domain.sample(min(batch, int(n) - start), rng)
+        packed = np.packbits(pieces.pattern(X), axis=1)
+        seen.update(packed[i].tobytes() for i in range(len(packed)))
+    return len(seen)

@@ -44,6 +44,13 @@ Symmetries: none is assumed.  A module declares its own by defining any of
   ``identify`` classifies planted copies as symmetry copies (without it, alignment is the identity).
 
 :mod:`genni.models.examples` holds small factories (a conv net; an MLP declaring its rescaling symmetry).
+
+**Modules held in memory** (:func:`genni.explore` with a module that is no plain MLP): a module object
+needs no factory.  :func:`remember` keeps a private copy in a process-local registry under a token, and
+the description records the token (``memory``), the module's class (as ``module``) and ``about`` (its
+class, repr, parameter names and shapes).  Such a description cannot be rebuilt from a run file alone:
+in another process building it raises a one-line :class:`~genni.errors.GenniError` naming what to pass,
+``genni.load_run(path, model=net)``, which remembers ``net`` under the stored token.
 """
 
 from __future__ import annotations
@@ -63,7 +70,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, GenniError
 from .base import Model, _first_line, _shape
 from .symmetry import GroupElement, Symmetry
 
@@ -100,6 +107,60 @@ class _Built:
 
 
 _CACHE: dict = {}
+
+_MEMORY: dict[str, torch.nn.Module] = {}
+"""token -> a private copy of a module held in memory (:func:`remember`)."""
+
+MEMORY_NOTE = ("the model is a torch module that lived only in the memory of the Python process that made this run: "
+               "the file holds θ*, the data, the module's class, repr and parameter names and shapes, but cannot "
+               "rebuild the module; load the run with genni.load_run(path, model=net)")
+"""What a run file of a module held in memory says about it (the ``in_memory`` attribute of /reference)."""
+
+
+def about(net: torch.nn.Module) -> dict:
+    """What can be stored about a module object: its class (``package.module:Qualname``), its repr, and its
+    parameters' names and shapes in ``named_parameters()`` order (the order of θ)."""
+    cls = type(net)
+    return {"class": f"{cls.__module__}:{cls.__qualname__}", "repr": repr(net),
+            "parameters": [[name, list(p.shape)] for name, p in net.named_parameters()]}
+
+
+def memory_token(net: torch.nn.Module) -> str:
+    """A token for a module object: 16 hex digits of a SHA-256 of its :func:`about` and its parameters' values
+    (float64), so the same module gives the same token in every process."""
+    h = hashlib.sha256(json.dumps(about(net), sort_keys=True).encode())
+    for p in net.parameters():
+        h.update(p.detach().to(torch.float64).cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def remember(net: torch.nn.Module, token: str | None = None) -> str:
+    """Keep a private deep copy of ``net`` under ``token`` (default :func:`memory_token`) in this process, for
+    the descriptions that name the token; returns the token.  A module remembered again under the same token
+    replaces the earlier one.  ``ConfigError`` when the module cannot be deep-copied."""
+    if not isinstance(net, torch.nn.Module):
+        raise ConfigError(f"the model must be a torch.nn.Module, got a {type(net).__name__}")
+    try:
+        kept = copy.deepcopy(net).cpu()  # genni evaluates modules on the CPU (the search may move θ elsewhere)
+    except Exception as exc:
+        raise ConfigError(f"the module {type(net).__qualname__} cannot be deep-copied ({_first_line(exc)})") from None
+    token = memory_token(net) if token is None else token
+    _MEMORY[token] = kept
+    for key in [k for k in _CACHE if k.memory == token]:
+        del _CACHE[key]
+    return token
+
+
+def forget(token: str) -> None:
+    """Drop the module remembered under ``token`` (descriptions naming it need :func:`remember` again)."""
+    _MEMORY.pop(token, None)
+    for key in [k for k in _CACHE if k.memory == token]:
+        del _CACHE[key]
+
+
+def remembered(token: str) -> bool:
+    """A module is remembered under ``token`` in this process."""
+    return token in _MEMORY
 
 
 FILE_SUFFIX = ".py"
@@ -226,15 +287,29 @@ def _import_factory(path: str, module_dir: str | None = None):
     return obj
 
 
-def _instantiate(module_path: str, module_dir: str | None, kwargs: dict) -> torch.nn.Module:
-    """Import the factory, call it with ``kwargs``, check what it returns; the module as float64, in eval mode."""
-    where = f"config: [model] module = {module_path!r}"
-    factory = _import_factory(module_path, module_dir)
-    try:
-        net = factory(**kwargs)
-    except Exception as exc:
-        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        raise ConfigError(f"{where}: calling it with ({args}) raised {_first_line(exc)}") from None
+def _where(module_path: str, memory: str | None) -> str:
+    """How errors name a module: its config value, or its class when it is held in memory."""
+    return (f"the module {module_path} (held in memory)" if memory is not None
+            else f"config: [model] module = {module_path!r}")
+
+
+def _instantiate(module_path: str, module_dir: str | None, kwargs: dict, memory: str | None = None) -> torch.nn.Module:
+    """Import the factory and call it with ``kwargs`` (or, for a module held in memory, copy the remembered
+    module), check what comes out; the module as float64, in eval mode."""
+    where = _where(module_path, memory)
+    if memory is not None:
+        if memory not in _MEMORY:
+            raise GenniError(f"this run's model, the torch module {module_path}, lived only in the memory of "
+                             "the process that made the run and cannot be rebuilt from the file: pass it, "
+                             "genni.load_run(path, model=net)")
+        net = copy.deepcopy(_MEMORY[memory])
+    else:
+        factory = _import_factory(module_path, module_dir)
+        try:
+            net = factory(**kwargs)
+        except Exception as exc:
+            args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+            raise ConfigError(f"{where}: calling it with ({args}) raised {_first_line(exc)}") from None
     if not isinstance(net, torch.nn.Module):
         raise ConfigError(f"{where}: the factory returned a {type(net).__name__}, not a torch.nn.Module")
     if not any(p.numel() for p in net.parameters()):
@@ -307,9 +382,9 @@ def _build(model: TorchModule, net: torch.nn.Module | None = None) -> _Built:
     built = _CACHE.get(model)
     if built is not None:
         return built
-    where = f"config: [model] module = {model.module_path!r}"
+    where = _where(model.module_path, model.memory)
     if net is None:
-        net = _instantiate(model.module_path, model.module_dir, model.kwargs)
+        net = _instantiate(model.module_path, model.module_dir, model.kwargs, model.memory)
     n_params = sum(p.numel() for p in net.parameters())
     if model.input_shape is not None:
         net.register_forward_pre_hook(_ReshapeInput(model.input_shape))
@@ -386,7 +461,11 @@ class TorchModule(Model):
     keyword arguments ``kwargs_json`` (canonical JSON, so the description stays hashable), mapping d_in flat
     input features (reshaped to ``input_shape`` when given) to d_out outputs.  ``module_dir``: the folder a
     relative file path and a package are looked up from (the config file's folder; None: the current
-    directory).  See the module docstring."""
+    directory).  See the module docstring.
+
+    memory : the token of a module held in memory (:func:`remember`; then ``module_path`` is its class, for
+        the record, and no factory is imported);  about_json : what :func:`about` says of it (canonical JSON)
+    """
 
     module_path: str
     d_in: int
@@ -395,6 +474,8 @@ class TorchModule(Model):
     input_shape: tuple[int, ...] | None = None
     module_dir: str | None = None
     kind: str = "module"
+    memory: str | None = None
+    about_json: str = "{}"
 
     def __post_init__(self):
         split_module_path(self.module_path)
@@ -465,9 +546,28 @@ class TorchModule(Model):
         _build(model, net)
         return model
 
+    @classmethod
+    def from_memory(cls, net: torch.nn.Module, d_in: int, d_out: int,
+                    input_shape: tuple[int, ...] | None = None) -> TorchModule:
+        """A module object held in memory (:func:`remember`), mapping d_in flat features (reshaped to
+        ``input_shape`` when given) to d_out outputs; built and checked now, like :meth:`from_config`."""
+        token = remember(net)
+        cls_ = type(net)
+        model = cls(module_path=f"{cls_.__module__}:{cls_.__qualname__}", d_in=d_in, d_out=d_out,
+                    input_shape=None if input_shape is None else tuple(input_shape), memory=token,
+                    about_json=json.dumps(about(net), sort_keys=True))
+        _build(model)
+        return model
+
+    @property
+    def about(self) -> dict:
+        """What the description records of a module held in memory (:func:`about`); empty otherwise."""
+        return json.loads(self.about_json)
+
     def to_dict(self) -> dict:
         """The description; ``module_dir`` only where it is set (with ``module_file``, the file's absolute
-        location, for a ``file.py:factory`` module)."""
+        location, for a ``file.py:factory`` module); a module held in memory adds its token, ``about`` and
+        :data:`MEMORY_NOTE`."""
         out = {"kind": self.kind, "module": self.module_path, "kwargs": self.kwargs,
                "input_shape": None if self.input_shape is None else list(self.input_shape),
                "d_in": self.d_in, "d_out": self.d_out}
@@ -476,6 +576,8 @@ class TorchModule(Model):
             where = module_file(self.module_path, self.module_dir)
             if where is not None:
                 out["module_file"] = str(where)
+        if self.memory is not None:
+            out.update(memory=self.memory, about=self.about, in_memory=MEMORY_NOTE)
         return out
 
     @classmethod
@@ -483,7 +585,8 @@ class TorchModule(Model):
         shape = d.get("input_shape")
         return cls(module_path=d["module"], d_in=d["d_in"], d_out=d["d_out"],
                    kwargs_json=json.dumps(d.get("kwargs") or {}, sort_keys=True),
-                   input_shape=None if shape is None else tuple(shape), module_dir=d.get("module_dir"))
+                   input_shape=None if shape is None else tuple(shape), module_dir=d.get("module_dir"),
+                   memory=d.get("memory"), about_json=json.dumps(d.get("about") or {}, sort_keys=True))
 
     # --- layout -------------------------------------------------------------------------------------
     def _net(self) -> torch.nn.Module:
@@ -524,7 +627,8 @@ class TorchModule(Model):
     def describe(self) -> str:
         declared = self.symmetry.kinds["declared"]
         sym = "symmetries as the module declares them" if declared else "no symmetries assumed — none declared"
-        return f"torch module {self.module_path} ({self.n_params:,} parameters; {sym})"
+        where = ", held in memory" if self.memory is not None else ""
+        return f"torch module {self.module_path}{where} ({self.n_params:,} parameters; {sym})"
 
     # --- reference weights --------------------------------------------------------------------------
     def _state_target(self) -> torch.nn.Module:
@@ -593,4 +697,4 @@ class ModuleSymmetry(Symmetry):
 
 TorchModule.symmetry_class = ModuleSymmetry
 
-__all__ = ["ModuleSymmetry", "TorchModule"]
+__all__ = ["MEMORY_NOTE", "ModuleSymmetry", "TorchModule", "about", "forget", "memory_token", "remember", "remembered"]

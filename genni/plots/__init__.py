@@ -11,12 +11,15 @@ One module per family: ``run`` (discrepancy, probe, identifiability, walk), ``pr
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import matplotlib
 
-# the non-interactive backend, chosen before any module of this package imports pyplot
-matplotlib.use("Agg")
+# the non-interactive backend, chosen before any module of this package imports pyplot; a notebook's kernel
+# keeps its own (inline) backend, where the Figures genni.Run.plot returns are shown
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..store import RunData  # noqa: E402

@@ -12,7 +12,8 @@ from ..store import RunData
 
 def run_title(run: RunData) -> str:
     """The run's name, architecture and data set: the first line of every run figure's title."""
-    return f"{run.config.get('name')}: {describe(run.architecture)} on {run.config['data']['dataset']}"
+    data = run.config["data"]["dataset"]
+    return f"{run.config.get('name')}: {describe(run.architecture)} on {'given inputs' if data == 'given' else data}"
 
 
 def wrap(text: str, width: int) -> str:

@@ -4,6 +4,7 @@ facts, the run's far inputs, the networks a stage looks at, option checks and th
 from __future__ import annotations
 
 import functools
+import html
 import math
 import numbers
 import sys
@@ -138,9 +139,32 @@ def need_int(name: str, value, at_least: int) -> None:
 class Result(Mapping):
     """Base of every stage's result (a frozen dataclass): it reads as the mapping that ``--json`` prints
     and the ``genni.report.format_*`` functions take.  Fields named in ``optional`` are left out of the
-    mapping while they are None; a trailing underscore (``from_``, a Python keyword) is left out of the key."""
+    mapping while they are None; a trailing underscore (``from_``, a Python keyword) is left out of the key.
+
+    ``repr`` (and ``_repr_html_``, for notebooks) is the stage's text headline, ``headline`` (the
+    ``genni.report.format_*`` function the command line prints), under the result's name: a summary, never
+    the arrays.  A subclass is declared ``@dataclass(frozen=True, repr=False)`` to keep it."""
 
     optional: ClassVar[tuple[str, ...]] = ()
+    headline: ClassVar[Callable[[Mapping], str] | None] = None
+
+    def _text(self) -> str:
+        """The headline, or (when a result lacks what its headline needs) the scalar fields."""
+        fn = type(self).headline
+        try:
+            if fn is not None:
+                return fn(self)
+        except (KeyError, TypeError, ValueError, IndexError):
+            pass
+        return ", ".join(f"{k} = {v!r}" for k, v in self.to_dict().items()
+                         if isinstance(v, (str, bool, numbers.Number)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}\n" + "\n".join("  " + line for line in self._text().splitlines())
+
+    def _repr_html_(self) -> str:
+        return (f"<b>{html.escape(type(self).__name__)}</b>"
+                f"<pre style='white-space: pre-wrap'>{html.escape(self._text())}</pre>")
 
     def to_dict(self) -> dict:
         """The fields in order, as a plain dict (``optional`` fields only when set)."""

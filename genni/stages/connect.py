@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import discrepancy, models, store
+from .. import discrepancy, models, report, store
 from .. import walk as walk_
 from ..errors import ConfigError, GenniError
 from .common import Log, Result, need_int, quiet, tolerance, writes
@@ -36,10 +36,12 @@ class ConnectOptions:
             raise ConfigError("I and J are the same element")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ConnectResult(Result):
     """The path found: its ends, whether it is certified (else the reason), how it was found, its vertex
     count K, ε, the largest segment certificate and its length Σ‖v_{k+1} − v_k‖ / ‖θ*‖."""
+
+    headline = staticmethod(report.format_connect)
 
     from_: int
     to: int

@@ -12,14 +12,41 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .. import config as _config
 from .. import data as _data
-from .. import models, search, store, train
+from .. import models, report, search, store, train
 from ..errors import ConfigError, GenniError
 from . import walk as _walk
 from .common import Log, Result, architecture, device, far_inputs, quiet, reference_facts, warn, writes
 
 SECTIONS = ("data", "model", "reference", "search")
+
+
+@dataclass(frozen=True, eq=False)
+class Given:
+    """A reference and inputs from memory (:func:`genni.explore`), for a config whose ``[data] dataset`` and
+    ``[reference] source`` are ``"given"`` (:func:`genni.config.explore_config`).
+
+    model : the model;  theta : ndarray, shape [P] (θ*);  X : ndarray, shape [n, d_in] (probe inputs, flat rows);
+    X_heldout : ndarray, shape [m, d_in]
+    """
+
+    model: models.Model
+    theta: np.ndarray
+    X: np.ndarray
+    X_heldout: np.ndarray
+
+    def differences(self, stored: store.RunData) -> list[str]:
+        """What of a stored run differs from this: ``architecture``, ``θ*``, ``probe inputs``, ``held-out inputs``."""
+        def same(a, b) -> bool:
+            return a is not None and np.shape(a) == np.shape(b) and np.array_equal(a, b)
+        arch = {k: v for k, v in architecture(self.model).items() if k != "description"}
+        stored_arch = {k: v for k, v in stored.architecture.items() if k != "description"}
+        return [what for what, ok in (("architecture", arch == stored_arch), ("θ*", same(stored.theta_ref, self.theta)),
+                                      ("probe inputs", same(stored.X, self.X)),
+                                      ("held-out inputs", same(stored.X_heldout, self.X_heldout))) if not ok]
 
 
 @dataclass(frozen=True)
@@ -28,10 +55,12 @@ class FindOptions:
 
     config : the resolved experiment config (:func:`genni.config.resolve`); ``[search] n`` elements are requested
     reference_only : store the reference, probe data and far inputs and search nothing (a sweep's ``train``)
+    given : the reference and inputs, for a config of given ones (``"given"``: :func:`genni.explore`)
     """
 
     config: dict
     reference_only: bool = False
+    given: Given | None = None
 
     def __post_init__(self):
         if not isinstance(self.config, dict):
@@ -42,12 +71,17 @@ class FindOptions:
         if not isinstance(self.reference_only, bool):
             raise ConfigError(f"find: reference_only must be true or false, got {self.reference_only!r}")
         device(self.config["search"].get("device", "cpu"))
+        if (self.config["data"].get("dataset") == _config.GIVEN) != (self.given is not None):
+            raise ConfigError("find: a config of given inputs (dataset 'given', made by genni.explore) goes with "
+                              "the inputs and reference themselves (given=), and only such a config does")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FindResult(Result):
     """What ``find`` did: the file, whether it was created, elements added and stored, the reference's facts
     (output power on probe and held-out inputs, the degeneracy flag, dead units per hidden layer)."""
+
+    headline = staticmethod(report.format_find)
 
     path: str
     created: bool
@@ -85,10 +119,21 @@ def run(path: str | Path, options: FindOptions, *, progress: bool = False, log: 
             raise GenniError(f"{p} was made with a different config ({', '.join(diffs)} differ); "
                              "refusing to mix runs: choose another -o file")
         stored_run = store.load_run(p)
-        model = models.from_dict(stored_run.architecture)
+        if options.given is not None:
+            diffs = options.given.differences(stored_run)
+            if diffs:
+                raise GenniError(f"{p} holds another run (its {', '.join(diffs)} differ from those given); refusing "
+                                 "to mix runs: choose another file")
+            model = options.given.model
+        else:
+            model = models.from_dict(stored_run.architecture)
         theta_ref, X, Xh = stored_run.theta_ref, stored_run.X, stored_run.X_heldout
         ref = ds = None
         log(f"resuming {p}: {stored_run.n_equivalents} elements stored")
+    elif options.given is not None:
+        model, ref, ds = _given(options.given)
+        log(f"reference: given {model.describe()} on {len(ds.X_probe)} given inputs")
+        theta_ref, X, Xh = ref.theta, ds.X_probe, ds.X_heldout
     else:
         d = cfg["data"]
         ds = _data.load_dataset(d["dataset"], n_probe=d["n_probe"], n_heldout=d["n_heldout"],
@@ -126,16 +171,27 @@ def run(path: str | Path, options: FindOptions, *, progress: bool = False, log: 
     return result(n_new)
 
 
+def _given(given: Given) -> tuple[models.Model, train.Reference, _data.Dataset]:
+    """The model, the reference and the inputs of a run from memory, as ``find`` takes them (no labels)."""
+    X, Xh = np.asarray(given.X, dtype=np.float64), np.asarray(given.X_heldout, dtype=np.float64)
+    empty = np.zeros((0, X.shape[1]))
+    ds = _data.Dataset(name=_config.GIVEN, d_in=X.shape[1], n_classes=0, X_train=empty, y_train=None,
+                       X_probe=X, y_probe=None, X_heldout=Xh, y_heldout=None)
+    theta = np.asarray(given.theta, dtype=np.float64)
+    return given.model, train.Reference(theta=theta, source=_config.GIVEN), ds
+
+
 def _create(p: Path, cfg: dict, model: models.Model, problem: search.Problem, ref: train.Reference,
             ds: _data.Dataset, facts: dict, settings: search.SearchSettings) -> None:
     """A new run file: the reference (θ* [P], its facts), probe and held-out inputs with the reference's
     outputs and labels, far inputs, and an empty /equivalents."""
     theta_ref, X, Xh = ref.theta, ds.X_probe, ds.X_heldout
     X_far, Y_far, far_attrs, power_far = far_inputs(cfg, model, theta_ref, X, Xh)
+    arch = architecture(model)
     store.create_run(
-        p, config=cfg, architecture=architecture(model), theta_ref=theta_ref,
+        p, config=cfg, architecture=arch, theta_ref=theta_ref,
         reference={"accuracy": ref.accuracy, "source": ref.source, "train_accuracy": ref.train_accuracy,
-                   "output_power_far": power_far, **facts},
+                   "output_power_far": power_far, "in_memory": arch.get("in_memory"), **facts},
         X=X, X_heldout=Xh, Y=problem.Y.cpu().numpy(), Y_heldout=problem.Y_heldout.cpu().numpy(),
         labels=ds.y_probe, labels_heldout=ds.y_heldout, X_far=X_far, Y_far=Y_far, probe_attrs=far_attrs,
         equivalents_attrs={"tol": settings.tol, "method": settings.method,

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import data as _data
 from .. import exact as _exact
-from .. import identifiability, models, store
+from .. import identifiability, models, report, store
 from ..errors import ConfigError, GenniError
 from ..geometry.statistics import min_median_max
 from .common import Log, Result, far_inputs, need_int, need_positive, quiet, writes
@@ -102,12 +102,14 @@ class IdentifyOptions:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class IdentifyResult(Result):
     """The headline facts of ``identify``: rank J of P (and the architecture's bound), the null space's
     dimension, the exact symmetries, verdict counts; with verdicts (P ≤ :data:`IDENTIFY_SVD_MAX_P`) the
     thresholds they rest on and quantiles (min, median, max) over converged elements; matrix-free, the
     method, its error bound and product count; with rank growth its last rank and input count."""
+
+    headline = staticmethod(report.format_identify)
 
     optional = ("method", "rank_error_bound", "products", "gap", "meaning", "copy_factor", "sigma_r",
                 "agreement_tolerance", "agree_tol", "n_far", "far_how", "median_threshold", "relative_discrepancy_far",

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import geometry, models, store
+from .. import geometry, models, report, store
 from ..errors import ConfigError
 from ..progress import bar
 from .common import Log, Result, need_choice, need_int, networks, quiet, writes
@@ -56,12 +56,14 @@ class PathsOptions:
         return geometry.DEFAULT_FLOOR if self.floor is None else float(self.floor)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PathsResult(Result):
     """The headline of ``paths``: metric, networks M × layers L (and the layers' names), the metric's
     warning about symmetries it does not quotient, median length and straightness, the largest distance
     between networks at each layer, the reference's distances to the one-hot labels by layer (None without
     labels) and its position along the input → output geodesic by layer."""
+
+    headline = staticmethod(report.format_paths)
 
     metric: str
     n_networks: int

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import discrepancy, models, projection, store
+from .. import discrepancy, models, projection, report, store
 from ..errors import ConfigError, GenniError
 from ..progress import bar
 from .common import Log, Result, device, need_choice, need_int, need_positive, quiet, writes
@@ -91,11 +91,13 @@ class ProjectOptions:
         return self.subspace if self.dims == 2 else f"{self.subspace}_3d"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ProjectResult(Result):
     """The projection stored: its group name, kind, dims, grid resolution, ε, the elements' median distance
     to the subspace, how the elements were prepared; with paths, their count, the largest straight and
     Bézier barriers, and the components of the straight-barrier and certified graphs."""
+
+    headline = staticmethod(report.format_project)
 
     optional = ("n_paths", "components", "components_rest_on", "certified_with_reference", "n_elements",
                 "certified_epsilon", "max_linear_barrier", "max_bezier_barrier")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import models, store
+from .. import models, report, store
 from ..errors import ConfigError, GenniError
 from ..geometry import ricci as R
 from ..progress import bar
@@ -102,12 +102,14 @@ class RicciOptions:
                 "pairing_definition": R.PAIRINGS[self.pairing]}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RicciResult(Result):
     """The headline of ``ricci``: the group name, k used, the choices, layers, networks M and inputs n,
     the flow sign, the reference's coefficient (ρ, pairs, reason, interval) with its per-layer curvature,
     Wiener index, graph components and mean local ρ, the pooled coefficient over the networks, how many
     networks have ρ defined, their median ρ and the most graph components anywhere."""
+
+    headline = staticmethod(report.format_ricci)
 
     name: str
     k: int

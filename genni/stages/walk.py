@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import models, search, store
+from .. import models, report, search, store
 from .. import walk as walk_
 from ..errors import ConfigError, GenniError
 from .common import Log, Result, need_int, quiet, tolerance, writes
@@ -45,11 +45,13 @@ class WalkOptions:
             need_int(f"walk --{name}", getattr(self, name), 1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class WalkResult(Result):
     """What ``walk`` added: rows stored, per-chain ids, accepted steps and stop reasons, refusals by reason,
     steps that changed a relu pattern, early stores, seconds, the farthest raw distance ‖θ − θ*‖ / ‖θ*‖,
     the largest segment certificate and the ε it is held to."""
+
+    headline = staticmethod(report.format_walk)
 
     rows_added: int
     chains: list

@@ -160,3 +160,21 @@ def test_keys_that_vary_together(tmp_path):
     bad = _sweep(tmp_path, '"model.widths, data.n_probe" = [[[2, 3, 1]]]')
     with pytest.raises(Exception, match="vary together"):
         sweep.load_sweep(bad)
+
+
+def test_a_folder_whose_cells_hold_another_config_is_refused_untouched(tmp_path, capsys, monkeypatch):
+    """Cells are found by name (cell_0000.h5, ...): a finished cell of another grid must not pass for this one."""
+    import genni
+
+    monkeypatch.chdir(tmp_path)  # the sweep reads relative state_dict paths from here
+    old = sweep.load_sweep(_sweep(tmp_path, '"model.widths" = [[2, 4, 1]]', stages='["find"]'))
+    out = tmp_path / "out"
+    out.mkdir()
+    cfg = old["cells"][0][1]
+    genni.find({**cfg, "reference": {**cfg["reference"], "path": str(tmp_path / "missing.pt")}}, out / "cell_0000.h5")
+    before = (out / "cell_0000.h5").stat().st_mtime_ns
+    sw = _sweep(tmp_path, '"model.widths" = [[2, 3, 1]]', stages='["find"]')
+    assert main(["sweep", str(sw), "-o", str(out), "--workers", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cell_0000.h5 holds a run of another config (model.widths differ)" in err
+    assert (out / "cell_0000.h5").stat().st_mtime_ns == before and not (out / "sweep.h5").exists()

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 import torch
 
+import genni
 from genni.cli import main
+from genni.models import module as _module
 from tests.conftest import TINY_CONFIG
 
 
@@ -62,6 +64,15 @@ def _state_dict(path: Path, tweak: str) -> None:
 
 class _Refused:  # a pickle with a class in it: torch.load(weights_only=True) refuses it
     pass
+
+
+class _InMemory(torch.nn.Module):  # no Sequential: genni.explore holds it in memory
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(2, 3), torch.nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x))) + x[:, :1]
 
 
 def _config(d: Path, text: str, name: str = "c.toml") -> str:
@@ -230,6 +241,12 @@ def _case_files(d: Path, case: str) -> list[str]:
     if case == "sweep workers zero":
         (d / "sw.toml").write_text(f'base = "{d / "tiny.toml"}"\nstages = ["train"]\n')
         return ["sweep", str(d / "sw.toml"), "-o", str(d / "sw"), "--workers", "0"]
+    if case == "module held only in memory":  # the run file of another process's module held in memory
+        torch.manual_seed(0)
+        run = genni.explore(_InMemory(), np.random.default_rng(0).normal(size=(16, 2)), n=1, path=d / "mem.h5",
+                            max_steps=3)
+        _module.forget(run.data.architecture["memory"])
+        return ["identify", str(d / "mem.h5")]
     raise KeyError(case)
 
 
@@ -261,6 +278,7 @@ CASES = [
     ("pickle weights_only refuses", "ref.pt"), ("unwritable output directory", "plainfile"),
     ("unwritable figure directory", "plainfile"), ("another config resumed", "seed"),
     ("sweep unknown grid key", "model.width"), ("sweep workers zero", "workers"),
+    ("module held only in memory", "genni.load_run(path, model=net)"),
 ]
 
 

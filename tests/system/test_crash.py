@@ -1,4 +1,4 @@
-"""kill -9 at 20 random moments for each long-running command (small sizes; make stress runs larger ones).
+"""kill -9 at 12 random moments for each long-running command (small sizes; make stress runs larger ones).
 
 After every kill: the file opens with plain h5py, every done element / grid cell / sweep cell is intact
 (recomputed from what is stored and compared), nothing done before the launch was lost or rewritten;
@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import TINY_CONFIG
 from tools import crash_harness as ch
 
-KILLS = 20
+KILLS = 12
 
 FIND = TINY_CONFIG.replace("n = 6\n", "").replace("[2, 6, 1]", "[2, 8, 1]")  # n and init added per test
 
@@ -54,7 +54,7 @@ def test_project_grid_survives_kill_9(tmp_path):
 
 
 def test_sweep_of_24_cells_survives_kill_9_of_its_client(tmp_path):
-    """The sweep command (the Dask client) killed 20 times; the cluster, started separately, runs on, so a
+    """The sweep command (the Dask client) killed 12 times; the cluster, started separately, runs on, so a
     cell in flight is finished by its orphaned task (the re-run waits for that cell's lock).  The table
     and the CSV agree with the cell files after every kill; the final run completes all 24 cells."""
     from distributed import LocalCluster

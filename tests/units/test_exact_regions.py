@@ -17,7 +17,7 @@ from genni import identifiability
 from genni.errors import GenniError
 from genni.exact import Domain, Network, Pieces, normal_box, probe_box
 from genni.exact.rank import exact_rank
-from genni.exact.regions import enumerate_regions, halfspaces, walk
+from genni.exact.regions import enumerate_regions, halfspaces, sampled_regions, walk
 from genni.models import MLP
 from genni.models.mlp import layout
 
@@ -200,3 +200,25 @@ def test_default_domains():
         probe_box(X, -1.0)
     with pytest.raises(GenniError):
         Domain([1.0], [0.0])
+
+
+def test_sampled_regions_count_the_distinct_patterns_met_and_never_exceed_the_walk():
+    model = MLP((2, 8, 6, 1), "relu")
+    p, D = Pieces.of(model, [_theta(model, 3)]), Domain([-2.0, -1.5], [2.5, 2.0])
+    walked = len(list(walk(p, D)))
+    n = 20_000
+    met = sampled_regions(p, D, n, seed=5, batch=n)
+    oracle = len(np.unique(p.pattern(D.sample(n, np.random.default_rng(5))), axis=0))
+    assert met == oracle and 1 < met <= walked
+    assert sampled_regions(p, D, n, seed=5, batch=777) <= walked  # batched draws: still patterns of real regions
+
+
+def test_sampled_regions_find_every_interval_of_a_one_d_network_when_all_are_wide():
+    model = MLP((1, 5, 1), "relu")
+    th = _theta(model, 11)
+    W, b = th[:5], th[5:10]
+    D = Domain([-3.0], [3.0])
+    cuts = np.sort(np.concatenate([[-3.0, 3.0], (-b / W)[np.abs(-b / W) < 3.0]]))
+    n = 200_000
+    assert np.diff(cuts).min() * n / 6.0 > 50  # a miss has probability below e^-50
+    assert sampled_regions(Pieces.of(model, [th]), D, n, seed=0) == len(list(walk(Pieces.of(model, [th]), D)))
