@@ -76,9 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             points.append(rep.numpy())
             owner.append((k, l))
     D = geometry.pairwise(points, METRIC)
-    from sklearn.manifold import MDS
-
-    embedding = MDS(n_components=2, dissimilarity="precomputed", random_state=0, n_init=4).fit_transform(D)
+    embedding, _ = geometry.mds(D, seed=0)
     figs.mkdir(parents=True, exist_ok=True)
     plots.figure_layer_paths_study(rows, embedding, owner, METRIC).savefig(figs / "layer_paths.png", dpi=130)
     last = max(epochs)

@@ -33,8 +33,9 @@ def _json(obj) -> str:
     return json.dumps(_strict(obj), indent=2, allow_nan=False)
 
 
-class _Formatter(argparse.HelpFormatter):
-    """Every option's help ends with its default (unless it states it, or there is none)."""
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default (unless it states it, or there is none); descriptions and
+    epilogs keep their line breaks."""
 
     def _get_help_string(self, action):
         text = action.help or ""
@@ -54,14 +55,30 @@ class _Parser(argparse.ArgumentParser):
 
 QUIET = "no progress bars or messages on stderr (results and errors still print)"
 
+EXAMPLES = {
+    "run": "genni run experiments/moons_tanh.toml -o runs/moons_tanh.h5",
+    "inspect": "genni inspect runs/moons_relu.h5 --json",
+    "sweep": "genni sweep experiments/sweeps/moons_widths.toml -o runs/moons_widths --workers 2",
+    "plot": "genni plot runs/moons_relu.h5 -o figures/moons_relu",
+    **{name: stage.example for name, stage in stages.REGISTRY.items()},
+}
+"""One command line per subcommand, the last thing its ``--help`` shows (run from the repository's root;
+runs/moons_relu.h5 is what ``genni run`` writes)."""
+
+
+def _epilog(command: str) -> str:
+    example = EXAMPLES[command]
+    on = " (runs/moons_relu.h5: what `genni run` writes)" if "runs/moons_relu.h5" in example else ""
+    return f"example{on}:\n  {example}"
+
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="genni", description="Symmetries and identifiability of neural networks.",
-                epilog="`genni COMMAND --help` lists a command's options with their defaults.")
+                epilog="`genni COMMAND --help` lists a command's options with their defaults and one example.")
     p.add_argument("--version", action="version", version=f"genni {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    r = sub.add_parser("run", help="every stage in order (default experiment without CONFIG)")
+    r = sub.add_parser("run", help="every stage in order (default experiment without CONFIG)", epilog=_epilog("run"))
     r.add_argument("config", nargs="?", help="experiment TOML (default: the built-in default)")
     r.add_argument("-o", "--output", help="run file (default: runs/<name>.h5)")
     r.add_argument("--figures", help="figure folder (default: <run file without .h5>_figures)")
@@ -69,24 +86,24 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help=QUIET)
 
     for stage in stages.REGISTRY.values():
-        sp = sub.add_parser(stage.name, help=stage.help)
+        sp = sub.add_parser(stage.name, help=stage.help, epilog=_epilog(stage.name))
         stage.module.arguments(sp)
         if stage.prints:
             sp.add_argument("--json", action="store_true", help="machine-readable output (JSON) instead of text")
         sp.add_argument("--quiet", action="store_true", help=QUIET)
 
-    i = sub.add_parser("inspect", help="what is in a run file")
+    i = sub.add_parser("inspect", help="what is in a run file", epilog=_epilog("inspect"))
     i.add_argument("run", help="run file (HDF5) written by genni find or run")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.add_argument("--quiet", action="store_true", help=QUIET)
 
-    sw = sub.add_parser("sweep", help="many runs on Dask: one run file per cell and a table")
+    sw = sub.add_parser("sweep", help="many runs on Dask: one run file per cell and a table", epilog=_epilog("sweep"))
     sw.add_argument("sweep", help="sweep file (TOML: base, stages, seeds, [grid])")
     sw.add_argument("-o", "--output", help="folder for the cells and the table (default: runs/<sweep file name>)")
     _sweep.cluster_arguments(sw)
     sw.add_argument("--quiet", action="store_true", help=QUIET)
 
-    pl = sub.add_parser("plot", help="every figure the run file supports")
+    pl = sub.add_parser("plot", help="every figure the run file supports", epilog=_epilog("plot"))
     pl.add_argument("run", help="run file (HDF5) written by genni find or run")
     pl.add_argument("-o", "--output", required=True, help="figure folder")
     pl.add_argument("--format", default="png,pdf", help="comma-separated formats (default png,pdf)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -67,9 +68,10 @@ SCHEMA: dict = {
         "dense": ((list,), None, None),
         "input_shape": ((list,), None, None),  # cnn, module: [C, H, W] of an input row (default: the data's)
         # kind = "module": a researcher's own torch module
-        "module": ((str,), None, None),  # "package.module:Factory"
+        "module": ((str,), None, None),  # "package.module:Factory" or "path/to/file.py:factory"
+        "module_dir": ((str,), None, None),  # where `module` is looked up (default: the config file's folder)
         "kwargs": ((dict,), None, None),  # keyword arguments for the factory
-        "outputs": ((int,), None, None),  # every kind but mlp (its widths[-1]): outputs (default: the data's)
+        "outputs": ((int,), None, None),  # every kind but mlp (its widths[-1]): outputs (default: outputs_default)
     },
     "reference": {
         "source": ((str,), "train", ("train", "random", "file")),
@@ -134,7 +136,8 @@ SCHEMA: dict = {
 # that resumes it: they change how much or where work is done, not what it means
 RESUMABLE_KEYS = (("search", "n"), ("search", "device"), ("search", "batch_size"), ("identify", "rank_growth_max"),
                   ("identify", "rank_inputs"), ("identify", "exact"), ("identify", "domain_scale"),
-                  ("identify", "max_regions"), ("identify", "max_seconds"), ("identify", "sup_seconds"))
+                  ("identify", "max_regions"), ("identify", "max_seconds"), ("identify", "sup_seconds"),
+                  ("model", "module_dir"))
 
 _POSITIVE = {
     ("data", "n_probe"), ("data", "n_heldout"), ("search", "n"), ("search", "tol"),
@@ -179,10 +182,12 @@ def _check_value(section: str, key: str, value):
     return float(value) if float in types and int in types else value
 
 
-def resolve(raw: dict) -> dict:
+def resolve(raw: dict, root: str | Path | None = None) -> dict:
     """Validate a parsed TOML table and return the fully resolved config.
 
     raw : the dict from ``tomllib`` (sections ``data``, ``model``, ``reference``, ``search``)
+    root : the config file's folder: ``[model] module_dir`` defaults to it (relative values are taken from
+        it); None: the current directory
     returns : nested dict with every key of :data:`SCHEMA` present
     """
     if not isinstance(raw, dict):
@@ -210,7 +215,7 @@ def resolve(raw: dict) -> dict:
         out[section] = resolved
     for key, (_t, default, _c) in SCHEMA[""].items():
         out.setdefault(key, default)
-    _resolve_model(out, raw.get("model", {}))
+    _resolve_model(out, raw.get("model", {}), root)
     srch = out["search"]
     if srch["max_steps"] is None:
         srch["max_steps"] = DEFAULT_MAX_STEPS[srch["method"]]
@@ -250,7 +255,20 @@ def _resolve_rank_inputs(cfg: dict, given: bool) -> None:
             del ident["rank_inputs"]
 
 
-def _resolve_model(cfg: dict, given: dict) -> None:
+def _module_dir(given: dict, root: str | Path | None) -> str:
+    """``[model] module_dir`` as an absolute folder: as given (relative to ``root``), else ``root``, else the
+    current directory."""
+    base = Path(root) if root is not None else Path.cwd()
+    value = given.get("module_dir")
+    folder = base if value is None else (Path(value).expanduser() if Path(value).expanduser().is_absolute()
+                                         else base / value)
+    folder = Path(os.path.normpath(folder.absolute()))
+    if value is not None and not folder.is_dir():
+        raise ConfigError(f"config: [model] module_dir = {value!r} is not a folder (looked for {folder})")
+    return str(folder)
+
+
+def _resolve_model(cfg: dict, given: dict, root: str | Path | None = None) -> None:
     d = cfg["data"]
     if d["shape"] is not None:
         sh = d["shape"]
@@ -285,7 +303,9 @@ def _resolve_model(cfg: dict, given: dict) -> None:
     if stray:
         raise ConfigError(f"config: [model] {stray[0]} is not a key of kind = '{kind}' (its keys: "
                           f"{', '.join(sorted(own))})")
-    model = _build_model(d, kind, m if kind == "mlp" else given)
+    if kind == "module":
+        given = {**given, "module_dir": _module_dir(given, root)}
+    model = _build_model(d, kind, m if kind == "mlp" else given, cfg["reference"])
     if kind == "mlp":
         out_width = m["widths"][-1] if m["widths"] is not None else n_out
         m["widths"] = list(model.widths)
@@ -306,12 +326,45 @@ def _resolve_model(cfg: dict, given: dict) -> None:
             f"(output width must be {' or '.join(map(str, allowed))} to train on its labels)")
 
 
-def _build_model(d: dict, kind: str, keys: dict):
-    """The model of kind ``kind`` from its [model] keys (``outputs`` default: the data set's) on [data] d;
-    the kind's own errors name the data set."""
+def outputs_default(kind: str, keys: dict, n_classes: int, reference: dict | None = None) -> int | None:
+    """A model's outputs when ``[model] outputs`` is not given, in this order:
+
+    1. ``module``: None — the module's own output width, read by running it (:func:`genni.models.module.infer_io`);
+    2. ``cnn``, ``resmlp`` with ``[reference] source = "file"``: the rows of the state_dict's output layer
+       (``out.weight``), when the file reads;
+    3. the data set's: 1 for binary and unlabelled sets, one per class otherwise.
+    """
+    if keys.get("outputs") is not None:
+        return keys["outputs"]
+    if kind == "module":
+        return None
+    if kind in ("cnn", "resmlp") and reference and reference.get("source") == "file" and reference.get("path"):
+        width = _state_dict_outputs(reference["path"])
+        if width is not None:
+            return width
+    return 1 if n_classes in (0, 2) else n_classes
+
+
+def _state_dict_outputs(path: str) -> int | None:
+    """Rows of ``out.weight`` in the state_dict at ``path``; None when the file does not read or lacks it
+    (``find`` then names what is wrong with the file)."""
+    from .errors import GenniError
+    from .models.base import read_state_dict
+
+    try:
+        state = read_state_dict(Path(path))
+    except (GenniError, OSError, ValueError, RuntimeError):
+        return None
+    w = state.get("out.weight", state.get("module.out.weight")) if hasattr(state, "get") else None
+    return int(w.shape[0]) if getattr(w, "ndim", 0) == 2 and w.shape[0] > 0 else None
+
+
+def _build_model(d: dict, kind: str, keys: dict, reference: dict | None = None):
+    """The model of kind ``kind`` from its [model] keys (``outputs`` default: :func:`outputs_default`) on
+    [data] d; the kind's own errors name the data set."""
     d_in, n_classes, _ = _data.dataset_info(d["dataset"], d.get("dim"))
     cls = _models.model_class(kind)
-    n_out = keys.get("outputs") or (1 if n_classes in (0, 2) else n_classes)
+    n_out = outputs_default(kind, keys, n_classes, reference)
     try:
         return cls.from_config({k: keys.get(k) for k in cls.CONFIG_KEYS}, d_in, n_out,
                                _data.image_shape(d["dataset"], d.get("shape")))
@@ -321,7 +374,7 @@ def _build_model(d: dict, kind: str, keys: dict):
 
 def model_of(cfg: dict):
     """The :class:`genni.models.Model` a resolved config describes."""
-    return _build_model(cfg["data"], cfg["model"].get("kind", "mlp"), cfg["model"])
+    return _build_model(cfg["data"], cfg["model"].get("kind", "mlp"), cfg["model"], cfg.get("reference"))
 
 
 def load(path: str | Path | None = None) -> dict:
@@ -342,7 +395,7 @@ def load(path: str | Path | None = None) -> dict:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {where} is not valid TOML: {exc}") from None
-    return resolve(raw)
+    return resolve(raw, root=None if path is None else Path(path).absolute().parent)
 
 
 def to_json(cfg: dict) -> str:

@@ -11,8 +11,14 @@ from .models import describe
 QUANTILES = (0.0, 0.1, 0.5, 0.9, 1.0)
 
 
+FAR_FIELDS = ("discrepancy_far", "relative_discrepancy_far")
+"""Per element: the mean squared discrepancy on the far inputs (/probe/X_far), absolute and relative to the
+reference's output power there; `identify` stores them."""
+
+
 def summarise(run: store.RunData) -> dict:
-    """Headline numbers of a run: reference facts, element counts, discrepancy quantiles."""
+    """Headline numbers of a run: reference facts, element counts, discrepancy quantiles (probe, held-out
+    and, once `identify` has run, far inputs), verdict counts by name."""
     eq = run.equivalents
     codes = run.equivalents_attrs.get("status_codes", [])
     n = run.n_equivalents
@@ -42,12 +48,14 @@ def summarise(run: store.RunData) -> dict:
         for key in ("discrepancy", "discrepancy_heldout", "relative_discrepancy", "relative_discrepancy_heldout"):
             e[key] = quantiles(eq[key], QUANTILES)
         e["steps"] = quantiles(eq["steps"].astype(float), QUANTILES)
+        for key in FAR_FIELDS:  # with or without verdicts (large models get far discrepancies only)
+            if key in eq:
+                e[key] = quantiles(eq[key], QUANTILES)
         if "verdict" in eq:
             names = run.equivalents_attrs.get("verdict_codes", [])
             e["verdicts"] = {name: int((eq["verdict"] == i).sum()) for i, name in enumerate(names)}
             e["distance_to_reference"] = quantiles(eq["distance_to_reference"], QUANTILES)
             if "relative_discrepancy_far" in eq:
-                e["relative_discrepancy_far"] = quantiles(eq["relative_discrepancy_far"], QUANTILES)
                 e["symmetry_threshold"] = quantiles(eq["symmetry_threshold"], QUANTILES)
                 e["agreement_tolerance"] = run.equivalents_attrs.get("agreement_tolerance")
     if n and (eq["chain"] >= 0).any():
@@ -135,11 +143,20 @@ def format_text(summary: dict, tree: list[dict]) -> str:
     lines.append("status: " + ", ".join(f"{k} {v}" for k, v in e["status"].items() if v))
     head = "                               " + "  ".join(f"{k:>9}" for k in e["discrepancy"])
     lines.append(head)
-    for key in ("discrepancy", "discrepancy_heldout", "relative_discrepancy", "relative_discrepancy_heldout",
-                "relative_discrepancy_far", "distance_to_reference", "symmetry_threshold"):
+    for key in ("discrepancy", "discrepancy_heldout", "discrepancy_far", "relative_discrepancy",
+                "relative_discrepancy_heldout", "relative_discrepancy_far", "distance_to_reference",
+                "symmetry_threshold"):
         if key in e:
             lines.append(f"  {key:<29}" + "  ".join(f"{v:9.2e}" for v in e[key].values()))
     lines.append(f"  {'steps':<29}" + "  ".join(f"{v:9.0f}" for v in e["steps"].values()))
+    far = any(k in e for k in FAR_FIELDS)
+    if not far:
+        lines.append(f"far discrepancies and verdicts: not yet made (genni identify measures every element on the "
+                     f"{p['n_far']} far inputs)" if p.get("n_far") else "far discrepancies and verdicts: not yet made "
+                     "(genni identify)")
+    elif "verdicts" not in e:
+        lines.append("verdicts: none (identify makes no per-element verdicts for a model this large; far "
+                     "discrepancies above)")
     if "verdicts" in e:
         lines.append("verdicts: " + ", ".join(f"{k} {v}" for k, v in e["verdicts"].items()))
         if e.get("agreement_tolerance") is not None:

@@ -42,6 +42,9 @@ from . import config as _config
 from . import stages as _stages
 from .errors import ConfigError, GenniError
 
+DEFAULT_WORKERS = 2
+"""Processes of the local Dask cluster a sweep starts when it is given no scheduler."""
+
 CELL_LOCK_WAIT = 3600.0
 """Seconds a cell waits for another process that is still writing its file."""
 
@@ -75,11 +78,13 @@ def load_sweep(path: str | Path) -> dict:
     if "base" not in raw:
         raise ConfigError("sweep: needs base = \"config.toml\" or a [base] table")
     base = raw["base"]
-    if isinstance(base, str):
+    if isinstance(base, str):  # a config file: its folder is the cells' (relative [model] module paths)
         base_cfg = _config.load(p.parent / base)
         base_raw = tomllib.loads((p.parent / base).read_text())
-    elif isinstance(base, dict):
-        base_cfg, base_raw = _config.resolve(base), base
+        root = (p.parent / base).absolute().parent
+    elif isinstance(base, dict):  # inline: the sweep file's folder
+        root = p.absolute().parent
+        base_cfg, base_raw = _config.resolve(base, root=root), base
     else:
         raise ConfigError("sweep: base must be a config path or a table")
     stages = raw.get("stages", ["find", "identify"])
@@ -117,7 +122,7 @@ def load_sweep(path: str | Path) -> dict:
             raw_cell["seed"] = int(base_cfg["seed"]) + s
             name = f"cell_{len(cells):04d}"
             try:
-                cfg = _config.resolve(raw_cell)
+                cfg = _config.resolve(raw_cell, root=root)
             except ConfigError as exc:
                 raise ConfigError(f"sweep {name} ({_describe(keys, combo)}, seed {raw_cell['seed']}): {exc}") from None
             cfg["name"] = f"{base_cfg['name']}_{name}"
@@ -198,20 +203,29 @@ def summarise_run(run) -> dict:
 
 def cluster_arguments(parser) -> None:
     """Add ``--workers`` and ``--scheduler`` (where a sweep's cells run) to an argparse parser."""
-    parser.add_argument("--workers", type=int, default=2, help="local Dask worker processes (default %(default)s)")
-    parser.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786 "
-                        "(default: a local cluster of --workers processes)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help=f"processes of the local Dask cluster (default {DEFAULT_WORKERS}); not with --scheduler, "
+                             "whose cluster has its own workers")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="address of an existing Dask scheduler, e.g. "
+                        "tcp://host:8786 (default: a local cluster of --workers processes)")
 
 
-def run_sweep(sweep_path: str | Path, outdir: str | Path, *, workers: int = 2, scheduler: str | None = None,
+def run_sweep(sweep_path: str | Path, outdir: str | Path, *, workers: int | None = None, scheduler: str | None = None,
               progress: bool = False, log: Callable[[str], None] | None = None) -> dict:
-    """Run (or finish) a sweep; returns {cells, done, failed, skipped, table}.  See the module docstring."""
+    """Run (or finish) a sweep; returns {cells, done, failed, skipped, table}.  See the module docstring.
+
+    workers : processes of the local cluster (None: :data:`DEFAULT_WORKERS`); refused with ``scheduler``, an
+        existing cluster with workers of its own"""
     from distributed import Client, LocalCluster, as_completed
 
     from . import store
     from .progress import bar
 
     log = log or (lambda m: None)
+    if scheduler and workers is not None:
+        raise GenniError(f"--workers {workers} sizes a local cluster; the cluster at --scheduler {scheduler} has its "
+                         "own workers")
+    workers = DEFAULT_WORKERS if workers is None else workers
     sw = load_sweep(sweep_path)
     if workers < 1:
         raise GenniError(f"--workers must be at least 1, got {workers}")

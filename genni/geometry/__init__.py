@@ -2,6 +2,7 @@
 curvature of the data graph along the layers (:mod:`.ricci`); summary statistics in :mod:`.statistics`."""
 
 from . import ricci, statistics
+from .embedding import mds
 from .metrics import (
     DEFAULT_FLOOR,
     INVARIANCES,
@@ -21,4 +22,4 @@ from .ricci import ricci_layers
 
 __all__ = ["METRICS", "MetricSpec", "INVARIANCES", "DEFAULT_FLOOR", "distance", "pairwise", "gram_angle", "zscore", "geodesic",
            "angle", "project_onto_geodesic", "path_summary", "warn_missing_symmetries", "ricci", "statistics",
-           "ricci_layers"]
+           "ricci_layers", "mds"]

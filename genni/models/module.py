@@ -5,15 +5,27 @@ Config::
     [model]
     kind = "module"
     module = "mypackage.nets:SmallConvNet"   # a callable (class or function) returning an nn.Module
+    # module = "nets/small.py:make"          # or a Python file (relative to the config file's folder)
     kwargs = { channels = 8 }                # optional: keyword arguments for it
     input_shape = [1, 8, 8]                  # optional: the shape of one input row (default: the data's)
+    # outputs = 3                            # optional: default the module's own output width
 
 Inputs are stored flat, [n, d_in]; when ``input_shape`` is known the model reshapes each batch to
 [n, *input_shape] (a forward pre-hook on the module, so ``module()(X)`` accepts flat rows too).  Image
 data sets supply their [C, H, W]; a module that wants flat rows on image data says
-``input_shape = [d_in]``.  The factory is imported with :func:`importlib.import_module` (from
-``sys.path``, or else from the current directory) and called once per description; the module is
-converted to float64 and kept in eval mode.
+``input_shape = [d_in]``; on flat data a module that fails on flat rows and starts with a Conv2d of C
+input channels gets [C, s, s] when d_in = C·s².  The module runs once on a batch of two rows; its output
+[2, k] says the outputs, k.
+
+Where the factory comes from (``module_dir``: the config file's folder, recorded as an absolute path in
+the resolved config and the stored architecture, so later stages find it from any directory):
+
+- ``"path/to/file.py:factory"``: that file (relative paths from ``module_dir``), imported by its location
+  under a name unique to it;
+- ``"package.module:Factory"``: from ``module_dir`` when that folder holds the package, else from
+  ``sys.path``, else from the current directory.
+
+The factory is called once per description; the module is converted to float64 and kept in eval mode.
 
 θ is ``parameters_to_vector(module.parameters())``, in ``named_parameters()`` order.  **Buffers** (e.g.
 BatchNorm running statistics) are not part of θ: they stay as the factory, or a state_dict loaded with
@@ -45,18 +57,16 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib
 import json
-import os
-import sys
+import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError, GenniError
 from .base import Model, _first_line, _shape
+from .factory import import_factory, module_file, split_module_path
 from .symmetry import GroupElement, Symmetry
 
 _DECLARED = ("genni_symmetry_tangents", "genni_sample_symmetries", "genni_act", "genni_representation_points",
@@ -148,53 +158,24 @@ def remembered(token: str) -> bool:
     return token in _MEMORY
 
 
-def _import_factory(path: str):
-    where = f"config: [model] module = {path!r}"
-    if not isinstance(path, str) or path.count(":") != 1 or not all(path.split(":")):
-        raise ConfigError(f"config: [model] module must be 'package.module:Factory', got {path!r}")
-    pkg, attr = path.split(":")
-    try:
-        mod = importlib.import_module(pkg)
-    except ModuleNotFoundError as exc:
-        cwd, top = os.getcwd(), pkg.split(".")[0]
-        local = (Path(cwd) / top).is_dir() or (Path(cwd) / f"{top}.py").is_file()
-        if exc.name != top or not local or cwd in sys.path or "" in sys.path:
-            raise ConfigError(f"{where}: cannot import {pkg} ({_first_line(exc)}; is it installed or in the "
-                              "current directory?)") from None
-        sys.path.insert(0, cwd)  # like `python -m`: the researcher's own package in the current directory
-        try:
-            mod = importlib.import_module(pkg)
-        except Exception as exc2:
-            sys.path.remove(cwd)
-            raise ConfigError(f"{where}: cannot import {pkg} ({_first_line(exc2)})") from None
-    except Exception as exc:
-        raise ConfigError(f"{where}: importing {pkg} failed ({_first_line(exc)})") from None
-    obj = mod
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ConfigError(f"{where}: {pkg} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise ConfigError(f"{where}: {attr} is a {type(obj).__name__}, not a callable returning a torch.nn.Module")
-    return obj
+def _where(module_path: str, memory: str | None) -> str:
+    """How errors name a module: its config value, or its class when it is held in memory."""
+    return (f"the module {module_path} (held in memory)" if memory is not None
+            else f"config: [model] module = {module_path!r}")
 
 
-def _build(model: TorchModule) -> _Built:
-    """Import, call, convert to float64 / eval, check against d_in → d_out, find the representations."""
-    built = _CACHE.get(model)
-    if built is not None:
-        return built
-    if model.memory is not None:
-        where = f"the module {model.module_path} (held in memory)"
-        if model.memory not in _MEMORY:
-            raise GenniError(f"this run's model, the torch module {model.module_path}, lived only in the memory of "
+def _instantiate(module_path: str, module_dir: str | None, kwargs: dict, memory: str | None = None) -> torch.nn.Module:
+    """Import the factory and call it with ``kwargs`` (or, for a module held in memory, copy the remembered
+    module), check what comes out; the module as float64, in eval mode."""
+    where = _where(module_path, memory)
+    if memory is not None:
+        if memory not in _MEMORY:
+            raise GenniError(f"this run's model, the torch module {module_path}, lived only in the memory of "
                              "the process that made the run and cannot be rebuilt from the file: pass it, "
                              "genni.load_run(path, model=net)")
-        net = copy.deepcopy(_MEMORY[model.memory])
+        net = copy.deepcopy(_MEMORY[memory])
     else:
-        where = f"config: [model] module = {model.module_path!r}"
-        factory = _import_factory(model.module_path)
-        kwargs = model.kwargs
+        factory = import_factory(module_path, module_dir)
         try:
             net = factory(**kwargs)
         except Exception as exc:
@@ -202,17 +183,83 @@ def _build(model: TorchModule) -> _Built:
             raise ConfigError(f"{where}: calling it with ({args}) raised {_first_line(exc)}") from None
     if not isinstance(net, torch.nn.Module):
         raise ConfigError(f"{where}: the factory returned a {type(net).__name__}, not a torch.nn.Module")
-    n_params = sum(p.numel() for p in net.parameters())
-    if n_params == 0:
+    if not any(p.numel() for p in net.parameters()):
         raise ConfigError(f"{where}: the module has no parameters")
     has_sample, has_act = (callable(getattr(net, k, None)) for k in ("genni_sample_symmetries", "genni_act"))
     if has_sample != has_act:
         one, other = ("genni_sample_symmetries", "genni_act")[::1 if has_sample else -1]
         raise ConfigError(f"{where}: the module declares {one} without {other} (declare both or neither)")
-    net = net.double().eval()
+    return net.double().eval()
+
+
+def _batch(d_in: int) -> torch.Tensor:
+    """The two rows every check runs the module on, [2, d_in]."""
+    return torch.randn(2, d_in, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+
+def _run(net: torch.nn.Module, d_in: int, shape: tuple[int, ...] | None):
+    """(output, None) of the module on :func:`_batch` rows reshaped to ``shape`` (flat when None), or
+    (None, the exception it raised)."""
+    hook = net.register_forward_pre_hook(_ReshapeInput(shape)) if shape is not None else None
+    try:
+        with torch.no_grad():
+            return net(_batch(d_in)), None
+    except Exception as exc:  # noqa: BLE001 - the researcher's module may raise anything
+        return None, exc
+    finally:
+        if hook is not None:
+            hook.remove()
+
+
+def _image_shape(net: torch.nn.Module, d_in: int) -> tuple[int, int, int] | None:
+    """[C, s, s] when the module's first layer with parameters is a Conv2d with C input channels and d_in / C
+    is a perfect square s²; else None."""
+    first = next((m for m in net.modules() if any(True for _ in m.parameters(recurse=False))), None)
+    if not isinstance(first, torch.nn.Conv2d) or d_in % first.in_channels:
+        return None
+    side = math.isqrt(d_in // first.in_channels)
+    return (first.in_channels, side, side) if side * side * first.in_channels == d_in else None
+
+
+def infer_io(net: torch.nn.Module, where: str, d_in: int,
+             shape: tuple[int, ...] | None) -> tuple[tuple[int, ...] | None, int]:
+    """(input_shape, outputs) that the module itself says: it runs once on a batch of two rows (reshaped to
+    ``shape``; flat rows when None, and when the module fails on those, [C, s, s] from a first Conv2d layer,
+    :func:`_image_shape`), and its output [2, k] gives k.  One-line ConfigError when it cannot say."""
+    out, err = _run(net, d_in, shape)
+    if err is not None and shape is None:
+        guess = _image_shape(net, d_in)
+        if guess is not None:
+            out2, err2 = _run(net, d_in, guess)
+            if err2 is None:
+                shape, out, err = guess, out2, None
+    shown = _shape((2, *shape)) if shape is not None else _shape((2, d_in))
+    if err is not None:
+        hint = (f" (rows are reshaped to {_shape(shape)}; input_shape = [{d_in}] passes them flat)" if shape else
+                f" (the data's rows are flat, {d_in} features: set [model] input_shape, e.g. [C, H, W])")
+        raise ConfigError(f"{where}: the module fails on a {shown} batch: {_first_line(err)}{hint}")
+    if not isinstance(out, torch.Tensor):
+        raise ConfigError(f"{where}: the module returns a {type(out).__name__} on a {shown} batch, not a tensor of "
+                          "outputs [2, k]")
+    if out.dim() != 2 or out.shape[0] != 2 or out.shape[1] < 1:
+        raise ConfigError(f"{where}: the module maps a {shown} batch to outputs of shape {_shape(out.shape)}, not "
+                          "[2, k] (k outputs per input): flatten its output, or set [model] outputs")
+    return shape, int(out.shape[1])
+
+
+def _build(model: TorchModule, net: torch.nn.Module | None = None) -> _Built:
+    """Import, call, convert to float64 / eval (or take ``net``, a module :func:`_instantiate` made for this
+    description), check against d_in → d_out, find the representations."""
+    built = _CACHE.get(model)
+    if built is not None:
+        return built
+    where = _where(model.module_path, model.memory)
+    if net is None:
+        net = _instantiate(model.module_path, model.module_dir, model.kwargs, model.memory)
+    n_params = sum(p.numel() for p in net.parameters())
     if model.input_shape is not None:
         net.register_forward_pre_hook(_ReshapeInput(model.input_shape))
-    x = torch.randn(2, model.d_in, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = _batch(model.d_in)
     shown = _shape((2, *model.input_shape)) if model.input_shape is not None else _shape((2, model.d_in))
     calls: list[tuple[str, bool]] = []
     hooks = [m.register_forward_hook(
@@ -281,9 +328,11 @@ def _default_points(net: torch.nn.Module, calls: list[tuple[str, bool]]) -> list
 
 @dataclass(frozen=True)
 class TorchModule(Model):
-    """A torch module built by ``module_path`` ("package.module:Factory") with keyword arguments
-    ``kwargs_json`` (canonical JSON, so the description stays hashable), mapping d_in flat input features
-    (reshaped to ``input_shape`` when given) to d_out outputs.  See the module docstring.
+    """A torch module built by ``module_path`` ("package.module:Factory" or "path/file.py:factory") with
+    keyword arguments ``kwargs_json`` (canonical JSON, so the description stays hashable), mapping d_in flat
+    input features (reshaped to ``input_shape`` when given) to d_out outputs.  ``module_dir``: the folder a
+    relative file path and a package are looked up from (the config file's folder; None: the current
+    directory).  See the module docstring.
 
     memory : the token of a module held in memory (:func:`remember`; then ``module_path`` is its class, for
         the record, and no factory is imported);  about_json : what :func:`about` says of it (canonical JSON)
@@ -294,14 +343,15 @@ class TorchModule(Model):
     d_out: int
     kwargs_json: str = "{}"
     input_shape: tuple[int, ...] | None = None
+    module_dir: str | None = None
     kind: str = "module"
     memory: str | None = None
     about_json: str = "{}"
 
     def __post_init__(self):
-        if not isinstance(self.module_path, str) or self.module_path.count(":") != 1 \
-                or not all(self.module_path.split(":")):
-            raise ConfigError(f"config: [model] module must be 'package.module:Factory', got {self.module_path!r}")
+        split_module_path(self.module_path)
+        if self.module_dir is not None and not isinstance(self.module_dir, str):
+            raise ConfigError(f"config: [model] module_dir must be a folder path, got {self.module_dir!r}")
         for k in ("d_in", "d_out"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -331,14 +381,20 @@ class TorchModule(Model):
         return json.loads(self.kwargs_json)
 
     # --- construction -------------------------------------------------------------------------------
-    CONFIG_KEYS = ("module", "kwargs", "input_shape")
+    CONFIG_KEYS = ("module", "kwargs", "input_shape", "module_dir")
 
     @classmethod
-    def from_config(cls, m: dict, d_in: int, d_out: int, input_shape=None) -> TorchModule:
-        """Builds (imports, calls, checks d_in → d_out) now, so a bad config fails before any work."""
+    def from_config(cls, m: dict, d_in: int, d_out: int | None, input_shape=None) -> TorchModule:
+        """Builds (imports, calls, checks d_in → d_out) now, so a bad config fails before any work.
+
+        d_out None: the module's own output width (:func:`infer_io`); with no ``input_shape`` (neither in
+        ``m`` nor the data's) and a module that fails on flat rows, [C, s, s] from its first Conv2d."""
         path = m.get("module")
         if path is None:
-            raise ConfigError('config: [model] kind = "module" needs module = "package.module:Factory"')
+            raise ConfigError('config: [model] kind = "module" needs module = "package.module:Factory" or '
+                              '"file.py:factory"')
+        split_module_path(path)
+        module_dir = m.get("module_dir")
         kwargs = m.get("kwargs")
         kwargs = {} if kwargs is None else kwargs
         if not isinstance(kwargs, dict):
@@ -349,9 +405,16 @@ class TorchModule(Model):
             raise ConfigError(f"config: [model] kwargs must hold JSON values only ({_first_line(exc)})") from None
         shape = m.get("input_shape")
         shape = input_shape if shape is None else shape
-        model = cls(module_path=path, d_in=d_in, d_out=d_out, kwargs_json=kw_json,
-                    input_shape=None if shape is None else tuple(shape))
-        _build(model)
+        shape = None if shape is None else tuple(shape)
+        net = None
+        if d_out is None or shape is None:
+            cls(module_path=path, d_in=d_in, d_out=d_out or 1, kwargs_json=kw_json, input_shape=shape)  # the checks
+            net = _instantiate(path, module_dir, kwargs)
+            shape, width = infer_io(net, f"config: [model] module = {path!r}", d_in, shape)
+            d_out = width if d_out is None else d_out
+        model = cls(module_path=path, d_in=d_in, d_out=d_out, kwargs_json=kw_json, input_shape=shape,
+                    module_dir=module_dir)
+        _build(model, net)
         return model
 
     @classmethod
@@ -373,20 +436,28 @@ class TorchModule(Model):
         return json.loads(self.about_json)
 
     def to_dict(self) -> dict:
-        d = {"kind": self.kind, "module": self.module_path, "kwargs": self.kwargs,
-             "input_shape": None if self.input_shape is None else list(self.input_shape),
-             "d_in": self.d_in, "d_out": self.d_out}
+        """The description; ``module_dir`` only where it is set (with ``module_file``, the file's absolute
+        location, for a ``file.py:factory`` module); a module held in memory adds its token, ``about`` and
+        :data:`MEMORY_NOTE`."""
+        out = {"kind": self.kind, "module": self.module_path, "kwargs": self.kwargs,
+               "input_shape": None if self.input_shape is None else list(self.input_shape),
+               "d_in": self.d_in, "d_out": self.d_out}
+        if self.module_dir is not None:
+            out["module_dir"] = self.module_dir
+            where = module_file(self.module_path, self.module_dir)
+            if where is not None:
+                out["module_file"] = str(where)
         if self.memory is not None:
-            d.update(memory=self.memory, about=self.about, in_memory=MEMORY_NOTE)
-        return d
+            out.update(memory=self.memory, about=self.about, in_memory=MEMORY_NOTE)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> TorchModule:
         shape = d.get("input_shape")
         return cls(module_path=d["module"], d_in=d["d_in"], d_out=d["d_out"],
                    kwargs_json=json.dumps(d.get("kwargs") or {}, sort_keys=True),
-                   input_shape=None if shape is None else tuple(shape), memory=d.get("memory"),
-                   about_json=json.dumps(d.get("about") or {}, sort_keys=True))
+                   input_shape=None if shape is None else tuple(shape), module_dir=d.get("module_dir"),
+                   memory=d.get("memory"), about_json=json.dumps(d.get("about") or {}, sort_keys=True))
 
     # --- layout -------------------------------------------------------------------------------------
     def _net(self) -> torch.nn.Module:

@@ -29,7 +29,8 @@ from .walk import WalkOptions, WalkResult
 @dataclass(frozen=True)
 class Stage:
     """One stage: its name (the ``genni`` subcommand and a sweep's stage name), its module, its options
-    class, its one-line help, and the function that turns its result into the text headline.  ``prints``:
+    class, its one-line help, the function that turns its result into the text headline, and one example
+    command line (``genni <name> --help`` ends with it).  ``prints``:
     the headline goes to stdout (with ``--json`` as an option); otherwise to the log.  ``extends``: every
     call adds to the run (a walk adds chains), so running it again is not a resume."""
 
@@ -38,6 +39,7 @@ class Stage:
     options: type
     help: str
     format: Callable[[Mapping], str]
+    example: str = ""
     prints: bool = True
     extends: bool = False
 
@@ -52,18 +54,19 @@ class Stage:
 
 REGISTRY: dict[str, Stage] = {s.name: s for s in (
     Stage("find", find, FindOptions, "reference, probe data and N equivalents into RUN.h5 (resumes)", report.format_find,
-          prints=False),
+          "genni find experiments/moons_tanh.toml -o runs/moons_tanh.h5 --n 128", prints=False),
     Stage("walk", walk, WalkOptions, "extend a run by walking along the equivalence class", report.format_walk,
-          extends=True),
+          "genni walk runs/moons_relu.h5 --chains 4 --steps 40", extends=True),
     Stage("connect", connect, ConnectOptions, "a certified path inside the class between elements I and J (0 = θ*)",
-          report.format_connect),
+          report.format_connect, "genni connect runs/moons_relu.h5 0 5"),
     Stage("identify", identify, IdentifyOptions, "Jacobian rank / null space, symmetry verdict on every element",
-          report.format_identify),
+          report.format_identify, "genni identify runs/moons_relu.h5 --exact"),
     Stage("project", project, ProjectOptions, "subspace through the class + discrepancy grid + paths and barriers",
-          report.format_project),
-    Stage("paths", paths, PathsOptions, "layer-path geometry of the reference and its equivalents", report.format_paths),
+          report.format_project, "genni project runs/moons_relu.h5 --subspace plane --elements 0 1"),
+    Stage("paths", paths, PathsOptions, "layer-path geometry of the reference and its equivalents", report.format_paths,
+          "genni paths runs/moons_relu.h5 --metric zscore_procrustes"),
     Stage("ricci", ricci, RicciOptions, "Ricci curvature of the layers' kNN graphs and the Ricci flow coefficient",
-          report.format_ricci),
+          report.format_ricci, "genni ricci runs/moons_relu.h5 --curvature ollivier --alpha 0.5"),
 )}
 """Every stage, in the order of a run."""
 

@@ -23,13 +23,13 @@ def find(cfg: dict, path: str | Path, *, progress: bool = False, callback: Calla
 
 
 def identify(path: str | Path, *, rtol: float = identifiability.DEFAULT_RTOL,
-             copy_factor: float = identifiability.DEFAULT_COPY_FACTOR,
-             agree_tol: float = identifiability.DEFAULT_AGREE_TOL, rank_growth_max: int | None = None,
+             copy_factor: float | None = None, agree_tol: float | None = None, rank_growth_max: int | None = None,
              exact: bool | None = None, domain_scale: float | None = None, max_regions: int | None = None,
              max_seconds: float | None = None, sup_seconds: float | None = None,
              progress: bool = False, log: Log | None = None) -> _identify.IdentifyResult:
     """Functional dimension and verdicts (:func:`genni.stages.identify.run`); ``exact``: the exact answers on the
-    run's input box too (relu / leaky-relu MLPs)."""
+    run's input box too (relu / leaky-relu MLPs).  None: the default (copy_factor, agree_tol) or the config's
+    ``[identify]`` value (the rest)."""
     options = _identify.IdentifyOptions(rtol=rtol, copy_factor=copy_factor, agree_tol=agree_tol,
                                         rank_growth_max=rank_growth_max, exact=exact, domain_scale=domain_scale,
                                         max_regions=max_regions, max_seconds=max_seconds, sup_seconds=sup_seconds)

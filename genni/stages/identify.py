@@ -18,7 +18,7 @@ import numpy as np
 from .. import data as _data
 from .. import exact as _exact
 from .. import identifiability, models, report, store
-from ..errors import GenniError
+from ..errors import ConfigError, GenniError
 from ..geometry.statistics import min_median_max
 from .common import Log, Result, far_inputs, need_int, need_positive, quiet, writes
 
@@ -35,19 +35,22 @@ class IdentifyOptions:
     """What ``identify`` uses.
 
     rtol : relative singular-value threshold for the numerical rank
-    copy_factor : c in the symmetry-copy threshold c·‖r‖/(σ_r‖θ*‖)
+    copy_factor : c in the symmetry-copy threshold c·‖r‖/(σ_r‖θ*‖) (None: ``DEFAULT_COPY_FACTOR``)
     agree_tol : floor of the relative discrepancy at which an element agrees on held-out and far inputs
+        (None: ``DEFAULT_AGREE_TOL``); these two set the verdicts, which large models (P above
+        :data:`IDENTIFY_SVD_MAX_P`) do not get: there they are refused
     rank_growth_max : > 0: also the rank of J over fresh inputs, doubling from n_probe up to this many
         (None: the config's ``[identify] rank_growth_max``; 0: off)
     exact : relu / leaky-relu MLPs: also the exact answers on an input box (:mod:`genni.exact`)
     domain_scale, max_regions, max_seconds, sup_seconds : the box (the probe's bounding box × scale;
         normal data: ± scale sd), the region walk's budget, each element's MILP time limit
-    (None, for these five: the config's ``[identify]`` value)
+    (None, for these five: the config's ``[identify]`` value; the last four apply to the exact answers
+    only and are refused without them)
     """
 
     rtol: float = identifiability.DEFAULT_RTOL
-    copy_factor: float = identifiability.DEFAULT_COPY_FACTOR
-    agree_tol: float = identifiability.DEFAULT_AGREE_TOL
+    copy_factor: float | None = None
+    agree_tol: float | None = None
     rank_growth_max: int | None = None
     exact: bool | None = None
     domain_scale: float | None = None
@@ -56,9 +59,10 @@ class IdentifyOptions:
     sup_seconds: float | None = None
 
     def __post_init__(self):
-        for name, v in (("rtol", self.rtol), ("copy factor", self.copy_factor),
-                        ("agreement tolerance", self.agree_tol)):
-            need_positive(name, v)
+        need_positive("rtol", self.rtol)
+        for name, v in (("copy factor", self.copy_factor), ("agreement tolerance", self.agree_tol)):
+            if v is not None:
+                need_positive(name, v)
         if self.rank_growth_max is not None:
             need_int("--rank-growth", self.rank_growth_max, 0)
         for name, v in (("--domain-scale", self.domain_scale), ("--max-seconds", self.max_seconds),
@@ -69,11 +73,33 @@ class IdentifyOptions:
             need_int("--max-regions", self.max_regions, 1)
 
     def resolved(self, config: dict) -> IdentifyOptions:
-        """These options with every None taken from the config's ``[identify]`` table."""
+        """These options with every None taken from the config's ``[identify]`` table (the verdicts'
+        copy_factor and agree_tol from their defaults)."""
         table = config.get("identify", {})
-        return replace(self, **{k: table.get(k, d) for k, d in (
+        out = replace(self, **{k: table.get(k, d) for k, d in (
             ("rank_growth_max", 0), ("exact", False), ("domain_scale", _exact.DEFAULT_DOMAIN_SCALE),
             ("max_regions", 100_000), ("max_seconds", 600.0), ("sup_seconds", 60.0)) if getattr(self, k) is None})
+        return replace(out, copy_factor=identifiability.DEFAULT_COPY_FACTOR if self.copy_factor is None
+                       else self.copy_factor,
+                       agree_tol=identifiability.DEFAULT_AGREE_TOL if self.agree_tol is None else self.agree_tol)
+
+    def unused(self, resolved: IdentifyOptions, n_params: int) -> str | None:
+        """The first option given here that the run would not use, with why (None when all are used):
+        the box and budgets without the exact answers; the verdicts' options and rank growth above
+        :data:`IDENTIFY_SVD_MAX_P` parameters, where ``identify`` makes no verdicts."""
+        box = [(f, v) for f, v in (("--domain-scale", self.domain_scale), ("--max-regions", self.max_regions),
+                                   ("--max-seconds", self.max_seconds), ("--sup-seconds", self.sup_seconds))
+               if v is not None]
+        if box and not resolved.exact:
+            return (f"{box[0][0]} applies to the exact answers: add --exact (or set [identify] exact = true in the "
+                    "config)")
+        if n_params > IDENTIFY_SVD_MAX_P:
+            large = [f for f, v in (("--copy-factor", self.copy_factor), ("--agree-tol", self.agree_tol),
+                                    ("--rank-growth", self.rank_growth_max or None)) if v is not None]
+            if large:
+                return (f"{large[0]}: above P = {IDENTIFY_SVD_MAX_P:,} parameters (this model has {n_params:,}) "
+                        "identify takes the rank from J·v products and makes no verdicts, so it would not be used")
+        return None
 
 
 @dataclass(frozen=True, repr=False)
@@ -137,7 +163,10 @@ def run(path: str | Path, options: IdentifyOptions = IdentifyOptions(), *, progr
     """
     stored = store.load_run(path)
     model = models.from_dict(stored.architecture)
-    options = options.resolved(stored.config)
+    given, options = options, options.resolved(stored.config)
+    unused = given.unused(options, model.n_params)
+    if unused:
+        raise ConfigError(unused)
     if options.exact:
         _exact.check_piecewise_linear(model)
     if stored.X_far is None:
@@ -149,6 +178,9 @@ def run(path: str | Path, options: IdentifyOptions = IdentifyOptions(), *, progr
     if model.n_params > IDENTIFY_SVD_MAX_P:
         if options.exact:
             raise GenniError(f"exact answers enumerate linear regions; P = {model.n_params:,} is beyond that")
+        if options.rank_growth_max > 0:
+            log(f"[identify] rank_growth_max = {options.rank_growth_max} not used: above P = {IDENTIFY_SVD_MAX_P:,} "
+                "the rank comes from J·v products at the probe inputs only")
         return _matrix_free(path, stored, model, options.rtol, log, progress)
     rtol, copy_factor, agree_tol = options.rtol, options.copy_factor, options.agree_tol
     tol = float(stored.equivalents_attrs.get("tol", stored.config.get("search", {}).get("tol", 0.0)))
@@ -363,12 +395,13 @@ def arguments(parser) -> None:
     parser.add_argument("run", help="run file (HDF5) written by genni find or run")
     parser.add_argument("--rtol", type=float, default=identifiability.DEFAULT_RTOL,
                         help="relative singular-value threshold for the numerical rank")
-    parser.add_argument("--copy-factor", type=float, default=identifiability.DEFAULT_COPY_FACTOR,
-                        help="c in the symmetry-copy threshold c·‖r‖/(σ_r‖θ*‖) (default %(default)g)")
-    parser.add_argument("--agree-tol", "--heldout-tol", dest="agree_tol", type=float,
-                        default=identifiability.DEFAULT_AGREE_TOL,
+    parser.add_argument("--copy-factor", type=float, default=None, metavar="C",
+                        help="c in the symmetry-copy threshold c·‖r‖/(σ_r‖θ*‖) (default "
+                             f"{identifiability.DEFAULT_COPY_FACTOR:g})")
+    parser.add_argument("--agree-tol", "--heldout-tol", dest="agree_tol", type=float, default=None, metavar="A",
                         help="floor of the relative discrepancy at which an element agrees on held-out and far "
-                             "inputs; the tolerance used is max(this, 100·tol/output power) (default %(default)g)")
+                             "inputs; the tolerance used is max(this, 100·tol/output power) (default "
+                             f"{identifiability.DEFAULT_AGREE_TOL:g})")
     parser.add_argument("--rank-growth", dest="rank_growth", type=int, default=None, metavar="M",
                         help="also take the rank of J over fresh inputs, doubling from n_probe up to M until it stops "
                              "changing (generated data sets; default: the config's [identify] rank_growth_max, 0 = off)")
@@ -376,14 +409,16 @@ def arguments(parser) -> None:
                         help="relu / leaky-relu MLPs: also the exact functional dimension on an input box from its "
                              "linear regions, and each element's certified sup-norm discrepancy there")
     parser.add_argument("--domain-scale", type=float, default=None, metavar="S",
-                        help="the box: the probe inputs' bounding box enlarged S× about its centre; normal data: ±S "
-                             "standard deviations (default: the config's [identify] domain_scale, 3)")
+                        help="with --exact: the box, the probe inputs' bounding box enlarged S× about its centre; "
+                             "normal data: ±S standard deviations (default: the config's [identify] domain_scale, 3)")
     parser.add_argument("--max-regions", type=int, default=None, metavar="N",
-                        help="stop the region walk after N regions (default: [identify] max_regions, 100000)")
+                        help="with --exact: stop the region walk after N regions (default: [identify] max_regions, "
+                             "100000)")
     parser.add_argument("--max-seconds", type=float, default=None, metavar="T",
-                        help="stop the region walk after T seconds (default: [identify] max_seconds, 600)")
+                        help="with --exact: stop the region walk after T seconds (default: [identify] max_seconds, "
+                             "600)")
     parser.add_argument("--sup-seconds", type=float, default=None, metavar="T",
-                        help="time limit of each element's MILP (default: [identify] sup_seconds, 60)")
+                        help="with --exact: time limit of each element's MILP (default: [identify] sup_seconds, 60)")
 
 
 def from_args(args) -> tuple[str, IdentifyOptions]:

@@ -8,7 +8,6 @@ the path (X_0, …, X_{L−1}) under a shape metric d (:mod:`genni.geometry`); i
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +46,9 @@ class PathsOptions:
         need_int("--max-inputs", self.max_inputs, 2)
         if self.floor is not None and not 0 <= self.floor < 1:
             raise ConfigError(f"--floor must lie in [0, 1), got {self.floor}")
+        if self.floor is not None and not geometry.METRICS[self.metric].floored:
+            floored = ", ".join(m for m, spec in geometry.METRICS.items() if spec.floored)
+            raise ConfigError(f"--floor applies to the z-score metrics ({floored}), not --metric {self.metric}")
 
     @property
     def unit_floor(self) -> float:
@@ -100,11 +102,12 @@ def run(path: str | Path, options: PathsOptions = PathsOptions(), *, progress: b
     has no geodesics).  The z-score metrics count every unit above the floor equally, so nearly dead
     units weigh as much as busy ones unless the floor removes them.
     """
-    from sklearn.manifold import MDS
-
     metric, floor = options.metric, options.unit_floor
     stored = store.load_run(path)
     model = models.from_dict(stored.architecture)
+    if options.preactivations and model.layer_names(True) == model.layer_names(False):
+        raise ConfigError(f"--pre-activations: {model.describe()} has no pre-activations apart from its "
+                          "representations (MLPs with hidden layers have)")
     rows, thetas = networks(stored, options.max_networks)
     n_inputs = min(options.max_inputs, len(stored.X))
     reps = _representations(path, stored, model, thetas, rows, n_inputs, options.preactivations, options.cache)
@@ -129,10 +132,7 @@ def run(path: str | Path, options: PathsOptions = PathsOptions(), *, progress: b
                 geo_t[m, l], geo_off[m, l] = geometry.project_onto_geodesic(P[l], P[0], P[-1], metric, floor)
         if labels is not None:
             to_labels[m] = [geometry.distance(P[l], labels, metric, floor) for l in range(L)]
-    with warnings.catch_warnings():  # scikit-learn ≥ 1.8 renames MDS arguments; the old names still work
-        warnings.simplefilter("ignore", FutureWarning)
-        mds = MDS(n_components=2, dissimilarity="precomputed", random_state=int(stored.attrs.get("seed", 0)), n_init=4)
-        embedding = mds.fit_transform(D)
+    embedding, stress = geometry.mds(D, seed=int(stored.attrs.get("seed", 0)))
     warning = geometry.warn_missing_symmetries(metric, model.symmetry.invariances, model.describe())
     arrays = {"distances": D, "steps": steps, "angles": angles, "straightness": straightness, "length": length,
               "embedding": embedding, "elements": rows, "to_output": to_output, "geodesic_t": geo_t,
@@ -141,8 +141,8 @@ def run(path: str | Path, options: PathsOptions = PathsOptions(), *, progress: b
         arrays["to_labels"] = to_labels
     _write(path, metric, arrays,
            {"metric": metric, "invariances": json.dumps(list(geometry.METRICS[metric].invariances)), "n_networks": M,
-            "n_layers": L, "layers": json.dumps(names), "n_inputs": n_inputs, "stress": float(mds.stress_),
-            "stress_1": float(np.sqrt(mds.stress_ / max((D ** 2).sum() / 2, 1e-300))),
+            "n_layers": L, "layers": json.dumps(names), "n_inputs": n_inputs, "stress": stress,
+            "stress_1": float(np.sqrt(stress / max((D ** 2).sum() / 2, 1e-300))),
             "floor": floor, "warning": warning or "", "note": "point m·L + l is network m (0 = reference) at layer l"})
     ref_labels = to_labels[0] if labels is not None else None
     return PathsResult(

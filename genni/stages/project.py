@@ -35,7 +35,8 @@ class ProjectOptions:
 
     subspace : pca | plane | null | random;  dims : 2 or 3
     resolution : grid points per axis (None: 101 in 2-D, 41 in 3-D)
-    elements : element rows spanning the plane subspace (None: the first converged ones)
+    elements : element rows (0-based rows of /equivalents) spanning the plane subspace, ``dims`` of them,
+        distinct (None: the first converged ones); the other subspaces refuse them
     epsilon_rel : ε for the equivalence mask and paths, relative to the output power
     margin : the grid reaches this fraction beyond the elements' coordinates
     paths : paths θ* → element to compute (0: none);  batch : grid points evaluated together
@@ -66,6 +67,16 @@ class ProjectOptions:
         need_int("project batch", self.batch, 1)
         if self.elements is not None:
             object.__setattr__(self, "elements", tuple(self.elements))
+            if self.subspace != "plane":
+                raise ConfigError(f"--elements choose the rows spanning the plane subspace; --subspace "
+                                  f"{self.subspace} does not use them")
+            if len(self.elements) != self.dims:
+                raise ConfigError(f"--elements: the plane subspace in {self.dims}-D needs {self.dims} element rows, "
+                                  f"got {len(self.elements)}")
+            for i in self.elements:
+                need_int("--elements", i, 0)
+            if len(set(self.elements)) != len(self.elements):
+                raise ConfigError(f"--elements must be distinct rows, got {list(self.elements)}")
         if self.device is not None:
             device(self.device)
 
@@ -148,7 +159,8 @@ def run(path: str | Path, options: ProjectOptions = ProjectOptions(), *, progres
         pool = conv if len(conv) >= dims else np.arange(len(thetas))
         chosen = tuple(elements) if elements else tuple(int(i) for i in pool[:dims])
         if len(chosen) != dims or any(not 0 <= i < len(thetas) for i in chosen):
-            raise GenniError(f"the plane subspace needs {dims} element rows in 0..{len(thetas) - 1}, got {list(chosen)}")
+            raise GenniError(f"--elements {' '.join(map(str, chosen))}: the plane subspace needs {dims} element rows in "
+                             f"0..{len(thetas) - 1} (the file holds {len(thetas)} elements)")
         sub = projection.plane_subspace(ref, thetas[chosen[0]], thetas[chosen[1]], thetas,
                                         c=thetas[chosen[2]] if dims == 3 else None)
     elif subspace == "null":
@@ -270,7 +282,9 @@ def arguments(parser) -> None:
     parser.add_argument("--subspace", default="pca", help="pca | plane | null | random (default pca)")
     parser.add_argument("--dims", type=int, default=2, help="2 (default) or 3")
     parser.add_argument("--resolution", type=int, help="grid points per axis (default 101 in 2-D, 41 in 3-D)")
-    parser.add_argument("--elements", type=int, nargs="+", help="element rows spanning the plane subspace")
+    parser.add_argument("--elements", type=int, nargs="+", metavar="ROW",
+                        help="--subspace plane only: the element rows (0-based rows of /equivalents) spanning it "
+                             "(default: the first converged ones)")
     parser.add_argument("--epsilon-rel", type=float, default=1e-6,
                         help="ε for the equivalence mask and paths, relative to the output power (default 1e-6)")
     parser.add_argument("--paths", type=int, default=8, help="paths θ* → element to compute (0: none)")

@@ -74,6 +74,9 @@ class RicciOptions:
             raise ConfigError("Ollivier curvature needs --alpha (0 = uniform on the neighbours, 0.5 = lazy random walk)")
         if self.alpha is not None and not 0 <= self.alpha < 1:
             raise ConfigError(f"--alpha must lie in [0, 1), got {self.alpha}")
+        if self.alpha is not None and not R.CURVATURES[self.curvature].needs_alpha:
+            raise ConfigError(f"--alpha is the Ollivier idleness: it applies to --curvature ollivier, not "
+                              f"{self.curvature}")
         need_int("--max-networks", self.max_networks, 1)
         need_int("--max-inputs", self.max_inputs, 4)
         need_int("--bootstrap", self.n_boot, 0)

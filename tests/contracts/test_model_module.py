@@ -240,7 +240,7 @@ def test_missing_state_dict_file(tmp_path):
 BAD = [
     ({"module": "nosuchpkg.mod:X"}, 2, 1, None, r"cannot import nosuchpkg\.mod .*No module named 'nosuchpkg'"),
     ({"module": "genni.models.examples:Nope"}, 2, 1, None, "genni.models.examples has no attribute 'Nope'"),
-    ({"module": "no_colon"}, 2, 1, None, "must be 'package.module:Factory', got 'no_colon'"),
+    ({"module": "no_colon"}, 2, 1, None, "must be 'package.module:Factory' or 'file.py:factory', got 'no_colon'"),
     ({"module": None}, 2, 1, None, "needs module ="),
     ({"module": "tests.contracts.test_model_module:not_a_module"}, 2, 1, None, "returned a dict, not a torch.nn.Module"),
     ({"module": MLP, "kwargs": {"bogus": 1}}, 2, 1, None, r"raised TypeError: .*bogus"),

@@ -17,6 +17,7 @@ import torch
 
 import genni
 from genni import config, models, plots, stages, store
+from genni.errors import ConfigError
 from tests.conftest import append_symmetry_copies
 
 _COMMON = {
@@ -121,6 +122,18 @@ def test_identify_above_the_svd_limit_takes_the_matrix_free_rank(tmp_path, monke
     off = identifiability.far_discrepancies(model, theta_off[None], run.X_far, run.Y_far)["relative_discrepancy_far"]
     assert off[0] > 1e-6
     assert 0 < float(run.identifiability_attrs["rank_error_bound"]) < 1e-6 * float(run.identifiability_attrs["sigma_max"])
+    # what makes or refines verdicts is refused there, not silently dropped
+    for kwargs, flag in (({"copy_factor": 2.0}, "--copy-factor"), ({"agree_tol": 1e-6}, "--agree-tol"),
+                         ({"rank_growth_max": 400}, "--rank-growth")):
+        with pytest.raises(ConfigError, match=f"{flag}: above P = 10 parameters .* makes no verdicts"):
+            genni.identify(path, **kwargs)
+
+
+def test_pre_activations_are_refused_where_a_kind_has_none(done_run):
+    """Only an MLP's layers have pre-activations apart from its representations; elsewhere the option would
+    change nothing, so it is refused."""
+    with pytest.raises(ConfigError, match="--pre-activations: .* has no pre-activations"):
+        genni.layer_paths(done_run.path, preactivations=True, max_networks=2, max_inputs=16)
 
 
 def test_a_run_of_another_kind_resumes(done_run):

@@ -135,6 +135,30 @@ def _case_files(d: Path, case: str) -> list[str]:
         return ["ricci", run, "--curvature", "gaussian"]
     if case == "elements out of range":
         return ["project", run, "--subspace", "plane", "--elements", "0", "99"]
+    if case == "elements with the pca subspace":
+        return ["project", run, "--elements", "0", "999"]
+    if case == "negative element":
+        return ["project", run, "--subspace", "plane", "--elements", "0", "-1"]
+    if case == "repeated elements":
+        return ["project", run, "--subspace", "plane", "--elements", "1", "1"]
+    if case == "too many elements":
+        return ["project", run, "--subspace", "plane", "--elements", "0", "1", "2"]
+    if case == "alpha without ollivier":
+        return ["ricci", run, "--alpha", "0.5"]
+    if case == "floor with a metric that has none":
+        return ["paths", run, "--metric", "angular_cka", "--floor", "0.01"]
+    if case == "exact options without exact":
+        return ["identify", run, "--sup-seconds", "5"]
+    if case == "workers with a scheduler":
+        (d / "sw.toml").write_text(f'base = "{d / "tiny.toml"}"\nstages = ["train"]\n')
+        return ["sweep", str(d / "sw.toml"), "-o", str(d / "sw"), "--workers", "3", "--scheduler", "tcp://127.0.0.1:9"]
+    if case in ("module file missing", "module factory missing", "module factory not callable"):
+        (d / "nets").mkdir()
+        (d / "nets" / "mine.py").write_text("import torch\nWIDTH = 3\n")
+        module = {"module file missing": "nets/absent.py:make", "module factory missing": "nets/mine.py:make",
+                  "module factory not callable": "nets/mine.py:WIDTH"}[case]
+        return ["find", cfg_replace('widths = [2, 6, 1]\nactivation = "tanh"', f'kind = "module"\nmodule = "{module}"'),
+                "-o", new]
     if case == "resolution below 2":
         return ["project", run, "--resolution", "1"]
     if case == "negative --n":
@@ -233,6 +257,12 @@ CASES = [
     ("widths do not fit the data", "widths[0] = 3"), ("widths too short", "widths"),
     ("unknown data set", "mnist"), ("unknown activation", "swish"), ("unknown metric", "cosine_dream"),
     ("unknown subspace", "umap"), ("unknown curvature", "gaussian"), ("elements out of range", "99"),
+    ("elements with the pca subspace", "--subspace pca does not use them"), ("negative element", "--elements"),
+    ("repeated elements", "distinct"), ("too many elements", "needs 2 element rows"),
+    ("alpha without ollivier", "ollivier"), ("floor with a metric that has none", "--metric angular_cka"),
+    ("exact options without exact", "--sup-seconds applies to the exact answers"),
+    ("workers with a scheduler", "--scheduler"), ("module file missing", "looked for"),
+    ("module factory missing", "has no attribute 'make'"), ("module factory not callable", "not callable"),
     ("resolution below 2", "resolution"), ("negative --n", "n"), ("walk --from out of range", "--from 50"),
     ("connect out of range", "17"), ("ricci k zero", "k"), ("negative rtol", "rtol"),
     ("exact answers for tanh", "relu or leaky_relu"), ("negative domain scale", "domain-scale"),

@@ -125,3 +125,70 @@ def test_public_api_is_complete():
     assert not missing
     for stage in ("find", "identify", "project", "layer_paths", "ricci"):
         assert callable(getattr(genni, stage))
+
+
+def test_inspect_shows_far_discrepancy_quantiles_and_verdict_counts(tmp_path, capsys):
+    from tests.conftest import TINY_CONFIG
+
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY_CONFIG.replace("n = 6", 'n = 3\ninit = "perturb"\ninit_scale = 0.01'))
+    out = tmp_path / "run.h5"
+    assert main(["find", str(cfg), "-o", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(out)]) == 0
+    assert "far discrepancies and verdicts: not yet made" in capsys.readouterr().out
+    assert main(["identify", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--json"]) == 0
+    e = json.loads(capsys.readouterr().out)["equivalents"]
+    with h5py.File(out, "r") as f:
+        eq = f["equivalents"]
+        names = list(eq.attrs["verdict_codes"])
+        verdict = eq["verdict"][()]
+        far = {k: eq[k][()] for k in ("discrepancy_far", "relative_discrepancy_far")}
+    for key, values in far.items():  # the quantiles of the stored per-element field
+        q = np.quantile(values, [0.0, 0.1, 0.5, 0.9, 1.0])
+        np.testing.assert_allclose([e[key][k] for k in ("q00", "q10", "q50", "q90", "q100")], q, rtol=1e-12)
+    assert e["verdicts"] == {n: int((verdict == i).sum()) for i, n in enumerate(names)}
+    assert sum(e["verdicts"].values()) == 3
+    assert main(["inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"^  relative_discrepancy_far +\S", text, re.M) and re.search(r"^  discrepancy_far +\S", text, re.M)
+    assert "verdicts: " + ", ".join(f"{n} {c}" for n, c in e["verdicts"].items()) in text
+    # far discrepancies without verdicts (identify's large-model mode stores only those): still shown
+    with h5py.File(out, "r+") as f:
+        del f["equivalents/verdict"]
+    assert main(["inspect", str(out), "--json"]) == 0
+    e = json.loads(capsys.readouterr().out)["equivalents"]
+    assert "verdicts" not in e and e["relative_discrepancy_far"]["q100"] == pytest.approx(far["relative_discrepancy_far"].max())
+    assert main(["inspect", str(out)]) == 0
+    assert "verdicts: none (identify makes no per-element verdicts" in capsys.readouterr().out
+
+
+def test_every_subcommand_help_ends_with_a_runnable_example(capsys):
+    """The last lines of `genni COMMAND --help`: one example, a command line the parser accepts for that
+    command, naming files that exist in the repository (configs, sweep files)."""
+    import argparse
+    import shlex
+    from pathlib import Path
+
+    from genni import sweep
+    from genni.cli import _parser
+
+    root = Path(__file__).resolve().parents[2]
+    parser = _parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert {"run", "find", "identify", "project", "paths", "ricci", "plot", "inspect", "walk", "connect",
+            "sweep"} <= set(commands)
+    for name, sub in commands.items():
+        lines = sub.format_help().rstrip().splitlines()
+        assert lines[-2].startswith("example"), (name, lines[-3:])
+        argv = shlex.split(lines[-1])
+        assert argv[0] == "genni" and argv[1] == name, (name, lines[-1])
+        args = parser.parse_args(argv[1:])
+        assert args.command == name
+        for given in (getattr(args, "config", None), getattr(args, "sweep", None)):
+            if given:
+                assert (root / given).is_file(), (name, given)
+        if name == "sweep":
+            assert sweep.load_sweep(root / args.sweep)["cells"]

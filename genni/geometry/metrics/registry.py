@@ -33,13 +33,15 @@ class MetricSpec:
     """A registered metric: its name, the transformations it is invariant to (names in
     :data:`INVARIANCES`), whether it is a length metric (a true metric on its quotient: triangle
     inequality, so that path lengths and geodesics are meaningful), whether it is an angle between
-    unit vectors (range [0, π]), and a one-line description."""
+    unit vectors (range [0, π]), a one-line description, and whether it z-scores units, dropping those
+    whose variance is below a floor × the layer's largest (``floored``: the floor means something)."""
 
     name: str
     invariances: tuple[str, ...]
     is_length_metric: bool
     angular: bool
     description: str
+    floored: bool = False
 
     def __post_init__(self):
         unknown = [s for s in self.invariances if s not in INVARIANCES]
@@ -60,9 +62,10 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("procrustes", _ORTH, True, False,
                    "Euclidean Procrustes distance of centred data (Bures-Wasserstein); not normalised, scale-dependent"),
         MetricSpec("zscore_procrustes", ("permutation", "sign_flip", "per_unit_scaling", "translation", "isotropic_scaling"),
-                   True, True, "z-score each unit (variance floor, dead units dropped), then angular Procrustes"),
+                   True, True, "z-score each unit (variance floor, dead units dropped), then angular Procrustes",
+                   floored=True),
         MetricSpec("zscore_permutation", ("permutation", "per_unit_scaling", "translation", "isotropic_scaling"), True, True,
-                   "z-score each unit, then Hungarian unit matching; angle of the matched correlation"),
+                   "z-score each unit, then Hungarian unit matching; angle of the matched correlation", floored=True),
     )
 }
 
