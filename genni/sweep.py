@@ -294,8 +294,8 @@ def run_sweep(sweep_path: str | Path, outdir: str | Path, *, workers: int | None
                 # Dask's nanny pins OMP/MKL/OpenBLAS to one thread per worker; give each worker its share of the
                 # cores instead (torch.set_num_threads in the task does the same for torch's own pool)
                 blas = {v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=40, env=blas)
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,  # ":0": any free
+                                       dashboard_address=":0", silence_logs=40, env=blas)  # port (None still takes 8787)
                 client = Client(cluster)
         except (OSError, TimeoutError) as exc:
             raise GenniError(f"cannot reach a Dask scheduler{' at ' + scheduler if scheduler else ''}: {exc}") from None

@@ -111,7 +111,7 @@ def test_existing_scheduler(tmp_path):
     from distributed import LocalCluster
 
     sw = _sweep(tmp_path, '"model.widths" = [[2, 3, 1]]', stages='["train"]', seeds=2)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
         info = sweep.run_sweep(sw, tmp_path / "out", scheduler=cluster.scheduler_address)
     assert info["failed"] == 0 and info["ran"] == 2
     cols, _ = store.read_table(tmp_path / "out" / "sweep.h5")

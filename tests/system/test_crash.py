@@ -63,7 +63,7 @@ def test_sweep_of_24_cells_survives_kill_9_of_its_client(tmp_path):
     (tmp_path / "sw.toml").write_text('base = "base.toml"\nstages = ["train"]\nseeds = 6\n[grid]\n'
                                       '"model.widths" = [[2, 3, 1], [2, 4, 1], [2, 5, 1], [2, 6, 1]]\n')
     out = tmp_path / "out"
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=40) as cluster:
         rep = ch.kill_loop("sweep", ["sweep", "sw.toml", "-o", "out", "--scheduler", cluster.scheduler_address,
                                      "--quiet"], out, ch.SweepChecker(24), kills=KILLS, window=1.0,

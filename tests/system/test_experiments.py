@@ -24,7 +24,7 @@ def ran(tmp_path_factory):
     from distributed import LocalCluster
 
     out = {}
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=40) as cluster:
         on = ["--scheduler", cluster.scheduler_address]
         for name, args in (("hidden_symmetries", on), ("genni_toy", []), ("equivalent_paths", on),
