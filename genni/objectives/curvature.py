@@ -27,7 +27,7 @@ from ..errors import ConfigError
 from ..models.base import Model
 from .base import Objective, acts_orthogonally
 
-__all__ = ["training_loss", "hvp", "TopEigen", "lanczos_top", "sharpness", "hessian_trace"]
+__all__ = ["training_loss", "hvp", "TopEigen", "start_vector", "lanczos_top", "sharpness", "hessian_trace"]
 
 
 def training_loss(model: Model, X, Y=None, labels=None) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -82,11 +82,17 @@ class TopEigen:
     iterations: int
 
 
+def start_vector(P: int, seed: int = 0) -> torch.Tensor:
+    """The Lanczos start vector: N(0, I_P) from a ``torch.Generator`` seeded with ``seed``, normalised. -> [P]"""
+    q = torch.randn(P, generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float64)
+    return q / q.norm()
+
+
 def lanczos_top(matvec: Callable[[torch.Tensor], torch.Tensor], P: int, iterations: int = 80, seed: int = 0,
-                tol: float = 1e-10) -> TopEigen:
+                tol: float = 1e-10, start: torch.Tensor | None = None) -> TopEigen:
     """The largest (algebraic) eigenvalue of a symmetric P × P operator given by ``matvec`` (v [P] -> [P]).
 
-    Lanczos from a start vector drawn N(0, I) by a ``torch.Generator`` seeded with ``seed``, with full
+    Lanczos from ``start`` (default :func:`start_vector` of ``seed``), with full
     reorthogonalisation (twice, classical Gram–Schmidt) against every previous Lanczos vector, so that
     the Krylov basis stays orthonormal to rounding: k = min(``iterations``, P) steps build the
     tridiagonal T_k = Qᵀ H Q, whose top eigenpair (λ, y) gives the Ritz pair (λ, Qy).  It stops early
@@ -96,10 +102,7 @@ def lanczos_top(matvec: Callable[[torch.Tensor], torch.Tensor], P: int, iteratio
 
     returns : :class:`TopEigen`
     """
-    g = torch.Generator().manual_seed(int(seed))
-    q = torch.randn(P, generator=g, dtype=torch.float64)
-    q = q / q.norm()
-    Q = [q]
+    Q = [start_vector(P, seed) if start is None else start / start.norm()]
     alphas: list[float] = []
     betas: list[float] = []
     k = max(1, min(int(iterations), P))
@@ -137,17 +140,21 @@ def sharpness(model: Model, X, Y=None, labels=None, iterations: int = 80, seed: 
     ∇_θ λ_max = ∇_θ (vᵀ H(θ) v) (Hellmann–Feynman: the derivative of a simple eigenvalue of a
     symmetric matrix is its eigenvector's Rayleigh quotient of the derivative).  The gradient is a
     third derivative of L; it exists where λ_max is simple (a repeated top eigenvalue is not
-    differentiable, only directionally), and for relu where no probe input sits at a kink.
+    differentiable, only directionally), and for relu where no probe input sits at a kink.  Second
+    derivatives through this objective (``torch.func.hessian``, its Hessian-vector products) hold v
+    fixed: they are those of vᵀH(θ)v, not of λ_max, which has the further term
+    2 Σ_{k>1} (v_kᵀ (∂H) v)² / (λ_max − λ_k) from the eigenvector's motion.
 
     Invariant under the exact symmetries when they act orthogonally on θ (permutations; tanh's sign
     flips: :func:`~genni.objectives.base.acts_orthogonally`), not under relu's rescaling (Dinh et al. 2017).
     """
     loss = training_loss(model, X, Y, labels)
     P = model.n_params
+    start = start_vector(P, seed)  # drawn here, once: fn draws nothing (torch.func.vmap refuses random calls)
 
     def fn(theta: torch.Tensor) -> torch.Tensor:
         fixed = theta.detach()
-        top = lanczos_top(lambda v: hvp(loss, fixed, v), P, iterations, seed, tol)
+        top = lanczos_top(lambda v: hvp(loss, fixed, v), P, iterations, tol=tol, start=start)
         v = top.vector
         return v @ hvp(loss, theta, v)
 

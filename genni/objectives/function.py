@@ -9,8 +9,7 @@ import torch
 
 from ..discrepancy import mean_squared, output_power
 from ..errors import ConfigError, GenniError
-from ..geometry.metrics import DEFAULT_FLOOR, METRICS
-from ..geometry.metrics.differentiable import DIFFERENTIABLE, torch_distance
+from ..geometry.metrics import DEFAULT_FLOOR, DIFFERENTIABLE, METRICS, torch_distance
 from ..models.base import Model
 from .base import Objective, as_theta
 

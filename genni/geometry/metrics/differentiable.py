@@ -10,9 +10,10 @@ through them θ.
   orthogonal alignment (SVD of ỸᵀX̃ after zero-padding the narrower side).  Q is computed without
   gradient: the distance is a minimum over Q, so at the minimiser its gradient is the gradient with Q
   held fixed (Danskin's theorem), exact wherever the minimiser is unique (ỸᵀX̃ without a zero singular
-  value).  ``zscore_procrustes`` divides every unit by its standard deviation; which units are dropped
-  by the variance floor is decided without gradient (the floor is a threshold: the distance jumps
-  where a unit crosses it).
+  value).  Second derivatives hold Q fixed too, so they are not the distance's own beyond first
+  order (angular CKA has no such step: all its derivatives are exact).  ``zscore_procrustes``
+  divides every unit by its standard deviation; which units the variance floor drops is decided
+  without gradient (the floor is a threshold: the distance jumps where a unit crosses it).
 - ``zscore_permutation`` is not offered: its Hungarian matching of units is a discrete choice
   (``scipy.optimize.linear_sum_assignment``) that autograd cannot pass through.
 
