@@ -126,7 +126,7 @@ def canonical_point(model: Model, theta, reference=None) -> np.ndarray:
     with a ``reference``, θ is first aligned to it (:meth:`~genni.models.Symmetry.align`: the
     permutations and sign flips that bring it closest), then moved to the balanced point of its
     continuous orbit (:meth:`~genni.models.Symmetry.balance`: for relu the minimum-norm point of the
-    rescaling orbit; θ itself for kinds without continuous symmetries).  The function is unchanged.
+    rescaling orbit; θ itself for kinds whose symmetry defines no balance).  The function is unchanged.
 
     theta, reference : ndarray or Tensor, shape [P];  returns : ndarray, shape [P]
     """

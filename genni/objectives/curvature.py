@@ -49,7 +49,8 @@ def training_loss(model: Model, X, Y=None, labels=None) -> Callable[[torch.Tenso
             raise ConfigError(f"targets Y must have shape [{n}, {K}] (inputs × outputs), got {list(Y.shape)}")
         return lambda theta: mean_squared(model.forward(theta, X) - Y)
     y = np.asarray(labels)
-    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) and not np.array_equal(y, np.round(y)):
+    integral = np.issubdtype(y.dtype, np.integer) or (np.issubdtype(y.dtype, np.floating) and np.array_equal(y, np.round(y)))
+    if y.shape != (n,) or not integral:
         raise ConfigError(f"labels must be {n} integers (one per input), got shape {list(y.shape)} of {y.dtype}")
     top = 1 if K == 1 else K - 1
     if y.size and (y.min() < 0 or y.max() > top):
@@ -191,7 +192,8 @@ def hessian_trace(model: Model, X, Y=None, labels=None, probes: int | str = 64, 
         weight = 1.0 / int(probes)
 
     def fn(theta: torch.Tensor) -> torch.Tensor:
-        quad = torch.vmap(lambda z: z @ hvp(loss, theta, z), chunk_size=chunk)(Z)
+        # randomness="same": a generic kind's forward builds its module (random init, then overwritten)
+        quad = torch.vmap(lambda z: z @ hvp(loss, theta, z), chunk_size=chunk, randomness="same")(Z)
         return quad.sum() * weight
 
     name = "hessian_trace"

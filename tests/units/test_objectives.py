@@ -13,7 +13,7 @@ from genni import objectives as ob
 from genni.errors import ConfigError, GenniError
 from genni.geometry import distance
 from genni.geometry.metrics import DIFFERENTIABLE, torch_distance
-from genni.models import MLP
+from genni.models import MLP, ResMLP
 from genni.seeds import element_generator
 
 N_IN = 24
@@ -166,6 +166,18 @@ def test_torch_func_transforms_run_on_sharpness():
     assert float(jvp(s, (theta,), (u,))[1]) == pytest.approx(float(g @ u), rel=1e-10)
     assert hessian(s)(theta).shape == (model.n_params, model.n_params)
     assert torch.allclose(hessian(ob.parameter_norm(model))(theta), 2 * torch.eye(model.n_params, dtype=torch.float64))
+
+
+def test_a_generic_kind_through_torch_func():
+    """A residual MLP (forward by functional_call of its module): the exact Hessian trace equals the
+    reverse-over-reverse Hessian's, and Lanczos its largest eigenvalue (P = 43, 1e-9 relative)."""
+    model = ResMLP(d_in=2, width=3, hidden=4, blocks=2, d_out=1, activation="tanh")
+    theta = _theta(model)
+    H = _exact_hessian(model, {"Y": _targets(model)}, theta)
+    eig = np.linalg.eigvalsh(H)
+    tr = float(ob.hessian_trace(model, X, Y=_targets(model), probes="basis")(theta))
+    assert tr == pytest.approx(np.trace(H), rel=1e-10)
+    assert float(ob.sharpness(model, X, Y=_targets(model))(theta)) == pytest.approx(eig[-1], rel=1e-9)
 
 
 # --- invariance under the exact symmetries --------------------------------------------------------------
