@@ -137,7 +137,8 @@ def sharpness(model: Model, X, Y=None, labels=None, iterations: int = 80, seed: 
 
     λ_max and its unit eigenvector v come from Lanczos on Hessian-vector products (:func:`lanczos_top`
     with ``iterations``, ``seed``, ``tol``), computed from a detached θ; the returned value is the
-    Rayleigh quotient vᵀH(θ)v with v held fixed, which equals λ_max and whose gradient is
+    Rayleigh quotient vᵀH(θ)v with v held fixed, which equals λ_max (to the accuracy of the Ritz pair:
+    residual ≤ ``tol``·|λ| unless the iterations run out first; below λ_max otherwise) and whose gradient is
     ∇_θ λ_max = ∇_θ (vᵀ H(θ) v) (Hellmann–Feynman: the derivative of a simple eigenvalue of a
     symmetric matrix is its eigenvector's Rayleigh quotient of the derivative).  The gradient is a
     third derivative of L; it exists where λ_max is simple (a repeated top eigenvalue is not
