@@ -4,7 +4,7 @@ Find many parameter sets that compute the same function as a reference network,
 store them in one HDF5 file per run, and explain and draw them.
 """
 
-from . import discrepancy, stages
+from . import discrepancy, objectives, stages
 from ._version import __version__
 from .config import load as load_config
 from .data import DATASETS, Dataset, load_dataset
@@ -16,6 +16,7 @@ from .models import MLP, GroupElement, Model, Symmetry
 from .models.activations import ACTIVATIONS
 from .models.base import module_to_theta
 from .notebook import Run, load_run
+from .objectives import Objective
 from .search import Found, Problem, SearchSettings, run_search
 from .stages.calls import find, identify, layer_paths, project, ricci
 from .store import RunData
@@ -30,4 +31,5 @@ __all__ = [
     "project", "layer_paths", "ricci", "ricci_layers",
     "load_config", "load_dataset", "load_run", "module_to_theta",
     "run_search", "stages",
+    "objectives", "Objective",
 ]

@@ -66,15 +66,19 @@ between the log-map directions towards its neighbours; π for a straight path),
 :func:`project_onto_geodesic` (CKA sphere: position along the geodesic and distance off it),
 :func:`path_summary` (step lengths, length, straightness, angles).
 
+Differentiable versions (torch, for objectives of θ): :func:`torch_distance` in :mod:`.differentiable`
+(every metric but ``zscore_permutation``, whose unit matching is discrete).
+
 Modules: :mod:`.registry` (:data:`METRICS`, invariances, warnings), :mod:`.points` (a representation
 as a point of a metric's space), :mod:`.distances` (one pair, all pairs), :mod:`.paths` (geodesics,
 angles, projections, path summaries).
 """
 
+from .differentiable import DIFFERENTIABLE, torch_distance
 from .distances import distance, gram_angle, pairwise
 from .paths import angle, geodesic, path_summary, project_onto_geodesic
 from .points import zscore
 from .registry import DEFAULT_FLOOR, INVARIANCES, METRICS, MetricSpec, warn_missing_symmetries
 
 __all__ = ["METRICS", "MetricSpec", "INVARIANCES", "DEFAULT_FLOOR", "distance", "pairwise", "gram_angle", "zscore", "geodesic",
-           "angle", "project_onto_geodesic", "path_summary", "warn_missing_symmetries"]
+           "DIFFERENTIABLE", "torch_distance", "angle", "project_onto_geodesic", "path_summary", "warn_missing_symmetries"]
