@@ -58,8 +58,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .discrepancy import discrepancy, output_power, segment_max
-from .models.base import Model
+from .discrepancy import discrepancy, mean_squared, output_power, segment_max
+from .models.base import Kinks, Model
 from .progress import bar
 
 REASONS = ("retraction_failed", "certificate_failed")
@@ -153,7 +153,8 @@ class Stored:
 def class_tangents(J: np.ndarray, T: np.ndarray, null_rtol: float = 1e-6, horizontal: bool = True) -> np.ndarray:
     """Orthonormal basis [P, m] of the class's tangent space N = {v : Jv ≈ 0} (right singular vectors of
     J [rows, P] with σ ≤ null_rtol·σ_max); with ``horizontal``, its horizontal part: the symmetry orbits'
-    tangents T [P, H] (the vertical space, ``model.symmetry.tangents``) projected out."""
+    tangents T [P, H] (the vertical space, ``model.symmetry.tangents``) projected out.  The dense definition
+    (a full SVD); walks use its complement from :func:`normal_frame`."""
     _, s, Vt = np.linalg.svd(J, full_matrices=True)
     smax = s[0] if len(s) else 0.0
     rank = int((s > null_rtol * smax).sum())
@@ -167,85 +168,229 @@ def class_tangents(J: np.ndarray, T: np.ndarray, null_rtol: float = 1e-6, horizo
     return Um[:, sm > 0.5]  # M's singular values are 1 (kept directions) or ≈ 0 (the orbit's)
 
 
-def face_direction(H: np.ndarray, v: np.ndarray, z: np.ndarray, G: np.ndarray, length: float,
-                   rounds: int = 4) -> tuple[np.ndarray, int]:
-    """A direction in span(H) that moves no probe point across a relu kink, for a step of ``length``.
+_BLAS = None
 
-    Starting from u = H Hᵀ v, every (unit, input) pair whose pre-activation the step would carry
-    across zero (z·(z + length·G u) < 0, to first order) joins the active set A, and u is projected
-    onto {u ∈ span(H) : G_A u = 0}: the step then slides along the faces where those kinks sit, so
-    those pairs keep their pre-activation to first order.  Repeated up to ``rounds`` times.
-    H : [P, m] orthonormal;  v : [P];  z : [n·H];  G : [n·H, P]
+
+def _one_blas_thread():
+    """One BLAS thread for numpy / scipy (LAPACK's pivoted Cholesky on P × P): the walk's matrices are small,
+    and BLAS threads on a busy machine only contend."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
+def _largest_eigenvalue(M: torch.Tensor, iters: int = 12) -> float:
+    """A lower bound on λ_max of the PSD M [P, P] (power iteration from M's column of largest diagonal)."""
+    v = M[:, int(torch.argmax(M.diagonal()))]
+    lam = 0.0
+    for _ in range(iters):
+        nv = float(torch.linalg.vector_norm(v))
+        if nv == 0:
+            return 0.0
+        w = M @ (v / nv)
+        lam = max(lam, float(torch.linalg.vector_norm(w)))
+        v = w
+    return lam
+
+
+def psd_range(M: torch.Tensor, rtol: float) -> torch.Tensor:
+    """An orthonormal basis F [P, r] of the dominant range of a symmetric positive semi-definite M [P, P]:
+    every unit w ⊥ F has wᵀMw ≤ rtol²·λ_max(M).
+
+    Pivoted Cholesky (LAPACK ``pstrf``), ΠᵀMΠ ≈ LLᵀ, stopped when the largest remaining diagonal falls to
+    τ = rtol²·λ̂/P (λ̂ ≤ λ_max by power iteration): the remainder S = M − ΠLLᵀΠᵀ is PSD with
+    trace S ≤ P·τ, so wᵀMw = wᵀSw ≤ rtol²·λ_max for every w ⊥ range(ΠL); F is the Q of range(ΠL)
+    (Householder QR).  With M = JᵀJ, F spans the directions J constrains and its complement
+    {w : ‖Jw‖ ≤ rtol·σ_max(J)‖w‖}, the definition :func:`class_tangents` takes from an SVD.
+    Pivoted Cholesky and the Gram matrix cost O(P·r²) and one GEMM where the SVD costs O(P³) with
+    BLAS-2 bidiagonalisation; on the Gram, singular values below ~1e-8·σ_max are rounding, so rtol ≥ 1e-7.
+    """
+    from scipy.linalg import lapack
+
+    P = M.shape[0]
+    lam = _largest_eigenvalue(M) if P else 0.0
+    if not lam > 0:
+        return M.new_zeros(P, 0)
+    A = np.array(M.detach().cpu().numpy(), dtype=np.float64, order="F")
+    with _one_blas_thread():
+        c, piv, rank, _ = lapack.dpstrf(A, tol=rtol * rtol * lam / P, lower=1, overwrite_a=1)
+    F = np.zeros((P, rank))
+    F[piv - 1] = np.tril(c[:, :rank])
+    return torch.linalg.qr(torch.as_tensor(F, device=M.device))[0]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The class's normal directions at one state θ.
+
+    R : [P, r] orthonormal, the directions J = ∂r/∂θ constrains (σ > ν·σ_max, :func:`psd_range` of JᵀJ):
+        the retraction corrects along them only;
+    B : [P, b] orthonormal, R and the symmetry orbits' tangents (horizontal walks): the walk steps in
+        H = B^⊥, the class's horizontal tangent space (:func:`class_tangents`' span);
+    JR : [n·K, r], J R at θ (the retraction's first corrections)
+    """
+
+    R: torch.Tensor
+    B: torch.Tensor
+    JR: torch.Tensor
+
+    @property
+    def tangent_dim(self) -> int:
+        """dim H = P − b."""
+        return self.B.shape[0] - self.B.shape[1]
+
+    def tangent(self, v: torch.Tensor) -> torch.Tensor:
+        """The projection of v [P] onto H: v − B Bᵀ v."""
+        return v - self.B @ (self.B.T @ v)
+
+
+def normal_frame(model: Model, theta: np.ndarray, J: torch.Tensor, settings: WalkSettings) -> Frame:
+    """Steps 1–2 of the module docstring at θ [P] from J [rows, P]: R = :func:`psd_range` (JᵀJ, ν), and with
+    ``horizontal`` B = [R, Q], Q an orthonormal basis of the orbit tangents T = ``model.symmetry.tangents(θ)``
+    (JT = 0, so T ⊥ R; its part along R is removed before the SVD that orthonormalises it, directions of
+    relative size ≤ 1e-12 left out)."""
+    J = J.reshape(-1, model.n_params)
+    R = psd_range(J.T @ J, settings.null_rtol)
+    JR = J @ R
+    if not settings.horizontal:
+        return Frame(R, R, JR)
+    T = torch.as_tensor(model.symmetry.tangents(theta), dtype=torch.float64, device=J.device)
+    if T.shape[1] == 0:
+        return Frame(R, R, JR)
+    U, st, _ = torch.linalg.svd(T - R @ (R.T @ T), full_matrices=False)
+    return Frame(R, torch.cat([R, U[:, st > 1e-12 * max(float(st[0]), 1e-300)]], 1), JR)
+
+
+def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, rtol: float = 1e-6,
+                   rounds: int = 4) -> tuple[torch.Tensor, int]:
+    """A direction in H that moves no probe point across a relu kink, for a step of ``length``.
+
+    Objective: u = argmin ‖u − v‖ over u ∈ H with G_A u = 0, normalised, where G = ∂z/∂θ is the
+    pre-activations' Jacobian and A the (unit, input) pairs the step would carry across zero
+    (z·(z + length·G u) < 0, to first order); A grows in up to ``rounds`` rounds, each from the previous
+    round's u.  G u comes from forward mode (``kinks.jvp``) and only the rows G_A enter, through the Gram
+    matrix of their unit-length versions (``kinks.unit_gram``: a constraint does not depend on its row's
+    scale; the MLP's rows are sparse and their Gram matrix comes in blocks).  With C = G_A (I − BBᵀ)
+    and F = :func:`psd_range` (CᵀC, rtol), u = a − F Fᵀ a, a = (I − BBᵀ) v: the step slides along the faces
+    where those kinks sit, every pair of A keeping its pre-activation to within rtol of the largest row's
+    change (to first order).
+    frame : the state's :class:`Frame`;  v : [P];  kinks : :meth:`Model.kinks` at the state
     returns : (u [P], unit norm, or zeros when no such direction is left;  |A|)
     """
-    active = np.zeros(len(z), bool)
-    basis = H
-    u = basis @ (basis.T @ v)
+    a = frame.tangent(v)
+    u = a
+    z = kinks.z
+    active = torch.zeros(len(z), dtype=torch.bool, device=z.device)
+    gram = None
+    B = frame.B
     for _ in range(rounds):
-        nu = np.linalg.norm(u)
+        nu = float(torch.linalg.vector_norm(u))
         if nu == 0:
             break
         u = u / nu
-        dz = length * (G @ u)
-        block = (z * (z + dz) < 0) & ~active
-        if not block.any():
+        block = (z * (z + length * kinks.jvp(u)) < 0) & ~active
+        if not bool(block.any()):
             return u, int(active.sum())
         active |= block
-        C = G[active] @ H  # constraints in H's coordinates
-        _, s, Vt = np.linalg.svd(C, full_matrices=True)
-        keep = int((s > 1e-10 * max(s[0], 1e-300)).sum()) if len(s) else 0
-        basis = H @ Vt[keep:].T
-        u = basis @ (basis.T @ v)
-    nu = np.linalg.norm(u)
+        new = kinks.unit_gram(torch.nonzero(block).flatten())
+        gram = new if gram is None else gram + new
+        # CᵀC = (I − BBᵀ) gram (I − BBᵀ) = gram − E Bᵀ − B Eᵀ with E = gram B − ½ B (Bᵀ gram B)
+        E = gram @ B
+        E = E - 0.5 * B @ (B.T @ E)
+        EB = E @ B.T
+        F = psd_range(gram - EB - EB.T, rtol)
+        u = frame.tangent(a - F @ (F.T @ a))
+    nu = float(torch.linalg.vector_norm(u))
     return (u / nu if nu > 0 else u), int(active.sum())
 
 
-def _class_basis(model: Model, theta: np.ndarray, J: torch.Tensor, settings: WalkSettings) -> np.ndarray:
-    """Steps 1–2 of the module docstring at θ: the class's (horizontal) tangent basis [P, m] from J [nK…, P]."""
-    T = model.symmetry.tangents(theta) if settings.horizontal else np.zeros((model.n_params, 0))
-    return class_tangents(J.reshape(-1, model.n_params).numpy(), T, settings.null_rtol, settings.horizontal)
-
-
-def _direction(model: Model, theta: np.ndarray, X: torch.Tensor, H: np.ndarray, v: np.ndarray, length: float,
+def _direction(model: Model, theta: np.ndarray, X: torch.Tensor, frame: Frame, v: np.ndarray, length: float,
                settings: WalkSettings) -> np.ndarray:
-    """Step 3: the unit direction in span(H) nearest v, kept on the relu faces for a step of ``length``."""
-    kinks = model.preactivation_jacobian(theta, X) if settings.faces else None
+    """Step 3: the unit direction in H nearest v, kept on the relu faces for a step of ``length``."""
+    v = torch.as_tensor(v, dtype=torch.float64, device=frame.B.device)
+    kinks = model.kinks(torch.as_tensor(theta, device=X.device), X) if settings.faces else None
     if kinks is not None:
-        return face_direction(H, v, *kinks, length)[0]
-    u = H @ (H.T @ v)
-    return u / max(np.linalg.norm(u), 1e-300)
+        return face_direction(frame, v, kinks, length, settings.null_rtol)[0].cpu().numpy()
+    u = frame.tangent(v)
+    return (u / max(float(torch.linalg.vector_norm(u)), 1e-300)).cpu().numpy()
 
 
 # --- retraction
 
 
-def retract(model: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, tol: float,
-            iters: int = 12, rcond: float = 1e-6) -> tuple[np.ndarray, float, bool]:
-    """Gauss–Newton back onto the class: θ ← θ − J(θ)⁺ r(θ) until L(θ) ≤ tol (see the module docstring).
+def _lstsq(A: torch.Tensor, b: torch.Tensor, rcond: float) -> torch.Tensor:
+    """The least-norm x minimising ‖A x − b‖ with singular values of A below rcond·σ_max left out (LAPACK
+    gelsy: a rank-revealing QR, through scipy on one BLAS thread, whose result is bitwise reproducible).
+    A : [m, k];  b : [m];  returns : [k] (on A's device)"""
+    from scipy.linalg import lstsq
 
+    with _one_blas_thread():
+        x = lstsq(A.detach().cpu().numpy(), b.detach().cpu().numpy(), cond=rcond, lapack_driver="gelsy",
+                  check_finite=False)[0]
+    return torch.as_tensor(x, device=A.device)
+
+
+RETRACTION_LEVELS = ("chord", "newton", "gauss_newton")
+"""How a retraction's corrections get J (:func:`retract`), cheapest first."""
+
+
+def retract(model: Model, theta: np.ndarray, frame: Frame, X: torch.Tensor, Y: torch.Tensor, tol: float,
+            iters: int = 12, rcond: float = 1e-6) -> tuple[np.ndarray, float, bool]:
+    """Gauss–Newton back onto the class: θ ← θ − S (J S)⁺ r(θ) until L(θ) ≤ tol.
+
+    Objective of each correction: the δ = S a of least norm minimising ‖r(θ) − J S a‖ (:func:`_lstsq`: a
+    rank-revealing QR with singular values below rcond·σ_max left out), halved up to 4 times until L falls.
+    The subspace S and the J used, cheapest first (:data:`RETRACTION_LEVELS`):
+
+    ``chord``        S = R (:attr:`Frame.R`, the normal directions at the state the step left, orthogonal to
+                     the step), J R of that state (:attr:`Frame.JR`): no Jacobian per correction;
+    ``newton``       S = R, J(θ) R at the current θ: the system is [n·K, r] instead of [n·K, P] (r ≈ 53–80
+                     against P = 337 on the default reference);
+    ``gauss_newton`` S = the row space of J(θ) (:func:`psd_range` of JᵀJ at θ): every direction J(θ) sees,
+                     where the class bends away from θ + span(R) (a relu kink the step moved in a direction
+                     J at the state did not see).
+
+    Chord and Newton converge to the same point, where θ + span(R) meets the class; a correction that
+    lowers L by less than a factor 4 moves on to the next level, and one that does not lower L at the
+    last level ends it (failure).  Up to ``iters`` corrections in all.
     theta : [P];  X : [n, w_0];  Y : [n, w_L]
     returns : (θ [P], L(θ), success)
     """
-    th = torch.as_tensor(theta, dtype=torch.float64)
+    th = torch.as_tensor(theta, dtype=torch.float64, device=X.device)
     with torch.no_grad():
-        L = float(discrepancy(model, th, X, Y))
+        f = model.forward(th, X)
+    L = float(mean_squared(f - Y))
+    level = 0 if frame.R.shape[1] else 2
     for _ in range(iters):
         if L <= tol:
-            return th.numpy(), L, True
-        f, J = model.jacobian(th[None], X)
-        r = (f[0] - Y).reshape(-1).numpy()
-        delta = torch.as_tensor(np.linalg.lstsq(J[0].reshape(len(r), -1).numpy(), r, rcond=rcond)[0])
+            return th.cpu().numpy(), L, True
+        if level == 0:
+            S, JS = frame.R, frame.JR
+        else:
+            J = model.jacobian(th[None], X)[1][0].reshape(f.numel(), -1)
+            S = frame.R if level == 1 else psd_range(J.T @ J, rcond)
+            JS = J @ S
+        if S.shape[1] == 0:
+            return th.cpu().numpy(), L, False
+        delta = S @ _lstsq(JS, (f - Y).reshape(-1), rcond)
         for _ in range(4):  # backtracking: a full correction can overshoot where J changes fast (relu kinks)
             trial = th - delta
             with torch.no_grad():
-                Lt = float(discrepancy(model, trial, X, Y))
+                ft = model.forward(trial, X)
+            Lt = float(mean_squared(ft - Y))
             if Lt < L:
                 break
             delta = 0.5 * delta
-        if not Lt < L:
-            return th.numpy(), L, False
-        th, L = trial, Lt
-    return th.numpy(), L, L <= tol
+        if Lt < L:
+            th, f = trial, ft
+        if not Lt < L / 4:
+            if level == 2 and not Lt < L:
+                return th.cpu().numpy(), L, False
+            level = min(level + 1, 2)
+        L = min(L, Lt)
+    return th.cpu().numpy(), L, L <= tol
 
 
 # --- the chains
@@ -345,16 +490,16 @@ def walk(model: Model, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start]
                 started = time.monotonic()
                 Jc = model.jacobian(torch.as_tensor(c.theta)[None], x)[1][0]
                 c.attempts += 1
-                H = _class_basis(model, c.theta, Jc, settings)
-                if H.shape[1] == 0:
+                frame = normal_frame(model, c.theta, Jc, settings)
+                if frame.tangent_dim == 0:
                     c.log.stopped = "no vertical directions"
                 else:
                     xi = c.rng.standard_normal(model.n_params)
                     v = (1 - settings.persistence) * xi / np.linalg.norm(xi)
                     if c.direction is not None:
                         v = v + settings.persistence * c.direction
-                    u = _direction(model, c.theta, x, H, v, c.h * scale, settings)
-                    cand, _, ok = retract(model, c.theta + c.h * scale * u, x, Y, tol, settings.retract_iters,
+                    u = _direction(model, c.theta, x, frame, v, c.h * scale, settings)
+                    cand, _, ok = retract(model, c.theta + c.h * scale * u, frame, x, Y, tol, settings.retract_iters,
                                           settings.null_rtol)
                     cert = segment_max(model, c.stored_theta, cand, x, Y, power) if ok else np.inf
                     if not ok:
@@ -443,17 +588,16 @@ def connect(model: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b
             return Connection(np.stack(vertices), np.array(certs), True, "connected", attempt)
         gap = b - theta
         Jc = model.jacobian(torch.as_tensor(theta)[None], x)[1][0]
-        H = _class_basis(model, theta, Jc, settings)
-        if H.shape[1] == 0:
+        frame = normal_frame(model, theta, Jc, settings)
+        if frame.tangent_dim == 0:
             return Connection(np.stack(vertices), np.array(certs), False,
                               "no vertical directions left: the class is locally just the symmetry orbit here", attempt)
-        toward = H @ (H.T @ gap)
-        xi = rng.standard_normal(model.n_params)
-        xi = H @ (H.T @ xi)
+        toward = frame.tangent(torch.as_tensor(gap)).numpy()
+        xi = frame.tangent(torch.as_tensor(rng.standard_normal(model.n_params))).numpy()
         v = toward / max(np.linalg.norm(toward), 1e-300) + 0.2 * xi / max(np.linalg.norm(xi), 1e-300)
         length = min(h * scale, np.linalg.norm(gap))
-        u = _direction(model, theta, x, H, v, length, settings)
-        cand, _, ok = retract(model, theta + length * u, x, Y, tol, settings.retract_iters, settings.null_rtol)
+        u = _direction(model, theta, x, frame, v, length, settings)
+        cand, _, ok = retract(model, theta + length * u, frame, x, Y, tol, settings.retract_iters, settings.null_rtol)
         cert = segment_max(model, theta, cand, x, Y, power) if ok else np.inf
         if ok and cert <= settings.segment_epsilon and np.linalg.norm(b - cand) < np.linalg.norm(gap):
             theta = cand
