@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -172,13 +173,29 @@ _BLAS = None
 
 
 def _one_blas_thread():
-    """One BLAS thread for numpy / scipy (LAPACK's pivoted Cholesky on P × P): the walk's matrices are small,
-    and BLAS threads on a busy machine only contend."""
+    """One BLAS thread for numpy / scipy (LAPACK's pivoted Cholesky on P × P, least squares): the walk's
+    matrices are small, and BLAS threads on a busy machine only contend."""
     global _BLAS
     if _BLAS is None:
         from threadpoolctl import ThreadpoolController
         _BLAS = ThreadpoolController()
     return _BLAS.limit(limits=1, user_api="blas")
+
+
+@contextmanager
+def one_thread():
+    """The walk's arithmetic on one thread (torch's intra-op pool and BLAS), restored afterwards.  A step is
+    hundreds of operations on matrices of size P × P or smaller; their intra-op parallelism gains little and
+    every operation pays a barrier, which on a machine busy with other work costs 10–20× (measured on 2
+    cores at load 6: 1.6 s per step on two threads against 0.1 s on one).  One thread also makes a chain's
+    states bitwise reproducible whatever the caller's thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with _one_blas_thread():
+            yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _largest_eigenvalue(M: torch.Tensor, iters: int = 12) -> float:
@@ -481,58 +498,63 @@ def walk(model: Model, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start]
             pbar.update(c.remaining)
             c.remaining = 0
 
+    def attempt(c: _Chain) -> None:
+        """One step attempt of chain c (steps 1–7 of the module docstring)."""
+        started = time.monotonic()
+        Jc = model.jacobian(torch.as_tensor(c.theta)[None], x)[1][0]
+        c.attempts += 1
+        frame = normal_frame(model, c.theta, Jc, settings)
+        if frame.tangent_dim == 0:
+            c.log.stopped = "no vertical directions"
+        else:
+            xi = c.rng.standard_normal(model.n_params)
+            v = (1 - settings.persistence) * xi / np.linalg.norm(xi)
+            if c.direction is not None:
+                v = v + settings.persistence * c.direction
+            u = _direction(model, c.theta, x, frame, v, c.h * scale, settings)
+            cand, _, ok = retract(model, c.theta + c.h * scale * u, frame, x, Y, tol, settings.retract_iters,
+                                  settings.null_rtol)
+            cert = segment_max(model, c.stored_theta, cand, x, Y, power) if ok else np.inf
+            if not ok:
+                c.log.refused["retraction_failed"] += 1
+                c.h *= 0.5
+            elif cert > settings.segment_epsilon and c.since > 0:
+                # the chord from the last stored state bends off the class: store the
+                # current state (its own segment is certified) and go on from there
+                store(c, c.cert)
+                c.log.forced_stores += 1
+            elif cert > settings.segment_epsilon:
+                c.log.refused["certificate_failed"] += 1
+                c.h *= 0.5
+            else:
+                before, after = model.activation_pattern(c.theta, x), model.activation_pattern(cand, x)
+                if before is not None and not np.array_equal(before, after):
+                    c.log.pattern_changes += 1
+                c.theta, c.direction, c.cert = cand, u, cert
+                c.h = min(c.h * 1.5, settings.max_step)
+                c.since += 1
+                c.remaining -= 1
+                c.log.accepted += 1
+                pbar.update(1)
+                if c.since >= settings.thin or c.remaining == 0:
+                    store(c, cert)
+            if c.h < settings.min_step:
+                c.log.stopped = "step size collapsed"
+            elif c.attempts >= settings.attempts and c.remaining > 0:
+                c.log.stopped = "out of attempts"
+        if c.log.stopped != "done" and c.since > 0:  # keep the accepted steps of a chain that stops
+            store(c, c.cert)
+        c.log.final_step = c.h
+        c.log.seconds += time.monotonic() - started
+
     try:
         while True:
             active = [c for c in chains if c.remaining > 0 and c.log.stopped == "done"]
             if not active:
                 break
-            for c in active:
-                started = time.monotonic()
-                Jc = model.jacobian(torch.as_tensor(c.theta)[None], x)[1][0]
-                c.attempts += 1
-                frame = normal_frame(model, c.theta, Jc, settings)
-                if frame.tangent_dim == 0:
-                    c.log.stopped = "no vertical directions"
-                else:
-                    xi = c.rng.standard_normal(model.n_params)
-                    v = (1 - settings.persistence) * xi / np.linalg.norm(xi)
-                    if c.direction is not None:
-                        v = v + settings.persistence * c.direction
-                    u = _direction(model, c.theta, x, frame, v, c.h * scale, settings)
-                    cand, _, ok = retract(model, c.theta + c.h * scale * u, frame, x, Y, tol, settings.retract_iters,
-                                          settings.null_rtol)
-                    cert = segment_max(model, c.stored_theta, cand, x, Y, power) if ok else np.inf
-                    if not ok:
-                        c.log.refused["retraction_failed"] += 1
-                        c.h *= 0.5
-                    elif cert > settings.segment_epsilon and c.since > 0:
-                        # the chord from the last stored state bends off the class: store the
-                        # current state (its own segment is certified) and go on from there
-                        store(c, c.cert)
-                        c.log.forced_stores += 1
-                    elif cert > settings.segment_epsilon:
-                        c.log.refused["certificate_failed"] += 1
-                        c.h *= 0.5
-                    else:
-                        before, after = model.activation_pattern(c.theta, x), model.activation_pattern(cand, x)
-                        if before is not None and not np.array_equal(before, after):
-                            c.log.pattern_changes += 1
-                        c.theta, c.direction, c.cert = cand, u, cert
-                        c.h = min(c.h * 1.5, settings.max_step)
-                        c.since += 1
-                        c.remaining -= 1
-                        c.log.accepted += 1
-                        pbar.update(1)
-                        if c.since >= settings.thin or c.remaining == 0:
-                            store(c, cert)
-                    if c.h < settings.min_step:
-                        c.log.stopped = "step size collapsed"
-                    elif c.attempts >= settings.attempts and c.remaining > 0:
-                        c.log.stopped = "out of attempts"
-                if c.log.stopped != "done" and c.since > 0:  # keep the accepted steps of a chain that stops
-                    store(c, c.cert)
-                c.log.final_step = c.h
-                c.log.seconds += time.monotonic() - started
+            with one_thread():
+                for c in active:
+                    attempt(c)
             if out:
                 yield Stored(theta=np.stack([o[0] for o in out]), discrepancy=np.array([o[1] for o in out]),
                              chain=np.array([o[2] for o in out], np.int64), step=np.array([o[3] for o in out], np.int64),
@@ -570,6 +592,12 @@ def connect(model: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b
 
     a, b : [P] (b already in a's gauge: align it modulo the exact symmetries first)
     """
+    with one_thread():
+        return _connect(model, theta_ref, X, a, b, settings, tol=tol, max_steps=max_steps, seed=seed)
+
+
+def _connect(model: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b: np.ndarray,
+             settings: WalkSettings, *, tol: float, max_steps: int, seed: int) -> Connection:
     x = torch.as_tensor(np.asarray(X, dtype=np.float64))
     with torch.no_grad():
         Y = model.forward(torch.as_tensor(np.asarray(theta_ref, dtype=np.float64)), x)
@@ -615,5 +643,5 @@ def connect(model: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b
                       "starting gap left", max_steps)
 
 
-__all__ = ["WalkSettings", "Start", "ChainLog", "Stored", "Connection", "connect", "REASONS", "class_tangents",
-           "face_direction", "retract", "walk"]
+__all__ = ["WalkSettings", "Start", "ChainLog", "Stored", "Connection", "Frame", "RETRACTION_LEVELS", "connect",
+           "REASONS", "class_tangents", "face_direction", "normal_frame", "one_thread", "psd_range", "retract", "walk"]
