@@ -208,31 +208,68 @@ def gram_lower(A: torch.Tensor) -> np.ndarray:
         return blas.dsyrk(1.0, a.T, trans=0, lower=1)
 
 
-def _pivoted_range(A: np.ndarray, rtol: float) -> np.ndarray:
-    """:func:`psd_range` of the PSD matrix whose lower triangle A [P, P] (Fortran order, overwritten) holds."""
+def _pivoted_factor(A: np.ndarray, rtol: float) -> tuple[np.ndarray, float]:
+    """(ΠL [P, r], λ̂) of :func:`psd_range` for the PSD matrix whose lower triangle A [P, P] (Fortran order,
+    overwritten) holds: the range of ΠL is the dominant range."""
     from scipy.linalg import lapack
 
     P = A.shape[0]
     top = float(A.diagonal().max()) if P else 0.0
     if not top > 0:
-        return np.zeros((P, 0))
+        return np.zeros((P, 0), order="F"), 0.0
+    trace = float(A.diagonal().sum())
     with _one_blas_thread():
         c, piv, rank, _ = lapack.dpstrf(A, tol=rtol * rtol * top / P, lower=1, overwrite_a=1)
-        lam = float(c[:, 0] @ c[:, 0])  # ‖L e_1‖² = ‖M e_p‖² / M_pp
-        small = c.diagonal()[:rank] ** 2 <= rtol * rtol * lam / P
-        r = int(np.argmax(small)) if small.any() else rank
-        F = np.zeros((P, r))
-        F[piv - 1] = np.tril(c[:, :r])
-    return torch.linalg.qr(torch.as_tensor(F))[0].numpy()
+        L = np.tril(c[:, :rank])
+        lam = float(L[:, 0] @ L[:, 0])  # ‖L e_1‖² = ‖M e_p‖² / M_pp
+        left = trace - np.cumsum((L * L).sum(0))  # trace of the remainder after each pivot
+        done = left <= rtol * rtol * lam
+        r = int(np.argmax(done)) + 1 if done.any() else rank
+        F = np.zeros((P, r), order="F")
+        F[piv - 1] = L[:, :r]
+    return F, lam
+
+
+def _pivoted_range(A: np.ndarray, rtol: float) -> np.ndarray:
+    """:func:`psd_range` (orthonormal, numpy) of the PSD matrix whose lower triangle A (overwritten) holds."""
+    F = _pivoted_factor(A, rtol)[0]
+    return torch.linalg.qr(torch.as_tensor(F))[0].numpy() if F.shape[1] else F
+
+
+class _Complement:
+    """v ↦ v − F̂F̂ᵀv, the projection onto range(F)^⊥ for F [P, r], F̂ an orthonormal basis of range(F), through
+    F's Householder QR (LAPACK geqrf; the reflectors are applied to v, Q is never formed: half the flops)."""
+
+    def __init__(self, F: np.ndarray):
+        from scipy.linalg import lapack
+
+        self.r = F.shape[1]
+        if self.r:
+            with _one_blas_thread():
+                self.qr, self.tau, _, _ = lapack.dgeqrf(F, overwrite_a=1)
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        """v : [P] or [P, m] → the same shape."""
+        from scipy.linalg import lapack
+
+        if self.r == 0:
+            return v
+        c = np.array(v.detach().cpu().numpy().reshape(len(v), -1), order="F")
+        with _one_blas_thread():
+            y = lapack.dormqr("L", "T", self.qr, self.tau, c, lwork=64 * max(c.shape), overwrite_c=1)[0]
+            y[: self.r] = 0.0
+            y = lapack.dormqr("L", "N", self.qr, self.tau, y, lwork=64 * max(c.shape), overwrite_c=1)[0]
+        return torch.as_tensor(y.reshape(v.shape), device=v.device)
 
 
 def psd_range(M: torch.Tensor | np.ndarray, rtol: float) -> torch.Tensor:
     """An orthonormal basis F [P, r] of the dominant range of a symmetric positive semi-definite M [P, P]:
     every unit w ⊥ F has wᵀMw ≤ rtol²·λ̂, λ̂ ≤ λ_max(M).
 
-    Pivoted Cholesky (LAPACK ``pstrf``), ΠᵀMΠ ≈ LLᵀ, cut at the first pivot d_r = L_rr² (the largest diagonal
-    left) ≤ τ = rtol²·λ̂/P: the remainder S = M − ΠLLᵀΠᵀ is PSD with trace S ≤ P·τ, so wᵀMw = wᵀSw ≤ rtol²·λ̂
-    for every w ⊥ range(ΠL); F is the Q of range(ΠL) (Householder QR).  λ̂ = ‖M e_p‖²/M_pp for the first pivot
+    Pivoted Cholesky (LAPACK ``pstrf``), ΠᵀMΠ ≈ LLᵀ, cut at the fewest columns r whose remainder
+    S = M − ΠL_rL_rᵀΠᵀ (PSD) has trace S = trace M − Σ_{j≤r} ‖L_j‖² ≤ rtol²·λ̂, so wᵀMw = wᵀSw ≤ rtol²·λ̂ for
+    every unit w ⊥ range(ΠL_r) (on the default reference r is the SVD's rank or up to 3 more); F is the Q of
+    range(ΠL_r) (Householder QR).  λ̂ = ‖M e_p‖²/M_pp for the first pivot
     p (a Rayleigh quotient of M², between max_i M_ii and λ_max).  With M = JᵀJ, F spans the directions J
     constrains and its complement {w : ‖Jw‖ ≤ rtol·σ_max(J)‖w‖}, the definition :func:`class_tangents` takes
     from an SVD.  Pivoted Cholesky and the Gram matrix cost O(P·r²) and half a GEMM (:func:`gram_lower`)
@@ -305,13 +342,19 @@ def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, r
     Objective: u = argmin ‖u − v‖ over u ∈ H with G_A u = 0, normalised, where G = ∂z/∂θ is the
     pre-activations' Jacobian and A the (unit, input) pairs the step would carry across zero
     (z·(z + length·G u) < 0, to first order); A grows in up to ``rounds`` rounds, each from the previous
-    round's u.  G u comes from forward mode (``kinks.jvp``) and only the rows G_A enter, through the Gram
-    matrix of their unit-length versions (``kinks.unit_gram``: a constraint does not depend on its row's
-    scale; the MLP's rows are sparse and their Gram matrix comes in blocks).  The constraints in R^⊥ are
-    the orbit tangents Q and the rows' parts ⊥ R: with M = QQᵀ + (I − RRᵀ) G_AᵀG_A (I − RRᵀ) and
-    F = :func:`psd_range` (M, rtol), u = a − F Fᵀ a, a = (I − RRᵀ − QQᵀ) v: the step slides along the faces
-    where those kinks sit, every pair of A keeping its pre-activation to within rtol of the largest row's
-    change (to first order).
+    round's u.  G u comes from forward mode (``kinks.jvp``); only the rows G_A are formed, scaled to unit length
+    (a constraint does not depend on its row's scale).  With a = (I − RRᵀ − QQᵀ) v, u = a − F Fᵀ a for an
+    orthonormal basis F of the constraints in R^⊥, the orbit tangents Q and the rows' parts ⊥ R:
+
+    first round (hundreds of rows on the default reference): F spans :func:`psd_range` (M, rtol) of
+        M = QQᵀ + (I − RRᵀ) G_AᵀG_A (I − RRᵀ), the Gram matrix from ``kinks.unit_gram`` (the MLP's rows are
+        sparse and their Gram matrix comes in blocks), F applied as Householder reflectors (:class:`_Complement`);
+    later rounds (a handful of rows each): the new rows' parts outside R and F so far, E, join F through
+        their SVD, directions of singular value ≤ rtol·λ̂^½ left out (λ̂ of the first round's M): an exact
+        deflation, O(k·P·(r + |F|)) for k rows instead of a new P × P factorisation.
+
+    The step slides along the faces where those kinks sit: every w ⊥ F moves the unit rows of A by
+    ‖G_A w‖² ≤ 2 rtol²·λ̂ (to first order).
     frame : the state's :class:`Frame`;  v : [P];  kinks : :meth:`Model.kinks` at the state
     returns : (u [P], unit norm, or zeros when no such direction is left;  |A|)
     """
@@ -321,8 +364,7 @@ def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, r
     u = a
     z = kinks.z
     active = torch.zeros(len(z), dtype=torch.bool, device=z.device)
-    R = np.asfortranarray(frame.R.cpu().numpy())
-    acc = None
+    first, extra, lam = None, a.new_zeros(len(a), 0), 0.0
     for _ in range(rounds):
         nu = float(torch.linalg.vector_norm(u))
         if nu == 0:
@@ -332,15 +374,27 @@ def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, r
         if not bool(block.any()):
             return u, int(active.sum())
         active |= block
-        N = kinks.unit_gram(torch.nonzero(block).flatten()).cpu().numpy().T  # symmetric: a Fortran-order view
-        with _one_blas_thread():
-            if acc is None and frame.Q.shape[1]:
-                N = blas.dsyrk(1.0, np.asfortranarray(frame.Q.cpu().numpy()), trans=0, beta=1.0, c=N, lower=1,
-                               overwrite_c=1)
-            N = _project_off(N, R)
-        acc = N if acc is None else acc + N
-        F = torch.as_tensor(_pivoted_range(np.array(acc, order="F"), rtol), device=a.device)
-        u = frame.tangent(a - F @ (F.T @ a))
+        idx = torch.nonzero(block).flatten()
+        if first is None:
+            N = kinks.unit_gram(idx).cpu().numpy().T  # symmetric: a Fortran-order view
+            with _one_blas_thread():
+                if frame.Q.shape[1]:
+                    N = blas.dsyrk(1.0, np.asfortranarray(frame.Q.cpu().numpy()), trans=0, beta=1.0, c=N, lower=1,
+                                   overwrite_c=1)
+                N = _project_off(N, np.asfortranarray(frame.R.cpu().numpy()))
+            F, lam = _pivoted_factor(N, rtol)
+            first = _Complement(F)
+        else:
+            G = kinks.rows(idx).to(a.device)
+            G = G / torch.linalg.vector_norm(G, dim=1, keepdim=True).clamp_min(1e-300)
+            E = first((G - (G @ frame.R) @ frame.R.T).T)
+            E = E - extra @ (extra.T @ E)
+            U, sv, _ = torch.linalg.svd(E, full_matrices=False)
+            keep = U[:, sv > rtol * lam ** 0.5]
+            keep = keep - extra @ (extra.T @ keep)  # once more against the directions already kept
+            extra = torch.cat([extra, torch.linalg.qr(keep)[0]], 1)
+        b = first(a)
+        u = frame.tangent(b - extra @ (extra.T @ b))
     nu = float(torch.linalg.vector_norm(u))
     return (u / nu if nu > 0 else u), int(active.sum())
 

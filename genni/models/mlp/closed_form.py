@@ -230,26 +230,27 @@ def kinks(model: MLP, theta: torch.Tensor, X: torch.Tensor) -> Kinks:
         P = th.shape[1]
         gram = th.new_zeros(P, P)
         for l, _, x, j in pairs(idx):
-            p = slices[l].weight.start
+            p, w, k = slices[l].weight.start, hidden[l], len(x)
             a, hh = prefix(l, x, j), own(l, x)
             norm2 = (a * a).sum(1) + (hh * hh).sum(1)
             wt = torch.where(norm2 > 0, 1.0 / torch.where(norm2 > 0, norm2, torch.ones_like(norm2)), torch.zeros_like(norm2))
             hw = hh * wt[:, None]
+            idx_own = own_index(l)  # [w_l, d]
+            d = idx_own.shape[1]
+            E = th.new_zeros(k, w, d)  # row i's own block, at its unit j_i
+            E[torch.arange(k, device=X.device), j] = hw
+            own_gram = torch.einsum("kwd,ke->wde", E, hh)  # Σ_i wt_i ĥ_i ĥ_iᵀ per unit
+            gram[idx_own[:, :, None], idx_own[:, None, :]] += own_gram
             if p:
                 gram[:p, :p] += (a * wt[:, None]).T @ a
-            order = torch.argsort(j, stable=True)
-            counts = torch.bincount(j, minlength=hidden[l]).tolist()
-            idx_own = own_index(l)  # [w_l, d]
-            for unit, part in zip(np.flatnonzero(counts), torch.split(order, [c for c in counts if c])):
-                io = idx_own[unit]
-                gram[io[:, None], io[None, :]] += hh[part].T @ hw[part]
-                if p:
-                    cross = a[part].T @ hw[part]  # [P_<l, d]
-                    gram[:p, io] += cross
-                    gram[io, :p] += cross.T
+                cross = a.T @ E.reshape(k, -1)  # [P_<l, w·d]
+                flat = idx_own.reshape(-1)
+                gram[:p, flat] += cross
+                gram[flat, :p] += cross.T
         return gram
 
-    return Kinks(zs, jvp_, rows, unit_gram)
+    inputs = torch.cat([torch.arange(n, device=X.device).repeat_interleave(w) for w in hidden])
+    return Kinks(zs, inputs, jvp_, rows, unit_gram)
 
 
 def dead_mask(model: MLP, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
