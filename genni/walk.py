@@ -282,6 +282,20 @@ def psd_range(M: torch.Tensor | np.ndarray, rtol: float) -> torch.Tensor:
     return torch.as_tensor(_pivoted_range(M, rtol))
 
 
+def _orth(A: torch.Tensor, rtol: float, floor: float = 0.0) -> tuple[torch.Tensor, float]:
+    """(U [P, j], σ_max): an orthonormal basis of the span of A's columns [P, k] along its singular values
+    σ > max(rtol·σ_max, floor), from the k × k Gram matrix's eigendecomposition (k ≪ P; singular values below
+    ~1e-8·σ_max are rounding there, so rtol ≥ 1e-7), U = A V Σ⁻¹ orthonormalised once more by QR."""
+    if A.shape[1] == 0:
+        return A, 0.0
+    lam, V = torch.linalg.eigh(A.T @ A)
+    smax = float(lam[-1].clamp_min(0.0)) ** 0.5
+    keep = lam > max(rtol * smax, floor) ** 2
+    if not bool(keep.any()):
+        return A[:, :0], smax
+    return torch.linalg.qr(A @ (V[:, keep] / lam[keep].sqrt()))[0], smax
+
+
 @dataclass(frozen=True)
 class Frame:
     """The class's normal directions at one state θ.
@@ -297,6 +311,14 @@ class Frame:
     Q: torch.Tensor
     JR: torch.Tensor
 
+    def chord(self, r: torch.Tensor) -> torch.Tensor:
+        """a = argmin ‖J R a − r‖ [r] by J R's Householder QR, formed at the first call and kept (a refused step
+        reuses the state's frame).  J R has full column rank: R holds only directions J constrains.  r : [n·K]"""
+        if getattr(self, "_qr", None) is None:
+            object.__setattr__(self, "_qr", torch.linalg.qr(self.JR))
+        Qj, Rj = self._qr
+        return torch.linalg.solve_triangular(Rj, (Qj.T @ r)[:, None], upper=True)[:, 0]
+
     @property
     def tangent_dim(self) -> int:
         """dim H = P − r − q."""
@@ -310,8 +332,8 @@ class Frame:
 def normal_frame(model: Model, theta: np.ndarray, J: torch.Tensor, settings: WalkSettings) -> Frame:
     """Steps 1–2 of the module docstring at θ [P] from J [rows, P]: R = :func:`psd_range` (JᵀJ, ν), and with
     ``horizontal`` Q an orthonormal basis of the orbit tangents T = ``model.symmetry.tangents(θ)`` (JT = 0, so
-    T ⊥ R; its part along R is removed before the SVD that orthonormalises it, directions of relative size
-    ≤ 1e-12 left out)."""
+    T ⊥ R; its part along R is removed before :func:`_orth` orthonormalises it, directions of relative size
+    ≤ 1e-7 left out)."""
     J = J.reshape(-1, model.n_params)
     R = psd_range(gram_lower(J), settings.null_rtol).to(J.device)
     JR = J @ R
@@ -319,8 +341,7 @@ def normal_frame(model: Model, theta: np.ndarray, J: torch.Tensor, settings: Wal
         if settings.horizontal else J.new_zeros(J.shape[1], 0)
     if T.shape[1] == 0:
         return Frame(R, T, JR)
-    U, st, _ = torch.linalg.svd(T - R @ (R.T @ T), full_matrices=False)
-    return Frame(R, U[:, st > 1e-12 * max(float(st[0]), 1e-300)], JR)
+    return Frame(R, _orth(T - R @ (R.T @ T), 1e-7)[0], JR)
 
 
 def _project_off(N: np.ndarray, R: np.ndarray) -> np.ndarray:
@@ -335,6 +356,10 @@ def _project_off(N: np.ndarray, R: np.ndarray) -> np.ndarray:
     return blas.dsyr2k(-1.0, E, R, beta=1.0, c=N, lower=1, overwrite_c=1)
 
 
+FACE_ROWS = 128
+"""Above this many new active rows, :func:`face_direction` takes their constraints through their Gram matrix."""
+
+
 def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, rtol: float = 1e-6,
                    rounds: int = 4) -> tuple[torch.Tensor, int]:
     """A direction in H that moves no probe point across a relu kink, for a step of ``length``.
@@ -344,17 +369,18 @@ def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, r
     (z·(z + length·G u) < 0, to first order); A grows in up to ``rounds`` rounds, each from the previous
     round's u.  G u comes from forward mode (``kinks.jvp``); only the rows G_A are formed, scaled to unit length
     (a constraint does not depend on its row's scale).  With a = (I − RRᵀ − QQᵀ) v, u = a − F Fᵀ a for an
-    orthonormal basis F of the constraints in R^⊥, the orbit tangents Q and the rows' parts ⊥ R:
+    orthonormal basis F of the constraints in H: the rows' parts ⊥ R and Q, gathered round by round:
 
-    first round (hundreds of rows on the default reference): F spans :func:`psd_range` (M, rtol) of
-        M = QQᵀ + (I − RRᵀ) G_AᵀG_A (I − RRᵀ), the Gram matrix from ``kinks.unit_gram`` (the MLP's rows are
-        sparse and their Gram matrix comes in blocks), F applied as Householder reflectors (:class:`_Complement`);
-    later rounds (a handful of rows each): the new rows' parts outside R and F so far, E, join F through
-        their SVD, directions of singular value ≤ rtol·λ̂^½ left out (λ̂ of the first round's M): an exact
-        deflation, O(k·P·(r + |F|)) for k rows instead of a new P × P factorisation.
+    many new rows (> :data:`FACE_ROWS`, hundreds on the default reference where a unit sits at its kink on
+        every input): F spans :func:`psd_range` (M, rtol) of M = QQᵀ + (I − RRᵀ) G_AᵀG_A (I − RRᵀ), whose Gram
+        matrix comes from ``kinks.unit_gram`` (the MLP's rows are sparse and their Gram matrix comes in
+        blocks), applied as Householder reflectors (:class:`_Complement`);
+    a few new rows: their parts outside R, Q and F so far, E, join F through their SVD, directions of singular
+        value ≤ rtol·λ̂^½ left out (λ̂ the largest eigenvalue of the constraints' Gram matrix so far, ≥ 1):
+        an exact deflation, O(k·P·(r + |F|)) for k rows instead of a P × P factorisation.
 
     The step slides along the faces where those kinks sit: every w ⊥ F moves the unit rows of A by
-    ‖G_A w‖² ≤ 2 rtol²·λ̂ (to first order).
+    ‖G_A w‖² ≤ rounds·rtol²·λ̂ (to first order).
     frame : the state's :class:`Frame`;  v : [P];  kinks : :meth:`Model.kinks` at the state
     returns : (u [P], unit norm, or zeros when no such direction is left;  |A|)
     """
@@ -364,7 +390,7 @@ def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, r
     u = a
     z = kinks.z
     active = torch.zeros(len(z), dtype=torch.bool, device=z.device)
-    first, extra, lam = None, a.new_zeros(len(a), 0), 0.0
+    first, extra, lam = None, a.new_zeros(len(a), 0), 1.0
     for _ in range(rounds):
         nu = float(torch.linalg.vector_norm(u))
         if nu == 0:
@@ -375,7 +401,7 @@ def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, r
             return u, int(active.sum())
         active |= block
         idx = torch.nonzero(block).flatten()
-        if first is None:
+        if first is None and extra.shape[1] == 0 and len(idx) > FACE_ROWS:
             N = kinks.unit_gram(idx).cpu().numpy().T  # symmetric: a Fortran-order view
             with _one_blas_thread():
                 if frame.Q.shape[1]:
@@ -383,17 +409,18 @@ def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, r
                                    overwrite_c=1)
                 N = _project_off(N, np.asfortranarray(frame.R.cpu().numpy()))
             F, lam = _pivoted_factor(N, rtol)
-            first = _Complement(F)
+            first, lam = _Complement(F), max(lam, 1.0)
         else:
             G = kinks.rows(idx).to(a.device)
             G = G / torch.linalg.vector_norm(G, dim=1, keepdim=True).clamp_min(1e-300)
-            E = first((G - (G @ frame.R) @ frame.R.T).T)
+            E = (G - (G @ frame.R) @ frame.R.T).T
+            E = first(E) if first is not None else E - frame.Q @ (frame.Q.T @ E)
             E = E - extra @ (extra.T @ E)
-            U, sv, _ = torch.linalg.svd(E, full_matrices=False)
-            keep = U[:, sv > rtol * lam ** 0.5]
+            keep, smax = _orth(E, rtol, rtol * lam ** 0.5)
+            lam = max(lam, smax ** 2)
             keep = keep - extra @ (extra.T @ keep)  # once more against the directions already kept
             extra = torch.cat([extra, torch.linalg.qr(keep)[0]], 1)
-        b = first(a)
+        b = first(a) if first is not None else a
         u = frame.tangent(b - extra @ (extra.T @ b))
     nu = float(torch.linalg.vector_norm(u))
     return (u / nu if nu > 0 else u), int(active.sum())
@@ -451,8 +478,7 @@ def _kink_gradients(model: Model, th: torch.Tensor, X: torch.Tensor, J: torch.Te
     if len(changed) == 0:
         return R.new_zeros(R.shape[0], 0)
     rows = J.reshape(X.shape[0], K, -1)[changed].reshape(-1, J.shape[1]).T
-    U, sv, _ = torch.linalg.svd(rows - R @ (R.T @ rows), full_matrices=False)
-    return U[:, sv > rtol * max(float(sv[0]), 1e-300)]
+    return _orth(rows - R @ (R.T @ rows), rtol)[0]
 
 
 def retract(model: Model, theta: np.ndarray, frame: Frame, X: torch.Tensor, Y: torch.Tensor, tol: float,
@@ -464,19 +490,22 @@ def retract(model: Model, theta: np.ndarray, frame: Frame, X: torch.Tensor, Y: t
     The subspace S and the J S used, cheapest first (:data:`RETRACTION_LEVELS`):
 
     ``chord``        S = R (:attr:`Frame.R`, the normal directions at the state θ_k the step left, orthogonal
-                     to the step), J(θ_k) R (:attr:`Frame.JR`): no Jacobian per correction;
+                     to the step), J(θ_k) R (:attr:`Frame.JR`, solved through its QR, :meth:`Frame.chord`): no
+                     Jacobian and no factorisation per correction;
     ``newton``       S = [R, E] and J(θ) S at the current θ, E the gradients J(θ)[x] at the probe inputs x whose
                      relu pattern the step changed (``kinks``: the state's :meth:`Model.kinks`), less their
                      part along R: J changes abruptly there, and the class bends away from θ_k + span(R)
                      (more such rows than R has columns: straight to ``gauss_newton``); the system is
                      [n·K, r + e] instead of [n·K, P] (r ≈ 53–80 against P = 337 on the default reference);
-    ``gauss_newton`` S = the row space of J(θ) (:func:`psd_range` of JᵀJ at θ): every direction J(θ) sees.
+    ``gauss_newton`` S = the row space of J(θ) (:func:`psd_range` of JᵀJ at θ, as ΠL: J S has full column rank,
+                     so the least-squares δ in span(S) is unique): every direction J(θ) sees.
 
-    The chord's S and J S are kept while each correction lowers L by a factor 4 or more; the other levels form
-    theirs at every correction.  A correction that lowers L by less than a factor 4 hands over to the next
-    level.  A ``gauss_newton`` correction that lowers L by a factor ρ (ρ = 1 when it does not lower it) with
-    L·ρ^m > tol, m the corrections left, ends the retraction (failure): at that rate they cannot reach tol
-    (on the default reference this saves 15 % of the walk's time for 3 % less reach).  Without pattern
+    The chord keeps its S and J S; ``newton`` forms both at every correction; ``gauss_newton`` forms J(θ) S at
+    every correction and keeps S while each correction lowers L by a factor 4 or more (then S is formed again
+    at the current θ).  A chord or Newton correction that lowers L by less than a factor 4 hands over to the
+    next level.  A correction with a freshly formed ``gauss_newton`` S that lowers L by a factor ρ (ρ = 1 when
+    it does not lower it) with L·ρ^m > tol, m the corrections left, ends the retraction (failure): at that rate
+    they cannot reach tol (on the default reference this saves 15 % of the walk's time for 3 % less reach).  Without pattern
     changes, chord and Newton converge to the same point, where θ_k + span(R) meets the class.  Up to
     ``iters`` corrections in all.
     theta : [P];  X : [n, w_0];  Y : [n, w_L]
@@ -486,21 +515,29 @@ def retract(model: Model, theta: np.ndarray, frame: Frame, X: torch.Tensor, Y: t
     with torch.no_grad():
         f = model.forward(th, X)
     L = float(mean_squared(f - Y))
-    level, S, JS = (0, frame.R, frame.JR) if frame.R.shape[1] else (2, None, None)
+    level = 0 if frame.R.shape[1] else 2
+    S2, fresh = None, False  # gauss_newton's subspace, and whether it was formed at the current θ
     for it in range(iters):
         if L <= tol:
             return th.cpu().numpy(), L, True
-        if S is None:
+        if level == 0:
+            S, JS = frame.R, frame.JR
+        else:
             J = model.jacobian(th[None], X)[1][0].reshape(f.numel(), -1)
             E = _kink_gradients(model, th, X, J, frame.R, kinks, rcond) if level == 1 else None
             if E is not None:
                 S = torch.cat([frame.R, E], 1)
             else:
-                level, S = 2, psd_range(gram_lower(J), rcond).to(J.device)
+                if S2 is None:  # ΠL of the pivoted Cholesky, columns scaled to unit length: J S has full column
+                    # rank, so the least-squares δ in its span is unique and needs no orthonormal basis
+                    F = torch.as_tensor(_pivoted_factor(gram_lower(J), rcond)[0], device=J.device)
+                    S2, fresh = F / torch.linalg.vector_norm(F, dim=0).clamp_min(1e-300), True
+                level, S = 2, S2
             JS = J @ S
         if S.shape[1] == 0:
             return th.cpu().numpy(), L, False
-        delta = S @ _lstsq(JS, (f - Y).reshape(-1), rcond)
+        r = (f - Y).reshape(-1)
+        delta = S @ (frame.chord(r) if level == 0 else _lstsq(JS, r, rcond))
         for _ in range(4):  # backtracking: a full correction can overshoot where J changes fast (relu kinks)
             trial = th - delta
             with torch.no_grad():
@@ -511,12 +548,14 @@ def retract(model: Model, theta: np.ndarray, frame: Frame, X: torch.Tensor, Y: t
             delta = 0.5 * delta
         if Lt < L:
             th, f = trial, ft
-        if level == 2 and Lt * min(Lt / L, 1.0) ** (iters - it - 1) > tol:
-            return th.cpu().numpy(), min(L, Lt), False  # at this rate the corrections left cannot reach tol
-        if not Lt < L / 4:
-            level = min(level + 1, 2)
-        if level > 0:
-            S = None
+        if level == 2:
+            if fresh and Lt * min(Lt / L, 1.0) ** (iters - it - 1) > tol:
+                return th.cpu().numpy(), min(L, Lt), False  # at this rate the corrections left cannot reach tol
+            if not fresh and not Lt < L / 4:
+                S2 = None  # formed at an earlier θ and no longer enough: form it again here
+            fresh = False
+        elif not Lt < L / 4:
+            level += 1
         L = min(L, Lt)
     return th.cpu().numpy(), L, L <= tol
 
