@@ -300,24 +300,13 @@ def _orth(A: torch.Tensor, rtol: float, floor: float = 0.0) -> tuple[torch.Tenso
 class Frame:
     """The class's normal directions at one state θ.
 
-    R : [P, r] orthonormal, the directions J = ∂r/∂θ constrains (σ > ν·σ_max, :func:`psd_range` of JᵀJ):
-        the retraction corrects along them only;
+    R : [P, r] orthonormal, the directions J = ∂r/∂θ constrains (σ > ν·σ_max, :func:`psd_range` of JᵀJ);
     Q : [P, q] orthonormal, ⊥ R, the symmetry orbits' tangents (horizontal walks; q = 0 otherwise): the walk
-        steps in H = [R, Q]^⊥, the class's horizontal tangent space (:func:`class_tangents`' span);
-    JR : [n·K, r], J R at θ (the retraction's first corrections)
+        steps in H = [R, Q]^⊥, the class's horizontal tangent space (:func:`class_tangents`' span)
     """
 
     R: torch.Tensor
     Q: torch.Tensor
-    JR: torch.Tensor
-
-    def chord(self, r: torch.Tensor) -> torch.Tensor:
-        """a = argmin ‖J R a − r‖ [r] by J R's Householder QR, formed at the first call and kept (a refused step
-        reuses the state's frame).  J R has full column rank: R holds only directions J constrains.  r : [n·K]"""
-        if getattr(self, "_qr", None) is None:
-            object.__setattr__(self, "_qr", torch.linalg.qr(self.JR))
-        Qj, Rj = self._qr
-        return torch.linalg.solve_triangular(Rj, (Qj.T @ r)[:, None], upper=True)[:, 0]
 
     @property
     def tangent_dim(self) -> int:
@@ -336,12 +325,11 @@ def normal_frame(model: Model, theta: np.ndarray, J: torch.Tensor, settings: Wal
     ≤ 1e-7 left out)."""
     J = J.reshape(-1, model.n_params)
     R = psd_range(gram_lower(J), settings.null_rtol).to(J.device)
-    JR = J @ R
     T = torch.as_tensor(model.symmetry.tangents(theta), dtype=torch.float64, device=J.device) \
         if settings.horizontal else J.new_zeros(J.shape[1], 0)
     if T.shape[1] == 0:
-        return Frame(R, T, JR)
-    return Frame(R, _orth(T - R @ (R.T @ T), 1e-7)[0], JR)
+        return Frame(R, T)
+    return Frame(R, _orth(T - R @ (R.T @ T), 1e-7)[0])
 
 
 def _project_off(N: np.ndarray, R: np.ndarray) -> np.ndarray:
@@ -459,55 +447,26 @@ def _lstsq(A: torch.Tensor, b: torch.Tensor, rcond: float) -> torch.Tensor:
     return torch.as_tensor(x[:k, 0], device=A.device)
 
 
-RETRACTION_LEVELS = ("chord", "newton", "gauss_newton")
-"""How a retraction's corrections get their subspace and J (:func:`retract`), cheapest first."""
+def row_space(J: torch.Tensor, rcond: float) -> torch.Tensor:
+    """A basis S [P, r] of J's row space along its singular values σ > rcond·σ_max (J : [m, P]): the pivoted
+    Cholesky factor ΠL of JᵀJ (:func:`psd_range`'s cut), columns scaled to unit length.  J S has full column
+    rank (every column is a direction J sees), so a least-squares problem in span(S) has a unique solution
+    and needs no orthonormal basis."""
+    F = torch.as_tensor(_pivoted_factor(gram_lower(J), rcond)[0], device=J.device)
+    return F / torch.linalg.vector_norm(F, dim=0).clamp_min(1e-300)
 
 
-def _kink_gradients(model: Model, th: torch.Tensor, X: torch.Tensor, J: torch.Tensor, R: torch.Tensor,
-                    kinks: Kinks | None, rtol: float) -> torch.Tensor | None:
-    """Orthonormal directions [P, e] ⊥ R spanned by the rows of J(θ) [n·K, P] at the probe inputs whose relu
-    pattern differs from the state's (``kinks`` at the state; none without them): where J changed abruptly.
-    None when those rows outnumber R's columns: the pattern moved wholesale."""
-    if kinks is None:
-        return R.new_zeros(R.shape[0], 0)
-    now = model.kinks(th, X)
-    changed = torch.unique(kinks.inputs[(now.z > 0) != (kinks.z > 0)])
-    K = J.shape[0] // X.shape[0]
-    if len(changed) * K > R.shape[1]:
-        return None
-    if len(changed) == 0:
-        return R.new_zeros(R.shape[0], 0)
-    rows = J.reshape(X.shape[0], K, -1)[changed].reshape(-1, J.shape[1]).T
-    return _orth(rows - R @ (R.T @ rows), rtol)[0]
+def retract(model: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, tol: float, iters: int = 12,
+            rcond: float = 1e-6) -> tuple[np.ndarray, float, bool]:
+    """Gauss–Newton back onto the class: θ ← θ − J(θ)⁺ r(θ) until L(θ) ≤ tol (see the module docstring).
 
-
-def retract(model: Model, theta: np.ndarray, frame: Frame, X: torch.Tensor, Y: torch.Tensor, tol: float,
-            iters: int = 12, rcond: float = 1e-6, kinks: Kinks | None = None) -> tuple[np.ndarray, float, bool]:
-    """Gauss–Newton back onto the class: θ ← θ − S (J S)⁺ r(θ) until L(θ) ≤ tol.
-
-    Objective of each correction: the δ = S a of least norm minimising ‖r(θ) − J S a‖ (:func:`_lstsq`: a
-    rank-revealing QR with singular values below rcond·σ_max left out), halved up to 4 times until L falls.
-    The subspace S and the J S used, cheapest first (:data:`RETRACTION_LEVELS`):
-
-    ``chord``        S = R (:attr:`Frame.R`, the normal directions at the state θ_k the step left, orthogonal
-                     to the step), J(θ_k) R (:attr:`Frame.JR`, solved through its QR, :meth:`Frame.chord`): no
-                     Jacobian and no factorisation per correction;
-    ``newton``       S = [R, E] and J(θ) S at the current θ, E the gradients J(θ)[x] at the probe inputs x whose
-                     relu pattern the step changed (``kinks``: the state's :meth:`Model.kinks`), less their
-                     part along R: J changes abruptly there, and the class bends away from θ_k + span(R)
-                     (more such rows than R has columns: straight to ``gauss_newton``); the system is
-                     [n·K, r + e] instead of [n·K, P] (r ≈ 53–80 against P = 337 on the default reference);
-    ``gauss_newton`` S = the row space of J(θ) (:func:`psd_range` of JᵀJ at θ, as ΠL: J S has full column rank,
-                     so the least-squares δ in span(S) is unique): every direction J(θ) sees.
-
-    The chord keeps its S and J S; ``newton`` forms both at every correction; ``gauss_newton`` forms J(θ) S at
-    every correction and keeps S while each correction lowers L by a factor 4 or more (then S is formed again
-    at the current θ).  A chord or Newton correction that lowers L by less than a factor 4 hands over to the
-    next level.  A correction with a freshly formed ``gauss_newton`` S that lowers L by a factor ρ (ρ = 1 when
-    it does not lower it) with L·ρ^m > tol, m the corrections left, ends the retraction (failure): at that rate
-    they cannot reach tol (on the default reference this saves 15 % of the walk's time for 3 % less reach).  Without pattern
-    changes, chord and Newton converge to the same point, where θ_k + span(R) meets the class.  Up to
-    ``iters`` corrections in all.
+    Objective of each correction: the δ of least norm minimising ‖r(θ) − J(θ) δ‖ over δ in the row space of
+    J(θ) with singular values below rcond·σ_max left out, i.e. δ = S a with S = :func:`row_space` (J(θ)) and a
+    the least-squares solution of J(θ) S a = r(θ) (:func:`_lstsq`), on [n·K, r] (r ≈ 55–100 against P = 337
+    on the default reference) instead of an SVD of J(θ) [n·K, P]; halved up to 4 times until L falls.  S is
+    kept, and only J(θ) S formed again, while each correction lowers L by a factor 4 or more (the row space
+    moves little between such corrections); otherwise it is formed again at the current θ.  A correction
+    with a freshly formed S that does not lower L ends the retraction (failure).  Up to ``iters`` corrections.
     theta : [P];  X : [n, w_0];  Y : [n, w_L]
     returns : (θ [P], L(θ), success)
     """
@@ -515,29 +474,16 @@ def retract(model: Model, theta: np.ndarray, frame: Frame, X: torch.Tensor, Y: t
     with torch.no_grad():
         f = model.forward(th, X)
     L = float(mean_squared(f - Y))
-    level = 0 if frame.R.shape[1] else 2
-    S2, fresh = None, False  # gauss_newton's subspace, and whether it was formed at the current θ
-    for it in range(iters):
+    S, fresh = None, False
+    for _ in range(iters):
         if L <= tol:
             return th.cpu().numpy(), L, True
-        if level == 0:
-            S, JS = frame.R, frame.JR
-        else:
-            J = model.jacobian(th[None], X)[1][0].reshape(f.numel(), -1)
-            E = _kink_gradients(model, th, X, J, frame.R, kinks, rcond) if level == 1 else None
-            if E is not None:
-                S = torch.cat([frame.R, E], 1)
-            else:
-                if S2 is None:  # ΠL of the pivoted Cholesky, columns scaled to unit length: J S has full column
-                    # rank, so the least-squares δ in its span is unique and needs no orthonormal basis
-                    F = torch.as_tensor(_pivoted_factor(gram_lower(J), rcond)[0], device=J.device)
-                    S2, fresh = F / torch.linalg.vector_norm(F, dim=0).clamp_min(1e-300), True
-                level, S = 2, S2
-            JS = J @ S
+        J = model.jacobian(th[None], X)[1][0].reshape(f.numel(), -1)
+        if S is None:
+            S, fresh = row_space(J, rcond), True
         if S.shape[1] == 0:
             return th.cpu().numpy(), L, False
-        r = (f - Y).reshape(-1)
-        delta = S @ (frame.chord(r) if level == 0 else _lstsq(JS, r, rcond))
+        delta = S @ _lstsq(J @ S, (f - Y).reshape(-1), rcond)
         for _ in range(4):  # backtracking: a full correction can overshoot where J changes fast (relu kinks)
             trial = th - delta
             with torch.no_grad():
@@ -546,17 +492,13 @@ def retract(model: Model, theta: np.ndarray, frame: Frame, X: torch.Tensor, Y: t
             if Lt < L:
                 break
             delta = 0.5 * delta
+        if fresh and not Lt < L:
+            return th.cpu().numpy(), L, False
         if Lt < L:
             th, f = trial, ft
-        if level == 2:
-            if fresh and Lt * min(Lt / L, 1.0) ** (iters - it - 1) > tol:
-                return th.cpu().numpy(), min(L, Lt), False  # at this rate the corrections left cannot reach tol
-            if not fresh and not Lt < L / 4:
-                S2 = None  # formed at an earlier θ and no longer enough: form it again here
-            fresh = False
-        elif not Lt < L / 4:
-            level += 1
-        L = min(L, Lt)
+        if not Lt < L / 4:
+            S = None
+        L, fresh = min(L, Lt), False
     return th.cpu().numpy(), L, L <= tol
 
 
@@ -665,8 +607,8 @@ def walk(model: Model, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start]
             if c.direction is not None:
                 v = v + settings.persistence * c.direction
             u = _direction(frame, v, kinks, c.h * scale, settings)
-            cand, _, ok = retract(model, c.theta + c.h * scale * u, frame, x, Y, tol, settings.retract_iters,
-                                  settings.null_rtol, kinks)
+            cand, _, ok = retract(model, c.theta + c.h * scale * u, x, Y, tol, settings.retract_iters,
+                                  settings.null_rtol)
             cert = segment_max(model, c.stored_theta, cand, x, Y, power) if ok else np.inf
             if not ok:
                 c.log.refused["retraction_failed"] += 1
@@ -779,8 +721,7 @@ def _connect(model: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, 
         length = min(h * scale, np.linalg.norm(gap))
         kinks = model.kinks(torch.as_tensor(theta), x)
         u = _direction(frame, v, kinks, length, settings)
-        cand, _, ok = retract(model, theta + length * u, frame, x, Y, tol, settings.retract_iters, settings.null_rtol,
-                              kinks)
+        cand, _, ok = retract(model, theta + length * u, x, Y, tol, settings.retract_iters, settings.null_rtol)
         cert = segment_max(model, theta, cand, x, Y, power) if ok else np.inf
         if ok and cert <= settings.segment_epsilon and np.linalg.norm(b - cand) < np.linalg.norm(gap):
             theta = cand
@@ -798,5 +739,5 @@ def _connect(model: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, 
                       "starting gap left", max_steps)
 
 
-__all__ = ["WalkSettings", "Start", "ChainLog", "Stored", "Connection", "Frame", "RETRACTION_LEVELS", "connect",
-           "REASONS", "class_tangents", "face_direction", "normal_frame", "one_thread", "psd_range", "retract", "walk"]
+__all__ = ["WalkSettings", "Start", "ChainLog", "Stored", "Connection", "Frame", "connect", "REASONS", "class_tangents",
+           "face_direction", "normal_frame", "one_thread", "psd_range", "retract", "row_space", "walk"]

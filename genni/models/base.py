@@ -42,14 +42,12 @@ class Kinks:
     order).
 
     z : Tensor, shape [M]
-    inputs : Tensor, shape [M] (int64): the probe input (row of X) of each pair
     jvp : v ↦ G·v, Tensor [P] → [M] (forward mode)
     rows : idx ↦ G[idx], Tensor [k] (int64) → [k, P] (only the rows asked for)
     unit_gram_of : idx ↦ :meth:`unit_gram` in a kind's closed form (None: from ``rows``)
     """
 
     z: torch.Tensor
-    inputs: torch.Tensor
     jvp: Callable[[torch.Tensor], torch.Tensor]
     rows: Callable[[torch.Tensor], torch.Tensor]
     unit_gram_of: Callable[[torch.Tensor], torch.Tensor] | None = None

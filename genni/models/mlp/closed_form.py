@@ -249,8 +249,7 @@ def kinks(model: MLP, theta: torch.Tensor, X: torch.Tensor) -> Kinks:
                 gram[flat, :p] += cross.T
         return gram
 
-    inputs = torch.cat([torch.arange(n, device=X.device).repeat_interleave(w) for w in hidden])
-    return Kinks(zs, inputs, jvp_, rows, unit_gram)
+    return Kinks(zs, jvp_, rows, unit_gram)
 
 
 def dead_mask(model: MLP, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
