@@ -462,11 +462,10 @@ def retract(model: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, t
 
     Objective of each correction: the δ of least norm minimising ‖r(θ) − J(θ) δ‖ over δ in the row space of
     J(θ) with singular values below rcond·σ_max left out, i.e. δ = S a with S = :func:`row_space` (J(θ)) and a
-    the least-squares solution of J(θ) S a = r(θ) (:func:`_lstsq`), on [n·K, r] (r ≈ 55–100 against P = 337
-    on the default reference) instead of an SVD of J(θ) [n·K, P]; halved up to 4 times until L falls.  S is
-    kept, and only J(θ) S formed again, while each correction lowers L by a factor 4 or more (the row space
-    moves little between such corrections); otherwise it is formed again at the current θ.  A correction
-    with a freshly formed S that does not lower L ends the retraction (failure).  Up to ``iters`` corrections.
+    the least-squares solution of J(θ) S a = r(θ) (:func:`_lstsq`): a system [n·K, r] (r ≈ 55–100 against
+    P = 337 on the default reference) and a pivoted Cholesky of JᵀJ instead of an SVD of J(θ) [n·K, P].
+    Halved up to 4 times until L falls; a correction that does not lower L ends it (failure).  Up to
+    ``iters`` corrections.
     theta : [P];  X : [n, w_0];  Y : [n, w_L]
     returns : (θ [P], L(θ), success)
     """
@@ -474,13 +473,11 @@ def retract(model: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, t
     with torch.no_grad():
         f = model.forward(th, X)
     L = float(mean_squared(f - Y))
-    S, fresh = None, False
     for _ in range(iters):
         if L <= tol:
             return th.cpu().numpy(), L, True
         J = model.jacobian(th[None], X)[1][0].reshape(f.numel(), -1)
-        if S is None:
-            S, fresh = row_space(J, rcond), True
+        S = row_space(J, rcond)
         if S.shape[1] == 0:
             return th.cpu().numpy(), L, False
         delta = S @ _lstsq(J @ S, (f - Y).reshape(-1), rcond)
@@ -492,13 +489,9 @@ def retract(model: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, t
             if Lt < L:
                 break
             delta = 0.5 * delta
-        if fresh and not Lt < L:
+        if not Lt < L:
             return th.cpu().numpy(), L, False
-        if Lt < L:
-            th, f = trial, ft
-        if not Lt < L / 4:
-            S = None
-        L, fresh = min(L, Lt), False
+        th, f, L = trial, ft, Lt
     return th.cpu().numpy(), L, L <= tol
 
 
