@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -170,12 +170,15 @@ def class_tangents(J: np.ndarray, T: np.ndarray, null_rtol: float = 1e-6, horizo
 
 
 _BLAS = None
+_PINNED = 0  # depth of the enclosing one_thread() blocks
 
 
 def _one_blas_thread():
     """One BLAS thread for numpy / scipy (LAPACK's pivoted Cholesky on P × P, least squares): the walk's
-    matrices are small, and BLAS threads on a busy machine only contend."""
+    matrices are small, and BLAS threads on a busy machine only contend.  A no-op inside :func:`one_thread`."""
     global _BLAS
+    if _PINNED:
+        return nullcontext()
     if _BLAS is None:
         from threadpoolctl import ThreadpoolController
         _BLAS = ThreadpoolController()
@@ -189,11 +192,16 @@ def one_thread():
     every operation pays a barrier, which on a machine busy with other work costs 10–20× (measured on 2
     cores at load 6: 1.6 s per step on two threads against 0.1 s on one).  One thread also makes a chain's
     states bitwise reproducible whatever the caller's thread count."""
+    global _PINNED
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with _one_blas_thread():
-            yield
+            _PINNED += 1
+            try:
+                yield
+            finally:
+                _PINNED -= 1
     finally:
         torch.set_num_threads(threads)
 
@@ -529,7 +537,7 @@ class _Chain:
     cert: float = 0.0          # certificate of the segment last stored state → current state
     attempts: int = 0
     rng: np.random.Generator | None = None
-    geometry: tuple | None = None  # (Frame, Kinks | None) at theta, kept while a refused step leaves theta unchanged
+    geometry: tuple | None = None  # (Frame | None, Kinks | None) at theta, kept while refused steps leave it unchanged
 
     @property
     def step(self) -> int:
@@ -588,9 +596,10 @@ def walk(model: Model, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start]
         """One step attempt of chain c (steps 1–7 of the module docstring)."""
         started = time.monotonic()
         c.attempts += 1
-        if c.geometry is None:  # a refused step leaves θ where it was, and its geometry with it
+        if c.geometry is None or c.geometry[0] is None:  # a refused step leaves θ, and its geometry, as they were
             th = torch.as_tensor(c.theta)
-            c.geometry = (normal_frame(model, c.theta, model.jacobian(th[None], x)[1][0], settings), model.kinks(th, x))
+            kinks = c.geometry[1] if c.geometry is not None and c.geometry[1] is not None else model.kinks(th, x)
+            c.geometry = (normal_frame(model, c.theta, model.jacobian(th[None], x)[1][0], settings), kinks)
         frame, kinks = c.geometry
         if frame.tangent_dim == 0:
             c.log.stopped = "no vertical directions"
@@ -615,10 +624,14 @@ def walk(model: Model, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start]
                 c.log.refused["certificate_failed"] += 1
                 c.h *= 0.5
             else:
-                before, after = model.activation_pattern(c.theta, x), model.activation_pattern(cand, x)
-                if before is not None and not np.array_equal(before, after):
-                    c.log.pattern_changes += 1
-                c.theta, c.direction, c.cert, c.geometry = cand, u, cert, None
+                if kinks is not None:  # the next state's kinks, kept for its geometry
+                    after = model.kinks(torch.as_tensor(cand), x)
+                    changed = not torch.equal(kinks.z > 0, after.z > 0)
+                else:
+                    before, after = model.activation_pattern(c.theta, x), model.activation_pattern(cand, x)
+                    changed, after = before is not None and not np.array_equal(before, after), None
+                c.log.pattern_changes += int(changed)
+                c.theta, c.direction, c.cert, c.geometry = cand, u, cert, (None, after)
                 c.h = min(c.h * 1.5, settings.max_step)
                 c.since += 1
                 c.remaining -= 1
