@@ -3,33 +3,38 @@ r"""Walks along the equivalence class, with certified straight segments between 
 A *chain* starts on the class {θ : L(θ) ≤ tol} (at θ* or a stored element) and repeats, for its
 state θ_k (with L the mean squared probe discrepancy and P* the reference's output power):
 
-1. **Tangent space of the class.**  J = ∂r/∂θ at θ_k, r = vec(f_θ(X) − Y) ∈ R^{nK}.  Its right singular
-   vectors with σ ≤ ν·σ_max (ν = ``null_rtol`` = 1e-6) span N, the directions along which f on
-   the probe set does not change to first order (:func:`class_tangents`).
+1. **Tangent space of the class.**  J = ∂r/∂θ at θ_k, r = vec(f_θ(X) − Y) ∈ R^{nK}.  The right singular
+   vectors of J with σ ≤ ν·σ_max (ν = ``null_rtol`` = 1e-6) span N, the directions along which f on
+   the probe set does not change to first order (:func:`class_tangents`, the dense definition).  The
+   walk takes N's complement R, the directions J constrains, from a pivoted Cholesky factorisation of
+   JᵀJ cut where the remainder's trace falls below (ν·σ_max)² (:func:`~genni.linalg.psd_range`): every unit w ⊥ R has
+   ‖Jw‖ ≤ ν·σ_max, and R has the SVD's rank or up to 3 more on the default reference.
 2. **Horizontal part** (``horizontal = True``): the tangents T of the exact symmetry orbits (the
    vertical space of the symmetry group, ``model.symmetry.tangents``: per-unit positive rescalings for
-   relu and leaky_relu; the other symmetries are discrete) lie in N; the walk uses
-   H = orth((I − QQᵀ) N), Q = orth(T), so a chain does not merely slide
-   along rescalings.  Hᵀt = 0 for every orbit tangent t.
-3. **Direction.**  u = H Hᵀ (p·u_{k−1} + (1 − p)·ξ/‖ξ‖), normalised, with ξ ~ N(0, I_P) and
+   relu and leaky_relu; the other symmetries are discrete) lie in N (JT = 0); with Q = orth(T) the
+   walk uses H = [R, Q]^⊥ (:class:`Frame`), so a chain does not merely slide along rescalings.
+   Hᵀt = 0 for every orbit tangent t.
+3. **Direction.**  u = P_H (p·u_{k−1} + (1 − p)·ξ/‖ξ‖), normalised, with ξ ~ N(0, I_P) and
    persistence p (``persistence`` = 0.8: a correlated random walk, which spreads ~ linearly in
    the number of steps instead of ~ its square root).
    For relu (``faces``): a random null direction carries hundreds of probe points across kinks
    (measured on the default reference: 336 pattern flips at a step of 0.1 % of ‖θ*‖, which make
    L 1e-8 while the pattern-frozen network moves by 1e-12), so u is further restricted to keep the
    pre-activation of every (unit, input) pair the step would flip fixed to first order
-   (:func:`face_direction`): the step slides along the faces where those kinks sit.
+   (:func:`face_direction`, from forward-mode products with the pre-activations' Jacobian and its
+   rows at those pairs only, :meth:`~genni.models.base.Model.kinks`): the step slides along the faces
+   where those kinks sit.
 4. **Step** θ' = θ_k + h‖θ*‖·u, h relative to ‖θ*‖.
 5. **Retraction** (Gauss–Newton, minimum-norm correction):
 
        θ' ← θ' − J(θ')⁺ r(θ'),
 
-   J⁺ the pseudo-inverse (``numpy.linalg.lstsq`` with singular values below ν·σ_max left out: the
-   correction uses exactly the directions the walk does not step along; with all of them the
-   sloppiest would turn a small residual into a huge move), halved up to 4 times until L falls:
-   each correction is the smallest change of θ that zeroes the linearised residual, so θ'
-   returns to the class as close as possible to where the step put it.  Up to ``retract_iters``
-   corrections, until L(θ') ≤ tol; a correction that does not lower L ends it (failure).
+   J⁺ the pseudo-inverse with singular values below ν·σ_max left out (the correction uses exactly the
+   directions J(θ') constrains; with all of them the sloppiest would turn a small residual into a huge
+   move), computed on J(θ')'s row space (:func:`retract`), halved up to 4 times until L falls: each
+   correction is the smallest change of θ that zeroes the linearised residual, so θ' returns to the
+   class as close as possible to where the step put it.  Up to ``retract_iters`` corrections, until
+   L(θ') ≤ tol; a correction that does not lower L ends it (failure).
 6. **Certificate.**  The straight segment from the chain's last *stored* state a to θ' must
    satisfy max_{t∈[0,1]} L(a + t(θ' − a)) / P* ≤ ε (``segment_epsilon``), evaluated by
    :func:`genni.discrepancy.segment_max`.
@@ -46,20 +51,22 @@ from its start to each of its elements.
 
 Each stored segment of a chain is a pure function of (seed, chain, k, stored θ): the chain's
 random stream and step size restart at every stored state, so an interrupted walk resumes from
-its last stored rows exactly as it would have gone on.
+its last stored rows exactly as it would have gone on.  The arithmetic runs on one thread
+(:func:`~genni.linalg.one_thread`), so a chain's states are bitwise reproducible whatever the caller's threads.
 """
+
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .discrepancy import discrepancy, mean_squared, output_power, segment_max
+from .linalg import Complement, add_outer, gram_lower, lstsq, one_thread, orth, pivoted_factor, project_off, psd_range, row_space
 from .models.base import Kinks, Model
 from .progress import bar
 
@@ -169,146 +176,11 @@ def class_tangents(J: np.ndarray, T: np.ndarray, null_rtol: float = 1e-6, horizo
     return Um[:, sm > 0.5]  # M's singular values are 1 (kept directions) or ≈ 0 (the orbit's)
 
 
-_BLAS = None
-_PINNED = 0  # depth of the enclosing one_thread() blocks
-
-
-def _one_blas_thread():
-    """One BLAS thread for numpy / scipy (LAPACK's pivoted Cholesky on P × P, least squares): the walk's
-    matrices are small, and BLAS threads on a busy machine only contend.  A no-op inside :func:`one_thread`."""
-    global _BLAS
-    if _PINNED:
-        return nullcontext()
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
-
-
-@contextmanager
-def one_thread():
-    """The walk's arithmetic on one thread (torch's intra-op pool and BLAS), restored afterwards.  A step is
-    hundreds of operations on matrices of size P × P or smaller; their intra-op parallelism gains little and
-    every operation pays a barrier, which on a machine busy with other work costs 10–20× (measured on 2
-    cores at load 6: 1.6 s per step on two threads against 0.1 s on one).  One thread also makes a chain's
-    states bitwise reproducible whatever the caller's thread count."""
-    global _PINNED
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with _one_blas_thread():
-            _PINNED += 1
-            try:
-                yield
-            finally:
-                _PINNED -= 1
-    finally:
-        torch.set_num_threads(threads)
-
-
-def gram_lower(A: torch.Tensor) -> np.ndarray:
-    """AᵀA [k, k] of A [m, k], its lower triangle only (Fortran order; the upper one is left unset): BLAS syrk,
-    half the flops of a general matrix product."""
-    from scipy.linalg import blas
-
-    a = np.ascontiguousarray(A.detach().cpu().numpy(), dtype=np.float64)
-    with _one_blas_thread():
-        return blas.dsyrk(1.0, a.T, trans=0, lower=1)
-
-
-def _pivoted_factor(A: np.ndarray, rtol: float) -> tuple[np.ndarray, float]:
-    """(ΠL [P, r], λ̂) of :func:`psd_range` for the PSD matrix whose lower triangle A [P, P] (Fortran order,
-    overwritten) holds: the range of ΠL is the dominant range."""
-    from scipy.linalg import lapack
-
-    P = A.shape[0]
-    top = float(A.diagonal().max()) if P else 0.0
-    if not top > 0:
-        return np.zeros((P, 0), order="F"), 0.0
-    trace = float(A.diagonal().sum())
-    with _one_blas_thread():
-        c, piv, rank, _ = lapack.dpstrf(A, tol=rtol * rtol * top / P, lower=1, overwrite_a=1)
-        L = np.tril(c[:, :rank])
-        lam = float(L[:, 0] @ L[:, 0])  # ‖L e_1‖² = ‖M e_p‖² / M_pp
-        left = trace - np.cumsum((L * L).sum(0))  # trace of the remainder after each pivot
-        done = left <= rtol * rtol * lam
-        r = int(np.argmax(done)) + 1 if done.any() else rank
-        F = np.zeros((P, r), order="F")
-        F[piv - 1] = L[:, :r]
-    return F, lam
-
-
-def _pivoted_range(A: np.ndarray, rtol: float) -> np.ndarray:
-    """:func:`psd_range` (orthonormal, numpy) of the PSD matrix whose lower triangle A (overwritten) holds."""
-    F = _pivoted_factor(A, rtol)[0]
-    return torch.linalg.qr(torch.as_tensor(F))[0].numpy() if F.shape[1] else F
-
-
-class _Complement:
-    """v ↦ v − F̂F̂ᵀv, the projection onto range(F)^⊥ for F [P, r], F̂ an orthonormal basis of range(F), through
-    F's Householder QR (LAPACK geqrf; the reflectors are applied to v, Q is never formed: half the flops)."""
-
-    def __init__(self, F: np.ndarray):
-        from scipy.linalg import lapack
-
-        self.r = F.shape[1]
-        if self.r:
-            with _one_blas_thread():
-                self.qr, self.tau, _, _ = lapack.dgeqrf(F, overwrite_a=1)
-
-    def __call__(self, v: torch.Tensor) -> torch.Tensor:
-        """v : [P] or [P, m] → the same shape."""
-        from scipy.linalg import lapack
-
-        if self.r == 0:
-            return v
-        c = np.array(v.detach().cpu().numpy().reshape(len(v), -1), order="F")
-        with _one_blas_thread():
-            y = lapack.dormqr("L", "T", self.qr, self.tau, c, lwork=64 * max(c.shape), overwrite_c=1)[0]
-            y[: self.r] = 0.0
-            y = lapack.dormqr("L", "N", self.qr, self.tau, y, lwork=64 * max(c.shape), overwrite_c=1)[0]
-        return torch.as_tensor(y.reshape(v.shape), device=v.device)
-
-
-def psd_range(M: torch.Tensor | np.ndarray, rtol: float) -> torch.Tensor:
-    """An orthonormal basis F [P, r] of the dominant range of a symmetric positive semi-definite M [P, P]:
-    every unit w ⊥ F has wᵀMw ≤ rtol²·λ̂, λ̂ ≤ λ_max(M).
-
-    Pivoted Cholesky (LAPACK ``pstrf``), ΠᵀMΠ ≈ LLᵀ, cut at the fewest columns r whose remainder
-    S = M − ΠL_rL_rᵀΠᵀ (PSD) has trace S = trace M − Σ_{j≤r} ‖L_j‖² ≤ rtol²·λ̂, so wᵀMw = wᵀSw ≤ rtol²·λ̂ for
-    every unit w ⊥ range(ΠL_r) (on the default reference r is the SVD's rank or up to 3 more); F is the Q of
-    range(ΠL_r) (Householder QR).  λ̂ = ‖M e_p‖²/M_pp for the first pivot
-    p (a Rayleigh quotient of M², between max_i M_ii and λ_max).  With M = JᵀJ, F spans the directions J
-    constrains and its complement {w : ‖Jw‖ ≤ rtol·σ_max(J)‖w‖}, the definition :func:`class_tangents` takes
-    from an SVD.  Pivoted Cholesky and the Gram matrix cost O(P·r²) and half a GEMM (:func:`gram_lower`)
-    where the SVD costs O(P³) with BLAS-2 bidiagonalisation; on the Gram, singular values below ~1e-8·σ_max
-    are rounding, so rtol ≥ 1e-7.  M : a tensor (symmetric), or a Fortran-order array whose lower triangle
-    holds M (overwritten).
-    """
-    if isinstance(M, torch.Tensor):
-        return torch.as_tensor(_pivoted_range(np.array(M.detach().cpu().numpy(), order="F"), rtol), device=M.device)
-    return torch.as_tensor(_pivoted_range(M, rtol))
-
-
-def _orth(A: torch.Tensor, rtol: float, floor: float = 0.0) -> tuple[torch.Tensor, float]:
-    """(U [P, j], σ_max): an orthonormal basis of the span of A's columns [P, k] along its singular values
-    σ > max(rtol·σ_max, floor), from the k × k Gram matrix's eigendecomposition (k ≪ P; singular values below
-    ~1e-8·σ_max are rounding there, so rtol ≥ 1e-7), U = A V Σ⁻¹ orthonormalised once more by QR."""
-    if A.shape[1] == 0:
-        return A, 0.0
-    lam, V = torch.linalg.eigh(A.T @ A)
-    smax = float(lam[-1].clamp_min(0.0)) ** 0.5
-    keep = lam > max(rtol * smax, floor) ** 2
-    if not bool(keep.any()):
-        return A[:, :0], smax
-    return torch.linalg.qr(A @ (V[:, keep] / lam[keep].sqrt()))[0], smax
-
-
 @dataclass(frozen=True)
 class Frame:
     """The class's normal directions at one state θ.
 
-    R : [P, r] orthonormal, the directions J = ∂r/∂θ constrains (σ > ν·σ_max, :func:`psd_range` of JᵀJ);
+    R : [P, r] orthonormal, the directions J = ∂r/∂θ constrains (σ > ν·σ_max, :func:`~genni.linalg.psd_range` of JᵀJ);
     Q : [P, q] orthonormal, ⊥ R, the symmetry orbits' tangents (horizontal walks; q = 0 otherwise): the walk
         steps in H = [R, Q]^⊥, the class's horizontal tangent space (:func:`class_tangents`' span)
     """
@@ -327,9 +199,9 @@ class Frame:
 
 
 def normal_frame(model: Model, theta: np.ndarray, J: torch.Tensor, settings: WalkSettings) -> Frame:
-    """Steps 1–2 of the module docstring at θ [P] from J [rows, P]: R = :func:`psd_range` (JᵀJ, ν), and with
+    """Steps 1–2 of the module docstring at θ [P] from J [rows, P]: R = :func:`~genni.linalg.psd_range` (JᵀJ, ν), and with
     ``horizontal`` Q an orthonormal basis of the orbit tangents T = ``model.symmetry.tangents(θ)`` (JT = 0, so
-    T ⊥ R; its part along R is removed before :func:`_orth` orthonormalises it, directions of relative size
+    T ⊥ R; its part along R is removed before :func:`~genni.linalg.orth` orthonormalises it, directions of relative size
     ≤ 1e-7 left out)."""
     J = J.reshape(-1, model.n_params)
     R = psd_range(gram_lower(J), settings.null_rtol).to(J.device)
@@ -337,19 +209,7 @@ def normal_frame(model: Model, theta: np.ndarray, J: torch.Tensor, settings: Wal
         if settings.horizontal else J.new_zeros(J.shape[1], 0)
     if T.shape[1] == 0:
         return Frame(R, T)
-    return Frame(R, _orth(T - R @ (R.T @ T), 1e-7)[0])
-
-
-def _project_off(N: np.ndarray, R: np.ndarray) -> np.ndarray:
-    """(I − RRᵀ) N (I − RRᵀ) = N − E Rᵀ − R Eᵀ with E = N R − ½ R (Rᵀ N R), in place on the lower triangle of
-    N [P, P] (Fortran order; BLAS symm and syr2k).  R : [P, r] orthonormal (Fortran order)."""
-    from scipy.linalg import blas
-
-    if R.shape[1] == 0:
-        return N
-    K = blas.dsymm(1.0, N, R, side=0, lower=1)
-    E = K - 0.5 * (R @ (R.T @ K))
-    return blas.dsyr2k(-1.0, E, R, beta=1.0, c=N, lower=1, overwrite_c=1)
+    return Frame(R, orth(T - R @ (R.T @ T), 1e-7)[0])
 
 
 FACE_ROWS = 128
@@ -368,9 +228,9 @@ def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, r
     orthonormal basis F of the constraints in H: the rows' parts ⊥ R and Q, gathered round by round:
 
     many new rows (> :data:`FACE_ROWS`, hundreds on the default reference where a unit sits at its kink on
-        every input): F spans :func:`psd_range` (M, rtol) of M = QQᵀ + (I − RRᵀ) G_AᵀG_A (I − RRᵀ), whose Gram
+        every input): F spans :func:`~genni.linalg.psd_range` (M, rtol) of M = QQᵀ + (I − RRᵀ) G_AᵀG_A (I − RRᵀ), whose Gram
         matrix comes from ``kinks.unit_gram`` (the MLP's rows are sparse and their Gram matrix comes in
-        blocks), applied as Householder reflectors (:class:`_Complement`);
+        blocks), applied as Householder reflectors (:class:`~genni.linalg.Complement`);
     a few new rows: their parts outside R, Q and F so far, E, join F through their SVD, directions of singular
         value ≤ rtol·λ̂^½ left out (λ̂ the largest eigenvalue of the constraints' Gram matrix so far, ≥ 1):
         an exact deflation, O(k·P·(r + |F|)) for k rows instead of a P × P factorisation.
@@ -380,8 +240,6 @@ def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, r
     frame : the state's :class:`Frame`;  v : [P];  kinks : :meth:`Model.kinks` at the state
     returns : (u [P], unit norm, or zeros when no such direction is left;  |A|)
     """
-    from scipy.linalg import blas
-
     a = frame.tangent(v)
     u = a
     z = kinks.z
@@ -399,20 +257,16 @@ def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, r
         idx = torch.nonzero(block).flatten()
         if first is None and extra.shape[1] == 0 and len(idx) > FACE_ROWS:
             N = kinks.unit_gram(idx).cpu().numpy().T  # symmetric: a Fortran-order view
-            with _one_blas_thread():
-                if frame.Q.shape[1]:
-                    N = blas.dsyrk(1.0, np.asfortranarray(frame.Q.cpu().numpy()), trans=0, beta=1.0, c=N, lower=1,
-                                   overwrite_c=1)
-                N = _project_off(N, np.asfortranarray(frame.R.cpu().numpy()))
-            F, lam = _pivoted_factor(N, rtol)
-            first, lam = _Complement(F), max(lam, 1.0)
+            N = project_off(add_outer(N, frame.Q), frame.R)
+            F, lam = pivoted_factor(N, rtol)
+            first, lam = Complement(F), max(lam, 1.0)
         else:
             G = kinks.rows(idx).to(a.device)
             G = G / torch.linalg.vector_norm(G, dim=1, keepdim=True).clamp_min(1e-300)
             E = (G - (G @ frame.R) @ frame.R.T).T
             E = first(E) if first is not None else E - frame.Q @ (frame.Q.T @ E)
             E = E - extra @ (extra.T @ E)
-            keep, smax = _orth(E, rtol, rtol * lam ** 0.5)
+            keep, smax = orth(E, rtol, rtol * lam ** 0.5)
             lam = max(lam, smax ** 2)
             keep = keep - extra @ (extra.T @ keep)  # once more against the directions already kept
             extra = torch.cat([extra, torch.linalg.qr(keep)[0]], 1)
@@ -435,42 +289,13 @@ def _direction(frame: Frame, v: np.ndarray, kinks: Kinks | None, length: float, 
 # --- retraction
 
 
-_GELSY_WORK: dict = {}
-
-
-def _lstsq(A: torch.Tensor, b: torch.Tensor, rcond: float) -> torch.Tensor:
-    """The least-norm x minimising ‖A x − b‖ with singular values of A below rcond·σ_max left out (LAPACK
-    gelsy: a rank-revealing QR, on one BLAS thread, whose result is bitwise reproducible).
-    A : [m, k];  b : [m];  returns : [k] (on A's device)"""
-    from scipy.linalg import lapack
-
-    m, k = A.shape
-    if (m, k) not in _GELSY_WORK:
-        _GELSY_WORK[(m, k)] = max(1, int(lapack.dgelsy_lwork(m, k, 1, rcond)[0]))
-    rhs = np.zeros((max(m, k), 1))
-    rhs[:m, 0] = b.detach().cpu().numpy()
-    with _one_blas_thread():
-        x = lapack.dgelsy(np.array(A.detach().cpu().numpy(), order="F"), rhs, np.zeros(k, dtype=np.int32), rcond,
-                          lwork=_GELSY_WORK[(m, k)], overwrite_a=1, overwrite_b=1)[1]
-    return torch.as_tensor(x[:k, 0], device=A.device)
-
-
-def row_space(J: torch.Tensor, rcond: float) -> torch.Tensor:
-    """A basis S [P, r] of J's row space along its singular values σ > rcond·σ_max (J : [m, P]): the pivoted
-    Cholesky factor ΠL of JᵀJ (:func:`psd_range`'s cut), columns scaled to unit length.  J S has full column
-    rank (every column is a direction J sees), so a least-squares problem in span(S) has a unique solution
-    and needs no orthonormal basis."""
-    F = torch.as_tensor(_pivoted_factor(gram_lower(J), rcond)[0], device=J.device)
-    return F / torch.linalg.vector_norm(F, dim=0).clamp_min(1e-300)
-
-
 def retract(model: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, tol: float, iters: int = 12,
             rcond: float = 1e-6) -> tuple[np.ndarray, float, bool]:
     """Gauss–Newton back onto the class: θ ← θ − J(θ)⁺ r(θ) until L(θ) ≤ tol (see the module docstring).
 
     Objective of each correction: the δ of least norm minimising ‖r(θ) − J(θ) δ‖ over δ in the row space of
-    J(θ) with singular values below rcond·σ_max left out, i.e. δ = S a with S = :func:`row_space` (J(θ)) and a
-    the least-squares solution of J(θ) S a = r(θ) (:func:`_lstsq`): a system [n·K, r] (r ≈ 55–100 against
+    J(θ) with singular values below rcond·σ_max left out, i.e. δ = S a with S = :func:`~genni.linalg.row_space` (J(θ)) and a
+    the least-squares solution of J(θ) S a = r(θ) (:func:`~genni.linalg.lstsq`): a system [n·K, r] (r ≈ 55–100 against
     P = 337 on the default reference) and a pivoted Cholesky of JᵀJ instead of an SVD of J(θ) [n·K, P].
     Halved up to 4 times until L falls; a correction that does not lower L ends it (failure).  Up to
     ``iters`` corrections.
@@ -488,7 +313,7 @@ def retract(model: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, t
         S = row_space(J, rcond)
         if S.shape[1] == 0:
             return th.cpu().numpy(), L, False
-        delta = S @ _lstsq(J @ S, (f - Y).reshape(-1), rcond)
+        delta = S @ lstsq(J @ S, (f - Y).reshape(-1), rcond)
         for _ in range(4):  # backtracking: a full correction can overshoot where J changes fast (relu kinks)
             trial = th - delta
             with torch.no_grad():
@@ -746,4 +571,4 @@ def _connect(model: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, 
 
 
 __all__ = ["WalkSettings", "Start", "ChainLog", "Stored", "Connection", "Frame", "connect", "REASONS", "class_tangents",
-           "face_direction", "normal_frame", "one_thread", "psd_range", "retract", "row_space", "walk"]
+           "face_direction", "normal_frame", "one_thread", "retract", "walk"]
