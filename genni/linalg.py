@@ -62,9 +62,18 @@ def gram_lower(A: torch.Tensor) -> np.ndarray:
         return blas.dsyrk(1.0, a.T, trans=0, lower=1)
 
 
-def pivoted_factor(A: np.ndarray, rtol: float) -> tuple[np.ndarray, float]:
-    """(ΠL [P, r], λ̂) of :func:`psd_range` for the PSD matrix whose lower triangle A [P, P] (Fortran order,
-    overwritten) holds: the range of ΠL is the dominant range."""
+def pivoted_factor(A: np.ndarray, rtol: float, ritz: bool = False) -> tuple[np.ndarray, float]:
+    """(F [P, r], λ̂): range(F) is the dominant range of the PSD matrix M whose lower triangle A [P, P] (Fortran
+    order, overwritten) holds; every unit w ⊥ range(F) has wᵀMw ≤ rtol²·λ̂ (≤ 1.01·rtol²·λ̂ with ``ritz``).
+
+    Pivoted Cholesky (LAPACK ``pstrf``), ΠᵀMΠ ≈ LLᵀ.  Without ``ritz``, F = ΠL_r for the fewest columns r whose
+    remainder S = M − ΠL_rL_rᵀΠᵀ (PSD) has trace S = trace M − Σ_{j≤r} ‖L_j‖² ≤ rtol²·λ̂, so wᵀMw = wᵀSw ≤
+    rtol²·λ̂ (the directions left out share that budget: a small null space can end up inside F).  With
+    ``ritz``, the factorisation runs until trace S ≤ (rtol/10)²·max_i M_ii, the eigenpairs (λ_i, w_i) of the
+    r × r matrix LᵀL give those of ΠLLᵀΠᵀ, and F = ΠL [w_i : λ_i > rtol²·λ_max]: each direction is kept or
+    left out on its own, as an SVD would (wᵀMw ≤ rtol²·λ_max + trace S for w ⊥ F), at the cost of LᵀL and an
+    r × r eigendecomposition.  λ̂ = λ_max with ``ritz``, else ‖M e_p‖²/M_pp for the first pivot p (a Rayleigh
+    quotient of M², between max_i M_ii and λ_max)."""
     from scipy.linalg import lapack
 
     P = A.shape[0]
@@ -72,11 +81,20 @@ def pivoted_factor(A: np.ndarray, rtol: float) -> tuple[np.ndarray, float]:
     if not top > 0:
         return np.zeros((P, 0), order="F"), 0.0
     trace = float(A.diagonal().sum())
+    floor = (0.1 * rtol) ** 2 * top if ritz else 0.0
     with _one_blas_thread():
-        c, piv, rank, _ = lapack.dpstrf(A, tol=rtol * rtol * top / P, lower=1, overwrite_a=1)
+        c, piv, rank, _ = lapack.dpstrf(A, tol=min(rtol * rtol, floor or np.inf) * top / P, lower=1, overwrite_a=1)
         L = np.tril(c[:, :rank])
-        lam = float(L[:, 0] @ L[:, 0])  # ‖L e_1‖² = ‖M e_p‖² / M_pp
         left = trace - np.cumsum((L * L).sum(0))  # trace of the remainder after each pivot
+        if ritz:
+            done = left <= floor
+            L = L[:, : int(np.argmax(done)) + 1 if done.any() else rank]
+            lam, W = np.linalg.eigh(L.T @ L)
+            keep = lam > rtol * rtol * lam[-1]
+            F = np.zeros((P, int(keep.sum())), order="F")
+            F[piv - 1] = L @ W[:, keep]
+            return F, float(lam[-1])
+        lam = float(L[:, 0] @ L[:, 0])  # ‖L e_1‖² = ‖M e_p‖² / M_pp
         done = left <= rtol * rtol * lam
         r = int(np.argmax(done)) + 1 if done.any() else rank
         F = np.zeros((P, r), order="F")
@@ -86,7 +104,7 @@ def pivoted_factor(A: np.ndarray, rtol: float) -> tuple[np.ndarray, float]:
 
 def _pivoted_range(A: np.ndarray, rtol: float) -> np.ndarray:
     """:func:`psd_range` (orthonormal, numpy) of the PSD matrix whose lower triangle A (overwritten) holds."""
-    F = pivoted_factor(A, rtol)[0]
+    F = pivoted_factor(A, rtol, ritz=True)[0]
     return torch.linalg.qr(torch.as_tensor(F))[0].numpy() if F.shape[1] else F
 
 
@@ -117,18 +135,16 @@ class Complement:
 
 
 def psd_range(M: torch.Tensor | np.ndarray, rtol: float) -> torch.Tensor:
-    """An orthonormal basis F [P, r] of the dominant range of a symmetric positive semi-definite M [P, P]:
-    every unit w ⊥ F has wᵀMw ≤ rtol²·λ̂, λ̂ ≤ λ_max(M).
+    """An orthonormal basis F [P, r] of the dominant range of a symmetric positive semi-definite M [P, P]: the
+    eigendirections with λ > rtol²·λ_max, as an eigendecomposition would keep them, so every unit w ⊥ F has
+    wᵀMw ≤ 1.01·rtol²·λ_max.
 
-    Pivoted Cholesky (LAPACK ``pstrf``), ΠᵀMΠ ≈ LLᵀ, cut at the fewest columns r whose remainder
-    S = M − ΠL_rL_rᵀΠᵀ (PSD) has trace S = trace M − Σ_{j≤r} ‖L_j‖² ≤ rtol²·λ̂, so wᵀMw = wᵀSw ≤ rtol²·λ̂ for
-    every unit w ⊥ range(ΠL_r); F is the Q of range(ΠL_r) (Householder QR).  λ̂ = ‖M e_p‖²/M_pp for the first
-    pivot p (a Rayleigh quotient of M², between max_i M_ii and λ_max).  With M = JᵀJ, F spans the directions
-    J constrains and its complement {w : ‖Jw‖ ≤ rtol·σ_max(J)‖w‖}, the space
-    :func:`genni.walk.class_tangents` takes from an SVD (on the default reference r is the SVD's rank or up
-    to 3 more).  The Gram matrix costs half a matrix product (:func:`gram_lower`) and pivoted Cholesky
-    O(P·r²), where the SVD costs O(P³) in BLAS-2 bidiagonalisation; on the Gram matrix, singular values
-    below ~1e-8·σ_max are rounding, so rtol ≥ 1e-7.
+    :func:`pivoted_factor` with its Ritz step (pivoted Cholesky ΠᵀMΠ ≈ LLᵀ, then the r × r eigenproblem of LᵀL),
+    F the Q of the kept range (Householder QR).  With M = JᵀJ, F spans the directions J constrains, σ > rtol·σ_max,
+    and its complement the directions along which ‖Jw‖ ≤ rtol·σ_max‖w‖: the space :func:`genni.walk.class_tangents`
+    takes from an SVD.  The Gram matrix costs half a matrix product (:func:`gram_lower`), pivoted Cholesky
+    O(P·r²) and the Ritz step O(P·r² + r³), where the SVD costs O(P³) in BLAS-2 bidiagonalisation; on the Gram
+    matrix, singular values below ~1e-8·σ_max are rounding, so rtol ≥ 1e-7.
     M : a tensor (symmetric), or a Fortran-order array whose lower triangle holds M (overwritten)
     """
     if isinstance(M, torch.Tensor):
@@ -196,11 +212,11 @@ def lstsq(A: torch.Tensor, b: torch.Tensor, rcond: float) -> torch.Tensor:
 
 
 def row_space(J: torch.Tensor, rcond: float) -> torch.Tensor:
-    """A basis S [P, r] of J's row space along its singular values σ > rcond·σ_max (J : [m, P]): the pivoted
-    Cholesky factor ΠL of JᵀJ (:func:`psd_range`'s cut), columns scaled to unit length.  J S has full column
-    rank (every column is a direction J sees), so a least-squares problem in span(S) has a unique solution
-    and needs no orthonormal basis."""
-    F = torch.as_tensor(pivoted_factor(gram_lower(J), rcond)[0], device=J.device)
+    """A basis S [P, r] of J's row space along its singular values σ > rcond·σ_max (J : [m, P]): the kept range of
+    :func:`pivoted_factor` of JᵀJ with its Ritz step, columns scaled to unit length.  J S has full column rank
+    (every column is a direction J sees), so a least-squares problem in span(S) has a unique solution and needs
+    no orthonormal basis."""
+    F = torch.as_tensor(pivoted_factor(gram_lower(J), rcond, ritz=True)[0], device=J.device)
     return F / torch.linalg.vector_norm(F, dim=0).clamp_min(1e-300)
 
 

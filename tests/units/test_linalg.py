@@ -81,3 +81,14 @@ def test_one_thread_pins_and_restores_torch_threads():
     with linalg.one_thread():
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_psd_range_keeps_or_leaves_out_each_direction_as_an_svd_would():
+    """Three directions just under the cut (σ = 0.7e-6·σ_max) share more than its budget together: each is
+    still left out on its own, so a small null space is not swallowed; just above the cut, each is kept."""
+    for s_small, kept in ((0.7e-6, 20), (1.5e-6, 23)):
+        J = _matrix(40, 30, np.concatenate([np.logspace(0, -3, 20), np.full(3, s_small)]), seed=5)
+        F = linalg.psd_range(torch.as_tensor(J.T @ J), 1e-6)
+        assert F.shape[1] == kept
+        S = linalg.row_space(torch.as_tensor(J), 1e-6)
+        assert S.shape[1] == kept
