@@ -34,6 +34,7 @@ import numpy as np
 from .. import discrepancy, models, objectives, report, search, store
 from .. import teleport as teleport_
 from ..errors import ConfigError, GenniError
+from ..linalg import one_thread
 from ..objectives import Objective
 from .common import Log, Result, need_choice, need_int, need_positive, quiet, tolerance, writes
 from .walk import walk_settings
@@ -241,7 +242,8 @@ def run(path: str | Path, options: TeleportOptions = TeleportOptions(), *, progr
                            chain=chain, start_row=row, first_row=n, start_step=step0, progress=progress,
                            callback=append)
     states = np.concatenate([theta0[None], t.stored.theta])
-    canonical = np.array([float(objectives.at_canonical(objective, model, th, stored.theta_ref)) for th in states])
+    with one_thread():  # small products: one thread, as the teleport's own arithmetic
+        canonical = np.array([float(objectives.at_canonical(objective, model, th, stored.theta_ref)) for th in states])
     rows = np.arange(n, n + len(t.stored.theta))
     k = len(store.group_names(path, "teleports"))
     group = f"teleport_{k:03d}"
