@@ -294,8 +294,9 @@ def format_teleport(info: dict) -> str:
             f"points {info['canonical_values'][0]:.6g} → {info['canonical_values'][-1]:.6g} "
             f"({info['canonical_change']:+.3g})\n"
             f"  {info['accepted']} accepted steps ({info['escapes']} second-order), refused: {refused}; stored "
-            f"{stored}; farthest {info['max_raw_distance']:.1%} of ‖θ*‖; largest segment certificate "
-            f"{info['max_segment']:.2g} (ε = {info['segment_epsilon']:g}); {info['seconds']:.1f} s\n"
+            f"{stored}" + (f"; farthest {info['max_raw_distance']:.1%} of ‖θ*‖; largest segment certificate "
+                           f"{info['max_segment']:.2g} (ε = {info['segment_epsilon']:g})" if rows else "")
+            + f"; {info['seconds']:.1f} s\n"
             f"  stopped: {info['reason']}")
 
 

@@ -23,7 +23,7 @@ maximise):
    the top eigenvector w of P_H (s·∇²J) P_H (Lanczos on Hessian-vector products of J,
    :func:`~genni.objectives.lanczos_top`).  Its eigenvalue λ > 0 means J still improves along ±w
    (a saddle, or θ\* itself for the discrepancy on held-out inputs, where g = 0 exactly); the step
-   takes w.  λ ≤ 0 stops the teleport ("stationary along the class").
+   takes ±w (the sign that does not oppose a).  λ ≤ 0 stops the teleport ("stationary along the class").
 4. **Direction.**  u = the unit direction in H nearest a (or w), restricted for relu to the faces where
    the probe points' kinks sit (:func:`genni.walk.face_direction`, as walks do): u is the orthogonal
    projection of a onto a subspace of H, so ⟨u, s·g⟩ = ‖P u‖·… ≥ 0, an ascent direction of s·J.
@@ -197,6 +197,11 @@ def second_order(objective: Objective, theta: np.ndarray, frame, sign: float, it
     return top.value, frame.tangent(top.vector).numpy()
 
 
+def _oriented(w: np.ndarray, a: torch.Tensor) -> np.ndarray:
+    """±w, the sign that does not oppose the (tiny) projected gradient a [P] to first order."""
+    return -w if float(np.dot(w, a.numpy())) < 0 else w
+
+
 def teleport(model: Model, theta_ref: np.ndarray, X: np.ndarray, start_theta: np.ndarray, objective: Objective,
              goal: str, settings: TeleportSettings, *, tol: float, chain: int = 0, start_row: int = -1,
              first_row: int = 0, start_step: int = 0, progress: bool = False,
@@ -283,7 +288,7 @@ def _teleport(model, theta_ref, X, start_theta, objective, goal, settings, *, to
                 if w is None or not lam > 0:
                     log.stopped = "stationary"
                     break
-                v = w
+                v = _oriented(w, a)
             else:
                 v = a.numpy()
             u = _direction(frame, v, kinks, h * scale, wset)
