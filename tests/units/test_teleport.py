@@ -211,3 +211,17 @@ def test_path_norm_of_a_module_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="path norm is defined for MLPs"):
         calls.teleport(path, objective="path_norm")
     assert path.read_bytes() == before
+
+
+def test_from_theta_star_the_heldout_discrepancy_rises_by_a_second_order_step():
+    """max D_heldout from θ*: g = 0 exactly there (θ* minimises D), so the first step follows the top
+    eigenvector of the projected Hessian; few probe points leave the class room to change the function off them."""
+    model = MLP((2, 6, 1), "tanh")
+    rng = np.random.default_rng(3)
+    theta = rng.normal(size=model.n_params)
+    X, X_held = rng.normal(size=(6, 2)), rng.normal(size=(64, 2))
+    D = objectives.make("relative_discrepancy", model, theta_ref=theta, X=X_held)
+    assert float(torch.linalg.vector_norm(D.value_and_grad(theta)[1])) == 0.0
+    out = T.teleport(model, theta, X, theta, D, "max", T.TeleportSettings(steps=4, improve_atol=1e-8), tol=TOL)
+    assert out.escapes >= 1 and out.accepted == 4, out.reason
+    assert out.values[0] == 0.0 and out.values[-1] > 1e-6 and np.all(np.diff(out.trace_value) > 1e-8)
