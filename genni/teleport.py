@@ -79,6 +79,7 @@ STOPS = {
     "step size collapsed": "step size collapsed",
     "no tangent directions": "the class has no tangent directions here",
     "out of attempts": "out of attempts",
+    "interrupted": "interrupted (Ctrl-C)",
 }
 """Why a teleport stops (the code stored with it → the start of its reason)."""
 
@@ -172,6 +173,15 @@ class Teleport:
         return self.stored.theta[-1] if len(self.stored.theta) else None
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a teleport, carrying what it did up to then (``teleport``, a :class:`Teleport` whose
+    ``stopped`` is "interrupted"; every state it reports stored was handed to the callback)."""
+
+    def __init__(self, teleport: Teleport):
+        super().__init__("teleport interrupted")
+        self.teleport = teleport
+
+
 def _hvp(objective: Objective, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """∇²J(θ) v by forward-over-reverse.  theta, v : [P] -> [P]"""
     return jvp(grad(objective.fn), (theta,), (v,))[1].detach()
@@ -216,7 +226,8 @@ def teleport(model: Model, theta_ref: np.ndarray, X: np.ndarray, start_theta: np
     stored state takes; the accepted steps counted at the start);  callback : receives each stored state as
     it comes (a :class:`~genni.walk.Stored` of one row)
 
-    returns : :class:`Teleport`
+    returns : :class:`Teleport`.  Ctrl-C raises :class:`Interrupted` (a KeyboardInterrupt) carrying the
+    teleport up to then.
     """
     if goal not in GOALS:
         raise ValueError(f"goal must be one of {', '.join(GOALS)}, got {goal!r}")
@@ -252,13 +263,13 @@ def _teleport(model, theta_ref, X, start_theta, objective, goal, settings, *, to
         with torch.no_grad():
             L = float(discrepancy(model, torch.as_tensor(theta), x, Y))
         row = (theta.copy(), L, chain, start_step + log.accepted, parent, cert)
+        if callback is not None:  # first: a state counts as stored once the callback has it
+            callback(_stored([row]))
         rows.append(row)
         values.append(value)
         steps.append(start_step + log.accepted)
         stored_theta, parent, since = theta.copy(), next_row, 0
         next_row += 1
-        if callback is not None:
-            callback(_stored([row]))
 
     try:
         while log.accepted < settings.steps:
@@ -329,14 +340,18 @@ def _teleport(model, theta_ref, X, start_theta, objective, goal, settings, *, to
             if h < settings.min_step:
                 log.stopped = "step size collapsed"
                 break
+    except KeyboardInterrupt:
+        log.stopped = "interrupted"
     finally:
         pbar.close()
-    if since > 0:  # keep the accepted steps of a teleport that stops
+    if since > 0 and log.stopped != "interrupted":  # keep the accepted steps of a teleport that stops
         store(cert_now)
     log.stored = _stored(rows, len(theta))
     log.values, log.steps, log.trace_value = np.array(values), np.array(steps, np.int64), np.array(trace)
     log.final_step, log.seconds = h, time.monotonic() - t0
     log.reason = _reason(log, settings)
+    if log.stopped == "interrupted":
+        raise Interrupted(log)
     return log
 
 
@@ -366,6 +381,8 @@ def _reason(log: Teleport, settings: TeleportSettings) -> str:
     if log.stopped == "step size collapsed":
         return (f"step size collapsed below {settings.min_step:g} of ‖θ*‖ (projected gradient {r:.2g} of ‖∇J‖; "
                 f"refused: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in log.refused.items() if v) + ")")
+    if log.stopped == "interrupted":
+        return f"interrupted (Ctrl-C) after {log.accepted} accepted steps; the states stored until then are kept"
     if log.stopped == "out of attempts":
         return f"out of attempts ({settings.attempts}) after {log.accepted} accepted steps"
     return f"every one of the {settings.steps} steps taken (projected gradient {r:.2g} of ‖∇J‖ at the last one)"
@@ -376,4 +393,5 @@ def settings_with(settings: TeleportSettings, **overrides) -> TeleportSettings:
     return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
 
-__all__ = ["GOALS", "REFUSALS", "STOPS", "Teleport", "TeleportSettings", "second_order", "settings_with", "teleport"]
+__all__ = ["GOALS", "REFUSALS", "STOPS", "Interrupted", "Teleport", "TeleportSettings", "second_order", "settings_with",
+           "teleport"]

@@ -225,3 +225,23 @@ def test_from_theta_star_the_heldout_discrepancy_rises_by_a_second_order_step():
     out = T.teleport(model, theta, X, theta, D, "max", T.TeleportSettings(steps=4, improve_atol=1e-8), tol=TOL)
     assert out.escapes >= 1 and out.accepted == 4, out.reason
     assert out.values[0] == 0.0 and out.values[-1] > 1e-6 and np.all(np.diff(out.trace_value) > 1e-8)
+
+
+def test_ctrl_c_keeps_the_stored_rows_and_records_them(relu_run, tmp_path, monkeypatch):
+    path = tmp_path / "r.h5"
+    path.write_bytes(relu_run.read_bytes())
+    real, calls_made = T.retract, []
+
+    def interrupting(*args, **kwargs):  # Ctrl-C during the fifth step attempt
+        calls_made.append(1)
+        if len(calls_made) == 5:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(T, "retract", interrupting)
+    assert main(["teleport", str(path), "--objective", "parameter_norm", "--vertical", "--steps", "20", "--quiet"]) == 130
+    run = store.load_run(path)
+    g = run.teleports["teleport_000"]
+    assert g["attrs"]["stopped"] == "interrupted" and "interrupted" in g["attrs"]["reason"]
+    assert list(g["rows"]) == list(range(1, run.n_equivalents)) and len(g["values"]) == len(g["rows"]) + 1
+    assert len(g["rows"]) >= 1 and (run.equivalents["chain"][1:] >= 0).all()
