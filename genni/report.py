@@ -173,7 +173,8 @@ def format_text(summary: dict, tree: list[dict]) -> str:
             lines.append("  (verdicts from a genni without far inputs: re-run genni identify)")
     if "walks" in summary:
         w = summary["walks"]
-        lines.append(f"walks: {w['chains']} chains, {w['rows']} stored states (up to {w['max_step']} accepted steps), "
+        what = "walks and teleports" if "teleports" in summary else "walks"
+        lines.append(f"{what}: {w['chains']} chains, {w['rows']} stored states (up to {w['max_step']} accepted steps), "
                      f"{w['certified']} of {w['rows']} segments certified ≤ ε = {w['segment_epsilon']} "
                      f"(largest {w['max_segment']:.2g})")
     for name, t in summary.get("teleports", {}).items():
