@@ -245,3 +245,18 @@ def test_ctrl_c_keeps_the_stored_rows_and_records_them(relu_run, tmp_path, monke
     assert g["attrs"]["stopped"] == "interrupted" and "interrupted" in g["attrs"]["reason"]
     assert list(g["rows"]) == list(range(1, run.n_equivalents)) and len(g["values"]) == len(g["rows"]) + 1
     assert len(g["rows"]) >= 1 and (run.equivalents["chain"][1:] >= 0).all()
+
+
+def test_what_the_objectives_are_evaluated_on(relu_run, tmp_path):
+    path = tmp_path / "r.h5"
+    path.write_bytes(relu_run.read_bytes())
+    r = calls.teleport(path, objective="sharpness", steps=2, horizontal=False)  # explore's run has no labels
+    assert "mean squared error to the reference's outputs" in r["evaluated_on"] and r["accepted"] == 2
+    assert r["values"][-1] < r["values"][0]
+    with pytest.raises(genni.GenniError, match="no probe labels"):
+        calls.teleport(path, objective="hessian_trace", loss="labels")
+    r = calls.teleport(path, objective="layer_distance", goal="max", metric="procrustes", steps=1, horizontal=False)
+    assert "procrustes" in r["formula"] and r["evaluated_on"] == "probe inputs"
+    r = calls.teleport(path, objective="relative_discrepancy", inputs="far", goal="max", steps=1)
+    assert r["evaluated_on"] == "far inputs" and r["accepted"] == 0 and r["stopped"] == "no tangent directions"
+    assert len(store.load_run(path).teleports) == 3
