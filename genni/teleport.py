@@ -25,12 +25,13 @@ maximise):
    (a saddle, or θ\* itself for the discrepancy on held-out inputs, where g = 0 exactly); the step
    takes ±w (the sign that does not oppose a).  λ ≤ 0 stops the teleport ("stationary along the class").
 4. **Direction.**  u = the unit direction in H nearest a (or w), restricted for relu to the faces where
-   the probe points' kinks sit (:func:`genni.walk.face_direction`, as walks do): u is the orthogonal
-   projection of a onto a subspace of H, so ⟨u, s·g⟩ = ‖P u‖·… ≥ 0, an ascent direction of s·J.
+   the probe points' kinks sit (:func:`genni.walk.face_direction`, as walks do): u = Πa/‖Πa‖ with Π the
+   orthogonal projection onto a subspace of H, so ⟨u, s·g⟩ = ⟨Πa, a⟩/‖Πa‖ = ‖Πa‖ ≥ 0, an ascent
+   direction of s·J (a Π that leaves nothing of a refuses the step: "no face direction").
 5. **Step and retraction.**  θ' = θ_k + h‖θ\*‖·u, h relative to ‖θ\*‖, then the Gauss–Newton
    retraction :func:`genni.walk.retract` back to L(θ') ≤ tol.
-6. **Certificate.**  The straight segment from the last *stored* state a to θ' must satisfy
-   max_{t∈[0,1]} L(a + t(θ' − a)) / P\* ≤ ε (``segment_epsilon``,
+6. **Certificate.**  The straight segment from the last *stored* state θ_s to θ' must satisfy
+   max_{t∈[0,1]} L(θ_s + t(θ' − θ_s)) / P\* ≤ ε (``segment_epsilon``,
    :func:`genni.discrepancy.segment_max`).
 7. **Improvement.**  Accepted only if s·(J(θ') − J(θ_k)) > ``improve_rtol``·|J(θ_k)| + ``improve_atol``:
    J improves by more than its own evaluation noise (rounding; the Lanczos estimate of the sharpness;
