@@ -245,6 +245,7 @@ def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, r
     z = kinks.z
     active = torch.zeros(len(z), dtype=torch.bool, device=z.device)
     first, extra, lam = None, a.new_zeros(len(a), 0), 1.0
+    b = a  # a projected off the first round's constraints (computed once: a and F_1 stay fixed)
     for _ in range(rounds):
         nu = float(torch.linalg.vector_norm(u))
         if nu == 0:
@@ -260,6 +261,7 @@ def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, r
             N = project_off(add_outer(N, frame.Q), frame.R)
             F, lam = pivoted_factor(N, rtol)
             first, lam = Complement(F), max(lam, 1.0)
+            b = first(a)
         else:
             G = kinks.rows(idx).to(a.device)
             G = G / torch.linalg.vector_norm(G, dim=1, keepdim=True).clamp_min(1e-300)
@@ -270,7 +272,6 @@ def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, r
             lam = max(lam, smax ** 2)
             keep = keep - extra @ (extra.T @ keep)  # once more against the directions already kept
             extra = torch.cat([extra, torch.linalg.qr(keep)[0]], 1)
-        b = first(a) if first is not None else a
         u = frame.tangent(b - extra @ (extra.T @ b))
     nu = float(torch.linalg.vector_norm(u))
     return (u / nu if nu > 0 else u), int(active.sum())
