@@ -27,6 +27,7 @@ from .stages import (
     PathsResult,
     ProjectResult,
     RicciResult,
+    TeleportResult,
     WalkOptions,
     WalkResult,
     calls,
@@ -47,7 +48,8 @@ FIGURE_NEEDS = {"discrepancy": "elements (genni.explore, run.walk())", "probe": 
                 "identifiability": "run.identify()", "projections": "run.project()",
                 "projection_3d": "run.project(dims=3)", "paths": "run.project() with paths > 0",
                 "layer_paths": "run.paths()", "layer_geometry": "run.paths()", "ricci": "run.ricci()",
-                "ricci_graphs": "run.ricci()", "walk": "run.walk()"}
+                "ricci_graphs": "run.ricci()", "walk": "run.walk()",
+                "teleport": "run.teleport()"}
 """What each figure of :data:`genni.plots.FIGURES` draws from, for the message when a run has nothing for it."""
 
 AGREEMENT = 1e-9
@@ -157,6 +159,14 @@ class Run:
         """A certified path inside the class between elements ``i`` and ``j`` (0 = θ*), or the reason there is none."""
         self._need_model()
         return _connect.run(self._path, ConnectOptions(i=i, j=j, max_steps=max_steps))
+
+    def teleport(self, objective, goal: str = "min", *, start: int = 0, steps: int = 50, **options) -> TeleportResult:
+        """Move along the class from element ``start`` (0 = θ*) so that ``objective`` (a name of
+        :data:`genni.objectives.NAMES` or an :class:`~genni.objectives.Objective`) falls (``goal="min"``) or rises
+        (:func:`genni.stages.calls.teleport`; its keywords, e.g. ``horizontal=False``, ``thin=``, ``inputs="far"``).  Its states
+        become elements; the result's repr is the command line's headline."""
+        self._need_model()
+        return calls.teleport(self._path, objective=objective, goal=goal, start=start, steps=steps, **options)
 
     def project(self, **options) -> ProjectResult:
         """A subspace through the class and the discrepancy on a grid there (:func:`genni.project`; e.g.

@@ -65,6 +65,12 @@ def summarise(run: store.RunData) -> dict:
                         "max_step": int(eq["step"][w].max()), "segment_epsilon": eps,
                         "max_segment": float(np.nanmax(eq["segment_max"][w])),
                         "certified": int((eq["segment_max"][w] <= (eps if eps is not None else np.inf)).sum())}
+    if run.teleports:
+        out["teleports"] = {name: {k: t["attrs"].get(k) for k in ("objective", "goal", "start", "horizontal", "stopped",
+                                                                  "accepted", "reason")}
+                            | {"rows": int(len(t["rows"])), "start_value": float(t["values"][0]),
+                               "final_value": float(t["values"][-1])}
+                            for name, t in run.teleports.items()}
     if run.projections:
         out["projections"] = {name: {"shape": list(p["values"].shape), "filled": float(np.mean(~np.isnan(p["values"]))),
                                      "median_residual": float(np.median(p["residuals"]))}
@@ -170,6 +176,11 @@ def format_text(summary: dict, tree: list[dict]) -> str:
         lines.append(f"walks: {w['chains']} chains, {w['rows']} stored states (up to {w['max_step']} accepted steps), "
                      f"{w['certified']} of {w['rows']} segments certified ≤ ε = {w['segment_epsilon']} "
                      f"(largest {w['max_segment']:.2g})")
+    for name, t in summary.get("teleports", {}).items():
+        lines.append(f"teleport {name}: {t['goal']} {t['objective']} from element {t['start']} "
+                     f"({'horizontal' if t['horizontal'] else 'horizontal and vertical'}), {t['accepted']} accepted "
+                     f"steps, {t['rows']} stored states, J {t['start_value']:.4g} → {t['final_value']:.4g}; "
+                     f"{t['reason']}")
     for name, p in summary.get("projections", {}).items():
         lines.append(f"projection {name}: grid {' × '.join(map(str, p['shape']))}, {p['filled'] * 100:.0f}% evaluated, "
                      f"median element residual {p['median_residual']:.3g}")
@@ -268,6 +279,24 @@ def format_walk(info: dict) -> str:
             f"  farthest from θ*: {info['max_raw_distance']:.1%} of ‖θ*‖ (raw; `genni identify` gives it modulo the "
             f"exact symmetries); largest segment certificate {info['max_segment']:.2g} (ε = {info['segment_epsilon']:g}); "
             f"chains: " + ", ".join(f"{v} {k}" for k, v in stopped.items()))
+
+
+def format_teleport(info: dict) -> str:
+    """The headline of `genni teleport`: where J went, raw and at the canonical points, and why it stopped."""
+    where = "horizontal" if info["horizontal"] else "horizontal and vertical"
+    start = "θ*" if info["start"] == 0 else f"element {info['start']}"
+    rows = info["rows"]
+    stored = f"elements {rows[0]}–{rows[-1]}" if len(rows) > 1 else (f"element {rows[0]}" if rows else "nothing")
+    refused = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in info["refused"].items() if v) or "none"
+    return (f"teleport {info['group']}: {info['goal']} {info['objective']} ({info['formula']}; on "
+            f"{info['evaluated_on']}) from {start} along {where} directions\n"
+            f"  J {info['start_value']:.6g} → {info['final_value']:.6g} ({info['change']:+.3g}); at the canonical "
+            f"points {info['canonical_values'][0]:.6g} → {info['canonical_values'][-1]:.6g} "
+            f"({info['canonical_change']:+.3g})\n"
+            f"  {info['accepted']} accepted steps ({info['escapes']} second-order), refused: {refused}; stored "
+            f"{stored}; farthest {info['max_raw_distance']:.1%} of ‖θ*‖; largest segment certificate "
+            f"{info['max_segment']:.2g} (ε = {info['segment_epsilon']:g}); {info['seconds']:.1f} s\n"
+            f"  stopped: {info['reason']}")
 
 
 def format_connect(info: dict) -> str:

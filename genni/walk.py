@@ -3,33 +3,38 @@ r"""Walks along the equivalence class, with certified straight segments between 
 A *chain* starts on the class {θ : L(θ) ≤ tol} (at θ* or a stored element) and repeats, for its
 state θ_k (with L the mean squared probe discrepancy and P* the reference's output power):
 
-1. **Tangent space of the class.**  J = ∂r/∂θ at θ_k, r = vec(f_θ(X) − Y) ∈ R^{nK}.  Its right singular
-   vectors with σ ≤ ν·σ_max (ν = ``null_rtol`` = 1e-6) span N, the directions along which f on
-   the probe set does not change to first order (:func:`class_tangents`).
+1. **Tangent space of the class.**  J = ∂r/∂θ at θ_k, r = vec(f_θ(X) − Y) ∈ R^{nK}.  The right singular
+   vectors of J with σ ≤ ν·σ_max (ν = ``null_rtol`` = 1e-6) span N, the directions along which f on
+   the probe set does not change to first order (:func:`class_tangents`, the dense definition).  The
+   walk takes N's complement R, the directions J constrains, from a pivoted Cholesky factorisation of
+   JᵀJ cut where the remainder's trace falls below (ν·σ_max)² (:func:`~genni.linalg.psd_range`): every unit w ⊥ R has
+   ‖Jw‖ ≤ ν·σ_max, and R has the SVD's rank or up to 3 more on the default reference.
 2. **Horizontal part** (``horizontal = True``): the tangents T of the exact symmetry orbits (the
    vertical space of the symmetry group, ``model.symmetry.tangents``: per-unit positive rescalings for
-   relu and leaky_relu; the other symmetries are discrete) lie in N; the walk uses
-   H = orth((I − QQᵀ) N), Q = orth(T), so a chain does not merely slide
-   along rescalings.  Hᵀt = 0 for every orbit tangent t.
-3. **Direction.**  u = H Hᵀ (p·u_{k−1} + (1 − p)·ξ/‖ξ‖), normalised, with ξ ~ N(0, I_P) and
+   relu and leaky_relu; the other symmetries are discrete) lie in N (JT = 0); with Q = orth(T) the
+   walk uses H = [R, Q]^⊥ (:class:`Frame`), so a chain does not merely slide along rescalings.
+   Hᵀt = 0 for every orbit tangent t.
+3. **Direction.**  u = P_H (p·u_{k−1} + (1 − p)·ξ/‖ξ‖), normalised, with ξ ~ N(0, I_P) and
    persistence p (``persistence`` = 0.8: a correlated random walk, which spreads ~ linearly in
    the number of steps instead of ~ its square root).
    For relu (``faces``): a random null direction carries hundreds of probe points across kinks
    (measured on the default reference: 336 pattern flips at a step of 0.1 % of ‖θ*‖, which make
    L 1e-8 while the pattern-frozen network moves by 1e-12), so u is further restricted to keep the
    pre-activation of every (unit, input) pair the step would flip fixed to first order
-   (:func:`face_direction`): the step slides along the faces where those kinks sit.
+   (:func:`face_direction`, from forward-mode products with the pre-activations' Jacobian and its
+   rows at those pairs only, :meth:`~genni.models.base.Model.kinks`): the step slides along the faces
+   where those kinks sit.
 4. **Step** θ' = θ_k + h‖θ*‖·u, h relative to ‖θ*‖.
 5. **Retraction** (Gauss–Newton, minimum-norm correction):
 
        θ' ← θ' − J(θ')⁺ r(θ'),
 
-   J⁺ the pseudo-inverse (``numpy.linalg.lstsq`` with singular values below ν·σ_max left out: the
-   correction uses exactly the directions the walk does not step along; with all of them the
-   sloppiest would turn a small residual into a huge move), halved up to 4 times until L falls:
-   each correction is the smallest change of θ that zeroes the linearised residual, so θ'
-   returns to the class as close as possible to where the step put it.  Up to ``retract_iters``
-   corrections, until L(θ') ≤ tol; a correction that does not lower L ends it (failure).
+   J⁺ the pseudo-inverse with singular values below ν·σ_max left out (the correction uses exactly the
+   directions J(θ') constrains; with all of them the sloppiest would turn a small residual into a huge
+   move), computed on J(θ')'s row space (:func:`retract`), halved up to 4 times until L falls: each
+   correction is the smallest change of θ that zeroes the linearised residual, so θ' returns to the
+   class as close as possible to where the step put it.  Up to ``retract_iters`` corrections, until
+   L(θ') ≤ tol; a correction that does not lower L ends it (failure).
 6. **Certificate.**  The straight segment from the chain's last *stored* state a to θ' must
    satisfy max_{t∈[0,1]} L(a + t(θ' − a)) / P* ≤ ε (``segment_epsilon``), evaluated by
    :func:`genni.discrepancy.segment_max`.
@@ -46,8 +51,10 @@ from its start to each of its elements.
 
 Each stored segment of a chain is a pure function of (seed, chain, k, stored θ): the chain's
 random stream and step size restart at every stored state, so an interrupted walk resumes from
-its last stored rows exactly as it would have gone on.
+its last stored rows exactly as it would have gone on.  The arithmetic runs on one thread
+(:func:`~genni.linalg.one_thread`), so a chain's states are bitwise reproducible whatever the caller's threads.
 """
+
 
 from __future__ import annotations
 
@@ -58,8 +65,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .discrepancy import discrepancy, output_power, segment_max
-from .models.base import Model
+from .discrepancy import discrepancy, mean_squared, output_power, segment_max
+from .linalg import Complement, add_outer, gram_lower, lstsq, one_thread, orth, pivoted_factor, project_off, psd_range, row_space
+from .models.base import Kinks, Model
 from .progress import bar
 
 REASONS = ("retraction_failed", "certificate_failed")
@@ -153,7 +161,8 @@ class Stored:
 def class_tangents(J: np.ndarray, T: np.ndarray, null_rtol: float = 1e-6, horizontal: bool = True) -> np.ndarray:
     """Orthonormal basis [P, m] of the class's tangent space N = {v : Jv ≈ 0} (right singular vectors of
     J [rows, P] with σ ≤ null_rtol·σ_max); with ``horizontal``, its horizontal part: the symmetry orbits'
-    tangents T [P, H] (the vertical space, ``model.symmetry.tangents``) projected out."""
+    tangents T [P, H] (the vertical space, ``model.symmetry.tangents``) projected out.  The dense definition
+    (a full SVD); walks use its complement from :func:`normal_frame`."""
     _, s, Vt = np.linalg.svd(J, full_matrices=True)
     smax = s[0] if len(s) else 0.0
     rank = int((s > null_rtol * smax).sum())
@@ -167,85 +176,156 @@ def class_tangents(J: np.ndarray, T: np.ndarray, null_rtol: float = 1e-6, horizo
     return Um[:, sm > 0.5]  # M's singular values are 1 (kept directions) or ≈ 0 (the orbit's)
 
 
-def face_direction(H: np.ndarray, v: np.ndarray, z: np.ndarray, G: np.ndarray, length: float,
-                   rounds: int = 4) -> tuple[np.ndarray, int]:
-    """A direction in span(H) that moves no probe point across a relu kink, for a step of ``length``.
+@dataclass(frozen=True)
+class Frame:
+    """The class's normal directions at one state θ.
 
-    Starting from u = H Hᵀ v, every (unit, input) pair whose pre-activation the step would carry
-    across zero (z·(z + length·G u) < 0, to first order) joins the active set A, and u is projected
-    onto {u ∈ span(H) : G_A u = 0}: the step then slides along the faces where those kinks sit, so
-    those pairs keep their pre-activation to first order.  Repeated up to ``rounds`` times.
-    H : [P, m] orthonormal;  v : [P];  z : [n·H];  G : [n·H, P]
+    R : [P, r] orthonormal, the directions J = ∂r/∂θ constrains (σ > ν·σ_max, :func:`~genni.linalg.psd_range` of JᵀJ);
+    Q : [P, q] orthonormal, ⊥ R, the symmetry orbits' tangents (horizontal walks; q = 0 otherwise): the walk
+        steps in H = [R, Q]^⊥, the class's horizontal tangent space (:func:`class_tangents`' span)
+    """
+
+    R: torch.Tensor
+    Q: torch.Tensor
+
+    @property
+    def tangent_dim(self) -> int:
+        """dim H = P − r − q."""
+        return self.R.shape[0] - self.R.shape[1] - self.Q.shape[1]
+
+    def tangent(self, v: torch.Tensor) -> torch.Tensor:
+        """The projection of v [P] onto H: v − R Rᵀ v − Q Qᵀ v."""
+        return v - self.R @ (self.R.T @ v) - self.Q @ (self.Q.T @ v)
+
+
+def normal_frame(model: Model, theta: np.ndarray, J: torch.Tensor, settings: WalkSettings) -> Frame:
+    """Steps 1–2 of the module docstring at θ [P] from J [rows, P]: R = :func:`~genni.linalg.psd_range` (JᵀJ, ν), and with
+    ``horizontal`` Q an orthonormal basis of the orbit tangents T = ``model.symmetry.tangents(θ)`` (JT = 0, so
+    T ⊥ R; its part along R is removed before :func:`~genni.linalg.orth` orthonormalises it, directions of relative size
+    ≤ 1e-7 left out)."""
+    J = J.reshape(-1, model.n_params)
+    R = psd_range(gram_lower(J), settings.null_rtol).to(J.device)
+    T = torch.as_tensor(model.symmetry.tangents(theta), dtype=torch.float64, device=J.device) \
+        if settings.horizontal else J.new_zeros(J.shape[1], 0)
+    if T.shape[1] == 0:
+        return Frame(R, T)
+    return Frame(R, orth(T - R @ (R.T @ T), 1e-7)[0])
+
+
+FACE_ROWS = 128
+"""Above this many new active rows, :func:`face_direction` takes their constraints through their Gram matrix."""
+
+
+def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, rtol: float = 1e-6,
+                   rounds: int = 4) -> tuple[torch.Tensor, int]:
+    """A direction in H that moves no probe point across a relu kink, for a step of ``length``.
+
+    Objective: u = argmin ‖u − v‖ over u ∈ H with G_A u = 0, normalised, where G = ∂z/∂θ is the
+    pre-activations' Jacobian and A the (unit, input) pairs the step would carry across zero
+    (z·(z + length·G u) < 0, to first order); A grows in up to ``rounds`` rounds, each from the previous
+    round's u.  G u comes from forward mode (``kinks.jvp``); only the rows G_A are formed, scaled to unit length
+    (a constraint does not depend on its row's scale).  With a = (I − RRᵀ − QQᵀ) v, u = a − F Fᵀ a for an
+    orthonormal basis F of the constraints in H: the rows' parts ⊥ R and Q, gathered round by round:
+
+    many new rows (> :data:`FACE_ROWS`, hundreds on the default reference where a unit sits at its kink on
+        every input): F spans :func:`~genni.linalg.psd_range` (M, rtol) of M = QQᵀ + (I − RRᵀ) G_AᵀG_A (I − RRᵀ), whose Gram
+        matrix comes from ``kinks.unit_gram`` (the MLP's rows are sparse and their Gram matrix comes in
+        blocks), applied as Householder reflectors (:class:`~genni.linalg.Complement`);
+    a few new rows: their parts outside R, Q and F so far, E, join F through their SVD, directions of singular
+        value ≤ rtol·λ̂^½ left out (λ̂ the largest eigenvalue of the constraints' Gram matrix so far, ≥ 1):
+        an exact deflation, O(k·P·(r + |F|)) for k rows instead of a P × P factorisation.
+
+    The step slides along the faces where those kinks sit: every w ⊥ F moves the unit rows of A by
+    ‖G_A w‖² ≤ rounds·rtol²·λ̂ (to first order).
+    frame : the state's :class:`Frame`;  v : [P];  kinks : :meth:`Model.kinks` at the state
     returns : (u [P], unit norm, or zeros when no such direction is left;  |A|)
     """
-    active = np.zeros(len(z), bool)
-    basis = H
-    u = basis @ (basis.T @ v)
+    a = frame.tangent(v)
+    u = a
+    z = kinks.z
+    active = torch.zeros(len(z), dtype=torch.bool, device=z.device)
+    first, extra, lam = None, a.new_zeros(len(a), 0), 1.0
     for _ in range(rounds):
-        nu = np.linalg.norm(u)
+        nu = float(torch.linalg.vector_norm(u))
         if nu == 0:
             break
         u = u / nu
-        dz = length * (G @ u)
-        block = (z * (z + dz) < 0) & ~active
-        if not block.any():
+        block = (z * (z + length * kinks.jvp(u)) < 0) & ~active
+        if not bool(block.any()):
             return u, int(active.sum())
         active |= block
-        C = G[active] @ H  # constraints in H's coordinates
-        _, s, Vt = np.linalg.svd(C, full_matrices=True)
-        keep = int((s > 1e-10 * max(s[0], 1e-300)).sum()) if len(s) else 0
-        basis = H @ Vt[keep:].T
-        u = basis @ (basis.T @ v)
-    nu = np.linalg.norm(u)
+        idx = torch.nonzero(block).flatten()
+        if first is None and extra.shape[1] == 0 and len(idx) > FACE_ROWS:
+            N = kinks.unit_gram(idx).cpu().numpy().T  # symmetric: a Fortran-order view
+            N = project_off(add_outer(N, frame.Q), frame.R)
+            F, lam = pivoted_factor(N, rtol)
+            first, lam = Complement(F), max(lam, 1.0)
+        else:
+            G = kinks.rows(idx).to(a.device)
+            G = G / torch.linalg.vector_norm(G, dim=1, keepdim=True).clamp_min(1e-300)
+            E = (G - (G @ frame.R) @ frame.R.T).T
+            E = first(E) if first is not None else E - frame.Q @ (frame.Q.T @ E)
+            E = E - extra @ (extra.T @ E)
+            keep, smax = orth(E, rtol, rtol * lam ** 0.5)
+            lam = max(lam, smax ** 2)
+            keep = keep - extra @ (extra.T @ keep)  # once more against the directions already kept
+            extra = torch.cat([extra, torch.linalg.qr(keep)[0]], 1)
+        b = first(a) if first is not None else a
+        u = frame.tangent(b - extra @ (extra.T @ b))
+    nu = float(torch.linalg.vector_norm(u))
     return (u / nu if nu > 0 else u), int(active.sum())
 
 
-def _class_basis(model: Model, theta: np.ndarray, J: torch.Tensor, settings: WalkSettings) -> np.ndarray:
-    """Steps 1–2 of the module docstring at θ: the class's (horizontal) tangent basis [P, m] from J [nK…, P]."""
-    T = model.symmetry.tangents(theta) if settings.horizontal else np.zeros((model.n_params, 0))
-    return class_tangents(J.reshape(-1, model.n_params).numpy(), T, settings.null_rtol, settings.horizontal)
-
-
-def _direction(model: Model, theta: np.ndarray, X: torch.Tensor, H: np.ndarray, v: np.ndarray, length: float,
-               settings: WalkSettings) -> np.ndarray:
-    """Step 3: the unit direction in span(H) nearest v, kept on the relu faces for a step of ``length``."""
-    kinks = model.preactivation_jacobian(theta, X) if settings.faces else None
-    if kinks is not None:
-        return face_direction(H, v, *kinks, length)[0]
-    u = H @ (H.T @ v)
-    return u / max(np.linalg.norm(u), 1e-300)
+def _direction(frame: Frame, v: np.ndarray, kinks: Kinks | None, length: float, settings: WalkSettings) -> np.ndarray:
+    """Step 3: the unit direction in H nearest v, kept on the relu faces (``kinks``: the state's
+    :meth:`Model.kinks`) for a step of ``length``."""
+    v = torch.as_tensor(v, dtype=torch.float64, device=frame.R.device)
+    if kinks is not None and settings.faces:
+        return face_direction(frame, v, kinks, length, settings.null_rtol)[0].cpu().numpy()
+    u = frame.tangent(v)
+    return (u / max(float(torch.linalg.vector_norm(u)), 1e-300)).cpu().numpy()
 
 
 # --- retraction
 
 
-def retract(model: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, tol: float,
-            iters: int = 12, rcond: float = 1e-6) -> tuple[np.ndarray, float, bool]:
+def retract(model: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, tol: float, iters: int = 12,
+            rcond: float = 1e-6) -> tuple[np.ndarray, float, bool]:
     """Gauss–Newton back onto the class: θ ← θ − J(θ)⁺ r(θ) until L(θ) ≤ tol (see the module docstring).
 
+    Objective of each correction: the δ of least norm minimising ‖r(θ) − J(θ) δ‖ over δ in the row space of
+    J(θ) with singular values below rcond·σ_max left out, i.e. δ = S a with S = :func:`~genni.linalg.row_space` (J(θ)) and a
+    the least-squares solution of J(θ) S a = r(θ) (:func:`~genni.linalg.lstsq`): a system [n·K, r] (r ≈ 55–100 against
+    P = 337 on the default reference) and a pivoted Cholesky of JᵀJ instead of an SVD of J(θ) [n·K, P].
+    Halved up to 4 times until L falls; a correction that does not lower L ends it (failure).  Up to
+    ``iters`` corrections.
     theta : [P];  X : [n, w_0];  Y : [n, w_L]
     returns : (θ [P], L(θ), success)
     """
-    th = torch.as_tensor(theta, dtype=torch.float64)
+    th = torch.as_tensor(theta, dtype=torch.float64, device=X.device)
     with torch.no_grad():
-        L = float(discrepancy(model, th, X, Y))
+        f = model.forward(th, X)
+    L = float(mean_squared(f - Y))
     for _ in range(iters):
         if L <= tol:
-            return th.numpy(), L, True
-        f, J = model.jacobian(th[None], X)
-        r = (f[0] - Y).reshape(-1).numpy()
-        delta = torch.as_tensor(np.linalg.lstsq(J[0].reshape(len(r), -1).numpy(), r, rcond=rcond)[0])
+            return th.cpu().numpy(), L, True
+        J = model.jacobian(th[None], X)[1][0].reshape(f.numel(), -1)
+        S = row_space(J, rcond)
+        if S.shape[1] == 0:
+            return th.cpu().numpy(), L, False
+        delta = S @ lstsq(J @ S, (f - Y).reshape(-1), rcond)
         for _ in range(4):  # backtracking: a full correction can overshoot where J changes fast (relu kinks)
             trial = th - delta
             with torch.no_grad():
-                Lt = float(discrepancy(model, trial, X, Y))
+                ft = model.forward(trial, X)
+            Lt = float(mean_squared(ft - Y))
             if Lt < L:
                 break
             delta = 0.5 * delta
         if not Lt < L:
-            return th.numpy(), L, False
-        th, L = trial, Lt
-    return th.numpy(), L, L <= tol
+            return th.cpu().numpy(), L, False
+        th, f, L = trial, ft, Lt
+    return th.cpu().numpy(), L, L <= tol
 
 
 # --- the chains
@@ -282,6 +362,7 @@ class _Chain:
     cert: float = 0.0          # certificate of the segment last stored state → current state
     attempts: int = 0
     rng: np.random.Generator | None = None
+    geometry: tuple | None = None  # (Frame | None, Kinks | None) at theta, kept while refused steps leave it unchanged
 
     @property
     def step(self) -> int:
@@ -336,58 +417,70 @@ def walk(model: Model, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start]
             pbar.update(c.remaining)
             c.remaining = 0
 
+    def attempt(c: _Chain) -> None:
+        """One step attempt of chain c (steps 1–7 of the module docstring)."""
+        started = time.monotonic()
+        c.attempts += 1
+        if c.geometry is None or c.geometry[0] is None:  # a refused step leaves θ, and its geometry, as they were
+            th = torch.as_tensor(c.theta)
+            kinks = c.geometry[1] if c.geometry is not None and c.geometry[1] is not None else model.kinks(th, x)
+            c.geometry = (normal_frame(model, c.theta, model.jacobian(th[None], x)[1][0], settings), kinks)
+        frame, kinks = c.geometry
+        if frame.tangent_dim == 0:
+            c.log.stopped = "no vertical directions"
+        else:
+            xi = c.rng.standard_normal(model.n_params)
+            v = (1 - settings.persistence) * xi / np.linalg.norm(xi)
+            if c.direction is not None:
+                v = v + settings.persistence * c.direction
+            u = _direction(frame, v, kinks, c.h * scale, settings)
+            cand, _, ok = retract(model, c.theta + c.h * scale * u, x, Y, tol, settings.retract_iters,
+                                  settings.null_rtol)
+            cert = segment_max(model, c.stored_theta, cand, x, Y, power) if ok else np.inf
+            if not ok:
+                c.log.refused["retraction_failed"] += 1
+                c.h *= 0.5
+            elif cert > settings.segment_epsilon and c.since > 0:
+                # the chord from the last stored state bends off the class: store the
+                # current state (its own segment is certified) and go on from there
+                store(c, c.cert)
+                c.log.forced_stores += 1
+            elif cert > settings.segment_epsilon:
+                c.log.refused["certificate_failed"] += 1
+                c.h *= 0.5
+            else:
+                if kinks is not None:  # the next state's kinks, kept for its geometry
+                    after = model.kinks(torch.as_tensor(cand), x)
+                    changed = not torch.equal(kinks.z > 0, after.z > 0)
+                else:
+                    before, after = model.activation_pattern(c.theta, x), model.activation_pattern(cand, x)
+                    changed, after = before is not None and not np.array_equal(before, after), None
+                c.log.pattern_changes += int(changed)
+                c.theta, c.direction, c.cert, c.geometry = cand, u, cert, (None, after)
+                c.h = min(c.h * 1.5, settings.max_step)
+                c.since += 1
+                c.remaining -= 1
+                c.log.accepted += 1
+                pbar.update(1)
+                if c.since >= settings.thin or c.remaining == 0:
+                    store(c, cert)
+            if c.h < settings.min_step:
+                c.log.stopped = "step size collapsed"
+            elif c.attempts >= settings.attempts and c.remaining > 0:
+                c.log.stopped = "out of attempts"
+        if c.log.stopped != "done" and c.since > 0:  # keep the accepted steps of a chain that stops
+            store(c, c.cert)
+        c.log.final_step = c.h
+        c.log.seconds += time.monotonic() - started
+
     try:
         while True:
             active = [c for c in chains if c.remaining > 0 and c.log.stopped == "done"]
             if not active:
                 break
-            for c in active:
-                started = time.monotonic()
-                Jc = model.jacobian(torch.as_tensor(c.theta)[None], x)[1][0]
-                c.attempts += 1
-                H = _class_basis(model, c.theta, Jc, settings)
-                if H.shape[1] == 0:
-                    c.log.stopped = "no vertical directions"
-                else:
-                    xi = c.rng.standard_normal(model.n_params)
-                    v = (1 - settings.persistence) * xi / np.linalg.norm(xi)
-                    if c.direction is not None:
-                        v = v + settings.persistence * c.direction
-                    u = _direction(model, c.theta, x, H, v, c.h * scale, settings)
-                    cand, _, ok = retract(model, c.theta + c.h * scale * u, x, Y, tol, settings.retract_iters,
-                                          settings.null_rtol)
-                    cert = segment_max(model, c.stored_theta, cand, x, Y, power) if ok else np.inf
-                    if not ok:
-                        c.log.refused["retraction_failed"] += 1
-                        c.h *= 0.5
-                    elif cert > settings.segment_epsilon and c.since > 0:
-                        # the chord from the last stored state bends off the class: store the
-                        # current state (its own segment is certified) and go on from there
-                        store(c, c.cert)
-                        c.log.forced_stores += 1
-                    elif cert > settings.segment_epsilon:
-                        c.log.refused["certificate_failed"] += 1
-                        c.h *= 0.5
-                    else:
-                        before, after = model.activation_pattern(c.theta, x), model.activation_pattern(cand, x)
-                        if before is not None and not np.array_equal(before, after):
-                            c.log.pattern_changes += 1
-                        c.theta, c.direction, c.cert = cand, u, cert
-                        c.h = min(c.h * 1.5, settings.max_step)
-                        c.since += 1
-                        c.remaining -= 1
-                        c.log.accepted += 1
-                        pbar.update(1)
-                        if c.since >= settings.thin or c.remaining == 0:
-                            store(c, cert)
-                    if c.h < settings.min_step:
-                        c.log.stopped = "step size collapsed"
-                    elif c.attempts >= settings.attempts and c.remaining > 0:
-                        c.log.stopped = "out of attempts"
-                if c.log.stopped != "done" and c.since > 0:  # keep the accepted steps of a chain that stops
-                    store(c, c.cert)
-                c.log.final_step = c.h
-                c.log.seconds += time.monotonic() - started
+            with one_thread():
+                for c in active:
+                    attempt(c)
             if out:
                 yield Stored(theta=np.stack([o[0] for o in out]), discrepancy=np.array([o[1] for o in out]),
                              chain=np.array([o[2] for o in out], np.int64), step=np.array([o[3] for o in out], np.int64),
@@ -425,6 +518,12 @@ def connect(model: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b
 
     a, b : [P] (b already in a's gauge: align it modulo the exact symmetries first)
     """
+    with one_thread():
+        return _connect(model, theta_ref, X, a, b, settings, tol=tol, max_steps=max_steps, seed=seed)
+
+
+def _connect(model: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b: np.ndarray,
+             settings: WalkSettings, *, tol: float, max_steps: int, seed: int) -> Connection:
     x = torch.as_tensor(np.asarray(X, dtype=np.float64))
     with torch.no_grad():
         Y = model.forward(torch.as_tensor(np.asarray(theta_ref, dtype=np.float64)), x)
@@ -443,16 +542,16 @@ def connect(model: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b
             return Connection(np.stack(vertices), np.array(certs), True, "connected", attempt)
         gap = b - theta
         Jc = model.jacobian(torch.as_tensor(theta)[None], x)[1][0]
-        H = _class_basis(model, theta, Jc, settings)
-        if H.shape[1] == 0:
+        frame = normal_frame(model, theta, Jc, settings)
+        if frame.tangent_dim == 0:
             return Connection(np.stack(vertices), np.array(certs), False,
                               "no vertical directions left: the class is locally just the symmetry orbit here", attempt)
-        toward = H @ (H.T @ gap)
-        xi = rng.standard_normal(model.n_params)
-        xi = H @ (H.T @ xi)
+        toward = frame.tangent(torch.as_tensor(gap)).numpy()
+        xi = frame.tangent(torch.as_tensor(rng.standard_normal(model.n_params))).numpy()
         v = toward / max(np.linalg.norm(toward), 1e-300) + 0.2 * xi / max(np.linalg.norm(xi), 1e-300)
         length = min(h * scale, np.linalg.norm(gap))
-        u = _direction(model, theta, x, H, v, length, settings)
+        kinks = model.kinks(torch.as_tensor(theta), x)
+        u = _direction(frame, v, kinks, length, settings)
         cand, _, ok = retract(model, theta + length * u, x, Y, tol, settings.retract_iters, settings.null_rtol)
         cert = segment_max(model, theta, cand, x, Y, power) if ok else np.inf
         if ok and cert <= settings.segment_epsilon and np.linalg.norm(b - cand) < np.linalg.norm(gap):
@@ -471,5 +570,5 @@ def connect(model: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, b
                       "starting gap left", max_steps)
 
 
-__all__ = ["WalkSettings", "Start", "ChainLog", "Stored", "Connection", "connect", "REASONS", "class_tangents",
-           "face_direction", "retract", "walk"]
+__all__ = ["WalkSettings", "Start", "ChainLog", "Stored", "Connection", "Frame", "connect", "REASONS", "class_tangents",
+           "face_direction", "normal_frame", "one_thread", "retract", "walk"]

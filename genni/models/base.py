@@ -8,6 +8,7 @@ A model is a frozen description (JSON-serialisable, stored as the ``architecture
 - ``forward(theta, X)`` — outputs of N parameter vectors at once (θ [N, P] → [N, n, K]);
 - ``jvp`` / ``vjp`` / ``jacobian`` / ``jtj_diagonal`` — output-Jacobian products J·v, Jᵀ·u, the full J
   (small P) and diag(JᵀJ), for the matrix-free and direct LM steps and the functional dimension;
+- ``kinks`` — the pre-activations at relu kinks and products with their Jacobian (walks on the faces);
 - ``symmetry`` — the exact symmetry group as one object (:mod:`genni.models.symmetry`): which
   symmetries exist, random group elements, their action on θ, the tangents of the continuous ones at θ
   (the vertical space that J annihilates), alignment and the canonical section;
@@ -22,7 +23,8 @@ kind must pass the model and symmetry contracts in ``tests/contracts/``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -31,6 +33,34 @@ import torch
 
 from ..errors import GenniError
 from .symmetry import Symmetry
+
+
+@dataclass(frozen=True)
+class Kinks:
+    """The pre-activations at the kinks of a piecewise-linear activation at one θ, and products with their
+    Jacobian G = ∂z/∂θ without forming it (one row per (unit, input) pair, in :meth:`Model.preactivation_jacobian`'s
+    order).
+
+    z : Tensor, shape [M]
+    jvp : v ↦ G·v, Tensor [P] → [M] (forward mode)
+    rows : idx ↦ G[idx], Tensor [k] (int64) → [k, P] (only the rows asked for)
+    unit_gram_of : idx ↦ :meth:`unit_gram` in a kind's closed form (None: from ``rows``)
+    """
+
+    z: torch.Tensor
+    jvp: Callable[[torch.Tensor], torch.Tensor]
+    rows: Callable[[torch.Tensor], torch.Tensor]
+    unit_gram_of: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def unit_gram(self, idx: torch.Tensor) -> torch.Tensor:
+        """Σ_{i ∈ idx} g_i g_iᵀ / ‖g_i‖², the Gram matrix [P, P] of the rows g_i = G[i] scaled to unit length
+        (rows of norm 0 left out).  idx : Tensor, shape [k] (int64, distinct)"""
+        if self.unit_gram_of is not None:
+            return self.unit_gram_of(idx)
+        G = self.rows(idx)
+        norms = torch.linalg.vector_norm(G, dim=1, keepdim=True)
+        G = G / torch.where(norms > 0, norms, torch.ones_like(norms))
+        return G.T @ G
 
 
 class Model:
@@ -210,7 +240,13 @@ class Model:
 
     def preactivation_jacobian(self, theta: np.ndarray, X: torch.Tensor):
         """(z [M], G [M, P]): every pre-activation at a kink of a piecewise-linear activation and its
-        gradient in θ, for walks that stay on the relu faces; ``None`` when the kind has none."""
+        gradient in θ, as a dense matrix (the oracle of :meth:`kinks`); ``None`` when the kind has none."""
+        return None
+
+    def kinks(self, theta: torch.Tensor, X: torch.Tensor) -> Kinks | None:
+        """The pre-activations z [M] at θ [P] of every (unit, input) pair of a piecewise-linear activation and
+        products with their Jacobian G = ∂z/∂θ [M, P] (:class:`Kinks`), for walks that stay on the relu
+        faces; ``None`` when the kind has none."""
         return None
 
     def _state_target(self) -> torch.nn.Module:
@@ -450,4 +486,4 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg}"[:240] if msg else type(exc).__name__
 
 
-__all__ = ["Model", "module_to_theta", "read_state_dict", "split_theta"]
+__all__ = ["Kinks", "Model", "module_to_theta", "read_state_dict", "split_theta"]

@@ -4,7 +4,7 @@ Each ``figure_*`` function of a run takes a :class:`~genni.store.RunData` and re
 Figure, or None when the run holds nothing for it; :func:`plot_run` writes every figure the file
 supports.  The study figures (:mod:`genni.plots.studies`) take the tables experiment scripts build.
 
-One module per family: ``run`` (discrepancy, probe, identifiability, walk), ``projection``
+One module per family: ``run`` (discrepancy, probe, identifiability, walk, teleport), ``projection``
 (2-D and 3-D subspaces, paths and barriers), ``paths`` (layer paths and their geometry), ``ricci``
 (curvature along the layers, kNN graphs), ``studies``; ``common`` holds what they share.
 """
@@ -26,7 +26,7 @@ from ..store import RunData  # noqa: E402
 from .paths import figure_layer_geometry, figure_layer_paths  # noqa: E402
 from .projection import figure_paths, figure_projection_3d, figure_projections  # noqa: E402
 from .ricci import figure_ricci, figure_ricci_graphs  # noqa: E402
-from .run import figure_discrepancy, figure_identifiability, figure_probe, figure_walk  # noqa: E402
+from .run import figure_discrepancy, figure_identifiability, figure_probe, figure_teleport, figure_walk  # noqa: E402
 from .studies import (  # noqa: E402
     figure_equivalent_paths,
     figure_functional_dimension,
@@ -37,7 +37,7 @@ from .studies import (  # noqa: E402
 
 __all__ = [
     "FIGURES", "plot_run",
-    "figure_discrepancy", "figure_probe", "figure_identifiability", "figure_walk",
+    "figure_discrepancy", "figure_probe", "figure_identifiability", "figure_walk", "figure_teleport",
     "figure_projections", "figure_projection_3d", "figure_paths",
     "figure_layer_paths", "figure_layer_geometry",
     "figure_ricci", "figure_ricci_graphs",
@@ -48,7 +48,8 @@ __all__ = [
 FIGURES = {"discrepancy": figure_discrepancy, "probe": figure_probe, "identifiability": figure_identifiability,
            "projections": figure_projections, "projection_3d": figure_projection_3d, "paths": figure_paths,
            "layer_paths": figure_layer_paths, "layer_geometry": figure_layer_geometry,
-           "ricci": figure_ricci, "ricci_graphs": figure_ricci_graphs, "walk": figure_walk}
+           "ricci": figure_ricci, "ricci_graphs": figure_ricci_graphs, "walk": figure_walk,
+           "teleport": figure_teleport}
 """A run's figures by file name, in the order :func:`plot_run` writes them."""
 
 

@@ -1,4 +1,4 @@
-"""The run's own figures: discrepancy of the found elements, the probe inputs, identifiability, walks."""
+"""The run's own figures: discrepancy of the found elements, the probe inputs, identifiability, walks, teleports."""
 
 from __future__ import annotations
 
@@ -209,4 +209,30 @@ def figure_walk(run: RunData):
            title="each stored state: where it still computes f_θ*")
     ax.legend(fontsize=8)
     fig.suptitle(run_title(run) + "  — walks along the equivalence class")
+    return fig
+
+
+def figure_teleport(run: RunData):
+    """Teleports: the objective J by accepted step, at every accepted step (thin line), at each stored state
+    (dots) and at the canonical point of each stored state's symmetry orbit (dashed, what is not a change of
+    gauge); one panel per objective."""
+    if not run.teleports:
+        return None
+    names = list(dict.fromkeys(t["attrs"]["objective"] for t in run.teleports.values()))
+    fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4.4), constrained_layout=True, squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, t) in enumerate(run.teleports.items()):
+        a = t["attrs"]
+        ax = axes[0, names.index(a["objective"])]
+        col = colours[i % len(colours)]
+        s0 = int(t["steps"][0])
+        ax.plot(s0 + np.arange(len(t["trace_value"])), t["trace_value"], color=col, lw=0.8, alpha=0.6)
+        where = "h" if a["horizontal"] else "h+v"
+        ax.plot(t["steps"], t["values"], "o", color=col, ms=4, label=f"{name}: {a['goal']} from {a['start']} ({where})")
+        ax.plot(t["steps"], t["canonical_values"], "--", color=col, lw=1, label="  at the canonical points")
+        ax.set(xlabel="accepted steps", ylabel=wrap(f"{a['objective']}: {a['formula']}", 50),
+               title=wrap(f"{a['objective']}: {a['stopped']}", 50))
+    for ax in axes[0]:
+        ax.legend(fontsize=7)
+    fig.suptitle(run_title(run) + "  — teleports along the equivalence class")
     return fig

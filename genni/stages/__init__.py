@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from .. import report, store
-from . import connect, find, identify, paths, project, ricci, walk
+from . import connect, find, identify, paths, project, ricci, teleport, walk
 from .common import Result
 from .connect import ConnectOptions, ConnectResult
 from .find import FindOptions, FindResult
@@ -23,6 +23,7 @@ from .identify import IdentifyOptions, IdentifyResult
 from .paths import PathsOptions, PathsResult
 from .project import ProjectOptions, ProjectResult
 from .ricci import RicciOptions, RicciResult
+from .teleport import TeleportOptions, TeleportResult
 from .walk import WalkOptions, WalkResult
 
 
@@ -59,6 +60,9 @@ REGISTRY: dict[str, Stage] = {s.name: s for s in (
           "genni walk runs/moons_relu.h5 --chains 4 --steps 40", extends=True),
     Stage("connect", connect, ConnectOptions, "a certified path inside the class between elements I and J (0 = θ*)",
           report.format_connect, "genni connect runs/moons_relu.h5 0 5"),
+    Stage("teleport", teleport, TeleportOptions, "move along the class so that an objective falls or rises",
+          report.format_teleport, "genni teleport runs/moons_relu.h5 --objective sharpness --goal min --steps 20",
+          extends=True),
     Stage("identify", identify, IdentifyOptions, "Jacobian rank / null space, symmetry verdict on every element",
           report.format_identify, "genni identify runs/moons_relu.h5 --exact"),
     Stage("project", project, ProjectOptions, "subspace through the class + discrepancy grid + paths and barriers",
@@ -117,4 +121,5 @@ def done(run: store.RunData, name: str) -> bool:
 __all__ = ["REGISTRY", "RUN", "SWEEP", "Stage", "Step", "Result", "done",
            "FindOptions", "FindResult", "WalkOptions", "WalkResult", "ConnectOptions", "ConnectResult",
            "IdentifyOptions", "IdentifyResult", "ProjectOptions", "ProjectResult", "PathsOptions", "PathsResult",
-           "RicciOptions", "RicciResult"]
+           "RicciOptions", "RicciResult",
+           "TeleportOptions", "TeleportResult"]

@@ -1,5 +1,6 @@
 """The stages as functions of keyword arguments (``genni.find``, ``genni.identify``, ``genni.project``,
-``genni.layer_paths``, ``genni.ricci``): each builds the stage's options and runs it."""
+``genni.layer_paths``, ``genni.ricci``; ``teleport`` here only, as :mod:`genni.teleport` is the library's module):
+each builds the stage's options and runs it."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import identifiability, projection
+from ..objectives import Objective
 from . import find as _find
 from . import identify as _identify
 from . import paths as _paths
 from . import project as _project
 from . import ricci as _ricci
+from . import teleport as _teleport
 from .common import Log, quiet
 
 
@@ -64,3 +67,18 @@ def ricci(path: str | Path, *, k: int | float | str = 10, mode: str = "or", curv
                                   pairing=pairing, include_output=include_output, inputs=inputs,
                                   max_networks=max_networks, max_inputs=max_inputs, n_boot=n_boot)
     return _ricci.run(path, options, progress=progress)
+
+
+def teleport(path: str | Path, *, objective: str | Objective, goal: str = "min", start: int = 0, steps: int = 50,
+             thin: int | None = None, horizontal: bool = True, inputs: str | None = None, metric: str | None = None,
+             loss: str | None = None, step_size: float | None = None, progress: bool = False,
+             log: Log | None = None) -> _teleport.TeleportResult:
+    """Move along the class from element ``start`` (0 = θ*) so that ``objective`` falls (``goal="min"``) or rises
+    (``"max"``) (:func:`genni.stages.teleport.run`).  ``objective``: a name of :data:`genni.objectives.NAMES` or an
+    :class:`~genni.objectives.Objective` (e.g. :func:`genni.objectives.from_callable` of a user's function).
+    The result is a mapping: ``rows`` (the stored elements, 1-based), ``values`` and ``canonical_values`` (the
+    start first), ``start_value``, ``best_value``, ``reason``, ``accepted``, ``max_segment``, ``segment_epsilon``, ..."""
+    options = _teleport.TeleportOptions(objective=objective, goal=goal, start=start, steps=steps, thin=thin,
+                                        horizontal=horizontal, inputs=inputs, metric=metric, loss=loss,
+                                        step_size=step_size)
+    return _teleport.run(path, options, progress=progress, log=log or quiet)

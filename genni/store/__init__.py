@@ -63,6 +63,8 @@ class RunData:
     """metric -> {dataset: array, ..., "attrs": {...}} for every group under /paths"""
     ricci: dict = field(default_factory=dict)
     """name -> {dataset: array, ..., "attrs": {...}} for every group under /ricci"""
+    teleports: dict = field(default_factory=dict)
+    """name -> {dataset: array, ..., "attrs": {...}} for every group under /teleports (``genni teleport``)"""
 
     @property
     def n_equivalents(self) -> int:
@@ -198,14 +200,15 @@ def load_run(path: str | Path) -> RunData:
             ident, ident_attrs = _read_group(f, "identifiability")
             exact, exact_attrs = _read_group(f, "identifiability/exact")
             exact = {**exact, "attrs": exact_attrs} if exact_attrs else {}
-            projections, layer_paths, ricci = (_read_family(f, fam) for fam in ("projections", "paths", "ricci"))
+            projections, layer_paths, ricci, teleports = (_read_family(f, fam) for fam in
+                                                          ("projections", "paths", "ricci", "teleports"))
             run = RunData(path=p, attrs={k: _attr(v) for k, v in f.attrs.items()}, config=cfg, architecture=arch,
                           theta_ref=f["reference/theta"][()], reference=ref, X=get("X"), X_heldout=get("X_heldout"),
                           Y=get("Y"), Y_heldout=get("Y_heldout"), labels=get("labels"),
                           labels_heldout=get("labels_heldout"), X_far=get("X_far"), Y_far=get("Y_far"),
                           probe_attrs={k: _attr(v) for k, v in g.attrs.items()}, equivalents=eq, equivalents_attrs=eq_attrs,
                           identifiability=ident, identifiability_attrs=ident_attrs, exact=exact, projections=projections,
-                          layer_paths=layer_paths, ricci=ricci)
+                          layer_paths=layer_paths, ricci=ricci, teleports=teleports)
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise GenniError(f"cannot read {p} (damaged run file?): {str(exc).splitlines()[0]}") from None
     if run.equivalents:
@@ -384,6 +387,17 @@ def write_group(path: str | Path, group: str, arrays: dict, attrs: dict) -> None
         f.flush()
 
 
+def write_teleport(path: str | Path, name: str, arrays: dict, attrs: dict, *,
+                   segment_epsilon: float | None = None) -> None:
+    """One teleport's record as ``/teleports/<name>`` (datasets ``arrays``, attributes ``attrs``) and, when it
+    stored rows, the ε their segments satisfy as /equivalents' ``segment_epsilon``, in one write."""
+    with atomic._write(path) as f:
+        _replace_group(f, f"teleports/{name}", arrays, attrs)
+        if segment_epsilon is not None:
+            f["equivalents"].attrs["segment_epsilon"] = segment_epsilon
+        f.flush()
+
+
 def _replace_group(f: h5py.File, group: str, arrays: dict, attrs: dict) -> None:
     if group in f:
         del f[group]
@@ -436,4 +450,4 @@ __all__ = ["SCHEMA_VERSION", "ELEMENT_FIELDS", "ELEMENT_DEFAULTS", "DERIVED_ELEM
            "check_run_file", "read_config", "create_run", "update_attrs", "done_indices", "append_equivalents",
            "load_run", "write_identifiability", "write_far_inputs", "contents", "prepare_projection",
            "write_grid_values", "write_grid_runs", "read_family", "group_names", "read_group", "write_group",
-           "write_table", "read_table"]
+           "write_teleport", "write_table", "read_table"]

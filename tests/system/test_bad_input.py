@@ -165,6 +165,20 @@ def _case_files(d: Path, case: str) -> list[str]:
         return ["find", str(d / "tiny.toml"), "-o", new, "--n", "-3"]
     if case == "walk --from out of range":
         return ["walk", run, "--from", "50"]
+    if case == "teleport unknown objective":
+        return ["teleport", run, "--objective", "beauty"]
+    if case == "teleport --from out of range":
+        return ["teleport", run, "--objective", "parameter_norm", "--from", "50"]
+    if case == "teleport unknown goal":
+        return ["teleport", run, "--objective", "sharpness", "--goal", "flat"]
+    if case == "teleport metric without layer_distance":
+        return ["teleport", run, "--objective", "parameter_norm", "--metric", "procrustes"]
+    if case == "teleport unknown inputs":
+        return ["teleport", run, "--objective", "relative_discrepancy", "--inputs", "nowhere"]
+    if case == "teleport loss without a curvature objective":
+        return ["teleport", run, "--objective", "parameter_norm", "--loss", "labels"]
+    if case == "teleport zero steps":
+        return ["teleport", run, "--objective", "parameter_norm", "--steps", "0"]
     if case == "connect out of range":
         return ["connect", run, "0", "17"]
     if case == "ricci k zero":
@@ -264,6 +278,10 @@ CASES = [
     ("workers with a scheduler", "--scheduler"), ("module file missing", "looked for"),
     ("module factory missing", "has no attribute 'make'"), ("module factory not callable", "not callable"),
     ("resolution below 2", "resolution"), ("negative --n", "n"), ("walk --from out of range", "--from 50"),
+    ("teleport unknown objective", "beauty"), ("teleport --from out of range", "--from 50"),
+    ("teleport unknown goal", "flat"), ("teleport metric without layer_distance", "--metric procrustes"),
+    ("teleport unknown inputs", "nowhere"), ("teleport loss without a curvature objective", "--loss labels"),
+    ("teleport zero steps", "steps"),
     ("connect out of range", "17"), ("ricci k zero", "k"), ("negative rtol", "rtol"),
     ("exact answers for tanh", "relu or leaky_relu"), ("negative domain scale", "domain-scale"),
     ("zero region budget", "max-regions"),

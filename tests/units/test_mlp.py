@@ -137,3 +137,32 @@ def test_forward_combination_equals_forward_at_the_combined_theta(act):
     torch.testing.assert_close(one.forward_combination(s1, coeffs[:, :2], X), one.forward(coeffs[:, :2] @ s1, X))
     with pytest.raises(ValueError):
         spec.forward_combination(stack, coeffs[:, :3], X)
+
+
+@pytest.mark.parametrize("act,bias", [("relu", True), ("leaky_relu", False), ("relu", False)])
+def test_kinks_products_equal_the_dense_preactivation_jacobian(act, bias):
+    """Kinks (z, G·v by forward mode, rows G[idx] and the unit rows' Gram matrix in blocks) against the dense
+    pre-activation Jacobian, which is itself checked against finite differences of the module's pre-activations."""
+    spec = MLP((3, 5, 4, 6, 2), act, bias=bias)
+    theta = _theta(spec, n=1)[0]
+    X = torch.randn(13, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    z, G = spec.preactivation_jacobian(theta.numpy(), X)
+    _, reps = spec.layers(theta, X, preactivations=True)
+    np.testing.assert_array_equal(z, np.concatenate([r.numpy().ravel() for r in reps[1:-1:2]]))
+    v = torch.randn(spec.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    eps = 1e-6
+    zp = spec.preactivation_jacobian((theta + eps * v).numpy(), X)[0]
+    zm = spec.preactivation_jacobian((theta - eps * v).numpy(), X)[0]
+    np.testing.assert_allclose(G @ v.numpy(), (zp - zm) / (2 * eps), rtol=1e-6, atol=1e-8)
+
+    k = spec.kinks(theta, X)
+    np.testing.assert_array_equal(k.z.numpy(), z)
+    np.testing.assert_allclose(k.jvp(v).numpy(), G @ v.numpy(), rtol=1e-12, atol=1e-13)
+    idx = torch.randperm(len(z), generator=torch.Generator().manual_seed(3))[:40]
+    np.testing.assert_array_equal(k.rows(idx).numpy(), G[idx.numpy()])
+    idx = idx.sort().values
+    rows = G[idx.numpy()]
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    unit = rows / np.where(norms > 0, norms, 1.0)
+    np.testing.assert_allclose(k.unit_gram(idx).numpy(), unit.T @ unit, atol=1e-13)
+    assert MLP(WIDTHS, "tanh").kinks(_theta(MLP(WIDTHS, "tanh"), n=1)[0], X[:, :3]) is None

@@ -243,3 +243,86 @@ def test_connect_command_reports_failure_with_exit_0(tmp_path, capsys):
         assert text.startswith("no certified path 1 → 2:") and g[1]["reason"]
     else:  # the straight segment itself was already inside the class
         assert np.all(g[0]["segment_max"] <= g[1]["epsilon"])
+
+
+# --- the step against the dense reference step (benchmarks/reference_walk.py: full SVDs, the dense
+# pre-activation Jacobian, numpy's lstsq) where their definitions agree: a spectrum with a clear gap
+
+
+def test_frame_spans_the_class_tangents_of_the_svd():
+    spec = MLP((2, 5, 4, 1), "relu")
+    theta = spec.init_theta(1, element_generator(0, 0)[0], 1.0)[0].numpy()
+    X = torch.as_tensor(np.random.default_rng(0).normal(size=(20, 2)))  # rank 20 < P − 9: a large null space
+    J = spec.jacobian(torch.as_tensor(theta)[None], X)[1][0]
+    frame = W.normal_frame(spec, theta, J, W.WalkSettings())
+    H = W.class_tangents(J.reshape(-1, spec.n_params).numpy(), spec.symmetry.tangents(theta))
+    assert frame.tangent_dim == H.shape[1] == spec.n_params - 20 - 9
+    V = torch.randn(spec.n_params, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(frame.tangent(V).numpy(), H @ (H.T @ V.numpy()), atol=1e-8)
+    np.testing.assert_allclose((frame.R.T @ frame.Q).numpy(), 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("length", [0.5, 1.0])
+def test_face_direction_from_products_equals_the_dense_one(length):
+    """Forward-mode G·u and the active rows only give the direction the dense pre-activation Jacobian and SVDs
+    give, and it carries no probe point across a kink to first order (a random null direction does)."""
+    from benchmarks import reference_walk as RW
+
+    spec = MLP((2, 8, 8, 1), "relu")
+    theta = spec.init_theta(1, element_generator(1, 0)[0], 1.0)[0].numpy()
+    X = torch.as_tensor(np.random.default_rng(1).normal(size=(60, 2)))
+    J = spec.jacobian(torch.as_tensor(theta)[None], X)[1][0]
+    settings = W.WalkSettings()
+    frame = W.normal_frame(spec, theta, J, settings)
+    H = RW.class_basis(spec, theta, J, settings)
+    z, G = spec.preactivation_jacobian(theta, X)
+    v = np.random.default_rng(5).standard_normal(spec.n_params)
+    u, active = W.face_direction(frame, torch.as_tensor(v), spec.kinks(torch.as_tensor(theta), X), length)
+    u_ref, active_ref = RW.face_direction(H, v, z, G, length)
+    free = H @ (H.T @ v)
+    free /= np.linalg.norm(free)
+    assert active == active_ref > 0
+    assert float(u.numpy() @ u_ref) > 1 - 1e-9
+    assert ((z * (z + length * G @ free)) < 0).sum() > 0
+    assert ((z * (z + length * G @ u.numpy())) < 0).sum() == 0
+    np.testing.assert_allclose(np.linalg.norm(H.T @ u.numpy()), 1.0, atol=1e-9)  # u lies in H
+
+
+def test_retraction_lands_where_the_reference_lstsq_lands():
+    """The Gauss–Newton corrections on J's row space are numpy's truncated lstsq on the full J."""
+    from benchmarks import reference_walk as RW
+
+    spec = MLP((2, 8, 1), "tanh")
+    theta = spec.init_theta(1, element_generator(2, 0)[0], 2.0)[0].numpy()
+    X = torch.as_tensor(np.random.default_rng(2).normal(size=(12, 2)))
+    Y = spec.forward(torch.as_tensor(theta), X)
+    J = spec.jacobian(torch.as_tensor(theta)[None], X)[1][0]
+    frame = W.normal_frame(spec, theta, J, W.WalkSettings())
+    u = frame.tangent(torch.randn(spec.n_params, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    step = theta + 0.05 * np.linalg.norm(theta) * (u / u.norm()).numpy()
+    ours, L, ok = W.retract(spec, step, X, Y, 1e-20)
+    ref, L_ref, ok_ref = RW.retract(spec, step, X, Y, 1e-20)
+    assert ok and ok_ref and L <= 1e-20
+    assert np.linalg.norm(ours - ref) < 1e-10 * np.linalg.norm(ours - step)
+
+
+def test_a_chain_does_not_depend_on_its_batch_mates_or_the_callers_threads():
+    spec = MLP((2, 5, 4, 1), "relu")
+    theta = spec.init_theta(1, element_generator(0, 0)[0], 1.0)[0].numpy()
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    settings = W.WalkSettings(chains=3, steps=8, thin=4)
+
+    def chain1(chains, threads):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            rows = list(W.walk(spec, theta, X, [W.Start(c, theta, steps=8) for c in chains], settings, tol=1e-10,
+                               seed=0, first_row=0))
+        finally:
+            torch.set_num_threads(before)
+        th = np.concatenate([r.theta for r in rows])
+        return th[np.concatenate([r.chain for r in rows]) == 1]
+
+    alone = chain1([1], 1)
+    assert len(alone) == 2
+    np.testing.assert_array_equal(chain1([0, 1, 2], 2), alone)

@@ -194,5 +194,10 @@ class MLP(Model):
             return None
         return closed_form.preactivation_jacobian(self, theta, X)
 
+    def kinks(self, theta: torch.Tensor, X: torch.Tensor):
+        if self.activation not in PIECEWISE_LINEAR:
+            return None
+        return closed_form.kinks(self, theta, X)
+
 
 __all__ = ["MLP", "MLPSymmetry", "closed_form", "layout"]

@@ -1,6 +1,6 @@
 """The MLP's closed forms: the batched forward pass over many parameter vectors, the exact output
-Jacobian, J·v and Jᵀ·u products, diag(JᵀJ), the hidden pre-activations' Jacobian, dead-unit handling
-and initialisation.
+Jacobian, J·v and Jᵀ·u products, diag(JᵀJ), the hidden pre-activations' Jacobian (dense, and as
+products at the relu kinks), dead-unit handling and initialisation.
 
 Every function evaluates N parameter vectors at once (θ of shape ``[N, P]``, the layout of
 :mod:`genni.models.mlp.layout`) as one tensor program of batched matrix products; each is checked
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..activations import activate, activate_with_derivative
+from ..base import Kinks
 from . import layout
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -149,6 +150,108 @@ def preactivation_jacobian(model: MLP, theta: np.ndarray, X: torch.Tensor) -> tu
     return np.concatenate(zs), np.concatenate(Gs)
 
 
+def kinks(model: MLP, theta: torch.Tensor, X: torch.Tensor) -> Kinks:
+    """Every hidden pre-activation z_lj(x) at θ and products with its Jacobian G = ∂z/∂θ, without forming G.
+
+    Forward mode (``jvp``): dz_l = dW_l h_{l−1} + db_l + W_l dh_{l−1}, dh_l = σ'(z_l) ⊙ dz_l, dh_0 = 0,
+    O(n·P) per product.  Rows (``rows``): the pair (l, j, x)'s gradient by reverse mode from the cotangent
+    e_j at layer l: g_l = e_j, ∂z/∂W_m = g_m h_{m−1}(x)ᵀ, ∂z/∂b_m = g_m, g_{m−1} = (W_mᵀ g_m) ⊙ σ'(z_{m−1}(x)),
+    O(P) per row asked for.  Both in :func:`preactivation_jacobian`'s order (input-major within each hidden
+    layer, layers concatenated).
+
+    theta : Tensor, shape [P];  X : Tensor, shape [n, w_0]
+    returns : :class:`~genni.models.base.Kinks` with z of shape [n·H]
+    """
+    th = torch.as_tensor(theta, dtype=torch.float64, device=X.device)[None]
+    Ws, hs, dsig = forward_cache(model, th, X)
+    n, hidden = X.shape[0], model.hidden_widths
+    zs = torch.cat([_linear(hs[l], *Ws[l])[0].reshape(-1) for l in range(len(hidden))])
+    offsets = np.cumsum([0] + [n * w for w in hidden])
+    slices = layout.layer_slices(model.widths, model.bias)
+
+    def jvp_(v: torch.Tensor) -> torch.Tensor:
+        dWs = layout.unflatten(v.reshape(1, -1), model.widths, model.bias)
+        out, dh = [], None
+        for l in range(len(hidden)):
+            dz = _linear(hs[l], *dWs[l])
+            if dh is not None:
+                dz = dz + torch.bmm(dh, Ws[l][0].transpose(1, 2))
+            out.append(dz.reshape(-1))
+            dh = dz * dsig[l]
+        return torch.cat(out)
+
+    def pairs(idx: torch.Tensor):
+        """Per hidden layer l with pairs in idx: (l, positions in idx, inputs x, units j)."""
+        idx = torch.as_tensor(idx, dtype=torch.int64, device=X.device)
+        for l, w in enumerate(hidden):
+            sel = torch.nonzero((idx >= int(offsets[l])) & (idx < int(offsets[l + 1]))).flatten()
+            if len(sel):
+                local = idx[sel] - int(offsets[l])
+                yield l, sel, local // w, local % w
+
+    def prefix(l: int, x: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """∂z_lj(x)/∂(parameters of the layers before l) [k, P_<l], by reverse mode from e_j at layer l."""
+        a = th.new_empty(len(x), slices[l].weight.start)
+        g = Ws[l][0][0][j] * dsig[l - 1][0, x] if l > 0 else None
+        for m in range(l - 1, -1, -1):
+            s = slices[m]
+            a[:, s.weight] = (g[:, :, None] * hs[m][0, x][:, None, :]).reshape(len(x), -1)
+            if model.bias:
+                a[:, s.bias] = g
+            if m > 0:
+                g = (g @ Ws[m][0][0]) * dsig[m - 1][0, x]
+        return a
+
+    def own(l: int, x: torch.Tensor) -> torch.Tensor:
+        """∂z_lj(x)/∂(row j of layer l's weight, and its bias) = [h_{l−1}(x), 1] [k, w_{l−1} (+1)]."""
+        h = hs[l][0, x]
+        return torch.cat([h, h.new_ones(len(x), 1)], 1) if model.bias else h
+
+    def own_index(l: int) -> torch.Tensor:
+        """θ's indices of row j of layer l's weight and its bias, [w_l, w_{l−1} (+1)]."""
+        s, (w, d) = slices[l], slices[l].shape
+        W_idx = s.weight.start + torch.arange(w * d, device=X.device).reshape(w, d)
+        return torch.cat([W_idx, (s.bias.start + torch.arange(w, device=X.device))[:, None]], 1) if model.bias else W_idx
+
+    def rows(idx: torch.Tensor) -> torch.Tensor:
+        out = th.new_zeros(len(idx), th.shape[1])
+        for l, sel, x, j in pairs(idx):
+            R = th.new_zeros(len(sel), th.shape[1])
+            p = slices[l].weight.start
+            R[:, :p] = prefix(l, x, j)
+            R.scatter_(1, own_index(l)[j], own(l, x))
+            out[sel] = R
+        return out
+
+    def unit_gram(idx: torch.Tensor) -> torch.Tensor:
+        """Σ g gᵀ/‖g‖² in blocks: a pair of layer l has g = [a | own block of unit j | 0], so
+        Σ g gᵀ = [Σ a aᵀ, Σ a ĥᵀ per unit; ., Σ ĥ ĥᵀ per unit (block-diagonal)]: O(k·(P_<l² + P_<l·d + d²))
+        instead of O(k·P²) for k rows (d = w_{l−1} + 1)."""
+        P = th.shape[1]
+        gram = th.new_zeros(P, P)
+        for l, _, x, j in pairs(idx):
+            p, w, k = slices[l].weight.start, hidden[l], len(x)
+            a, hh = prefix(l, x, j), own(l, x)
+            norm2 = (a * a).sum(1) + (hh * hh).sum(1)
+            wt = torch.where(norm2 > 0, 1.0 / torch.where(norm2 > 0, norm2, torch.ones_like(norm2)), torch.zeros_like(norm2))
+            hw = hh * wt[:, None]
+            idx_own = own_index(l)  # [w_l, d]
+            d = idx_own.shape[1]
+            E = th.new_zeros(k, w, d)  # row i's own block, at its unit j_i
+            E[torch.arange(k, device=X.device), j] = hw
+            own_gram = torch.einsum("kwd,ke->wde", E, hh)  # Σ_i wt_i ĥ_i ĥ_iᵀ per unit
+            gram[idx_own[:, :, None], idx_own[:, None, :]] += own_gram
+            if p:
+                gram[:p, :p] += (a * wt[:, None]).T @ a
+                cross = a.T @ E.reshape(k, -1)  # [P_<l, w·d]
+                flat = idx_own.reshape(-1)
+                gram[:p, flat] += cross
+                gram[flat, :p] += cross.T
+        return gram
+
+    return Kinks(zs, jvp_, rows, unit_gram)
+
+
 def dead_mask(model: MLP, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """dead[b, u] for every hidden unit u (layers concatenated): z_u(x) ≤ 0 on all of X."""
     Ws = layout.unflatten(theta, model.widths, model.bias)
@@ -268,5 +371,5 @@ def init_theta(model: MLP, n: int, generator: torch.Generator, scale: float = 1.
     return theta
 
 
-__all__ = ["forward", "forward_combination", "layer_names", "jacobian", "preactivation_jacobian", "dead_mask", "revive",
+__all__ = ["forward", "forward_combination", "layer_names", "jacobian", "preactivation_jacobian", "kinks", "dead_mask", "revive",
            "forward_cache", "jvp", "vjp", "jtj_diagonal", "init_theta"]
