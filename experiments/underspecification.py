@@ -16,7 +16,8 @@ shifted data, and the accuracy on the shifted data.
 
     python experiments/underspecification.py [--full] [--tiny] [--workers 2]
 Writes runs/underspecification/ (a run file per case, trained/ with the sweep, measures.h5),
-figures/underspecification/ (underspecification.png, results.md).
+figures/underspecification/ (underspecification.png, results.md); --full: runs/underspecification_full/,
+figures/underspecification_full/.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from genni.stages import calls
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "underspecification"
 ON_CLASS = 1e-6  # relative discrepancy on the probe inputs below which a state counts as a member of the class
-TELEPORTS = (("sharpness", "min"), ("sharpness", "max"), ("trace", "min"), ("trace", "max"),
-             ("far", "max"), ("shift", "max"))
+TELEPORTS = (("sharpness", "min"), ("sharpness", "max"), ("far", "max"), ("shift", "max"))
+FULL_TELEPORTS = TELEPORTS + (("trace", "min"), ("trace", "max"))
 CLAIMS = ("Dinh et al. (2017): sharpness is not a property of the function: reparametrising a relu network changes it "
           "at will.  D'Amour et al. (2020): networks that agree on the training distribution can disagree under a "
           "shift of it.  Zhao et al. (2022): teleporting along the class changes curvature while the loss stays.")
@@ -142,20 +143,23 @@ def summarise(table: dict, c: str) -> dict:
 def answer(c: str, s: dict, shift: str) -> str:
     """One case's answer in words, with its numbers."""
     sh, tr = s["sharpness"], s["trace"]
+    raw = lambda d: orders(np.concatenate([d["class"], d["copies"]]))  # noqa: E731 - the class holds θ*'s orbit
     acc = s["acc_shift"]
     a0 = float(acc["reference"][0])
     cl, tn = acc["class"], acc["trained"]
-    text = (f"**{c}** ({s['n_class']} members of θ*'s class, {s['n_trained']} independently trained networks): "
-            f"within the class λ_max ranges over {span(sh['class'])} ({sh['orders_class']:.2f} orders of magnitude; "
-            f"θ*: {sh['ref']:.3g}), at the canonical points over {sh['orders_class_canonical']:.2f} orders; symmetry "
-            f"copies of θ* alone span {sh['orders_copies']:.2f} orders; trained seeds span {sh['orders_trained']:.2f} "
-            f"({span(sh['trained'])}).  The trace: class {tr['orders_class']:.2f} orders raw, "
-            f"{tr['orders_class_canonical']:.2f} canonical, copies {tr['orders_copies']:.2f}, seeds "
-            f"{tr['orders_trained']:.2f}.  Off the data, members of the class reach a relative discrepancy to θ* of "
-            f"{np.nanmax(s['rel_far']['class']):.3g} on far inputs and {np.nanmax(s['rel_shift']['class']):.3g} on the "
-            f"shifted data ({shift}; trained seeds: median {np.nanmedian(s['rel_shift']['trained']):.3g}); accuracy "
-            f"on the shifted data: θ* {a0:.3f}, class {span(cl)}, trained seeds {span(tn)}.")
-    return text
+    return (f"**{c}** ({s['n_class']} members of θ*'s class, θ* among them; {s['n_copies']} symmetry copies; "
+            f"{s['n_trained']} independently trained networks).  λ_max within the class spans {raw(sh):.2f} orders of "
+            f"magnitude raw, of which rescaling alone (symmetry copies of θ*, per-unit factors in [1/e, e]) gives "
+            f"{sh['orders_copies']:.2f}, and {sh['orders_class_canonical']:.2f} at the canonical points "
+            f"({span(sh['class_canonical'])}; θ*: {sh['ref']:.3g}); across trained seeds it spans "
+            f"{sh['orders_trained']:.2f} raw, {sh['orders_trained_canonical']:.2f} canonical ({span(sh['trained'])}).  "
+            f"tr H: {raw(tr):.2f} orders raw within the class (rescaling alone {tr['orders_copies']:.2f}), "
+            f"{tr['orders_class_canonical']:.2f} canonical; seeds {tr['orders_trained']:.2f}.  Off the data, "
+            f"members of the class reach a relative discrepancy to θ* of {np.nanmax(s['rel_far']['class']):.3g} on far "
+            f"inputs and {np.nanmax(s['rel_shift']['class']):.3g} on the shifted data ({shift}), against a median of "
+            f"{np.nanmedian(s['rel_far']['trained']):.3g} and {np.nanmedian(s['rel_shift']['trained']):.3g} for "
+            f"trained seeds; accuracy on the shifted data: θ* {a0:.3f}, members of the class {span(cl)} (range "
+            f"{np.ptp(cl):.3f}), trained seeds {span(tn)} (range {np.ptp(tn):.3f}).")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -169,9 +173,13 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
     size = "full" if args.full else ("tiny" if args.tiny else "default")
-    seeds, steps, thin, copies = {"tiny": (2, 2, 1, 4), "default": (8, 30, 5, 16), "full": (32, 200, 10, 64)}[size]
+    # trained seeds, teleport steps (moons, digits), stored every thin-th, symmetry copies of θ*
+    seeds, steps, thin, copies = {"tiny": (2, (2, 2), 1, 4), "default": (6, (20, 10), 5, 16),
+                                  "full": (32, (200, 100), 10, 64)}[size]
+    teleports_asked = FULL_TELEPORTS if size == "full" else TELEPORTS
     root = Path(args.root)
-    runs, figs = root / "runs" / NAME, root / "figures" / NAME
+    folder = NAME + ("_full" if args.full else "")  # the full scale beside the default, not over it
+    runs, figs = root / "runs" / folder, root / "figures" / folder
     runs.mkdir(parents=True, exist_ok=True)
     items = cases(size)
     sw = sweep.run_sweep(trained_sweep(runs / "trained", items, seeds), runs / "trained", workers=args.workers,
@@ -188,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     for c in items:
         cfg = config.resolve(c["raw"])
         path = runs / f"{cfg['name'].removeprefix(NAME + '_')}.h5"
+        path.unlink(missing_ok=True)  # a fresh file: teleports add rows, and a rerun must not count old ones
         genni.find(cfg, path)
         run = store.load_run(path)
         model = MLP.from_dict(run.architecture)
@@ -199,8 +208,9 @@ def main(argv: list[str] | None = None) -> None:
                 "far": objectives.make("relative_discrepancy", model, theta_ref=run.theta_ref, X=run.X_far),
                 "shift": objectives.make("relative_discrepancy", model, theta_ref=run.theta_ref, X=X_shift)}
         teleports[c["label"]] = {}
-        for what, goal in TELEPORTS:
-            res = calls.teleport(path, objective=objs[what], goal=goal, start=0, steps=steps, thin=thin)
+        n_steps = steps[cfg["data"]["dataset"] == "digits"]
+        for what, goal in teleports_asked:
+            res = calls.teleport(path, objective=objs[what], goal=goal, start=0, steps=n_steps, thin=thin)
             teleports[c["label"]][f"{what} {goal}"] = {k: res[k] for k in ("rows", "start_value", "best_value",
                                                                            "reason", "accepted", "max_segment")}
         run = store.load_run(path)  # the teleports' states are rows of /equivalents
@@ -226,7 +236,9 @@ def main(argv: list[str] | None = None) -> None:
     columns["kind"] = ["class (off)" if o else k for k, o in zip(columns["kind"], off)]
     arrays = {k: (list(map(str, v)) if isinstance(v[0], str) else np.asarray(v, float)) for k, v in columns.items()}
     attrs = {"shift": json.dumps({c["label"]: c["shift_words"] for c in items}), "size": size, "seeds": seeds,
-             "steps": steps, "thin": thin, "teleports": json.dumps(teleports, default=lambda o: np.asarray(o).tolist()),
+             "steps": " and ".join(map(str, steps)), "thin": thin,
+             "teleported": ", ".join(f"{w} {g}" for w, g in teleports_asked),
+             "teleports": json.dumps(teleports, default=lambda o: np.asarray(o).tolist()),
              "on_class": ON_CLASS, "failed_trained": sw["failed"]}
     store.write_table(runs / "measures.h5", arrays, attrs)
 
@@ -238,10 +250,11 @@ def main(argv: list[str] | None = None) -> None:
     plots.figure_underspecification({**table, "shift": shift}).savefig(figs / "underspecification.png", dpi=130)
     tele = json.loads(attrs["teleports"])
     lines = [f"# {NAME}", "", CLAIMS, "",
-             f"Scale ({attrs['size']}): {attrs['seeds']} trained seeds per case; teleports of {attrs['steps']} steps "
-             f"(every {attrs['thin']}th state stored) from θ*: λ_max and tr H down and up, relative discrepancy on far "
-             f"and on shifted inputs up; members of the class: relative discrepancy on the probe ≤ {ON_CLASS:g}; "
-             "loss: cross-entropy on the probe inputs and labels; canonical: `genni.objectives.at_canonical`.", "",
+             f"Scale ({attrs['size']}): {attrs['seeds']} trained seeds per case; teleports from θ* of {attrs['steps']} "
+             f"steps (moons, digits; every {attrs['thin']}th state stored): {attrs['teleported']}; members of the "
+             f"class: relative discrepancy on the probe ≤ {ON_CLASS:g}; λ_max, tr H: cross-entropy loss on the probe "
+             "inputs and labels (tr H exact, P Hessian-vector products); canonical: `genni.objectives.at_canonical`.",
+             "",
              "| case | networks | λ_max [min, max] | orders: raw / canonical | tr H [min, max] | orders: raw / canonical "
              "| rel. discrepancy far, max | shifted, max | accuracy held-out | accuracy shifted |",
              "|---|---|---|---|---|---|---|---|---|---|"]

@@ -156,15 +156,18 @@ def evaluate(objective: Objective, thetas, model: Model | None = None, canonical
     """J at each row of ``thetas`` ([N, P] or [P]): J(θ_i), or with ``canonical`` J at the canonical point
     of each θ_i's orbit (:func:`at_canonical`, which needs the ``model``; ``reference`` as there).  The
     values of one objective over many networks (the found equivalents, a teleport's states,
-    independently trained networks), raw and modulo the symmetries.  returns : ndarray [N], float64"""
+    independently trained networks), raw and modulo the symmetries.  An objective that declares itself
+    invariant (``objective.invariant``) equals J at the canonical point by definition: it is evaluated once,
+    at θ_i.  returns : ndarray [N], float64"""
     rows = np.atleast_2d(np.asarray(thetas.detach().numpy() if isinstance(thetas, torch.Tensor) else thetas,
                                     dtype=np.float64))
     if canonical and model is None:
         raise GenniError("evaluate(canonical=True) needs the model whose symmetry defines the canonical point")
     out = np.empty(len(rows))
+    moved = canonical and not objective.invariant  # an invariant J has its own value at the canonical point
     with torch.no_grad():
         for i, th in enumerate(rows):
-            out[i] = float(at_canonical(objective, model, th, reference) if canonical else objective(th))
+            out[i] = float(at_canonical(objective, model, th, reference) if moved else objective(th))
     return out
 
 

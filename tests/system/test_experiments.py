@@ -28,7 +28,8 @@ def ran(tmp_path_factory):
                       silence_logs=40) as cluster:
         on = ["--scheduler", cluster.scheduler_address]
         for name, args in (("hidden_symmetries", on), ("genni_toy", []), ("equivalent_paths", on),
-                           ("ricci_accuracy", on), ("layer_paths", on), ("lenet", ["--device", "cpu"])):
+                           ("ricci_accuracy", on), ("layer_paths", on), ("lenet", ["--device", "cpu"]),
+                           ("underspecification", on)):
             root = tmp_path_factory.mktemp(name)
             module = _load(name)
             module.main(["--tiny", *args, "--root", str(root)])
@@ -43,6 +44,7 @@ def ran(tmp_path_factory):
     ("ricci_accuracy", "rho_accuracy.png", "Pearson"),
     ("layer_paths", "layer_paths.png", "straightness"),
     ("lenet", "projections.png", "Does the claim hold?"),
+    ("underspecification", "underspecification.png", "orders of magnitude"),
 ])
 def test_experiment_script_runs_tiny(ran, name, figure, phrase):
     _, root = ran[name]
@@ -62,3 +64,25 @@ def test_genni_toy_elements_lie_on_the_closed_form_class(ran):
     assert abs(s - (-0.2652 * 0.0838 + 0.1627 * 0.0343)) < 1e-12
     assert run.n_equivalents >= 8
     assert abs(s_neg - s).max() <= 1e-9 * abs(s) and abs(s_pos).max() <= 1e-9 * abs(s)
+
+
+def test_underspecification_members_lie_on_the_class_and_copies_agree_modulo_the_symmetries(ran):
+    """Every state counted in θ*'s class agrees with θ* on the probe inputs; symmetry copies of θ* compute
+    θ*'s function (same shifted accuracy, zero discrepancy) and share its sharpness at the canonical point,
+    while a relu network's raw sharpness moves under rescaling."""
+    import numpy as np
+
+    from genni import store
+
+    _, root = ran["underspecification"]
+    cols, attrs = store.read_table(root / "runs" / "underspecification" / "measures.h5")
+    case, kind = np.array(cols["case"]), np.array(cols["kind"])
+    member = kind == "class"
+    assert member.sum() >= 3 and (cols["rel_probe"][member] <= attrs["on_class"]).all()
+    for c in set(case.tolist()):
+        ref, cop = (case == c) & (kind == "reference"), (case == c) & (kind == "copies")
+        assert cop.sum() >= 2 and ((case == c) & (kind == "trained")).sum() >= 2
+        np.testing.assert_allclose(cols["sharpness_canonical"][cop], cols["sharpness_canonical"][ref][0], rtol=1e-6)
+        assert (cols["acc_shift"][cop] == cols["acc_shift"][ref][0]).all() and (cols["rel_far"][cop] < 1e-20).all()
+    relu = case == "relu moons"
+    assert np.ptp(cols["sharpness"][relu & (kind == "copies")]) > 0.1 * cols["sharpness"][relu & (kind == "reference")][0]
