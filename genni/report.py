@@ -173,7 +173,8 @@ def format_text(summary: dict, tree: list[dict]) -> str:
             lines.append("  (verdicts from a genni without far inputs: re-run genni identify)")
     if "walks" in summary:
         w = summary["walks"]
-        lines.append(f"walks: {w['chains']} chains, {w['rows']} stored states (up to {w['max_step']} accepted steps), "
+        what = "walks and teleports" if "teleports" in summary else "walks"
+        lines.append(f"{what}: {w['chains']} chains, {w['rows']} stored states (up to {w['max_step']} accepted steps), "
                      f"{w['certified']} of {w['rows']} segments certified ≤ ε = {w['segment_epsilon']} "
                      f"(largest {w['max_segment']:.2g})")
     for name, t in summary.get("teleports", {}).items():
@@ -294,8 +295,9 @@ def format_teleport(info: dict) -> str:
             f"points {info['canonical_values'][0]:.6g} → {info['canonical_values'][-1]:.6g} "
             f"({info['canonical_change']:+.3g})\n"
             f"  {info['accepted']} accepted steps ({info['escapes']} second-order), refused: {refused}; stored "
-            f"{stored}; farthest {info['max_raw_distance']:.1%} of ‖θ*‖; largest segment certificate "
-            f"{info['max_segment']:.2g} (ε = {info['segment_epsilon']:g}); {info['seconds']:.1f} s\n"
+            f"{stored}" + (f"; farthest {info['max_raw_distance']:.1%} of ‖θ*‖; largest segment certificate "
+                           f"{info['max_segment']:.2g} (ε = {info['segment_epsilon']:g})" if rows else "")
+            + f"; {info['seconds']:.1f} s\n"
             f"  stopped: {info['reason']}")
 
 

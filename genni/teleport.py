@@ -23,14 +23,15 @@ maximise):
    the top eigenvector w of P_H (s·∇²J) P_H (Lanczos on Hessian-vector products of J,
    :func:`~genni.objectives.lanczos_top`).  Its eigenvalue λ > 0 means J still improves along ±w
    (a saddle, or θ\* itself for the discrepancy on held-out inputs, where g = 0 exactly); the step
-   takes w.  λ ≤ 0 stops the teleport ("stationary along the class").
+   takes ±w (the sign that does not oppose a).  λ ≤ 0 stops the teleport ("stationary along the class").
 4. **Direction.**  u = the unit direction in H nearest a (or w), restricted for relu to the faces where
-   the probe points' kinks sit (:func:`genni.walk.face_direction`, as walks do): u is the orthogonal
-   projection of a onto a subspace of H, so ⟨u, s·g⟩ = ‖P u‖·… ≥ 0, an ascent direction of s·J.
+   the probe points' kinks sit (:func:`genni.walk.face_direction`, as walks do): u = Πa/‖Πa‖ with Π the
+   orthogonal projection onto a subspace of H, so ⟨u, s·g⟩ = ⟨Πa, a⟩/‖Πa‖ = ‖Πa‖ ≥ 0, an ascent
+   direction of s·J (a Π that leaves nothing of a refuses the step: "no face direction").
 5. **Step and retraction.**  θ' = θ_k + h‖θ\*‖·u, h relative to ‖θ\*‖, then the Gauss–Newton
    retraction :func:`genni.walk.retract` back to L(θ') ≤ tol.
-6. **Certificate.**  The straight segment from the last *stored* state a to θ' must satisfy
-   max_{t∈[0,1]} L(a + t(θ' − a)) / P\* ≤ ε (``segment_epsilon``,
+6. **Certificate.**  The straight segment from the last *stored* state θ_s to θ' must satisfy
+   max_{t∈[0,1]} L(θ_s + t(θ' − θ_s)) / P\* ≤ ε (``segment_epsilon``,
    :func:`genni.discrepancy.segment_max`).
 7. **Improvement.**  Accepted only if s·(J(θ') − J(θ_k)) > ``improve_rtol``·|J(θ_k)| + ``improve_atol``:
    J improves by more than its own evaluation noise (rounding; the Lanczos estimate of the sharpness;
@@ -79,6 +80,7 @@ STOPS = {
     "step size collapsed": "step size collapsed",
     "no tangent directions": "the class has no tangent directions here",
     "out of attempts": "out of attempts",
+    "interrupted": "interrupted (Ctrl-C)",
 }
 """Why a teleport stops (the code stored with it → the start of its reason)."""
 
@@ -172,6 +174,15 @@ class Teleport:
         return self.stored.theta[-1] if len(self.stored.theta) else None
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a teleport, carrying what it did up to then (``teleport``, a :class:`Teleport` whose
+    ``stopped`` is "interrupted"; every state it reports stored was handed to the callback)."""
+
+    def __init__(self, teleport: Teleport):
+        super().__init__("teleport interrupted")
+        self.teleport = teleport
+
+
 def _hvp(objective: Objective, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """∇²J(θ) v by forward-over-reverse.  theta, v : [P] -> [P]"""
     return jvp(grad(objective.fn), (theta,), (v,))[1].detach()
@@ -197,6 +208,11 @@ def second_order(objective: Objective, theta: np.ndarray, frame, sign: float, it
     return top.value, frame.tangent(top.vector).numpy()
 
 
+def _oriented(w: np.ndarray, a: torch.Tensor) -> np.ndarray:
+    """±w, the sign that does not oppose the (tiny) projected gradient a [P] to first order."""
+    return -w if float(np.dot(w, a.numpy())) < 0 else w
+
+
 def teleport(model: Model, theta_ref: np.ndarray, X: np.ndarray, start_theta: np.ndarray, objective: Objective,
              goal: str, settings: TeleportSettings, *, tol: float, chain: int = 0, start_row: int = -1,
              first_row: int = 0, start_step: int = 0, progress: bool = False,
@@ -211,7 +227,8 @@ def teleport(model: Model, theta_ref: np.ndarray, X: np.ndarray, start_theta: np
     stored state takes; the accepted steps counted at the start);  callback : receives each stored state as
     it comes (a :class:`~genni.walk.Stored` of one row)
 
-    returns : :class:`Teleport`
+    returns : :class:`Teleport`.  Ctrl-C raises :class:`Interrupted` (a KeyboardInterrupt) carrying the
+    teleport up to then.
     """
     if goal not in GOALS:
         raise ValueError(f"goal must be one of {', '.join(GOALS)}, got {goal!r}")
@@ -247,13 +264,13 @@ def _teleport(model, theta_ref, X, start_theta, objective, goal, settings, *, to
         with torch.no_grad():
             L = float(discrepancy(model, torch.as_tensor(theta), x, Y))
         row = (theta.copy(), L, chain, start_step + log.accepted, parent, cert)
+        if callback is not None:  # first: a state counts as stored once the callback has it
+            callback(_stored([row]))
         rows.append(row)
         values.append(value)
         steps.append(start_step + log.accepted)
         stored_theta, parent, since = theta.copy(), next_row, 0
         next_row += 1
-        if callback is not None:
-            callback(_stored([row]))
 
     try:
         while log.accepted < settings.steps:
@@ -283,7 +300,7 @@ def _teleport(model, theta_ref, X, start_theta, objective, goal, settings, *, to
                 if w is None or not lam > 0:
                     log.stopped = "stationary"
                     break
-                v = w
+                v = _oriented(w, a)
             else:
                 v = a.numpy()
             u = _direction(frame, v, kinks, h * scale, wset)
@@ -324,14 +341,18 @@ def _teleport(model, theta_ref, X, start_theta, objective, goal, settings, *, to
             if h < settings.min_step:
                 log.stopped = "step size collapsed"
                 break
+    except KeyboardInterrupt:
+        log.stopped = "interrupted"
     finally:
         pbar.close()
-    if since > 0:  # keep the accepted steps of a teleport that stops
+    if since > 0 and log.stopped != "interrupted":  # keep the accepted steps of a teleport that stops
         store(cert_now)
     log.stored = _stored(rows, len(theta))
     log.values, log.steps, log.trace_value = np.array(values), np.array(steps, np.int64), np.array(trace)
     log.final_step, log.seconds = h, time.monotonic() - t0
     log.reason = _reason(log, settings)
+    if log.stopped == "interrupted":
+        raise Interrupted(log)
     return log
 
 
@@ -361,6 +382,8 @@ def _reason(log: Teleport, settings: TeleportSettings) -> str:
     if log.stopped == "step size collapsed":
         return (f"step size collapsed below {settings.min_step:g} of ‖θ*‖ (projected gradient {r:.2g} of ‖∇J‖; "
                 f"refused: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in log.refused.items() if v) + ")")
+    if log.stopped == "interrupted":
+        return f"interrupted (Ctrl-C) after {log.accepted} accepted steps; the states stored until then are kept"
     if log.stopped == "out of attempts":
         return f"out of attempts ({settings.attempts}) after {log.accepted} accepted steps"
     return f"every one of the {settings.steps} steps taken (projected gradient {r:.2g} of ‖∇J‖ at the last one)"
@@ -371,4 +394,5 @@ def settings_with(settings: TeleportSettings, **overrides) -> TeleportSettings:
     return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
 
-__all__ = ["GOALS", "REFUSALS", "STOPS", "Teleport", "TeleportSettings", "second_order", "settings_with", "teleport"]
+__all__ = ["GOALS", "REFUSALS", "STOPS", "Interrupted", "Teleport", "TeleportSettings", "second_order", "settings_with",
+           "teleport"]

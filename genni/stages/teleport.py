@@ -238,28 +238,17 @@ def run(path: str | Path, options: TeleportOptions = TeleportOptions(), *, progr
 
     log(f"teleport: {options.goal} {objective.name} from {'θ*' if start == 0 else f'element {start}'}, "
         f"{options.steps} steps, {'horizontal' if settings.horizontal else 'horizontal and vertical'} directions")
-    t = teleport_.teleport(model, stored.theta_ref, stored.X, theta0, objective, options.goal, settings, tol=tol,
-                           chain=chain, start_row=row, first_row=n, start_step=step0, progress=progress,
-                           callback=append)
-    states = np.concatenate([theta0[None], t.stored.theta])
-    with one_thread():  # small products: one thread, as the teleport's own arithmetic
-        canonical = np.array([float(objectives.at_canonical(objective, model, th, stored.theta_ref)) for th in states])
-    rows = np.arange(n, n + len(t.stored.theta))
-    k = len(store.group_names(path, "teleports"))
-    group = f"teleport_{k:03d}"
-    attrs = {"objective": objective.name, "formula": objective.formula, "goal": options.goal, "start": start,
-             "horizontal": settings.horizontal, "invariant": objective.invariant, "evaluated_on": evaluated_on,
-             "stopped": t.stopped, "reason": t.reason, "accepted": t.accepted, "escapes": t.escapes,
-             **{f"refused_{r}": v for r, v in t.refused.items()}, "forced_stores": t.forced_stores,
-             "gradient_ratio": t.gradient_ratio, "epsilon": settings.segment_epsilon, "seconds": t.seconds,
-             "chain": chain, "settings": json.dumps({k: getattr(settings, k) for k in (
-                 "steps", "thin", "step_size", "max_step", "min_step", "segment_epsilon", "horizontal", "null_rtol",
-                 "faces", "improve_rtol", "stationary_rtol", "lanczos")}),
-             "note": "rows: /equivalents rows of the stored states (0-based; element k = row k − 1); values, "
-                     "canonical_values, steps: the start first, then each stored state"}
-    store.write_teleport(path, group, {"rows": rows.astype(np.int64), "values": t.values, "canonical_values": canonical,
-                                       "steps": t.steps, "trace_value": t.trace_value}, attrs,
-                         segment_epsilon=settings.segment_epsilon if len(rows) else None)
+    try:
+        t = teleport_.teleport(model, stored.theta_ref, stored.X, theta0, objective, options.goal, settings, tol=tol,
+                               chain=chain, start_row=row, first_row=n, start_step=step0, progress=progress,
+                               callback=append)
+    except teleport_.Interrupted as stop:  # record what was stored, then stop as asked
+        t = stop.teleport
+        _record(path, stored, model, objective, options, settings, evaluated_on, t, theta0, chain, n, len(added),
+                canonical=False)
+        raise
+    group, rows, canonical = _record(path, stored, model, objective, options, settings, evaluated_on, t, theta0, chain,
+                                     n, len(added))
     log(f"teleport {group}: {t.reason}")
     values = t.values
     best = float(values.min() if options.goal == "min" else values.max())
@@ -276,6 +265,38 @@ def run(path: str | Path, options: TeleportOptions = TeleportOptions(), *, progr
         max_raw_distance=float(raw.max()) if len(raw) else 0.0,
         max_segment=float(t.stored.segment_max.max()) if len(rows) else float("nan"),
         segment_epsilon=settings.segment_epsilon, seconds=t.seconds)
+
+
+def _record(path, stored: store.RunData, model, objective: Objective, options: TeleportOptions,
+            settings: teleport_.TeleportSettings, evaluated_on: str, t: teleport_.Teleport, theta0: np.ndarray,
+            chain: int, n: int, written: int, canonical: bool = True) -> tuple[str, np.ndarray, np.ndarray]:
+    """``/teleports/teleport_<k>`` for the teleport ``t``, whose first ``written`` stored states follow the run's
+    first n rows in the file, with J at the canonical points (NaN without ``canonical``: an interrupted teleport
+    is recorded at once).  returns (group name, rows, canonical values)"""
+    states = np.concatenate([theta0[None], t.stored.theta[:written]])
+    if canonical:
+        with one_thread():  # small products: one thread, as the teleport's own arithmetic
+            canonical = np.array([float(objectives.at_canonical(objective, model, th, stored.theta_ref))
+                                  for th in states])
+    else:
+        canonical = np.full(len(states), np.nan)
+    rows = np.arange(n, n + written)
+    group = f"teleport_{len(store.group_names(path, 'teleports')):03d}"
+    attrs = {"objective": objective.name, "formula": objective.formula, "goal": options.goal, "start": options.start,
+             "horizontal": settings.horizontal, "invariant": objective.invariant, "evaluated_on": evaluated_on,
+             "stopped": t.stopped, "reason": t.reason, "accepted": t.accepted, "escapes": t.escapes,
+             **{f"refused_{r}": v for r, v in t.refused.items()}, "forced_stores": t.forced_stores,
+             "gradient_ratio": t.gradient_ratio, "epsilon": settings.segment_epsilon, "seconds": t.seconds,
+             "chain": chain, "settings": json.dumps({name: getattr(settings, name) for name in (
+                 "steps", "thin", "step_size", "max_step", "min_step", "segment_epsilon", "horizontal", "null_rtol",
+                 "faces", "improve_rtol", "improve_atol", "stationary_rtol", "lanczos")}),
+             "note": "rows: /equivalents rows of the stored states (0-based; element k = row k − 1); values, "
+                     "canonical_values, steps: the start first, then each stored state"}
+    store.write_teleport(path, group, {"rows": rows.astype(np.int64), "values": t.values[: written + 1],
+                                       "canonical_values": canonical, "steps": t.steps[: written + 1],
+                                       "trace_value": t.trace_value}, attrs,
+                         segment_epsilon=settings.segment_epsilon if len(rows) else None)
+    return group, rows, canonical
 
 
 def arguments(parser) -> None:

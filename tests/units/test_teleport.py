@@ -211,3 +211,52 @@ def test_path_norm_of_a_module_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="path norm is defined for MLPs"):
         calls.teleport(path, objective="path_norm")
     assert path.read_bytes() == before
+
+
+def test_from_theta_star_the_heldout_discrepancy_rises_by_a_second_order_step():
+    """max D_heldout from θ*: g = 0 exactly there (θ* minimises D), so the first step follows the top
+    eigenvector of the projected Hessian; few probe points leave the class room to change the function off them."""
+    model = MLP((2, 6, 1), "tanh")
+    rng = np.random.default_rng(3)
+    theta = rng.normal(size=model.n_params)
+    X, X_held = rng.normal(size=(6, 2)), rng.normal(size=(64, 2))
+    D = objectives.make("relative_discrepancy", model, theta_ref=theta, X=X_held)
+    assert float(torch.linalg.vector_norm(D.value_and_grad(theta)[1])) == 0.0
+    out = T.teleport(model, theta, X, theta, D, "max", T.TeleportSettings(steps=4, improve_atol=1e-8), tol=TOL)
+    assert out.escapes >= 1 and out.accepted == 4, out.reason
+    assert out.values[0] == 0.0 and out.values[-1] > 1e-6 and np.all(np.diff(out.trace_value) > 1e-8)
+
+
+def test_ctrl_c_keeps_the_stored_rows_and_records_them(relu_run, tmp_path, monkeypatch):
+    path = tmp_path / "r.h5"
+    path.write_bytes(relu_run.read_bytes())
+    real, calls_made = T.retract, []
+
+    def interrupting(*args, **kwargs):  # Ctrl-C during the fifth step attempt
+        calls_made.append(1)
+        if len(calls_made) == 5:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(T, "retract", interrupting)
+    assert main(["teleport", str(path), "--objective", "parameter_norm", "--vertical", "--steps", "20", "--quiet"]) == 130
+    run = store.load_run(path)
+    g = run.teleports["teleport_000"]
+    assert g["attrs"]["stopped"] == "interrupted" and "interrupted" in g["attrs"]["reason"]
+    assert list(g["rows"]) == list(range(1, run.n_equivalents)) and len(g["values"]) == len(g["rows"]) + 1
+    assert len(g["rows"]) >= 1 and (run.equivalents["chain"][1:] >= 0).all()
+
+
+def test_what_the_objectives_are_evaluated_on(relu_run, tmp_path):
+    path = tmp_path / "r.h5"
+    path.write_bytes(relu_run.read_bytes())
+    r = calls.teleport(path, objective="sharpness", steps=2, horizontal=False)  # explore's run has no labels
+    assert "mean squared error to the reference's outputs" in r["evaluated_on"] and r["accepted"] == 2
+    assert r["values"][-1] < r["values"][0]
+    with pytest.raises(genni.GenniError, match="no probe labels"):
+        calls.teleport(path, objective="hessian_trace", loss="labels")
+    r = calls.teleport(path, objective="layer_distance", goal="max", metric="procrustes", steps=1, horizontal=False)
+    assert "procrustes" in r["formula"] and r["evaluated_on"] == "probe inputs"
+    r = calls.teleport(path, objective="relative_discrepancy", inputs="far", goal="max", steps=1)
+    assert r["evaluated_on"] == "far inputs" and r["accepted"] == 0 and r["stopped"] == "no tangent directions"
+    assert len(store.load_run(path).teleports) == 3
