@@ -162,6 +162,36 @@ def answer(c: str, s: dict, shift: str) -> str:
             f"{np.ptp(cl):.3f}), trained seeds {span(tn)} (range {np.ptp(tn):.3f}).")
 
 
+def verdicts(summaries: dict, tele: dict) -> list[str]:
+    """Each claim's verdict at the scale run, from the cases' numbers."""
+    dinh, damour, zhao = [], [], []
+    for c, s in summaries.items():
+        sh, acc = s["sharpness"], s["acc_shift"]
+        within = orders(np.concatenate([sh["class"], sh["copies"]]))
+        dinh.append((c, within, sh["orders_copies"], sh["orders_class_canonical"], sh["orders_trained"]))
+        damour.append((c, float(np.ptp(acc["class"])), float(np.ptp(acc["trained"]))))
+        t = tele.get(c, {})
+        moves = [100 * (t[k]["best_value"] / t[k]["start_value"] - 1) for k in ("sharpness min", "sharpness max") if k in t]
+        if moves:
+            zhao.append(f"{c} {' … '.join(f'{m:+.0f} %' for m in moves)}")
+    dinh_holds = [c for c, w, _, _, tr in dinh if w > tr]
+    amour_holds = [c for c, cl, tr in damour if cl > tr]
+    return [
+        "## Does each claim hold at this scale?", "",
+        "- Dinh et al. (sharpness is not a function of the function): "
+        + ("holds" if dinh_holds else "not seen") + ": λ_max within the class against trained seeds, orders of "
+        "magnitude (within the class raw / rescaling alone / modulo the symmetries; seeds): "
+        + "; ".join(f"{c} {w:.2f} / {cp:.2f} / {cc:.2f} vs seeds {tr:.2f}" for c, w, cp, cc, tr in dinh)
+        + (f".  The class spans more than the seeds in: {', '.join(dinh_holds)}." if dinh_holds else "."),
+        "- D'Amour et al. (equal on the data, unequal under a shift): accuracy on the shifted data, range within the "
+        "class against the seeds' range: " + "; ".join(f"{c} {cl:.3f} vs {tr:.3f}" for c, cl, tr in damour)
+        + (f".  Holds in: {', '.join(amour_holds)}" if amour_holds else ".  Not seen in any case")
+        + (f"; not in: {', '.join(c for c, _, _ in damour if c not in amour_holds)}."
+           if amour_holds and len(amour_holds) < len(damour) else "."),
+        "- Zhao et al. (teleports change the curvature at a fixed loss): λ_max from θ* to the teleports' best, down "
+        "and up: " + "; ".join(zhao) + ".", ""]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="32 equivalents, 32 trained seeds and 200-step teleports")
@@ -282,6 +312,7 @@ def main(argv: list[str] | None = None) -> None:
                                             f"({t['accepted']} steps, {t['reason']})" for k, t in ts.items()))
     lines += ["", "## Answers", ""]
     lines += [answer(c, s, shift[c]) + "\n" for c, s in summaries.items()]
+    lines += verdicts(summaries, tele)
     (figs / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
