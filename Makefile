@@ -7,11 +7,11 @@ GENNI  := $(VENV)/bin/genni
 # (an unpinned torch pulls a several-GB CUDA build). The code runs on torch >= 2.2.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install test test-load figures docs bench stress lint clean experiments hidden_symmetries genni_toy equivalent_paths ricci_accuracy layer_paths lenet
+.PHONY: install test test-load figures docs bench stress lint clean experiments hidden_symmetries genni_toy equivalent_paths ricci_accuracy layer_paths lenet underspecification
 
 # experiment scripts (experiments/*.py): runs/<name>/, figures/<name>/ and figures/<name>/results.md;
 # minutes on 2 cores by default, ARGS=--full for the published scale
-EXPERIMENTS := hidden_symmetries genni_toy equivalent_paths ricci_accuracy layer_paths lenet
+EXPERIMENTS := hidden_symmetries genni_toy equivalent_paths ricci_accuracy layer_paths lenet underspecification
 experiments: $(EXPERIMENTS)
 
 hidden_symmetries: install
@@ -31,6 +31,9 @@ layer_paths: install
 
 lenet: install
 	$(PY) experiments/lenet.py $(ARGS)
+
+underspecification: install
+	$(PY) experiments/underspecification.py $(ARGS)
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

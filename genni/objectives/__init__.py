@@ -25,8 +25,9 @@ differentiate, with its name, its formula, and whether the model's exact symmetr
 
 A user's own ``fn(theta) -> scalar tensor`` becomes an objective by :func:`from_callable` (checked once).
 Modulo the symmetries: :func:`at_canonical` evaluates J at the canonical point of θ's orbit (the kind's
-own section, ``model.symmetry``), and :func:`split_change` splits a change of J into the part a
-rescaling alone makes and the part a move along the class makes (Dinh et al. 2017).
+own section, ``model.symmetry``); :func:`evaluate` gives J over many networks, raw or at their
+canonical points; :func:`split_change` splits a change of J into the part a rescaling alone makes
+and the part a move along the class makes (Dinh et al. 2017).
 
 Everything here works on in-memory tensors; nothing reads or writes a file.
 """
@@ -37,7 +38,7 @@ import inspect
 
 from ..errors import ConfigError
 from ..models.base import Model
-from .base import Change, Objective, acts_orthogonally, at_canonical, canonical_point, from_callable, split_change
+from .base import Change, Objective, acts_orthogonally, at_canonical, canonical_point, evaluate, from_callable, split_change
 from .curvature import TopEigen, hessian_trace, hvp, lanczos_top, sharpness, training_loss
 from .function import layer_distance, relative_discrepancy
 from .norms import parameter_norm, path_norm
@@ -72,5 +73,5 @@ def make(name: str, model: Model, **bindings) -> Objective:
 
 
 __all__ = ["NAMES", "Objective", "Change", "make", "from_callable", "at_canonical", "canonical_point", "split_change",
-           "acts_orthogonally", "sharpness", "hessian_trace", "parameter_norm", "path_norm", "layer_distance",
+           "acts_orthogonally", "evaluate", "sharpness", "hessian_trace", "parameter_norm", "path_norm", "layer_distance",
            "relative_discrepancy", "training_loss", "hvp", "lanczos_top", "TopEigen"]

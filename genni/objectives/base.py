@@ -18,7 +18,7 @@ from ..errors import GenniError
 from ..models.base import Model
 
 __all__ = ["Objective", "Change", "from_callable", "canonical_point", "at_canonical", "split_change",
-           "acts_orthogonally"]
+           "acts_orthogonally", "evaluate"]
 
 
 def as_theta(theta, what: str = "theta") -> torch.Tensor:
@@ -149,6 +149,26 @@ def at_canonical(objective: Objective, model: Model, theta, reference=None) -> t
     theta, reference : shape [P]
     """
     return objective(torch.as_tensor(canonical_point(model, theta, reference))).detach()
+
+
+def evaluate(objective: Objective, thetas, model: Model | None = None, canonical: bool = False,
+             reference=None) -> np.ndarray:
+    """J at each row of ``thetas`` ([N, P] or [P]): J(θ_i), or with ``canonical`` J at the canonical point
+    of each θ_i's orbit (:func:`at_canonical`, which needs the ``model``; ``reference`` as there).  The
+    values of one objective over many networks (the found equivalents, a teleport's states,
+    independently trained networks), raw and modulo the symmetries.  An objective that declares itself
+    invariant (``objective.invariant``) equals J at the canonical point by definition: it is evaluated once,
+    at θ_i.  returns : ndarray [N], float64"""
+    rows = np.atleast_2d(np.asarray(thetas.detach().numpy() if isinstance(thetas, torch.Tensor) else thetas,
+                                    dtype=np.float64))
+    if canonical and model is None:
+        raise GenniError("evaluate(canonical=True) needs the model whose symmetry defines the canonical point")
+    out = np.empty(len(rows))
+    moved = canonical and not objective.invariant  # an invariant J has its own value at the canonical point
+    with torch.no_grad():
+        for i, th in enumerate(rows):
+            out[i] = float(at_canonical(objective, model, th, reference) if moved else objective(th))
+    return out
 
 
 @dataclass(frozen=True)

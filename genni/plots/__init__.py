@@ -32,6 +32,7 @@ from .studies import (  # noqa: E402
     figure_functional_dimension,
     figure_layer_paths_study,
     figure_ricci_accuracy,
+    figure_underspecification,
 )
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "figure_layer_paths", "figure_layer_geometry",
     "figure_ricci", "figure_ricci_graphs",
     "figure_functional_dimension", "figure_equivalent_paths", "figure_ricci_accuracy", "figure_layer_paths_study",
+    "figure_underspecification",
 ]
 
 FIGURES = {"discrepancy": figure_discrepancy, "probe": figure_probe, "identifiability": figure_identifiability,

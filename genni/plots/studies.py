@@ -193,3 +193,79 @@ def figure_layer_paths_study(rows: list[dict], embedding: np.ndarray, owner: lis
     ax.set(xlabel="MDS 1", ylabel="MDS 2", title="all networks' layers (■ output; lighter: fewer epochs)")
     fig.suptitle("relu MLPs on digits: wide vs deep, as paths through representation space")
     return fig
+
+
+UNDERSPEC_GROUPS = {"class": ("#d95f02", "o", "members of θ*'s class (equivalents, teleports)"),
+                    "copies": ("0.55", ".", "symmetry copies of θ* (rescaled / permuted)"),
+                    "trained": ("#1b9e77", "s", "independently trained (other seeds)")}
+
+
+def _strip(ax, x: float, values, colour, marker, filled: bool = True, label=None, width: float = 0.12) -> None:
+    """One column of points at x (horizontal jitter from a fixed seed: cosmetic)."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return
+    jitter = np.random.default_rng(len(v)).uniform(-width, width, len(v))
+    ax.scatter(x + jitter, v, s=16, marker=marker, alpha=0.75, label=label,
+               color=colour if filled else "none", edgecolors=colour, linewidths=0.8)
+
+
+def figure_underspecification(table: dict):
+    """Sharpness, Hessian trace, off-data discrepancy and shifted accuracy within equivalence classes
+    against independently trained networks.
+
+    table : the experiment's columns, one entry per network state: ``case`` (text), ``kind`` (``reference``,
+    ``copies``, ``class``, ``trained``), ``sharpness``, ``sharpness_canonical``, ``trace``,
+    ``trace_canonical``, ``rel_far``, ``rel_shift``, ``acc_shift``, and the attribute-like entry
+    ``shift`` (case -> how its data were shifted).  Panels: λ_max and tr H (raw: filled, at the
+    canonical point of the orbit: open), the relative discrepancy to θ* on far and on shifted inputs,
+    and accuracy on the shifted data; one column group per case, θ* as a black bar."""
+    case, kind = np.asarray(table["case"]), np.asarray(table["kind"])
+    cases = list(dict.fromkeys(case.tolist()))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 5.2), constrained_layout=True)
+    offsets = {"class": -0.25, "copies": 0.0, "trained": 0.25}
+    seen: set = set()
+
+    def label(key: str) -> str | None:
+        if key in seen:
+            return None
+        seen.add(key)
+        return key
+
+    for i, c in enumerate(cases):
+        ref = (case == c) & (kind == "reference")
+        for ax, col in ((axes[0], "sharpness"), (axes[1], "trace")):
+            for k, (colour, marker, words) in UNDERSPEC_GROUPS.items():
+                m = (case == c) & (kind == k)
+                _strip(ax, i + offsets[k] - 0.06, table[col][m], colour, marker, True, label(f"{words}, raw"))
+                if k != "copies":
+                    _strip(ax, i + offsets[k] + 0.06, table[f"{col}_canonical"][m], colour, marker, False,
+                           label(f"{words}, at the canonical point"))
+            if ref.any():
+                ax.hlines(table[col][ref], i - 0.4, i + 0.4, color="k", lw=1.5, label=label("θ*"))
+        for k, dx in (("class", -0.15), ("trained", 0.15)):
+            colour, marker, words = UNDERSPEC_GROUPS[k]
+            m = (case == c) & (kind == k)
+            _strip(axes[2], i + dx - 0.06, table["rel_far"][m], colour, marker, True, None, 0.05)
+            _strip(axes[2], i + dx + 0.06, table["rel_shift"][m], colour, "^", False, None, 0.05)
+            _strip(axes[3], i + dx, table["acc_shift"][m], colour, marker, True, None)
+        if ref.any():
+            axes[3].hlines(table["acc_shift"][ref], i - 0.4, i + 0.4, color="k", lw=1.5)
+    shift = table.get("shift", {})
+    names = [f"{c}\n{shift.get(c, '')}" for c in cases]
+    for ax in axes:
+        ax.set_xticks(range(len(cases)), names, fontsize=8)
+    axes[0].set(yscale="log", ylabel="λ_max of the loss Hessian on the probe data",
+                title="sharpness: within the class vs across seeds")
+    axes[1].set(yscale="log", ylabel="trace of the loss Hessian", title="Hessian trace")
+    axes[2].set(yscale="log", ylabel="mean‖f − f_θ*‖² / mean‖f_θ*‖²",
+                title="discrepancy to θ* off the data\n(filled: far inputs, open ▲: shifted data)")
+    axes[3].set(ylabel="accuracy on the shifted data", title="accuracy under the shift (θ*: black bar)")
+    axes[0].legend(fontsize=7, loc="best")
+    from matplotlib.lines import Line2D
+    axes[2].legend(handles=[Line2D([], [], color=UNDERSPEC_GROUPS[k][0], marker=UNDERSPEC_GROUPS[k][1], ls="",
+                                   label=UNDERSPEC_GROUPS[k][2]) for k in ("class", "trained")], fontsize=7)
+    fig.suptitle("Underspecification: what the data leave free among networks with θ*'s function on the probe "
+                 "inputs, against independently trained networks")
+    return fig

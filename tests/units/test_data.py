@@ -283,3 +283,48 @@ def test_input_stream_draws_fresh_points_of_the_same_distribution(name, dim):
     assert np.array_equal(input_stream(name, seed=0, dim=dim)(2000), X)
     with pytest.raises(ConfigError, match="no fresh inputs"):
         input_stream("iris")
+
+
+def test_shift_inputs_rotates_about_the_mean_and_keeps_distances():
+    """A rotation turns every row about the mean: distances to the mean and between rows are kept, the
+    mean stays, and a quarter turn maps (c + u) to (c + u rotated by 90°)."""
+    from genni.data import shift_inputs
+
+    X = _load("moons").X_probe
+    Xr = shift_inputs(X, rotate=90.0)
+    c = X.mean(0)
+    np.testing.assert_allclose(Xr.mean(0), c, atol=1e-12)
+    u = X - c
+    np.testing.assert_allclose(Xr - c, np.stack([-u[:, 1], u[:, 0]], 1), atol=1e-12)
+    d = lambda A: np.linalg.norm(A[:, None] - A[None], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(d(Xr), d(X), atol=1e-12)
+    assert np.array_equal(shift_inputs(X), X) and shift_inputs(X) is not X
+
+
+def test_shift_inputs_noise_matches_a_noisier_draw():
+    """Added noise of std s on moons (own σ = 0.1) has the spread of moons drawn with σ' = √(σ² + s²):
+    the distance of each point from the clean half circles grows to σ' on average (in mean square)."""
+    from genni.data import shift_inputs
+
+    def off_curve(X):  # distance from the nearer of sklearn's two unit half circles, centres (0, 0), (1, 0.5)
+        a = np.abs(np.linalg.norm(X, axis=1) - 1)
+        b = np.abs(np.linalg.norm(X - [1.0, 0.5], axis=1) - 1)
+        return np.minimum(a, b)
+
+    X = load_dataset("moons", n_probe=20000, n_heldout=1, n_train=0, seed=3).X_probe
+    s = 0.2
+    Xs = shift_inputs(X, noise=s, seed=1)
+    ref = load_dataset("moons", n_probe=20000, n_heldout=1, n_train=0, seed=3, noise=np.hypot(0.1, s)).X_probe
+    assert abs(np.sqrt((off_curve(Xs) ** 2).mean()) / np.sqrt((off_curve(ref) ** 2).mean()) - 1) < 0.03
+    assert np.array_equal(shift_inputs(X, noise=s, seed=1), Xs)
+    assert not np.array_equal(shift_inputs(X, noise=s, seed=2), Xs)
+    np.testing.assert_allclose((Xs - X).std(), s, rtol=0.02)
+
+
+@pytest.mark.parametrize("kwargs,match", [({"rotate": 10.0}, "2-D inputs"), ({"noise": -1.0}, "non-negative"),
+                                          ({"noise": float("nan")}, "finite")])
+def test_shift_inputs_refuses_what_it_cannot_do(kwargs, match):
+    from genni.data import shift_inputs
+
+    with pytest.raises(ConfigError, match=match):
+        shift_inputs(np.zeros((5, 3)), **kwargs)

@@ -376,3 +376,21 @@ def test_bad_metrics_layers_labels_and_kinds_are_one_line_errors():
     with pytest.raises(GenniError) as e:
         ob.parameter_norm(model)(torch.zeros(2, model.n_params))
     assert "shape [P]" in _one_line(e)
+
+
+def test_evaluate_gives_each_rows_value_raw_and_at_the_canonical_point():
+    """evaluate over rows = the objective row by row; at the canonical points rescaled copies of θ give one
+    value while their raw sharpness spreads (Dinh et al. 2017)."""
+    model = MLP((2, 6, 2), "relu")
+    theta = _theta(model)
+    rows = torch.stack([theta, *_copies(model, theta)])
+    s = ob.sharpness(model, X, Y=_targets(model))
+    raw = ob.evaluate(s, rows)
+    assert raw.shape == (len(rows),) and raw.dtype == np.float64
+    np.testing.assert_allclose(raw, [float(s(r)) for r in rows], rtol=1e-12)
+    canon = ob.evaluate(s, rows.numpy(), model=model, canonical=True)
+    np.testing.assert_allclose(canon, float(ob.at_canonical(s, model, theta)), rtol=1e-8)
+    assert raw.max() / raw.min() > 1.01
+    assert ob.evaluate(s, theta).shape == (1,)
+    with pytest.raises(GenniError, match="needs the model"):
+        ob.evaluate(s, rows, canonical=True)
