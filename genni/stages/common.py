@@ -119,6 +119,24 @@ def tolerance(run: store.RunData) -> float:
     return float(run.equivalents_attrs.get("tol", run.config["search"]["tol"]))
 
 
+def start_state(run: store.RunData, start: int, what: str) -> tuple[np.ndarray, int, int]:
+    """Where a chain (a walk's or a teleport's) starts: element ``start`` (0 = θ*, k = row k − 1 of
+    /equivalents), which must lie on the class.  A one-line GenniError naming ``what`` otherwise.
+
+    returns : (θ [P], its row (−1 for θ*), the accepted steps of its chain there (0 off a chain))
+    """
+    n = run.n_equivalents
+    if not 0 <= start <= n:
+        raise GenniError(f"--from {start} is out of range: 0 is θ*, 1..{n} the stored elements")
+    if start == 0:
+        return run.theta_ref, -1, 0
+    eq, row = run.equivalents, start - 1
+    if not eq["converged"][row]:
+        raise GenniError(f"element {start} (row {row}) is not on the class (probe discrepancy "
+                         f"{eq['discrepancy'][row]:.3g} > tol {tolerance(run):.3g}): {what} must start on it")
+    return eq["theta"][row], row, int(eq["step"][row]) if int(eq["chain"][row]) >= 0 else 0
+
+
 # option checks: each raises ConfigError naming the option, on one line
 
 def need_choice(name: str, value, allowed) -> None:

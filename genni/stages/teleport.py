@@ -36,7 +36,7 @@ from .. import teleport as teleport_
 from ..errors import ConfigError, GenniError
 from ..linalg import one_thread
 from ..objectives import Objective
-from .common import Log, Result, need_choice, need_int, need_positive, quiet, tolerance, writes
+from .common import Log, Result, need_choice, need_int, need_positive, quiet, start_state, tolerance, writes
 from .walk import walk_settings
 
 INPUTS = ("probe", "heldout", "far")
@@ -202,20 +202,10 @@ def run(path: str | Path, options: TeleportOptions = TeleportOptions(), *, progr
     """
     stored = store.load_run(path)
     model = models.from_dict(stored.architecture)
-    n = stored.n_equivalents
     start = options.start
-    if not 0 <= start <= n:
-        raise GenniError(f"--from {start} is out of range: 0 is θ*, 1..{n} the stored elements")
+    theta0, row, step0 = start_state(stored, start, "a teleport")
     tol = tolerance(stored)
-    eq = stored.equivalents
-    if start == 0:
-        theta0, row, step0 = stored.theta_ref, -1, 0
-    else:
-        row = start - 1
-        if not eq["converged"][row]:
-            raise GenniError(f"element {start} (row {row}) is not on the class (probe discrepancy "
-                             f"{eq['discrepancy'][row]:.3g} > tol {tol:.3g}): a teleport must start on it")
-        theta0, step0 = eq["theta"][row], int(eq["step"][row]) if int(eq["chain"][row]) >= 0 else 0
+    n, eq = stored.n_equivalents, stored.equivalents
     objective, evaluated_on = build_objective(stored, model, options)
     wset = walk_settings(stored.config["search"])
     atol = tol / discrepancy.output_power(stored.Y) if objective.name == "relative_discrepancy" and \

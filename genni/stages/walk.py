@@ -17,8 +17,8 @@ import numpy as np
 
 from .. import models, report, search, store
 from .. import walk as walk_
-from ..errors import ConfigError, GenniError
-from .common import Log, Result, need_int, quiet, tolerance, writes
+from ..errors import ConfigError
+from .common import Log, Result, need_int, quiet, start_state, tolerance, writes
 
 LOGGED_SETTINGS = ("chains", "steps", "thin", "step_size", "max_step", "segment_epsilon", "horizontal", "persistence",
                    "null_rtol", "faces")
@@ -83,20 +83,10 @@ def run(path: str | Path, options: WalkOptions = WalkOptions(), *, progress: boo
     """
     stored = store.load_run(path)
     model = models.from_dict(stored.architecture)
-    n = stored.n_equivalents
     start = options.start
-    if not 0 <= start <= n:
-        raise GenniError(f"--from {start} is out of range: 0 is θ*, 1..{n} the stored elements")
+    theta0, row, step0 = start_state(stored, start, "a walk")
     tol = tolerance(stored)
-    eq = stored.equivalents
-    if start == 0:
-        theta0, row, step0 = stored.theta_ref, -1, 0
-    else:
-        row = start - 1
-        if not eq["converged"][row]:
-            raise GenniError(f"element {start} (row {row}) is not on the class (probe discrepancy "
-                             f"{eq['discrepancy'][row]:.3g} > tol {tol:.3g}): a walk must start on it")
-        theta0, step0 = eq["theta"][row], int(eq["step"][row]) if int(eq["chain"][row]) >= 0 else 0
+    n, eq = stored.n_equivalents, stored.equivalents
     # new chain ids: after every stored chain, and after the ids a walk config reserves for find
     section = stored.config["search"]
     reserved = int(section.get("chains", 0)) if section.get("init") == "walk" else 0
