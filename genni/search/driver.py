@@ -47,6 +47,8 @@ import torch
 from ..models.base import Model
 from ..progress import bar
 from ..seeds import element_generator
+from . import batching
+from .batching import RowRunner
 from .problem import Found, Problem, measured
 from .settings import MU_MAX, SearchSettings, resolve_solver
 from .steps import adam_prepare, adam_step, cg_prepare, cg_step, lm_prepare, lm_step
@@ -58,8 +60,10 @@ _META = ("index", "attempt", "steps", "attempt_steps", "since", "seed", "hops", 
 class _Batch:
     """The active elements: per-row bookkeeping plus the method's state tensors."""
 
-    def __init__(self, problem: Problem, settings: SearchSettings, seed: int, starts: dict | None = None):
+    def __init__(self, problem: Problem, settings: SearchSettings, seed: int, starts: dict | None = None,
+                 runner: RowRunner | None = None):
         self.problem, self.s, self.seed, self.starts = problem, settings, seed, starts
+        self.runner = runner or RowRunner(problem.X.device, rows_batched=batching.batched(problem.X))
         self.dev = problem.X.device
         self.P = problem.model.n_params
         self.st: dict[str, torch.Tensor] = {}
@@ -103,7 +107,7 @@ class _Batch:
         if self.s.matrix_free:
             cg_prepare(self.problem, self.st, rows, self.s.damping)
         elif self.s.method == "lm":
-            lm_prepare(self.problem, self.st, rows, self.s.damping)
+            lm_prepare(self.problem, self.st, rows, self.s.damping, self.runner)
         else:
             adam_prepare(self.problem, self.st, rows)
 
@@ -169,7 +173,7 @@ class _Batch:
             accept = cg_step(self.problem, self.st, self.s.cg_tol, self.s.cg_max)
             self._prepare(accept.nonzero().squeeze(1))
         elif self.s.method == "lm":
-            accept = lm_step(self.problem, self.st, self.s.damping, self.s.geodesic)
+            accept = lm_step(self.problem, self.st, self.s.damping, self.s.geodesic, self.runner)
             self._prepare(accept.nonzero().squeeze(1))
         else:
             adam_step(self.problem, self.st, self.s.lr)
@@ -228,7 +232,8 @@ def stream(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
     settings = resolve_solver(settings, problem.model.n_params)
     queue = deque(range(settings.n) if indices is None else indices)
     cap = batch_capacity(problem.model, problem.X.shape[0], settings)
-    batch = _Batch(problem, settings, seed, starts)
+    runner = RowRunner(problem.X.device, rows_batched=batching.batched(problem.X))
+    batch = _Batch(problem, settings, seed, starts, runner)
     parts: list[dict] = []
     status: list[np.ndarray] = []
     n_done = n_conv = 0
@@ -294,6 +299,7 @@ def stream(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
                     callback(chunk)
                 yield chunk
     finally:
+        runner.close()
         pbar.close()
 
 
