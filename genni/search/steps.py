@@ -60,24 +60,27 @@ run the GEMM closer to its peak)."""
 
 
 def gram_lower(J: torch.Tensor, panel: int = GRAM_PANEL) -> torch.Tensor:
-    r"""The lower triangle (diagonal included) of A = JᵀJ for every element, by panel products.
+    r"""The lower triangle (diagonal included) of A = JᵀJ for every element, by panel products, in
+    column-major order: the result's rows hold A's columns (row-major storage of Aᵀ, i.e. A's upper
+    triangle as stored), so ``gram_lower(J).mT`` is A's lower triangle as LAPACK reads it.
 
-    Objective: A_ij = Σ_x J_xi J_xj for i ≥ j.  With column panels [s, e) of width w, the panel
-    A[s:, s:e] = J[:, s:]ᵀ J[:, s:e] is one (batched) GEMM, so k = ⌈P / w⌉ panels cost
+    Objective: A_ij = Σ_x J_xi J_xj for i ≥ j.  With column panels [s, e) of width w, the block
+    (A[s:, s:e])ᵀ = J[:, s:e]ᵀ J[:, s:] is one (batched) GEMM, so k = ⌈P / w⌉ panels cost
     m·P²·(k + 1)/(2k) multiply-adds instead of the full product's m·P² (5/8 of it at P = 337, w = 96);
-    the entries above the diagonal are left at 0.  Only the lower triangle is read downstream (Cholesky,
-    diag(A)).  float64: near a solution A's smallest eigenvalues sit ~10⁻¹² below its largest, below
-    float32's resolution, and the step must resolve them to reach L ≤ tol.
+    the diagonal blocks are computed whole, the blocks beyond them in the other triangle are left at 0.
+    Only the lower triangle is read downstream (Cholesky, diag(A)).
+    float64: near a solution A's smallest eigenvalues sit ~10⁻¹² below its largest, below float32's
+    resolution, and the step must resolve them to reach L ≤ tol.
 
     J : Tensor, shape [B, m, P]
-    returns : Tensor, shape [B, P, P]
+    returns : Tensor, shape [B, P, P] (Aᵀ's storage: the entries A_ij, i ≥ j, at [j, i])
     """
     B, _, P = J.shape
-    A = J.new_zeros(B, P, P)
+    At = J.new_zeros(B, P, P)
     for s in range(0, P, panel):
         e = min(P, s + panel)
-        A[:, s:, s:e] = torch.bmm(J[:, :, s:].transpose(1, 2), J[:, :, s:e])
-    return A
+        At[:, s:e, s:] = torch.bmm(J[:, :, s:e].transpose(1, 2), J[:, :, s:])
+    return At
 
 
 def _matvec(J: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -128,6 +131,12 @@ def lm_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str, run
     runner(part, rows)
 
 
+def _chol_solve(L: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """x with L Lᵀ x = b by two triangular solves: L [B, P, P] lower, b [B, P] → [B, P]."""
+    y = torch.linalg.solve_triangular(L, b.unsqueeze(2), upper=False)
+    return torch.linalg.solve_triangular(L.mT, y, upper=True).squeeze(2)
+
+
 def lm_step(problem: Problem, st: dict, damping: str, geodesic: float, runner: batching.RowRunner) -> torch.Tensor:
     """One LM step for every row (``runner``: the whole batch at once, or row by row on worker threads);
     returns the mask of accepted rows (their J, A, g not yet updated).  A row whose M = JᵀJ + μD is not
@@ -140,12 +149,12 @@ def lm_step(problem: Problem, st: dict, damping: str, geodesic: float, runner: b
 
     def part(idx):
         theta, r, J, g = st["theta"][idx], st["r"][idx], st["J"][idx], st["g"][idx]
-        M = st["A"][idx].clone()
+        M = st["A"][idx].clone()  # column-major lower triangle of JᵀJ (:func:`gram_lower`)
         M.diagonal(dim1=1, dim2=2).add_(st["mu"][idx, None] * st["D"][idx])
-        L, info = torch.linalg.cholesky_ex(M)
+        L, info = torch.linalg.cholesky_ex(M.mT)
         ok = info == 0
         zero = torch.zeros_like(g)
-        delta = torch.where(ok[:, None], -torch.cholesky_solve(g.unsqueeze(2), L).squeeze(2), zero)
+        delta = torch.where(ok[:, None], -_chol_solve(L, g), zero)
         Jd = _matvec(J, delta)
         step = delta
         if geodesic > 0:
@@ -153,7 +162,7 @@ def lm_step(problem: Problem, st: dict, damping: str, geodesic: float, runner: b
             # acceleration a = −(JᵀJ + μD)⁻¹ Jᵀ r_vv; the step is δ + a/2 (Transtrum & Sethna)
             h = 0.1
             r_vv = (2.0 / h) * ((_residuals(problem, theta + h * delta) - r) / h - Jd)
-            acc = -torch.cholesky_solve(_rmatvec(J, r_vv).unsqueeze(2), L).squeeze(2)
+            acc = -_chol_solve(L, _rmatvec(J, r_vv))
             acc = torch.where(torch.isfinite(acc) & ok[:, None], acc, zero)
             norm = torch.linalg.vector_norm
             ok = ok & (2 * norm(acc, dim=1) / norm(delta, dim=1).clamp_min(1e-300) <= geodesic)
