@@ -70,7 +70,7 @@ def _oracle_step(problem, theta, mu, geodesic):
     return delta + acc / 2, bool(2 * acc.norm() / delta.norm() <= geodesic)
 
 
-@pytest.mark.parametrize("geodesic", [0.0, 0.75])
+@pytest.mark.parametrize("geodesic", [0.0, 0.75, 1.5])
 def test_step_is_the_textbook_dense_step(problem, geodesic):
     b, runner = _batch(problem, 4, mu0=1.0)
     theta0, mu0, loss0 = b.st["theta"].clone(), b.st["mu"].clone(), b.st["loss"].clone()
