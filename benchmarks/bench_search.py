@@ -237,6 +237,28 @@ def peak_rss_mb(n: int) -> float:
     return int(r.stdout.strip().splitlines()[-1]) / 1024
 
 
+def genni_row(label: str, runs: list[dict], s_runs: list[dict], spec, cfg: dict, n_probe: int, args) -> dict:
+    """One result row: genni's repeats (medians) against scipy's on the same problem."""
+    med = statistics.median
+    s_per = med([s["seconds_per_element"] for s in s_runs])
+    fp, fs = lm_flops(spec, n_probe)
+    g_time, g_conv = med([g["seconds"] for g in runs]), med([g["converged"] for g in runs])
+    g = runs[0]  # the search is deterministic: every repeat does the same work
+    flops = g["prepared"] * fp + g["stepped"] * fs
+    g_per = g_time / max(g_conv, 1)
+    return {
+        "config": label, "P": spec.n_params, "tol": cfg["search"]["tol"], "init": cfg["search"].get("init", "random"),
+        "genni_seconds": g_time, "genni_converged": f"{g_conv:g}/{args.n}", "genni_s_per_converged": g_per,
+        "genni_median_L": float(np.median(g["final"])), "genni_element_steps": g["steps"],
+        "genni_rows_prepared": g["prepared"], "genni_rows_stepped": g["stepped"],
+        "ms_per_element_step": g_time / g["stepped"] * 1e3,
+        "gflop": flops / 1e9, "gflops": flops / g_time / 1e9,
+        "scipy_s_per_element": s_per, "scipy_converged": f"{s_runs[0]['converged']}/{args.scipy_elements}",
+        "scipy_nfev": s_runs[0]["nfev"], "scipy_best_L": s_runs[0]["best"],
+        "ratio_scipy": s_per / g_per,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -246,6 +268,8 @@ def main() -> None:
     ap.add_argument("--baseline-elements", type=int, default=8, help="elements of the Adam baseline (0: skip)")
     ap.add_argument("--configs", nargs="*", default=["moons_tanh", "default"])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--variant", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="search settings of one more genni row per problem (e.g. geodesic=1.5), against the same scipy runs")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--skip-jacobian", action="store_true")
     ap.add_argument("--out", default="search", help="results file stem under benchmarks/results/")
@@ -258,10 +282,14 @@ def main() -> None:
         cfg, spec, problem = setup(name)
         tol = cfg["search"]["tol"]
         x0s = starts(cfg, spec, problem, args.scipy_elements, seed=0)
-        g_runs, s_runs, b_runs = [], [], []
+        g_runs, s_runs, b_runs, v_runs = [], [], [], []
+        variant = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.variant)}
+        cfg_v = {**cfg, "search": {**cfg["search"], **variant}}
         for r in range(args.repeats):
             peaks.append(gemm_peak_gflops())
             g_runs.append(genni_search(problem, cfg, args.n, seed=0))
+            if variant:
+                v_runs.append(genni_search(problem, cfg_v, args.n, seed=0))
             s_runs.append(scipy_lm(spec, problem, x0s, tol, args.scipy_nfev))
             if args.baseline_elements:
                 b_runs.append(adam_baseline(spec, problem, args.baseline_elements, tol, seed=r))
@@ -269,24 +297,9 @@ def main() -> None:
             print(f"{name} repeat {r}: genni {g['seconds']:.1f}s {g['converged']}/{args.n} conv; scipy "
                   f"{s['seconds_per_element']:.1f}s/element {s['converged']}/{args.scipy_elements} conv; "
                   f"peak {peaks[-1]:.1f} GFLOP/s", file=sys.stderr)
-        med = lambda xs: statistics.median(xs)  # noqa: E731
-        g_time, g_conv = med([g["seconds"] for g in g_runs]), med([g["converged"] for g in g_runs])
-        g = g_runs[0]  # the search is deterministic: every repeat does the same work
-        fp, fs = lm_flops(spec, problem.X.shape[0])
-        flops = g["prepared"] * fp + g["stepped"] * fs
-        g_per = g_time / max(g_conv, 1)
-        s_per = med([s["seconds_per_element"] for s in s_runs])
-        row = {
-            "config": name, "P": spec.n_params, "tol": tol, "init": cfg["search"].get("init", "random"),
-            "genni_seconds": g_time, "genni_converged": f"{g_conv:g}/{args.n}", "genni_s_per_converged": g_per,
-            "genni_median_L": float(np.median(g["final"])), "genni_element_steps": g["steps"],
-            "genni_rows_prepared": g["prepared"], "genni_rows_stepped": g["stepped"],
-            "ms_per_element_step": g_time / g["stepped"] * 1e3,
-            "gflop": flops / 1e9, "gflops": flops / g_time / 1e9,
-            "scipy_s_per_element": s_per, "scipy_converged": f"{s_runs[0]['converged']}/{args.scipy_elements}",
-            "scipy_nfev": s_runs[0]["nfev"], "scipy_best_L": s_runs[0]["best"],
-            "ratio_scipy": s_per / g_per,
-        }
+        med = statistics.median
+        row = genni_row(name, g_runs, s_runs, spec, cfg, problem.X.shape[0], args)
+        g_time = row["genni_seconds"]
         if b_runs:
             b_time = med([t for t, _, _ in b_runs])
             b_conv = med([c for _, c, _ in b_runs])
@@ -295,6 +308,9 @@ def main() -> None:
                         "adam_median_L": float(np.median(np.concatenate([f for _, _, f in b_runs]))),
                         "genni_el_s": args.n / g_time, "speedup_adam_elements": (args.n / g_time) / a_rate})
         rows.append(row)
+        if variant:
+            label = f"{name} ({', '.join(f'{k} = {v}' for k, v in variant.items())})"
+            rows.append(genni_row(label, v_runs, s_runs, spec, cfg, problem.X.shape[0], args))
         if not args.skip_jacobian:
             extra[f"jacobian_{name}"] = jacobian_timing(spec, problem)
     peak = statistics.median(peaks) if peaks else gemm_peak_gflops()
@@ -307,21 +323,27 @@ def main() -> None:
         f"repeats, methods interleaved; 1-min load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the "
         f"end (every method ran under the same load).  float64 GEMM peak in this process (2048² matmul, median): "
         f"{peak:.1f} GFLOP/s.",
-        "",
-        "| problem | P | starts | genni s per converged element | genni converged | scipy LM s per element (credited) "
-        "| scipy converged | **scipy / genni** | genni ms per element-step | achieved GFLOP/s | share of GEMM peak |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        starts_ = "θ* + 1 % noise" if r["init"] == "perturb" else "random"
-        lines.append(f"| {r['config']} | {r['P']} | {starts_} | {r['genni_s_per_converged']:.3f} | {r['genni_converged']} "
-                     f"| {r['scipy_s_per_element']:.1f} | {r['scipy_converged']} | **{r['ratio_scipy']:.0f}×** "
-                     f"| {r['ms_per_element_step']:.2f} | {r['gflops']:.1f} | {100 * r['share_of_peak']:.0f} % |")
-    lines += ["", "genni's work: " + "; ".join(
-        f"{r['config']} {r['genni_element_steps']} element-steps ({r['genni_rows_prepared']} J and JᵀJ builds, "
-        f"{r['genni_rows_stepped']} factorisations), {r['gflop']:.1f} GFLOP, median final L {r['genni_median_L']:.1e}"
-        for r in rows) + ".  scipy evaluations per element: " + "; ".join(
-        f"{r['config']} {r['scipy_nfev']} (best L {', '.join(f'{x:.1e}' for x in r['scipy_best_L'])})" for r in rows) + "."]
+    if rows:
+        lines += [
+            "",
+            "| problem | P | starts | genni s per converged element | genni converged | scipy LM s per element "
+            "(credited) | scipy converged | **scipy / genni** | genni ms per element-step | achieved GFLOP/s "
+            "| share of GEMM peak |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            starts_ = "θ* + 1 % noise" if r["init"] == "perturb" else "random"
+            lines.append(f"| {r['config']} | {r['P']} | {starts_} | {r['genni_s_per_converged']:.3f} | "
+                         f"{r['genni_converged']} | {r['scipy_s_per_element']:.1f} | {r['scipy_converged']} | "
+                         f"**{r['ratio_scipy']:.0f}×** | {r['ms_per_element_step']:.2f} | {r['gflops']:.1f} | "
+                         f"{100 * r['share_of_peak']:.0f} % |")
+        lines += ["", "genni's work: " + "; ".join(
+            f"{r['config']} {r['genni_element_steps']} element-steps ({r['genni_rows_prepared']} J and JᵀJ builds, "
+            f"{r['genni_rows_stepped']} factorisations), {r['gflop']:.1f} GFLOP, median final L "
+            f"{r['genni_median_L']:.1e}" for r in rows) + ".  scipy evaluations per element: " + "; ".join(
+            f"{r['config']} {r['scipy_nfev']} (best L {', '.join(f'{x:.1e}' for x in r['scipy_best_L'])})"
+            for r in rows) + "."]
     if any("adam_el_s" in r for r in rows):
         lines += ["", "| problem | Adam el/s | Adam converged | Adam median L | genni el/s | genni converged "
                   "| speed-up (all elements) |", "|---|---|---|---|---|---|---|"]

@@ -25,8 +25,9 @@ fresh seeded initialisation, up to ``restarts`` times.
 
 Element i's attempt a starts from a generator seeded by (seed, i, a); hops and
 revivals draw from generators seeded by (seed, i, a, event), and every product that
-touches one element's data runs on that element alone, so on a given machine element i's
-θ is bitwise the same whatever else is requested, already stored, or the batch size (lm).
+touches one element's data runs on that element alone, single-threaded, so on a given machine
+element i's θ is bitwise the same whatever else is requested, already stored, the batch size or
+the thread count (lm).
 
 ReLU: random initialisations meet the ReLU landscape's spurious minima and kink
 "chattering" (pattern flips at probe points near kinks): on the 2-16-16-1 moons

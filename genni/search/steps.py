@@ -29,6 +29,26 @@ the narrow curved valleys of these sloppy fits several-fold.  θ ← θ + s if L
 where L_GN(θ+δ) = ‖r + Jδ‖²/n, an accepted step sets μ ← max(μ_min, μ·max(1/3, 1 − (2ρ − 1)³)),
 ν ← 2; a rejected one μ ← μ·ν, ν ← 2ν.
 
+How the direct step is computed, per element (m = nK residuals, P parameters):
+
+* J once per accepted step: a rejected row keeps r, J, JᵀJ, Jᵀr and D, only its μ changes, and the
+  next step refactors JᵀJ + μD (the driver re-prepares accepted rows only);
+* only the lower triangle of A = JᵀJ, by panel GEMMs (:func:`gram_lower`): m·P²·(k + 1)/(2k)
+  multiply-adds for k panels instead of m·P²;
+* M = A + μD by Cholesky (LAPACK's potrf on the column-major lower triangle), δ and the acceleration
+  by two triangular solves each; a row whose M is not numerically positive definite (the factorisation
+  reports it per row) takes no step and counts as rejected, so its μ grows;
+* the predicted reduction from ‖Jδ‖² (δᵀAδ without A's upper triangle), J·δ and Jᵀ·r_vv as products
+  with the stored J.
+
+On the CPU every element runs these alone and single-threaded, the elements spread over worker
+threads (:class:`~genni.search.batching.RowRunner`); off the CPU the whole batch runs at once
+(batched GEMMs, batched Cholesky).  Precision: float64 throughout.  Near a solution J's singular
+values fall smoothly from ~10² to ~10⁻¹⁴ (a converging tanh 2-16-16-1 element at relative L ~4·10⁻⁹:
+15 % of the residual's norm lies along singular values 10⁻⁵…10⁻⁹ of the largest, i.e. eigenvalues of
+JᵀJ 10⁻¹⁰…10⁻¹⁸ of its largest), and the certificate L ≤ tol = 10⁻¹⁰ is a relative 3·10⁻¹² of the
+output power: float32 (ε ≈ 6·10⁻⁸) resolves neither those eigenvalues nor that residual.
+
 Matrix-free LM (``solver = "cg"``, or ``"auto"`` when P > 4096): the same step, objective and
 acceptance rule, without ever forming J ([nK, P]) or JᵀJ ([P, P]).  The normal equations
 
