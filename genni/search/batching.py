@@ -8,9 +8,11 @@ that depend on the whole tensor's size.  So on the CPU every product that touche
 runs on that element alone, single-threaded; the elements are spread over ``torch.get_num_threads()``
 worker threads (:class:`RowRunner`), which keeps every core busy on whole elements (no synchronisation
 inside a product, nothing lost to a busy machine's scheduling of a thread team) and makes an element's
-bits independent of its batch-mates and of the thread count.  Off the CPU (CUDA) the same maths runs
-on the whole batch at once (batched GEMMs, batched Cholesky), reproducible for a given batch
-composition only.
+bits independent of its batch-mates and of the thread count.  A model whose evaluations share mutable
+state (``Model.thread_safe`` false) runs its rows one after another in the calling thread instead,
+each with torch's thread count: bits then independent of the batch, not of the thread count.  Off the
+CPU (CUDA) the same maths runs on the whole batch at once (batched GEMMs, batched Cholesky),
+reproducible for a given batch composition only.
 """
 
 from __future__ import annotations
@@ -31,20 +33,24 @@ def batched(t: torch.Tensor) -> bool:
 class RowRunner:
     """Runs ``fn(rows)`` over the rows of the batch: once with every row (a LongTensor) off the CPU; on
     the CPU once per row (``fn(slice(i, i + 1))``), spread over ``workers`` threads whose torch
-    operations run single-threaded.
+    operations run single-threaded, or, for a model whose evaluations must not run concurrently
+    (``thread_safe`` false: e.g. one cached module that ``functional_call`` re-parametrises), one row
+    after another in the calling thread with its thread count.
 
     device : where the batch lives;  workers : threads on the CPU (default: ``torch.get_num_threads()``)
-    rows_batched : all rows at once (default: off the CPU)
+    rows_batched : all rows at once (default: off the CPU);  thread_safe : rows may run concurrently
 
     While the runner is open, torch threads started elsewhere in the process begin single-threaded (torch
     keeps the last thread count set by any thread for threads it has not seen); :meth:`close` restores
     the count of the thread that opened it.
     """
 
-    def __init__(self, device: torch.device | str, workers: int | None = None, rows_batched: bool | None = None):
+    def __init__(self, device: torch.device | str, workers: int | None = None, rows_batched: bool | None = None,
+                 thread_safe: bool = True):
         self.batched = torch.device(device).type != "cpu" if rows_batched is None else rows_batched
         self.threads = torch.get_num_threads()
         self.workers = max(1, workers or self.threads)
+        self.thread_safe = thread_safe
         self._pool: ThreadPoolExecutor | None = None
 
     def __call__(self, fn, rows: torch.Tensor) -> None:
@@ -54,6 +60,10 @@ class RowRunner:
             fn(rows)
             return
         order = rows.tolist()
+        if not self.thread_safe:
+            for i in order:
+                fn(slice(i, i + 1))
+            return
         if self.workers == 1:
             before = torch.get_num_threads()
             torch.set_num_threads(1)

@@ -58,13 +58,18 @@ _REVIVE_EVENT, _HOP_EVENT = 1 << 20, 1 << 21
 _META = ("index", "attempt", "steps", "attempt_steps", "since", "seed", "hops", "events")
 
 
+def _runner(problem: Problem) -> RowRunner:
+    return RowRunner(problem.X.device, rows_batched=batching.batched(problem.X),
+                     thread_safe=bool(getattr(problem.model, "thread_safe", False)))
+
+
 class _Batch:
     """The active elements: per-row bookkeeping plus the method's state tensors."""
 
     def __init__(self, problem: Problem, settings: SearchSettings, seed: int, starts: dict | None = None,
                  runner: RowRunner | None = None):
         self.problem, self.s, self.seed, self.starts = problem, settings, seed, starts
-        self.runner = runner or RowRunner(problem.X.device, rows_batched=batching.batched(problem.X))
+        self.runner = runner or _runner(problem)
         self.dev = problem.X.device
         self.P = problem.model.n_params
         self.st: dict[str, torch.Tensor] = {}
@@ -233,7 +238,7 @@ def stream(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
     settings = resolve_solver(settings, problem.model.n_params)
     queue = deque(range(settings.n) if indices is None else indices)
     cap = batch_capacity(problem.model, problem.X.shape[0], settings)
-    runner = RowRunner(problem.X.device, rows_batched=batching.batched(problem.X))
+    runner = _runner(problem)
     batch = _Batch(problem, settings, seed, starts, runner)
     parts: list[dict] = []
     status: list[np.ndarray] = []

@@ -128,6 +128,19 @@ def test_search_is_bitwise_the_same_on_one_or_two_threads(problem):
     assert np.array_equal(one.theta, two.theta) and np.array_equal(one.steps, two.steps)
 
 
+def test_rows_of_a_model_that_is_not_thread_safe_run_in_the_calling_thread():
+    seen = []
+    runner = batching.RowRunner("cpu", workers=2, thread_safe=False)
+    runner(lambda idx: seen.append((idx, threading.get_ident())), torch.arange(3))
+    runner.close()
+    assert seen == [(slice(i, i + 1), threading.get_ident()) for i in range(3)]
+    threads = set()
+    runner = batching.RowRunner("cpu", workers=2)
+    runner(lambda idx: threads.add(threading.get_ident()), torch.arange(6))
+    runner.close()
+    assert threading.get_ident() not in threads
+
+
 def test_batched_path_matches_rowwise(monkeypatch):
     spec = MLP((2, 4, 1), "tanh")
     rng = np.random.default_rng(0)
