@@ -16,8 +16,9 @@ Per element, one thread (the search runs each element single-threaded on its wor
 - driver: the batch loop's bookkeeping per element-step (stall, hop, restart and convergence tests, the
   state's rows), from a whole search minus its prepares and steps.
 
-Each timing is the median over ``--repeats`` passes over a batch of ``--batch`` elements; GFLOP/s beside the
-float64 GEMM peak of one thread (:func:`machine_peak.gemm_peak_gflops`).
+Each stage's timing is the fastest of ``--repeats`` passes over a batch of ``--batch`` elements (the stage's own
+cost, least disturbed by other processes); GFLOP/s beside the float64 GEMM peak of one thread
+(:func:`machine_peak.gemm_peak_gflops`).  The whole search is one wall-clock run.
 
     python benchmarks/profile_search.py [--batch 16] [--repeats 5]
 writes benchmarks/results/search_profile.md
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -44,15 +44,17 @@ from bench_search import setup  # noqa: E402
 from machine_peak import gemm_peak_gflops  # noqa: E402
 
 
-def _median_ms(fn, k: int, repeats: int) -> float:
-    """Median over repeats of fn()'s seconds, per element (k elements per call), in ms."""
-    fn()
+def _best_ms(fn, k: int, repeats: int, setup=None) -> float:
+    """The fastest of ``repeats`` timed calls of fn() (after ``setup()``, untimed), per element (k elements
+    per call), in ms: the stage's own cost, least disturbed by other processes."""
     runs = []
-    for _ in range(repeats):
+    for _ in range(repeats + 1):
+        if setup is not None:
+            setup()
         t0 = time.perf_counter()
         fn()
         runs.append(time.perf_counter() - t0)
-    return statistics.median(runs) / k * 1e3
+    return min(runs[1:]) / k * 1e3
 
 
 def profile(name: str, batch: int, repeats: int) -> dict:
@@ -97,7 +99,7 @@ def profile(name: str, batch: int, repeats: int) -> dict:
     }
     out = {}
     for label, (fn, flops) in stages.items():
-        ms = _median_ms(fn, batch, repeats)
+        ms = _best_ms(fn, batch, repeats)
         out[label] = {"ms": ms, "gflops": flops / ms / 1e6}
     trial = st["theta"].clone()
     loss = st["loss"] * 0.5
@@ -109,20 +111,17 @@ def profile(name: str, batch: int, repeats: int) -> dict:
         steps._lm_accept(st, trial, loss, pred, ok)
         st.update(saved)
 
-    out["acceptance (whole batch)"] = {"ms": _median_ms(accept, batch, repeats), "gflops": None}
+    out["acceptance (whole batch)"] = {"ms": _best_ms(accept, batch, repeats), "gflops": None}
     all_rows = torch.arange(batch)
     saved = {k: v.clone() for k, v in st.items()}
 
-    def prepare():
-        steps.lm_prepare(problem, st, all_rows, settings.damping, runner)
-
-    def step():
-        steps.lm_step(problem, st, settings.damping, settings.geodesic, runner)
+    def restore():
         st.update({k: v.clone() for k, v in saved.items()})
 
-    out["lm_prepare per row"] = {"ms": _median_ms(prepare, batch, repeats), "gflops": None}
-    restore_ms = _median_ms(lambda: st.update({k: v.clone() for k, v in saved.items()}), batch, repeats)
-    out["lm_step per row"] = {"ms": _median_ms(step, batch, repeats) - restore_ms, "gflops": None}
+    out["lm_prepare per row"] = {"ms": _best_ms(lambda: steps.lm_prepare(problem, st, all_rows, settings.damping, runner),
+                                                batch, repeats, restore), "gflops": None}
+    out["lm_step per row"] = {"ms": _best_ms(lambda: steps.lm_step(problem, st, settings.damping, settings.geodesic,
+                                                                   runner), batch, repeats, restore), "gflops": None}
     runner.close()
 
     # a whole search: rows prepared and stepped, and the driver's share
@@ -171,7 +170,7 @@ def main() -> None:
     peak = gemm_peak_gflops(threads=1)
     res = {name: profile(name, args.batch, args.repeats) for name in args.configs}
     lines = [f"Measured by `python benchmarks/profile_search.py {' '.join(sys.argv[1:])}` on {cpu_name()}, torch "
-             f"{torch.__version__}, one thread; batches of {args.batch} elements, medians of {args.repeats} passes; "
+             f"{torch.__version__}, one thread; batches of {args.batch} elements, fastest of {args.repeats} passes; "
              f"float64 GEMM peak of one thread {peak:.1f} GFLOP/s; 1-min load average {load0:.1f} at the start, "
              f"{os.getloadavg()[0]:.1f} at the end.", "",
              "| stage (per element) | " + " | ".join(f"{k} ms | {k} GFLOP/s" for k in res) + " |",
