@@ -22,7 +22,7 @@ reference, data and problem are built before the clock starts) per converged ele
 floating-point work is counted from the rows prepared (J, the lower triangle of JᵀJ by panels, Jᵀr) and the
 rows stepped (Cholesky of JᵀJ + μD, four triangular solves, J·δ, Jᵀ·r_vv, two forward passes) — see
 :func:`lm_flops` — and divided by the search's wall time: the achieved GFLOP/s, also as a share of the
-float64 GEMM peak measured in the same process (:func:`machine_peak.gemm_peak_gflops`, a 2048² matmul,
+float64 GEMM peak measured in the same process (:func:`gemm_peak.gemm_peak`, a 2048² matmul,
 median of 5).  Every measurement is the median of ``--repeats`` runs, the methods interleaved.
 
 Also: the closed-form Jacobian against torch.func (vmap of jacrev), and peak RSS of ``genni find`` for
@@ -57,7 +57,7 @@ from genni.seeds import element_generator
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from machine_peak import gemm_peak_gflops  # noqa: E402
+from gemm_peak import gemm_peak  # noqa: E402
 
 CONFIGS = {"moons_tanh": ROOT / "experiments" / "moons_tanh.toml", "default": None}
 
@@ -286,7 +286,7 @@ def main() -> None:
         variant = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.variant)}
         cfg_v = {**cfg, "search": {**cfg["search"], **variant}}
         for r in range(args.repeats):
-            peaks.append(gemm_peak_gflops())
+            peaks.append(gemm_peak()["gflops"])
             g_runs.append(genni_search(problem, cfg, args.n, seed=0))
             if variant:
                 v_runs.append(genni_search(problem, cfg_v, args.n, seed=0))
@@ -313,7 +313,7 @@ def main() -> None:
             rows.append(genni_row(label, v_runs, s_runs, spec, cfg, problem.X.shape[0], args))
         if not args.skip_jacobian:
             extra[f"jacobian_{name}"] = jacobian_timing(spec, problem)
-    peak = statistics.median(peaks) if peaks else gemm_peak_gflops()
+    peak = statistics.median(peaks) if peaks else gemm_peak()["gflops"]
     for row in rows:
         row["peak_gflops"] = peak
         row["share_of_peak"] = row["gflops"] / peak

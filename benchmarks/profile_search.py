@@ -18,7 +18,7 @@ Per element, one thread (the search runs each element single-threaded on its wor
 
 Each stage's timing is the fastest of ``--repeats`` passes over a batch of ``--batch`` elements (the stage's own
 cost, least disturbed by other processes); GFLOP/s beside the float64 GEMM peak of one thread
-(:func:`machine_peak.gemm_peak_gflops`).  The whole search is one wall-clock run.
+(:func:`gemm_peak.gemm_peak`).  The whole search is one wall-clock run.
 
     python benchmarks/profile_search.py [--batch 16] [--repeats 5]
 writes benchmarks/results/search_profile.md
@@ -41,7 +41,7 @@ from genni.search import batching, driver, steps
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_search import setup  # noqa: E402
-from machine_peak import gemm_peak_gflops  # noqa: E402
+from gemm_peak import gemm_peak  # noqa: E402
 
 
 def _best_ms(fn, k: int, repeats: int, setup=None) -> float:
@@ -167,7 +167,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     load0 = os.getloadavg()[0]
-    peak = gemm_peak_gflops(threads=1)
+    peak = gemm_peak(threads=1)["gflops"]
     res = {name: profile(name, args.batch, args.repeats) for name in args.configs}
     lines = [f"Measured by `python benchmarks/profile_search.py {' '.join(sys.argv[1:])}` on {cpu_name()}, torch "
              f"{torch.__version__}, one thread; batches of {args.batch} elements, fastest of {args.repeats} passes; "
