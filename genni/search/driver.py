@@ -32,7 +32,10 @@ the thread count (lm).
 ReLU: random initialisations meet the ReLU landscape's spurious minima and kink
 "chattering" (pattern flips at probe points near kinks): on the 2-16-16-1 moons
 reference they stall at a relative discrepancy ~1e-4..1e-6.  ``init = "perturb"`` with
-a small ``init_scale`` (~0.01) plus hops converges; see the project notes for numbers.
+a small ``init_scale`` (~0.01) plus hops converges.  Near tol such an element can still sit at a
+kink minimum (L ~1e-10..1e-7: a few probe inputs on the other side of a unit's kink than under θ*,
+which the Gauss–Newton model, linear through the kink, does not see) until it stalls and hops; the
+default experiment stalls after ``patience = 20`` steps for that reason (docs/method.md).
 """
 
 from __future__ import annotations
