@@ -32,10 +32,10 @@ def batched(t: torch.Tensor) -> bool:
 
 class RowRunner:
     """Runs ``fn(rows)`` over the rows of the batch: once with every row (a LongTensor) off the CPU; on
-    the CPU once per row (``fn(slice(i, i + 1))``), spread over ``workers`` threads whose torch
-    operations run single-threaded, or, for a model whose evaluations must not run concurrently
-    (``thread_safe`` false: e.g. one cached module that ``functional_call`` re-parametrises), one row
-    after another in the calling thread with its thread count.
+    the CPU once per row (``fn(slice(i, i + 1))``), each row a task taken by the next free one of
+    ``workers`` threads whose torch operations run single-threaded, or, for a model whose evaluations
+    must not run concurrently (``thread_safe`` false: e.g. one cached module that ``functional_call``
+    re-parametrises), one row after another in the calling thread with its thread count.
 
     device : where the batch lives;  workers : threads on the CPU (default: ``torch.get_num_threads()``)
     rows_batched : all rows at once (default: off the CPU);  thread_safe : rows may run concurrently
@@ -77,11 +77,9 @@ class RowRunner:
             self._pool = ThreadPoolExecutor(self.workers, initializer=torch.set_num_threads, initargs=(1,),
                                             thread_name_prefix="genni-search")
 
-        def part(group):
-            for i in group:
-                fn(slice(i, i + 1))
-
-        futures = [self._pool.submit(part, order[k::self.workers]) for k in range(min(self.workers, len(order)))]
+        # one task per row, taken by whichever worker is free: a worker slowed by another process on its
+        # core leaves its rows to the others (a row's bits do not depend on the thread that runs it)
+        futures = [self._pool.submit(fn, slice(i, i + 1)) for i in order]
         for f in futures:
             f.result()
 
