@@ -316,6 +316,10 @@ class Model:
         the walk's pattern changes; ``None`` when the kind does not say."""
         return None
 
+    thread_safe: ClassVar[bool] = False
+    """True when :meth:`forward` and :meth:`jacobian` may run in several threads at once (they share no
+    mutable state); the search then evaluates its elements on worker threads (:mod:`genni.search.batching`)."""
+
     revivable: ClassVar[bool] = False
     """True when the search may re-draw dead units (:meth:`dead_mask`, :meth:`revive`; the relu MLP)."""
 

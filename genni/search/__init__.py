@@ -5,10 +5,10 @@ Objective (for every element independently):
     L(θ) = (1/n) Σ_{x ∈ X} ‖f_θ(x) − f_θ*(x)‖²        (probe set X, n inputs)
 
 All active candidates advance together, in lock-step, as one batch θ of shape [B, P]
-(on a GPU as batched tensor operations; on the CPU the per-element linear algebra
-loops over rows, which costs ~5-15 % and makes every element's bits independent of
-its batch-mates, see :mod:`~genni.search.batching`).  Finished elements (converged, or out of attempts) leave the
-batch and are replaced by new ones from the queue, so memory is set by the batch
+(on a GPU as batched tensor operations; on the CPU element by element, each single-threaded, spread
+over one worker thread per core, which keeps every element's bits independent of its batch-mates and
+of the thread count, see :mod:`~genni.search.batching`).  Finished elements (converged, or out of
+attempts) leave the batch and are replaced by new ones from the queue, so memory is set by the batch
 size, not by how many elements are asked for, and results stream out as they finish.
 
 The package, by idea:
@@ -17,7 +17,7 @@ The package, by idea:
 * :mod:`~genni.search.problem` — :class:`Problem` (what to match), :class:`Found` (what comes back),
   :func:`as_found` (a :class:`Found` for θ found some other way);
 * :mod:`~genni.search.steps` — one LM (direct or matrix-free) or Adam step, with the maths;
-* :mod:`~genni.search.batching` — element by element on the CPU, batched off it;
+* :mod:`~genni.search.batching` — element by element on worker threads on the CPU, batched off it;
 * :mod:`~genni.search.driver` — the batch: attempts, hops, restarts, dead units; :func:`stream` and
   :func:`run_search`.
 """

@@ -1,15 +1,23 @@
-"""Element by element or batched: how the search runs the products that touch one element's data.
+"""How the search visits the rows of its batch: all at once off the CPU, one row at a time on it.
 
-On the CPU every product that involves one element's data runs on that element alone
-(a loop over rows): batched BLAS calls may round differently for different batch sizes,
-and element i's θ must not depend on which other elements share its batch (resuming,
-``indices=``).  On the CPU this costs ~5-15 % against batched calls (measured: JᵀJ of
-64 × [512, 337] 0.21 s vs 0.19 s); on a GPU, where a Python loop over rows would
-serialise tiny kernels, the same maths runs batched (torch.vmap / batched linalg) and
-results are reproducible for a given batch composition only.
+Element i's θ must not depend on which other elements share its batch (resuming, ``indices=``, another
+``batch_size``).  Batched BLAS calls do not promise that on the CPU: MKL's batched GEMM rounds an
+element's product differently with its position in the batch and the batch's size (measured on small
+products, e.g. [33, 128]·[128, 33]), and torch splits an elementwise map over threads at offsets
+that depend on the whole tensor's size.  So on the CPU every product that touches one element's data
+runs on that element alone, single-threaded; the elements are spread over ``torch.get_num_threads()``
+worker threads (:class:`RowRunner`), which keeps every core busy on whole elements (no synchronisation
+inside a product, nothing lost to a busy machine's scheduling of a thread team) and makes an element's
+bits independent of its batch-mates and of the thread count.  A model whose evaluations share mutable
+state (``Model.thread_safe`` false) runs its rows one after another in the calling thread instead,
+each with torch's thread count: bits then independent of the batch, not of the thread count.  Off the
+CPU (CUDA) the same maths runs on the whole batch at once (batched GEMMs, batched Cholesky),
+reproducible for a given batch composition only.
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -20,6 +28,66 @@ from ..models.base import Model
 def batched(t: torch.Tensor) -> bool:
     """Whether products on t run batched (off the CPU) rather than row by row."""
     return t.device.type != "cpu"
+
+
+class RowRunner:
+    """Runs ``fn(rows)`` over the rows of the batch: once with every row (a LongTensor) off the CPU; on
+    the CPU once per row (``fn(slice(i, i + 1))``), each row a task taken by the next free one of
+    ``workers`` threads whose torch operations run single-threaded, or, for a model whose evaluations
+    must not run concurrently (``thread_safe`` false: e.g. one cached module that ``functional_call``
+    re-parametrises), one row after another in the calling thread with its thread count.
+
+    device : where the batch lives;  workers : threads on the CPU (default: ``torch.get_num_threads()``)
+    rows_batched : all rows at once (default: off the CPU);  thread_safe : rows may run concurrently
+
+    While the runner is open, torch threads started elsewhere in the process begin single-threaded (torch
+    keeps the last thread count set by any thread for threads it has not seen); :meth:`close` restores
+    the count of the thread that opened it.
+    """
+
+    def __init__(self, device: torch.device | str, workers: int | None = None, rows_batched: bool | None = None,
+                 thread_safe: bool = True):
+        self.batched = torch.device(device).type != "cpu" if rows_batched is None else rows_batched
+        self.threads = torch.get_num_threads()
+        self.workers = max(1, workers or self.threads)
+        self.thread_safe = thread_safe
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __call__(self, fn, rows: torch.Tensor) -> None:
+        if rows.numel() == 0:
+            return
+        if self.batched:
+            fn(rows)
+            return
+        order = rows.tolist()
+        if not self.thread_safe:
+            for i in order:
+                fn(slice(i, i + 1))
+            return
+        if self.workers == 1:
+            before = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                for i in order:
+                    fn(slice(i, i + 1))
+            finally:
+                torch.set_num_threads(before)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, initializer=torch.set_num_threads, initargs=(1,),
+                                            thread_name_prefix="genni-search")
+
+        # one task per row, taken by whichever worker is free: a worker slowed by another process on its
+        # core leaves its rows to the others (a row's bits do not depend on the thread that runs it)
+        futures = [self._pool.submit(fn, slice(i, i + 1)) for i in order]
+        for f in futures:
+            f.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+            torch.set_num_threads(self.threads)
 
 
 def rowwise(fn, *tensors: torch.Tensor) -> torch.Tensor:
@@ -48,4 +116,4 @@ def each_row(fn, rows: torch.Tensor, device_batched: bool) -> None:
             fn(r[None])
 
 
-__all__ = ["batched", "rowwise", "each_row", "discrepancy_rows"]
+__all__ = ["batched", "RowRunner", "rowwise", "each_row", "discrepancy_rows"]

@@ -25,13 +25,17 @@ fresh seeded initialisation, up to ``restarts`` times.
 
 Element i's attempt a starts from a generator seeded by (seed, i, a); hops and
 revivals draw from generators seeded by (seed, i, a, event), and every product that
-touches one element's data runs on that element alone, so on a given machine element i's
-θ is bitwise the same whatever else is requested, already stored, or the batch size (lm).
+touches one element's data runs on that element alone, single-threaded, so on a given machine
+element i's θ is bitwise the same whatever else is requested, already stored, the batch size or
+the thread count (lm).
 
 ReLU: random initialisations meet the ReLU landscape's spurious minima and kink
 "chattering" (pattern flips at probe points near kinks): on the 2-16-16-1 moons
 reference they stall at a relative discrepancy ~1e-4..1e-6.  ``init = "perturb"`` with
-a small ``init_scale`` (~0.01) plus hops converges; see the project notes for numbers.
+a small ``init_scale`` (~0.01) plus hops converges.  Near tol such an element can still sit at a
+kink minimum (L ~1e-10..1e-7: a few probe inputs on the other side of a unit's kink than under θ*,
+which the Gauss–Newton model, linear through the kink, does not see) until it stalls and hops; the
+default experiment stalls after ``patience = 20`` steps for that reason (docs/method.md).
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ import torch
 from ..models.base import Model
 from ..progress import bar
 from ..seeds import element_generator
+from . import batching
+from .batching import RowRunner
 from .problem import Found, Problem, measured
 from .settings import MU_MAX, SearchSettings, resolve_solver
 from .steps import adam_prepare, adam_step, cg_prepare, cg_step, lm_prepare, lm_step
@@ -55,11 +61,18 @@ _REVIVE_EVENT, _HOP_EVENT = 1 << 20, 1 << 21
 _META = ("index", "attempt", "steps", "attempt_steps", "since", "seed", "hops", "events")
 
 
+def _runner(problem: Problem) -> RowRunner:
+    return RowRunner(problem.X.device, rows_batched=batching.batched(problem.X),
+                     thread_safe=bool(getattr(problem.model, "thread_safe", False)))
+
+
 class _Batch:
     """The active elements: per-row bookkeeping plus the method's state tensors."""
 
-    def __init__(self, problem: Problem, settings: SearchSettings, seed: int, starts: dict | None = None):
+    def __init__(self, problem: Problem, settings: SearchSettings, seed: int, starts: dict | None = None,
+                 runner: RowRunner | None = None):
         self.problem, self.s, self.seed, self.starts = problem, settings, seed, starts
+        self.runner = runner or _runner(problem)
         self.dev = problem.X.device
         self.P = problem.model.n_params
         self.st: dict[str, torch.Tensor] = {}
@@ -103,7 +116,7 @@ class _Batch:
         if self.s.matrix_free:
             cg_prepare(self.problem, self.st, rows, self.s.damping)
         elif self.s.method == "lm":
-            lm_prepare(self.problem, self.st, rows, self.s.damping)
+            lm_prepare(self.problem, self.st, rows, self.s.damping, self.runner)
         else:
             adam_prepare(self.problem, self.st, rows)
 
@@ -169,7 +182,7 @@ class _Batch:
             accept = cg_step(self.problem, self.st, self.s.cg_tol, self.s.cg_max)
             self._prepare(accept.nonzero().squeeze(1))
         elif self.s.method == "lm":
-            accept = lm_step(self.problem, self.st, self.s.damping, self.s.geodesic)
+            accept = lm_step(self.problem, self.st, self.s.damping, self.s.geodesic, self.runner)
             self._prepare(accept.nonzero().squeeze(1))
         else:
             adam_step(self.problem, self.st, self.s.lr)
@@ -228,7 +241,8 @@ def stream(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
     settings = resolve_solver(settings, problem.model.n_params)
     queue = deque(range(settings.n) if indices is None else indices)
     cap = batch_capacity(problem.model, problem.X.shape[0], settings)
-    batch = _Batch(problem, settings, seed, starts)
+    runner = _runner(problem)
+    batch = _Batch(problem, settings, seed, starts, runner)
     parts: list[dict] = []
     status: list[np.ndarray] = []
     n_done = n_conv = 0
@@ -294,6 +308,7 @@ def stream(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
                     callback(chunk)
                 yield chunk
     finally:
+        runner.close()
         pbar.close()
 
 

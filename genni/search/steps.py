@@ -29,6 +29,26 @@ the narrow curved valleys of these sloppy fits several-fold.  θ ← θ + s if L
 where L_GN(θ+δ) = ‖r + Jδ‖²/n, an accepted step sets μ ← max(μ_min, μ·max(1/3, 1 − (2ρ − 1)³)),
 ν ← 2; a rejected one μ ← μ·ν, ν ← 2ν.
 
+How the direct step is computed, per element (m = nK residuals, P parameters):
+
+* J once per accepted step: a rejected row keeps r, J, JᵀJ, Jᵀr and D, only its μ changes, and the
+  next step refactors JᵀJ + μD (the driver re-prepares accepted rows only);
+* only the lower triangle of A = JᵀJ, by panel GEMMs (:func:`gram_lower`): m·P²·(k + 1)/(2k)
+  multiply-adds for k panels instead of m·P²;
+* M = A + μD by Cholesky (LAPACK's potrf on the column-major lower triangle), δ and the acceleration
+  by two triangular solves each; a row whose M is not numerically positive definite (the factorisation
+  reports it per row) takes no step and counts as rejected, so its μ grows;
+* the predicted reduction from ‖Jδ‖² (δᵀAδ without A's upper triangle), J·δ and Jᵀ·r_vv as products
+  with the stored J.
+
+On the CPU every element runs these alone and single-threaded, the elements spread over worker
+threads (:class:`~genni.search.batching.RowRunner`); off the CPU the whole batch runs at once
+(batched GEMMs, batched Cholesky).  Precision: float64 throughout.  Near a solution J's singular
+values fall smoothly from ~10² to ~10⁻¹⁴ (a converging tanh 2-16-16-1 element at relative L ~4·10⁻⁹:
+15 % of the residual's norm lies along singular values 10⁻⁵…10⁻⁹ of the largest, i.e. eigenvalues of
+JᵀJ 10⁻¹⁰…10⁻¹⁸ of its largest), and the certificate L ≤ tol = 10⁻¹⁰ is a relative 3·10⁻¹² of the
+output power: float32 (ε ≈ 6·10⁻⁸) resolves neither those eigenvalues nor that residual.
+
 Matrix-free LM (``solver = "cg"``, or ``"auto"`` when P > 4096): the same step, objective and
 acceptance rule, without ever forming J ([nK, P]) or JᵀJ ([P, P]).  The normal equations
 
@@ -54,6 +74,44 @@ from . import batching
 from .problem import Problem
 from .settings import MU_MIN
 
+GRAM_PANEL = 96
+"""Columns per panel of :func:`gram_lower` (narrower panels skip more of the upper triangle, wider ones
+run the GEMM closer to its peak)."""
+
+
+def gram_lower(J: torch.Tensor, panel: int = GRAM_PANEL) -> torch.Tensor:
+    r"""The lower triangle (diagonal included) of A = JᵀJ for every element, by panel products, in
+    column-major order: the result's rows hold A's columns (row-major storage of Aᵀ, i.e. A's upper
+    triangle as stored), so ``gram_lower(J).mT`` is A's lower triangle as LAPACK reads it.
+
+    Objective: A_ij = Σ_x J_xi J_xj for i ≥ j.  With column panels [s, e) of width w, the block
+    (A[s:, s:e])ᵀ = J[:, s:e]ᵀ J[:, s:] is one (batched) GEMM, so k = ⌈P / w⌉ panels cost
+    m·P²·(k + 1)/(2k) multiply-adds instead of the full product's m·P² (5/8 of it at P = 337, w = 96);
+    the diagonal blocks are computed whole, the blocks beyond them in the other triangle are left at 0.
+    Only the lower triangle is read downstream (Cholesky, diag(A)).
+    float64: near a solution A's smallest eigenvalues sit ~10⁻¹² below its largest, below float32's
+    resolution, and the step must resolve them to reach L ≤ tol.
+
+    J : Tensor, shape [B, m, P]
+    returns : Tensor, shape [B, P, P] (Aᵀ's storage: the entries A_ij, i ≥ j, at [j, i])
+    """
+    B, _, P = J.shape
+    At = J.new_zeros(B, P, P)
+    for s in range(0, P, panel):
+        e = min(P, s + panel)
+        At[:, s:e, s:] = torch.bmm(J[:, :, s:e].transpose(1, 2), J[:, :, s:])
+    return At
+
+
+def _matvec(J: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """J·v for every element: J [B, m, P], v [B, P] → [B, m]."""
+    return torch.bmm(J, v.unsqueeze(2)).squeeze(2)
+
+
+def _rmatvec(J: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Jᵀ·u for every element: J [B, m, P], u [B, m] → [B, P]."""
+    return torch.bmm(u.unsqueeze(1), J).squeeze(1)
+
 
 def _residual_jacobian(model: Model, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor):
     """r = vec(f_θ(X) − Y) : [B, nK] and J = ∂r/∂θ : [B, nK, P]."""
@@ -63,77 +121,80 @@ def _residual_jacobian(model: Model, theta: torch.Tensor, X: torch.Tensor, Y: to
     return r, J.reshape(B, r.shape[1], -1)
 
 
-def lm_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str) -> None:
-    """(Re)compute r, J, loss, JᵀJ, Jᵀr and the damping scale D for the given rows of the batch."""
-    if rows.numel() == 0:
-        return
-    model, X, Y = problem.model, problem.X, problem.Y
-    if batching.batched(X):
-        r, J = _residual_jacobian(model, st["theta"][rows], X, Y)
-    else:
-        rJ = [_residual_jacobian(model, t[None].clone(), X, Y) for t in st["theta"][rows]]
-        r = torch.cat([a for a, _ in rJ])
-        J = torch.cat([b for _, b in rJ])
-    n = problem.X.shape[0]
-    A = batching.rowwise(lambda j: j.T @ j, J)
-    d = torch.diagonal(A, dim1=1, dim2=2)
-    mean = batching.rowwise(torch.mean, d)[:, None].clamp_min(1e-30)
-    if damping == "marquardt":
-        D = torch.maximum(d, 1e-6 * mean)
-    else:
-        D = mean.expand_as(d)
-    st["r"][rows] = r
-    st["J"][rows] = J
-    st["A"][rows] = A
-    st["D"][rows] = D
-    st["g"][rows] = batching.rowwise(lambda j, v: j.T @ v, J, r)
-    st["loss"][rows] = batching.rowwise(torch.dot, r, r) / n
-
-
 def _residuals(problem: Problem, theta: torch.Tensor) -> torch.Tensor:
-    if batching.batched(theta):
-        return (problem.model.forward(theta, problem.X) - problem.Y).reshape(theta.shape[0], -1)
-    return batching.rowwise(lambda t: (problem.model.forward(t, problem.X) - problem.Y).reshape(-1), theta)
+    """r(θ) = vec(f_θ(X) − Y) for every row: θ [B, P] → [B, nK]."""
+    return (problem.model.forward(theta, problem.X) - problem.Y).reshape(theta.shape[0], -1)
 
 
-def _chol_solve(b: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
-    return batching.rowwise(lambda v, f: torch.cholesky_solve(v[:, None], f)[:, 0], b, L)
+def _mean_square(r: torch.Tensor, n: int) -> torch.Tensor:
+    """L = ‖r‖²/n per row: r [B, nK] → [B]."""
+    return (r * r).sum(1) / n
 
 
-def lm_step(problem: Problem, st: dict, damping: str, geodesic: float = 0.0) -> torch.Tensor:
-    """One LM step for every row; returns the mask of accepted rows (their J, A, g not yet updated)."""
-    A, g, mu, D = st["A"], st["g"], st["mu"], st["D"]
+def lm_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str, runner: batching.RowRunner) -> None:
+    """(Re)compute r, J, loss, the lower triangle of JᵀJ, Jᵀr and the damping scale D for the given rows
+    of the batch (``runner``: all at once, or row by row on worker threads)."""
+    model, X, Y, n = problem.model, problem.X, problem.Y, problem.X.shape[0]
+
+    def part(idx):
+        r, J = _residual_jacobian(model, st["theta"][idx], X, Y)
+        A = gram_lower(J)
+        d = A.diagonal(dim1=1, dim2=2)
+        mean = d.mean(1, keepdim=True).clamp_min(1e-30)
+        st["D"][idx] = torch.maximum(d, 1e-6 * mean) if damping == "marquardt" else mean.expand_as(d)
+        st["r"][idx] = r
+        st["J"][idx] = J
+        st["A"][idx] = A
+        st["g"][idx] = _rmatvec(J, r)
+        st["loss"][idx] = _mean_square(r, n)
+
+    runner(part, rows)
+
+
+def _chol_solve(L: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """x with L Lᵀ x = b by two triangular solves: L [B, P, P] lower, b [B, P] → [B, P]."""
+    y = torch.linalg.solve_triangular(L, b.unsqueeze(2), upper=False)
+    return torch.linalg.solve_triangular(L.mT, y, upper=True).squeeze(2)
+
+
+def lm_step(problem: Problem, st: dict, damping: str, geodesic: float, runner: batching.RowRunner) -> torch.Tensor:
+    """One LM step for every row (``runner``: the whole batch at once, or row by row on worker threads);
+    returns the mask of accepted rows (their J, A, g not yet updated).  A row whose M = JᵀJ + μD is not
+    numerically positive definite (the Cholesky factorisation reports it per row) takes no step: it
+    counts as rejected, so its μ grows."""
     n = problem.X.shape[0]
-    M = A.clone()
-    M.diagonal(dim1=1, dim2=2).add_(mu[:, None] * D)
-    if batching.batched(M):
-        L, info = torch.linalg.cholesky_ex(M)
-    else:
-        fac = [torch.linalg.cholesky_ex(m.clone()) for m in M]
-        L = torch.stack([f[0] for f in fac])
-        info = torch.stack([f[1] for f in fac])
-    ok = info == 0
-    delta = -_chol_solve(g, L)
-    delta = torch.where(ok[:, None], delta, torch.zeros_like(delta))
-    step = delta
-    if geodesic > 0:
-        # second directional derivative of r along δ by a finite difference, then the
-        # acceleration a = −(JᵀJ + μD)⁻¹ Jᵀ r_vv; the step is δ + a/2 (Transtrum & Sethna)
-        h = 0.1
-        Jd = batching.rowwise(torch.mv, st["J"], delta)
-        r_h = _residuals(problem, st["theta"] + h * delta)
-        r_vv = (2.0 / h) * ((r_h - st["r"]) / h - Jd)
-        acc = -_chol_solve(batching.rowwise(lambda j, v: j.T @ v, st["J"], r_vv), L)
-        acc = torch.where(torch.isfinite(acc) & ok[:, None], acc, torch.zeros_like(acc))
-        norm = torch.linalg.vector_norm
-        ratio = 2 * batching.rowwise(norm, acc) / batching.rowwise(norm, delta).clamp_min(1e-300)
-        ok = ok & (ratio <= geodesic)
-        step = delta + 0.5 * acc
-    trial = st["theta"] + step
-    new_loss = batching.discrepancy_rows(problem.model, trial, problem.X, problem.Y)
-    # L(θ) − L_GN(θ+δ) = −(2 gᵀδ + δᵀAδ)/n
-    predicted = -batching.rowwise(lambda a, u, v: 2 * torch.dot(u, v) + v @ (a @ v), A, g, delta) / n
-    return _lm_accept(st, trial, new_loss, predicted, ok)
+    trial = torch.empty_like(st["theta"])
+    new_loss, predicted = torch.empty_like(st["loss"]), torch.empty_like(st["loss"])
+    accepted = torch.empty_like(st["loss"], dtype=torch.bool)
+
+    def part(idx):
+        theta, r, J, g = st["theta"][idx], st["r"][idx], st["J"][idx], st["g"][idx]
+        M = st["A"][idx].clone()  # column-major lower triangle of JᵀJ (:func:`gram_lower`)
+        M.diagonal(dim1=1, dim2=2).add_(st["mu"][idx, None] * st["D"][idx])
+        L, info = torch.linalg.cholesky_ex(M.mT)
+        ok = info == 0
+        zero = torch.zeros_like(g)
+        delta = torch.where(ok[:, None], -_chol_solve(L, g), zero)
+        Jd = _matvec(J, delta)
+        step = delta
+        if geodesic > 0:
+            # second directional derivative of r along δ by a finite difference, then the
+            # acceleration a = −(JᵀJ + μD)⁻¹ Jᵀ r_vv; the step is δ + a/2 (Transtrum & Sethna)
+            h = 0.1
+            r_vv = (2.0 / h) * ((_residuals(problem, theta + h * delta) - r) / h - Jd)
+            acc = -_chol_solve(L, _rmatvec(J, r_vv))
+            acc = torch.where(torch.isfinite(acc) & ok[:, None], acc, zero)
+            norm = torch.linalg.vector_norm
+            ok = ok & (2 * norm(acc, dim=1) / norm(delta, dim=1).clamp_min(1e-300) <= geodesic)
+            step = delta + 0.5 * acc
+        trial[idx] = theta + step
+        new_loss[idx] = _mean_square(_residuals(problem, trial[idx]), n)
+        # L(θ) − L_GN(θ+δ) = (‖r‖² − ‖r + Jδ‖²)/n = −(2 gᵀδ + ‖Jδ‖²)/n
+        predicted[idx] = -(2 * (g * delta).sum(1) + (Jd * Jd).sum(1)) / n
+        accepted[idx] = ok
+
+    runner(part, torch.arange(st["theta"].shape[0], device=st["theta"].device))
+    return _lm_accept(st, trial, new_loss, predicted, accepted)
 
 
 def _lm_accept(st: dict, trial: torch.Tensor, new_loss: torch.Tensor, predicted: torch.Tensor,

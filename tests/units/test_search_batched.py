@@ -1,12 +1,144 @@
-"""The batched code path that runs off the CPU (on CUDA), exercised here on the CPU by
-forcing it: it must find the same elements as the per-row CPU path (up to rounding)."""
+"""The LM step's pieces against oracles, and how the search visits its rows: the lower triangle of JᵀJ
+against the full product, one step against the textbook dense step with torch.func's Jacobian, a row
+stepped alone against the same row stepped in a batch (bitwise), the search across thread counts
+(bitwise), and the batched code path that runs off the CPU (on CUDA), forced on the CPU."""
+
+import threading
 
 import numpy as np
+import pytest
+import torch
 
 import genni.search as S
 from genni.models import MLP
-from genni.search import batching
+from genni.search import batching, driver, steps
 from genni.seeds import element_generator
+
+
+@pytest.fixture(scope="module")
+def problem():
+    spec = MLP((2, 5, 3, 1), "tanh")
+    rng = np.random.default_rng(0)
+    X, Xh = rng.normal(size=(40, 2)), rng.normal(size=(40, 2))
+    theta = spec.init_theta(1, element_generator(2, 0)[0], 3.0)[0].numpy()
+    return S.Problem.from_arrays(spec, theta, X, Xh)
+
+
+def _batch(problem, k, workers=1, **kw):
+    settings = S.SearchSettings(n=k, batch_size=k, **kw)
+    runner = batching.RowRunner("cpu", workers=workers)
+    b = driver._Batch(problem, settings, 0, None, runner)
+    b.add(list(range(k)))
+    return b, runner
+
+
+def test_gram_lower_is_the_lower_triangle_of_jtj():
+    J = torch.randn(3, 50, 23, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    At = steps.gram_lower(J, panel=7)
+    full = J.mT @ J
+    lower = torch.tril(torch.ones(23, 23, dtype=torch.bool))
+    A = At.mT
+    torch.testing.assert_close(A[:, lower], full[:, lower], rtol=1e-13, atol=1e-12)
+    beyond = torch.ones(23, 23, dtype=torch.bool).triu(7)  # outside the 7-column diagonal blocks
+    assert bool((A[:, beyond] == 0).all())
+
+
+def _oracle_step(problem, theta, mu, geodesic):
+    """The textbook LM step at θ [P]: J from torch.func.jacrev of the torch module, a dense solve."""
+    from torch.func import functional_call, jacrev
+
+    net = problem.model.module()
+    named = [(k, p.shape) for k, p in net.named_parameters()]
+
+    def r(th):
+        parts, o = {}, 0
+        for name, sh in named:
+            c = int(np.prod(sh))
+            parts[name] = th[o:o + c].reshape(sh)
+            o += c
+        return (functional_call(net, parts, (problem.X,)) - problem.Y).reshape(-1)
+
+    J = jacrev(r)(theta)
+    A = J.T @ J
+    M = A + mu * torch.diagonal(A).mean() * torch.eye(len(theta), dtype=torch.float64)
+    delta = -torch.linalg.solve(M, J.T @ r(theta))
+    if not geodesic:
+        return delta, True
+    h = 0.1
+    r_vv = (2 / h) * ((r(theta + h * delta) - r(theta)) / h - J @ delta)
+    acc = -torch.linalg.solve(M, J.T @ r_vv)
+    return delta + acc / 2, bool(2 * acc.norm() / delta.norm() <= geodesic)
+
+
+@pytest.mark.parametrize("geodesic", [0.0, 0.75, 1.5])
+def test_step_is_the_textbook_dense_step(problem, geodesic):
+    b, runner = _batch(problem, 4, mu0=1.0)
+    theta0, mu0, loss0 = b.st["theta"].clone(), b.st["mu"].clone(), b.st["loss"].clone()
+    accepted = steps.lm_step(problem, b.st, "identity", geodesic, runner)
+    n = problem.X.shape[0]
+    for i in range(4):
+        step, allowed = _oracle_step(problem, theta0[i], float(mu0[i]), geodesic)
+        trial = theta0[i] + step
+        falls = bool((problem.model.forward(trial, problem.X) - problem.Y).pow(2).sum() / n < loss0[i])
+        assert bool(accepted[i]) == (allowed and falls)
+        if accepted[i]:
+            torch.testing.assert_close(b.st["theta"][i], trial, rtol=1e-9, atol=1e-11)
+            assert float(b.st["mu"][i]) < float(mu0[i]) * 1.0000001
+        else:
+            assert torch.equal(b.st["theta"][i], theta0[i]) and float(b.st["mu"][i]) == 2 * float(mu0[i])
+    assert bool(accepted.any())
+
+
+def test_a_row_steps_alone_as_in_its_batch(problem):
+    """Bitwise: a row's prepare and steps give the same bits in a batch of 5 on two worker threads as
+    alone on one thread."""
+    start = {k: v.clone() for k, v in _batch(problem, 5)[0].st.items()}
+
+    def advance(st, runner):
+        try:
+            for _ in range(3):
+                acc = steps.lm_step(problem, st, "identity", 0.75, runner)
+                steps.lm_prepare(problem, st, acc.nonzero().squeeze(1), "identity", runner)
+        finally:
+            runner.close()
+        return st
+
+    together = advance({k: v.clone() for k, v in start.items()}, batching.RowRunner("cpu", workers=2))
+    for i in (0, 3):
+        alone = advance({k: v[i:i + 1].clone() for k, v in start.items()}, batching.RowRunner("cpu", workers=1))
+        for k in ("theta", "loss", "mu", "nu", "g", "A"):
+            assert torch.equal(alone[k][0], together[k][i]), k
+
+
+def test_search_is_bitwise_the_same_on_one_or_two_threads(problem):
+    settings = S.SearchSettings(n=4, batch_size=4, max_steps=40, restarts=0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = S.run_search(problem, settings, seed=0)
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        assert seen == [2]  # the worker threads' setting does not leak into threads started afterwards
+        torch.set_num_threads(1)
+        one = S.run_search(problem, settings, seed=0)
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(one.theta, two.theta) and np.array_equal(one.steps, two.steps)
+
+
+def test_rows_of_a_model_that_is_not_thread_safe_run_in_the_calling_thread():
+    seen = []
+    runner = batching.RowRunner("cpu", workers=2, thread_safe=False)
+    runner(lambda idx: seen.append((idx, threading.get_ident())), torch.arange(3))
+    runner.close()
+    assert seen == [(slice(i, i + 1), threading.get_ident()) for i in range(3)]
+    threads = set()
+    runner = batching.RowRunner("cpu", workers=2)
+    runner(lambda idx: threads.add(threading.get_ident()), torch.arange(6))
+    runner.close()
+    assert threading.get_ident() not in threads
 
 
 def test_batched_path_matches_rowwise(monkeypatch):

@@ -40,6 +40,7 @@ class MLP(Model):
     bias: bool = True
 
     symmetry_class = MLPSymmetry
+    thread_safe = True  # closed forms: pure tensor functions of θ and X
     CONFIG_KEYS = ("widths", "activation", "negative_slope", "bias")
 
     def __post_init__(self):

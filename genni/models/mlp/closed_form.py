@@ -121,9 +121,10 @@ def jacobian(model: MLP, theta: torch.Tensor, X: torch.Tensor) -> tuple[torch.Te
     for l, s in reversed(list(enumerate(layout.layer_slices(model.widths, model.bias)))):
         if model.bias:
             J[..., s.bias] = G
-        J[..., s.weight] = (G.unsqueeze(-1) * hs[l].unsqueeze(2).unsqueeze(2)).reshape(N, n, K, -1)
-        if l > 0:
-            G = torch.matmul(G, Ws[l][0].unsqueeze(1)) * dsig[l - 1].unsqueeze(2)
+        # the outer products G_l h_{l-1}ᵀ written straight into J's columns of W_l
+        torch.mul(G.unsqueeze(-1), hs[l].unsqueeze(2).unsqueeze(2), out=J[..., s.weight].view(N, n, K, *s.shape))
+        if l > 0:  # G_{l-1} = (G_l W_l) ⊙ σ'(z_{l-1}): one [n·K, w_l]·[w_l, w_{l-1}] product per network
+            G = torch.bmm(G.reshape(N, n * K, -1), Ws[l][0]).view(N, n, K, -1) * dsig[l - 1].unsqueeze(2)
     if single:
         return h[0], J[0]
     return h, J
