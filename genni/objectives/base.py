@@ -140,7 +140,7 @@ def at_canonical(objective: Objective, model: Model, theta, reference=None) -> t
     """J at the canonical point of θ's orbit (:func:`canonical_point`), a detached 0-d tensor.
 
     For a J that permutations leave unchanged (every objective here but the Hutchinson estimate with
-    random probes), J(canonical(θ)) no longer sees rescalings: a change of J(θ) that
+    random probes), J(canonical(θ)) is blind to rescalings: a change of J(θ) that
     J(canonical(θ)) does not share is a change of gauge, not a move along the class (Dinh et al.,
     *Sharp minima can generalize for deep nets*, ICML 2017: rescaling a relu network changes its
     sharpness at will).  For a J that also depends on the order of units, pass a ``reference`` so
