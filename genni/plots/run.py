@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..store import RunData
+from ..teleport import STOPS
 from .common import run_title, wrap
 
 _STATUS_COLOURS = {"converged": "#1b9e77", "stalled": "#d95f02", "max_steps": "#7570b3",
@@ -227,12 +228,14 @@ def figure_teleport(run: RunData):
         col = colours[i % len(colours)]
         s0 = int(t["steps"][0])
         ax.plot(s0 + np.arange(len(t["trace_value"])), t["trace_value"], color=col, lw=0.8, alpha=0.6)
-        where = "h" if a["horizontal"] else "h+v"
-        ax.plot(t["steps"], t["values"], "o", color=col, ms=4, label=f"{name}: {a['goal']} from {a['start']} ({where})")
+        where = "horizontal" if a["horizontal"] else "horizontal + vertical"
+        ax.plot(t["steps"], t["values"], "o", color=col, ms=4,
+                label=f"{name}: {a['goal']} from element {a['start']} ({where})")
         ax.plot(t["steps"], t["canonical_values"], "--", color=col, lw=1, label="  at the canonical points")
         ax.set(xlabel="accepted steps", ylabel=wrap(f"{a['objective']}: {a['formula']}", 50),
-               title=wrap(f"{a['objective']}: {a['stopped']}", 50))
+               title=wrap(f"{a['goal']} {a['objective']}: {STOPS.get(a['stopped'], a['stopped'])}", 50))
     for ax in axes[0]:
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.legend(fontsize=7)
     fig.suptitle(run_title(run) + "  — teleports along the equivalence class")
     return fig
