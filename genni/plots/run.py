@@ -6,7 +6,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..store import RunData
-from ..teleport import STOPS
 from .common import run_title, wrap
 
 _STATUS_COLOURS = {"converged": "#1b9e77", "stalled": "#d95f02", "max_steps": "#7570b3",
@@ -233,7 +232,7 @@ def figure_teleport(run: RunData):
                 label=f"{name}: {a['goal']} from element {a['start']} ({where})")
         ax.plot(t["steps"], t["canonical_values"], "--", color=col, lw=1, label="  at the canonical points")
         ax.set(xlabel="accepted steps", ylabel=wrap(f"{a['objective']}: {a['formula']}", 50),
-               title=wrap(f"{a['goal']} {a['objective']}: {STOPS.get(a['stopped'], a['stopped'])}", 50))
+               title=wrap(f"{a['goal']} {a['objective']}: {str(a.get('reason', a['stopped'])).split(' (')[0].split(':')[0]}", 50))
     for ax in axes[0]:
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.legend(fontsize=7)
