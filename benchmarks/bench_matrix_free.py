@@ -41,6 +41,9 @@ from genni.machine import cpu_name
 from genni.seeds import element_generator
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from baselines import module_residual  # noqa: E402
+
 REL_TOL = 1e-10
 SIZES = {
     "lenet": dict(side=28, kernel=5, channels=[6, 16], dense=[120, 84], n_probe=128),
@@ -85,21 +88,14 @@ def run_genni(size: str, solver: str, k: int) -> dict:
 
 def run_scipy(size: str, k: int) -> dict:
     from scipy.optimize import least_squares
-    from torch.func import functional_call, jacrev
+    from torch.func import jacrev
 
     problem = _problem(size)
     net = problem.model.module()
-    named = [(n, p.shape) for n, p in net.named_parameters()]
     X, Y = problem.X, problem.Y
     n, P, m = X.shape[0], problem.model.n_params, Y.numel()
 
-    def f(th):
-        parts, o = {}, 0
-        for name, sh in named:
-            c = int(np.prod(sh))
-            parts[name] = th[o:o + c].reshape(sh)
-            o += c
-        return (functional_call(net, parts, (X,)) - Y).reshape(-1)
+    f = module_residual(net, X, Y)
 
     seen: list[tuple[float, float]] = []  # (time, relative L) of every evaluation: when the target was first met
 

@@ -57,6 +57,7 @@ from genni.seeds import element_generator
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+from baselines import module_residual  # noqa: E402
 from gemm_peak import gemm_peak  # noqa: E402
 
 CONFIGS = {"moons_tanh": ROOT / "experiments" / "moons_tanh.toml", "default": None}
@@ -135,20 +136,13 @@ def scipy_lm(spec, problem, x0s: list[np.ndarray], tol: float, max_nfev: int) ->
     """scipy least_squares(method="lm") from each start; seconds to the first iterate with L ≤ tol, or to
     its own end when it never gets there."""
     from scipy.optimize import least_squares
-    from torch.func import functional_call, jacrev
+    from torch.func import jacrev
 
     net = spec.module()
-    named = [(k, p.shape) for k, p in net.named_parameters()]
     X, Y = problem.X, problem.Y
     n = X.shape[0]
 
-    def f(th):
-        parts, o = {}, 0
-        for name, sh in named:
-            c = int(np.prod(sh))
-            parts[name] = th[o:o + c].reshape(sh)
-            o += c
-        return (functional_call(net, parts, (X,)) - Y).reshape(-1)
+    f = module_residual(net, X, Y)
 
     seen: list[tuple[float, float]] = []
 
