@@ -119,6 +119,14 @@ def tolerance(run: store.RunData) -> float:
     return float(run.equivalents_attrs.get("tol", run.config["search"]["tol"]))
 
 
+def next_chain(run: store.RunData) -> int:
+    """The first chain id (a walk's or a teleport's) no stored row uses and no walk config reserves for ``find``."""
+    eq = run.equivalents
+    section = run.config["search"]
+    reserved = int(section.get("chains", 0)) if section.get("init") == "walk" else 0
+    return max(int(eq["chain"].max()) + 1 if run.n_equivalents else 0, reserved)
+
+
 def start_state(run: store.RunData, start: int, what: str) -> tuple[np.ndarray, int, int]:
     """Where a chain (a walk's or a teleport's) starts: element ``start`` (0 = θ*, k = row k − 1 of
     /equivalents), which must lie on the class.  A one-line GenniError naming ``what`` otherwise.

@@ -36,7 +36,7 @@ from .. import teleport as teleport_
 from ..errors import ConfigError, GenniError
 from ..linalg import one_thread
 from ..objectives import Objective
-from .common import Log, Result, need_choice, need_int, need_positive, quiet, start_state, tolerance, writes
+from .common import Log, Result, need_choice, need_int, need_positive, next_chain, quiet, start_state, tolerance, writes
 from .walk import walk_settings
 
 INPUTS = ("probe", "heldout", "far")
@@ -182,14 +182,6 @@ def build_objective(run: store.RunData, model: models.Model, options: TeleportOp
         return (objectives.make(name, model, X=run.X, Y=run.Y),
                 "probe inputs, mean squared error to the reference's outputs")
     return objectives.make(name, model), "θ alone"
-
-
-def next_chain(run: store.RunData) -> int:
-    """A chain id no stored row uses and no walk config reserves for ``find``."""
-    eq = run.equivalents
-    section = run.config["search"]
-    reserved = int(section.get("chains", 0)) if section.get("init") == "walk" else 0
-    return max(int(eq["chain"].max()) + 1 if run.n_equivalents else 0, reserved)
 
 
 @writes("teleport")

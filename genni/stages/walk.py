@@ -18,7 +18,7 @@ import numpy as np
 from .. import models, report, search, store
 from .. import walk as walk_
 from ..errors import ConfigError
-from .common import Log, Result, need_int, quiet, start_state, tolerance, writes
+from .common import Log, Result, need_int, next_chain, quiet, start_state, tolerance, writes
 
 LOGGED_SETTINGS = ("chains", "steps", "thin", "step_size", "max_step", "segment_epsilon", "horizontal", "persistence",
                    "null_rtol", "faces")
@@ -86,11 +86,8 @@ def run(path: str | Path, options: WalkOptions = WalkOptions(), *, progress: boo
     start = options.start
     theta0, row, step0 = start_state(stored, start, "a walk")
     tol = tolerance(stored)
-    n, eq = stored.n_equivalents, stored.equivalents
-    # new chain ids: after every stored chain, and after the ids a walk config reserves for find
     section = stored.config["search"]
-    reserved = int(section.get("chains", 0)) if section.get("init") == "walk" else 0
-    first_chain = max(int(eq["chain"].max()) + 1 if n else 0, reserved)
+    first_chain = next_chain(stored)
     wset = walk_settings(section, steps=options.steps, chains=options.chains, thin=options.thin)
     problem = search.Problem.from_arrays(model, stored.theta_ref, stored.X, stored.X_heldout)
     starts = [walk_.Start(first_chain + c, theta0, row, step0, options.steps) for c in range(options.chains)]
@@ -100,7 +97,7 @@ def run(path: str | Path, options: WalkOptions = WalkOptions(), *, progress: boo
                              progress=progress)
     log_stops(logs, log)
     after = store.load_run(path).equivalents
-    new = np.arange(n, n + n_new)
+    new = np.arange(stored.n_equivalents, stored.n_equivalents + n_new)
     raw = (np.linalg.norm(after["theta"][new] - stored.theta_ref, axis=1) / np.linalg.norm(stored.theta_ref)
            if n_new else np.zeros(0))
     return WalkResult(
