@@ -211,14 +211,23 @@ def lstsq(A: torch.Tensor, b: torch.Tensor, rcond: float) -> torch.Tensor:
     return torch.as_tensor(x[:k, 0], device=A.device)
 
 
-def row_space(J: torch.Tensor, rcond: float) -> torch.Tensor:
-    """A basis S [P, r] of J's row space along its singular values σ > rcond·σ_max (J : [m, P]): the kept range of
-    :func:`pivoted_factor` of JᵀJ with its Ritz step, columns scaled to unit length.  J S has full column rank
+def row_space(J: torch.Tensor, rcond: float, orthonormal: bool = False) -> torch.Tensor:
+    """A basis S [P, r] of J's row space along its singular values σ > rcond·σ_max (J : [m, P]), columns scaled
+    to unit length (``orthonormal``: an orthonormal basis, by Householder QR).
+
+    The kept range of :func:`pivoted_factor` with its Ritz step on the smaller Gram matrix: JᵀJ [P, P] when
+    m ≥ P; otherwise JJᵀ [m, m] (half an m²·P product instead of m·P²), whose kept Ritz vectors u_i (λ_i > rcond²·λ_max,
+    the eigenvalues JᵀJ shares) map to Jᵀu_i = σ_i v_i, J's right singular vectors.  J S has full column rank
     (every column is a direction J sees), so a least-squares problem in span(S) has a unique solution and needs
     no orthonormal basis."""
-    F = torch.as_tensor(pivoted_factor(gram_lower(J), rcond, ritz=True)[0], device=J.device)
+    m, P = J.shape
+    if m < P:
+        F = J.T @ torch.as_tensor(pivoted_factor(gram_lower(J.T), rcond, ritz=True)[0], device=J.device)
+    else:
+        F = torch.as_tensor(pivoted_factor(gram_lower(J), rcond, ritz=True)[0], device=J.device)
+    if orthonormal:
+        return torch.linalg.qr(F)[0] if F.shape[1] else F
     return F / torch.linalg.vector_norm(F, dim=0).clamp_min(1e-300)
-
 
 __all__ = ["one_thread", "gram_lower", "pivoted_factor", "psd_range", "row_space", "add_outer", "project_off",
            "Complement", "orth", "lstsq"]

@@ -7,8 +7,10 @@ state θ_k (with L the mean squared probe discrepancy and P* the reference's out
    vectors of J with σ ≤ ν·σ_max (ν = ``null_rtol`` = 1e-6) span N, the directions along which f on
    the probe set does not change to first order (:func:`class_tangents`, the dense definition).  The
    walk takes N's complement R, the directions J constrains, from a pivoted Cholesky factorisation of
-   JᵀJ cut where the remainder's trace falls below (ν·σ_max)² (:func:`~genni.linalg.psd_range`): every unit w ⊥ R has
-   ‖Jw‖ ≤ ν·σ_max, and R has the SVD's rank or up to 3 more on the default reference.
+   the smaller Gram matrix of C and its Ritz step (:func:`~genni.linalg.row_space`), where C [m, P] is J reduced by an
+   orthogonal map of its rows (J = U C, UᵀU = I, so CᵀC = JᵀJ: ``model.reduced_jacobian``; for the relu MLP a
+   few rows per linear region of the probe set, m = 104 against n·K = 512 on the default reference): every unit
+   w ⊥ R has ‖Jw‖ ≤ 1.01^½·ν·σ_max.
 2. **Horizontal part** (``horizontal = True``): the tangents T of the exact symmetry orbits (the
    vertical space of the symmetry group, ``model.symmetry.tangents``: per-unit positive rescalings for
    relu and leaky_relu; the other symmetries are discrete) lie in N (JT = 0); with Q = orth(T) the
@@ -66,7 +68,7 @@ import numpy as np
 import torch
 
 from .discrepancy import discrepancy, mean_squared, output_power, segment_max
-from .linalg import Complement, add_outer, gram_lower, lstsq, one_thread, orth, pivoted_factor, project_off, psd_range, row_space
+from .linalg import Complement, add_outer, lstsq, one_thread, orth, pivoted_factor, project_off, row_space
 from .models.base import Kinks, Model
 from .progress import bar
 
@@ -180,7 +182,7 @@ def class_tangents(J: np.ndarray, T: np.ndarray, null_rtol: float = 1e-6, horizo
 class Frame:
     """The class's normal directions at one state θ.
 
-    R : [P, r] orthonormal, the directions J = ∂r/∂θ constrains (σ > ν·σ_max, :func:`~genni.linalg.psd_range` of JᵀJ);
+    R : [P, r] orthonormal, the directions J = ∂r/∂θ constrains (σ > ν·σ_max, :func:`~genni.linalg.row_space` of J);
     Q : [P, q] orthonormal, ⊥ R, the symmetry orbits' tangents (horizontal walks; q = 0 otherwise): the walk
         steps in H = [R, Q]^⊥, the class's horizontal tangent space (:func:`class_tangents`' span)
     """
@@ -199,12 +201,13 @@ class Frame:
 
 
 def normal_frame(model: Model, theta: np.ndarray, J: torch.Tensor, settings: WalkSettings) -> Frame:
-    """Steps 1–2 of the module docstring at θ [P] from J [rows, P]: R = :func:`~genni.linalg.psd_range` (JᵀJ, ν), and with
+    """Steps 1–2 of the module docstring at θ [P] from J [rows, P] (or any C with CᵀC = JᵀJ, ``model.reduced_jacobian``):
+    R = :func:`~genni.linalg.row_space` (J, ν, orthonormal), and with
     ``horizontal`` Q an orthonormal basis of the orbit tangents T = ``model.symmetry.tangents(θ)`` (JT = 0, so
     T ⊥ R; its part along R is removed before :func:`~genni.linalg.orth` orthonormalises it, directions of relative size
     ≤ 1e-7 left out)."""
     J = J.reshape(-1, model.n_params)
-    R = psd_range(gram_lower(J), settings.null_rtol).to(J.device)
+    R = row_space(J, settings.null_rtol, orthonormal=True)
     T = torch.as_tensor(model.symmetry.tangents(theta), dtype=torch.float64, device=J.device) \
         if settings.horizontal else J.new_zeros(J.shape[1], 0)
     if T.shape[1] == 0:
@@ -296,8 +299,10 @@ def retract(model: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, t
 
     Objective of each correction: the δ of least norm minimising ‖r(θ) − J(θ) δ‖ over δ in the row space of
     J(θ) with singular values below rcond·σ_max left out, i.e. δ = S a with S = :func:`~genni.linalg.row_space` (J(θ)) and a
-    the least-squares solution of J(θ) S a = r(θ) (:func:`~genni.linalg.lstsq`): a system [n·K, r] (r ≈ 55–100 against
-    P = 337 on the default reference) and a pivoted Cholesky of JᵀJ instead of an SVD of J(θ) [n·K, P].
+    the least-squares solution of J(θ) S a = r(θ) (:func:`~genni.linalg.lstsq`).  Both from the reduced system
+    (C, b) = ``model.reduced_jacobian`` (J = U C, b = Uᵀr, UᵀU = I: the same row space, and ‖J δ − r‖² = ‖C δ − b‖²
+    + const): a system [m, r] (m ≈ 100 rows, r ≈ 55–100 against n·K = 512, P = 337 on the default reference) and
+    a pivoted Cholesky of CCᵀ [m, m] instead of an SVD of J(θ) [n·K, P].
     Halved up to 4 times until L falls; a correction that does not lower L ends it (failure).  Up to
     ``iters`` corrections.
     theta : [P];  X : [n, w_0];  Y : [n, w_L]
@@ -310,11 +315,11 @@ def retract(model: Model, theta: np.ndarray, X: torch.Tensor, Y: torch.Tensor, t
     for _ in range(iters):
         if L <= tol:
             return th.cpu().numpy(), L, True
-        J = model.jacobian(th[None], X)[1][0].reshape(f.numel(), -1)
-        S = row_space(J, rcond)
+        C, b = model.reduced_jacobian(th, X, f - Y)
+        S = row_space(C, rcond)
         if S.shape[1] == 0:
             return th.cpu().numpy(), L, False
-        delta = S @ lstsq(J @ S, (f - Y).reshape(-1), rcond)
+        delta = S @ lstsq(C @ S, b, rcond)
         for _ in range(4):  # backtracking: a full correction can overshoot where J changes fast (relu kinks)
             trial = th - delta
             with torch.no_grad():
@@ -425,7 +430,7 @@ def walk(model: Model, theta_ref: np.ndarray, X: np.ndarray, starts: list[Start]
         if c.geometry is None or c.geometry[0] is None:  # a refused step leaves θ, and its geometry, as they were
             th = torch.as_tensor(c.theta)
             kinks = c.geometry[1] if c.geometry is not None and c.geometry[1] is not None else model.kinks(th, x)
-            c.geometry = (normal_frame(model, c.theta, model.jacobian(th[None], x)[1][0], settings), kinks)
+            c.geometry = (normal_frame(model, c.theta, model.reduced_jacobian(th, x)[0], settings), kinks)
         frame, kinks = c.geometry
         if frame.tangent_dim == 0:
             c.log.stopped = "no vertical directions"
@@ -542,8 +547,7 @@ def _connect(model: Model, theta_ref: np.ndarray, X: np.ndarray, a: np.ndarray, 
             certs.append(close)
             return Connection(np.stack(vertices), np.array(certs), True, "connected", attempt)
         gap = b - theta
-        Jc = model.jacobian(torch.as_tensor(theta)[None], x)[1][0]
-        frame = normal_frame(model, theta, Jc, settings)
+        frame = normal_frame(model, theta, model.reduced_jacobian(torch.as_tensor(theta), x)[0], settings)
         if frame.tangent_dim == 0:
             return Connection(np.stack(vertices), np.array(certs), False,
                               "no vertical directions left: the class is locally just the symmetry orbit here", attempt)

@@ -437,6 +437,16 @@ class Model:
         """(f [N, n, K], J [N, n, K, P]), assembled from :meth:`_jacobian_chunks`."""
         return self.forward(theta, X), torch.cat(list(self._jacobian_chunks(theta, X)), dim=1)
 
+    def reduced_jacobian(self, theta: torch.Tensor, X: torch.Tensor, residual: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(C [m, P], b [m]): the output Jacobian J [n·K, P] at θ [P] as J = U C for some U [n·K, m] with
+        orthonormal columns, and b = Uᵀ r for the residual r [n, K] (None: b is None).  Then CᵀC = JᵀJ and
+        ‖Jδ − r‖² = ‖Cδ − b‖² + ‖r − UUᵀr‖²: C has J's singular values and right singular vectors, and least
+        squares in C solves the one in J.  A kind may make m < n·K (the relu MLP: a few rows per linear
+        region); default: C = J, b = r."""
+        J = self.jacobian(theta[None], X)[1][0]
+        return J.reshape(-1, J.shape[-1]), (None if residual is None else residual.reshape(-1))
+
     def jtj_diagonal(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         """diag(JᵀJ) [N, P] = Σ_rows J², accumulated chunk by chunk (memory N·c·K·P, never the whole J)."""
         d = torch.zeros_like(theta)

@@ -166,3 +166,30 @@ def test_kinks_products_equal_the_dense_preactivation_jacobian(act, bias):
     unit = rows / np.where(norms > 0, norms, 1.0)
     np.testing.assert_allclose(k.unit_gram(idx).numpy(), unit.T @ unit, atol=1e-13)
     assert MLP(WIDTHS, "tanh").kinks(_theta(MLP(WIDTHS, "tanh"), n=1)[0], X[:, :3]) is None
+
+
+@pytest.mark.parametrize("act,bias,K", [("relu", True, 1), ("leaky_relu", True, 2), ("relu", False, 3), ("tanh", True, 1)])
+def test_reduced_jacobian_has_the_gram_matrix_and_least_squares_of_the_jacobian(act, bias, K):
+    """C, b against the dense J and r: CᵀC = JᵀJ, Cᵀb = Jᵀr, ‖b‖ ≤ ‖r‖, equal singular values and least-squares
+    solutions; inputs on a coarse grid put many inputs in each linear region (and some regions hold one)."""
+    spec = MLP((2, 6, 5, K), act, bias=bias)
+    theta = _theta(spec, n=1)[0]
+    g = torch.Generator().manual_seed(4)
+    grid = torch.cartesian_prod(*[torch.linspace(-2, 2, 21, dtype=torch.float64)] * 2)
+    X = torch.cat([grid, torch.randn(20, 2, dtype=torch.float64, generator=g)])
+    r = torch.randn(len(X), K, dtype=torch.float64, generator=g)
+    J = spec.jacobian(theta[None], X)[1][0].reshape(-1, spec.n_params)
+    C, b = spec.reduced_jacobian(theta, X, r)
+    if act != "tanh":
+        assert C.shape[0] < J.shape[0] / 2
+    scale = float((J.T @ J).abs().max())
+    torch.testing.assert_close(C.T @ C, J.T @ J, rtol=0, atol=1e-13 * scale)
+    torch.testing.assert_close(C.T @ b, J.T @ r.reshape(-1), rtol=0, atol=1e-12 * scale ** 0.5 * float(r.norm()))
+    assert float(b @ b) <= float(r.reshape(-1) @ r.reshape(-1)) * (1 + 1e-12)
+    sj, sc = torch.linalg.svdvals(J), torch.linalg.svdvals(C)
+    k = min(len(sj), len(sc))
+    torch.testing.assert_close(sc[:k], sj[:k], rtol=0, atol=1e-12 * float(sj[0]))
+    want = torch.linalg.lstsq(J, r.reshape(-1, 1), rcond=1e-9, driver="gelsd").solution
+    got = torch.linalg.lstsq(C, b.reshape(-1, 1), rcond=1e-9, driver="gelsd").solution
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-9 * float(want.norm()))
+    assert spec.reduced_jacobian(theta, X)[1] is None

@@ -4,6 +4,8 @@
   equivalent ``torch.nn.Sequential``);
 - :mod:`.closed_form` — the batched forward pass, the exact output Jacobian, J·v / Jᵀ·u products,
   diag(JᵀJ), the hidden pre-activations' Jacobian (relu faces for walks), dead-unit revival;
+- :mod:`.regions` — the relu / leaky_relu output Jacobian reduced along the linear regions of the inputs
+  (a few rows per activation pattern, the same JᵀJ);
 - :mod:`.symmetry` — the exact symmetry group (permutations; positive rescaling for relu / leaky_relu;
   sign flips for tanh, and for sigmoid with biases), :attr:`MLP.symmetry`.
 """
@@ -19,7 +21,7 @@ import torch
 from ...errors import ConfigError
 from ..activations import ACTIVATIONS, PIECEWISE_LINEAR, activation_module
 from ..base import Model
-from . import closed_form, layout
+from . import closed_form, layout, regions
 from .symmetry import MLPSymmetry
 
 
@@ -153,6 +155,13 @@ class MLP(Model):
 
     def jtj_diagonal(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         return closed_form.jtj_diagonal(self, theta, X)
+
+    def reduced_jacobian(self, theta: torch.Tensor, X: torch.Tensor, residual: torch.Tensor | None = None):
+        """relu / leaky_relu: J reduced along the linear regions (:func:`.regions.reduced_jacobian`);
+        otherwise J itself."""
+        if self.activation not in PIECEWISE_LINEAR:
+            return super().reduced_jacobian(theta, X, residual)
+        return regions.reduced_jacobian(self, theta, X, residual)
 
     def init_theta(self, n: int, generator: torch.Generator, scale: float = 1.0) -> torch.Tensor:
         return closed_form.init_theta(self, n, generator, scale)
