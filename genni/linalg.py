@@ -102,6 +102,36 @@ def pivoted_factor(A: np.ndarray, rtol: float, ritz: bool = False) -> tuple[np.n
     return F, lam
 
 
+def column_range(B: torch.Tensor, rtol: float) -> tuple[np.ndarray, float]:
+    """(F [P, r] (Fortran order), λ̂): range(F) holds the dominant range of M = BBᵀ for B [P, k]: every unit
+    w ⊥ range(F) has wᵀMw = ‖Bᵀw‖² ≤ rtol²·λ̂, λ̂ between max_i ‖b_i‖² and λ_max(M).
+
+    k < P: pivoted Cholesky (LAPACK ``pstrf``) of BᵀB [k, k], a column-pivoted QR of B in Gram form, and F the
+    first r pivot columns of B for the fewest r whose remainder B − F F⁺B has squared Frobenius norm
+    trace BᵀB − Σ_{j≤r} ‖L_j‖² ≤ rtol²·λ̂ (which bounds ‖Bᵀw‖² for w ⊥ F); λ̂ = ‖BᵀB e_p‖²/‖b_p‖² for the first
+    pivot p, a Rayleigh quotient of M at b_p.  Half a k²·P product and O(k·r²) where M costs half a P²·k
+    product and O(P·r²).  k ≥ P: :func:`pivoted_factor` of M."""
+    from scipy.linalg import lapack
+
+    P, k = B.shape
+    if k >= P:
+        return pivoted_factor(gram_lower(B.T), rtol)
+    b = B.detach().cpu().numpy()
+    A = gram_lower(B)
+    top = float(A.diagonal().max()) if k else 0.0
+    if not top > 0:
+        return np.zeros((P, 0), order="F"), 0.0
+    trace = float(A.diagonal().sum())
+    with _one_blas_thread():
+        c, piv, rank, _ = lapack.dpstrf(A, tol=rtol * rtol * top / k, lower=1, overwrite_a=1)
+    L = np.tril(c[:, :rank])
+    left = trace - np.cumsum((L * L).sum(0))
+    lam = float(L[:, 0] @ L[:, 0])
+    done = left <= rtol * rtol * lam
+    r = int(np.argmax(done)) + 1 if done.any() else rank
+    return np.asfortranarray(b[:, piv[:r] - 1]), lam
+
+
 def _pivoted_range(A: np.ndarray, rtol: float) -> np.ndarray:
     """:func:`psd_range` (orthonormal, numpy) of the PSD matrix whose lower triangle A (overwritten) holds."""
     F = pivoted_factor(A, rtol, ritz=True)[0]
@@ -229,5 +259,5 @@ def row_space(J: torch.Tensor, rcond: float, orthonormal: bool = False) -> torch
         return torch.linalg.qr(F)[0] if F.shape[1] else F
     return F / torch.linalg.vector_norm(F, dim=0).clamp_min(1e-300)
 
-__all__ = ["one_thread", "gram_lower", "pivoted_factor", "psd_range", "row_space", "add_outer", "project_off",
+__all__ = ["one_thread", "gram_lower", "pivoted_factor", "column_range", "psd_range", "row_space", "add_outer", "project_off",
            "Complement", "orth", "lstsq"]

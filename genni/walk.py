@@ -68,7 +68,7 @@ import numpy as np
 import torch
 
 from .discrepancy import discrepancy, mean_squared, output_power, segment_max
-from .linalg import Complement, add_outer, lstsq, one_thread, orth, pivoted_factor, project_off, row_space
+from .linalg import Complement, column_range, lstsq, one_thread, orth, row_space
 from .models.base import Kinks, Model
 from .progress import bar
 
@@ -216,7 +216,8 @@ def normal_frame(model: Model, theta: np.ndarray, J: torch.Tensor, settings: Wal
 
 
 FACE_ROWS = 128
-"""Above this many new active rows, :func:`face_direction` takes their constraints through their Gram matrix."""
+"""Above this many new active rows, :func:`face_direction` takes their constraints through ``kinks.unit_rows`` and a
+pivoted Cholesky factorisation."""
 
 
 def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, rtol: float = 1e-6,
@@ -230,10 +231,12 @@ def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, r
     (a constraint does not depend on its row's scale).  With a = (I − RRᵀ − QQᵀ) v, u = a − F Fᵀ a for an
     orthonormal basis F of the constraints in H: the rows' parts ⊥ R and Q, gathered round by round:
 
-    many new rows (> :data:`FACE_ROWS`, hundreds on the default reference where a unit sits at its kink on
-        every input): F spans :func:`~genni.linalg.psd_range` (M, rtol) of M = QQᵀ + (I − RRᵀ) G_AᵀG_A (I − RRᵀ), whose Gram
-        matrix comes from ``kinks.unit_gram`` (the MLP's rows are sparse and their Gram matrix comes in
-        blocks), applied as Householder reflectors (:class:`~genni.linalg.Complement`);
+    many new rows (> :data:`FACE_ROWS`, 500–1,800 in the first round on the default reference, most in the
+        second hidden layer): with C = ``kinks.unit_rows`` (A) (CᵀC = Ĝ_AᵀĜ_A for the unit rows Ĝ_A; the MLP's
+        closed form gives a few rows per unit and linear region of the layers below, 110–200 there) and
+        B = [Q, (I − RRᵀ) Cᵀ], F spans the pivot columns :func:`~genni.linalg.column_range` (B, rtol) picks
+        (pivoted Cholesky of BᵀB): every unit w ⊥ F has wᵀMw ≤ rtol²·λ̂ for M = BBᵀ = QQᵀ + (I − RRᵀ) Ĝ_AᵀĜ_A (I − RRᵀ);
+        applied as Householder reflectors (:class:`~genni.linalg.Complement`);
     a few new rows: their parts outside R, Q and F so far, E, join F through their SVD, directions of singular
         value ≤ rtol·λ̂^½ left out (λ̂ the largest eigenvalue of the constraints' Gram matrix so far, ≥ 1):
         an exact deflation, O(k·P·(r + |F|)) for k rows instead of a P × P factorisation.
@@ -260,9 +263,8 @@ def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, r
         active |= block
         idx = torch.nonzero(block).flatten()
         if first is None and extra.shape[1] == 0 and len(idx) > FACE_ROWS:
-            N = kinks.unit_gram(idx).cpu().numpy().T  # symmetric: a Fortran-order view
-            N = project_off(add_outer(N, frame.Q), frame.R)
-            F, lam = pivoted_factor(N, rtol)
+            C = kinks.unit_rows(idx).to(a.device)
+            F, lam = column_range(torch.cat([frame.Q, (C - (C @ frame.R) @ frame.R.T).T], 1), rtol)
             first, lam = Complement(F), max(lam, 1.0)
             b = first(a)
         else:

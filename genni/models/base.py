@@ -44,23 +44,28 @@ class Kinks:
     z : Tensor, shape [M]
     jvp : v ↦ G·v, Tensor [P] → [M] (forward mode)
     rows : idx ↦ G[idx], Tensor [k] (int64) → [k, P] (only the rows asked for)
-    unit_gram_of : idx ↦ :meth:`unit_gram` in a kind's closed form (None: from ``rows``)
+    unit_rows_of : idx ↦ :meth:`unit_rows` in a kind's closed form (None: from ``rows``)
     """
 
     z: torch.Tensor
     jvp: Callable[[torch.Tensor], torch.Tensor]
     rows: Callable[[torch.Tensor], torch.Tensor]
-    unit_gram_of: Callable[[torch.Tensor], torch.Tensor] | None = None
+    unit_rows_of: Callable[[torch.Tensor], torch.Tensor] | None = None
 
-    def unit_gram(self, idx: torch.Tensor) -> torch.Tensor:
-        """Σ_{i ∈ idx} g_i g_iᵀ / ‖g_i‖², the Gram matrix [P, P] of the rows g_i = G[i] scaled to unit length
-        (rows of norm 0 left out).  idx : Tensor, shape [k] (int64, distinct)"""
-        if self.unit_gram_of is not None:
-            return self.unit_gram_of(idx)
+    def unit_rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """C [m, P] with CᵀC = Σ_{i ∈ idx} g_i g_iᵀ / ‖g_i‖², the Gram matrix of the rows g_i = G[i] scaled to unit
+        length (rows of norm 0 left out): those rows themselves, or fewer in a kind's closed form (the MLP's:
+        a few per unit and linear region).  idx : Tensor, shape [k] (int64, distinct)"""
+        if self.unit_rows_of is not None:
+            return self.unit_rows_of(idx)
         G = self.rows(idx)
         norms = torch.linalg.vector_norm(G, dim=1, keepdim=True)
-        G = G / torch.where(norms > 0, norms, torch.ones_like(norms))
-        return G.T @ G
+        return G / torch.where(norms > 0, norms, torch.ones_like(norms))
+
+    def unit_gram(self, idx: torch.Tensor) -> torch.Tensor:
+        """Σ_{i ∈ idx} g_i g_iᵀ / ‖g_i‖² [P, P] (:meth:`unit_rows`)."""
+        C = self.unit_rows(idx)
+        return C.T @ C
 
 
 class Model:

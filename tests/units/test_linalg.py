@@ -92,3 +92,17 @@ def test_psd_range_keeps_or_leaves_out_each_direction_as_an_svd_would():
         assert F.shape[1] == kept
         S = linalg.row_space(torch.as_tensor(J), 1e-6)
         assert S.shape[1] == kept
+
+
+def test_column_range_bounds_every_direction_it_leaves_out():
+    """column_range(B): F ⊆ range(B) (B's own columns), and every unit w ⊥ F has ‖Bᵀw‖² ≤ rtol²·λ̂ with λ̂ ≤ λ_max(BBᵀ),
+    on both sides (fewer columns than rows, and more)."""
+    for P, k in ((60, 25), (30, 45)):
+        Bn = _matrix(P, k, np.concatenate([np.logspace(0, -3, 12), np.full(5, 1e-9)]), seed=6)
+        F, lam = linalg.column_range(torch.as_tensor(Bn), 1e-6)
+        assert F.shape[1] >= 12
+        assert lam <= np.linalg.norm(Bn, 2) ** 2 * (1 + 1e-12)
+        Fq = np.linalg.qr(F)[0]
+        np.testing.assert_allclose(Fq - Bn @ np.linalg.lstsq(Bn, Fq, rcond=1e-12)[0], 0, atol=1e-8)
+        rest = Bn.T - (Bn.T @ Fq) @ Fq.T
+        assert np.linalg.norm(rest, 2) ** 2 <= 1e-12 * lam * (1 + 1e-6)

@@ -193,3 +193,21 @@ def test_reduced_jacobian_has_the_gram_matrix_and_least_squares_of_the_jacobian(
     got = torch.linalg.lstsq(C, b.reshape(-1, 1), rcond=1e-9, driver="gelsd").solution
     torch.testing.assert_close(got, want, rtol=0, atol=1e-9 * float(want.norm()))
     assert spec.reduced_jacobian(theta, X)[1] is None
+
+
+@pytest.mark.parametrize("act,bias", [("relu", True), ("leaky_relu", False)])
+def test_kinks_unit_rows_have_the_gram_matrix_of_the_unit_rows(act, bias):
+    """unit_rows(idx) = C with CᵀC = Σ ĝĝᵀ over the unit-length rows of the dense pre-activation Jacobian; on many
+    inputs (a grid: many per linear region) C has far fewer rows than idx."""
+    spec = MLP((2, 6, 5, 4, 1), act, bias=bias)
+    theta = _theta(spec, n=1)[0]
+    X = torch.cartesian_prod(*[torch.linspace(-2, 2, 15, dtype=torch.float64)] * 2)
+    _, G = spec.preactivation_jacobian(theta.numpy(), X)
+    k = spec.kinks(theta, X)
+    idx = torch.randperm(len(G), generator=torch.Generator().manual_seed(5))[:1200].sort().values
+    rows = G[idx.numpy()]
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    unit = rows / np.where(norms > 0, norms, 1.0)
+    C = k.unit_rows(idx).numpy()
+    assert C.shape[0] < len(idx) / 2
+    np.testing.assert_allclose(C.T @ C, unit.T @ unit, atol=1e-12)

@@ -224,33 +224,20 @@ def kinks(model: MLP, theta: torch.Tensor, X: torch.Tensor) -> Kinks:
             out[sel] = R
         return out
 
-    def unit_gram(idx: torch.Tensor) -> torch.Tensor:
-        """Σ g gᵀ/‖g‖² in blocks: a pair of layer l has g = [a | own block of unit j | 0], so
-        Σ g gᵀ = [Σ a aᵀ, Σ a ĥᵀ per unit; ., Σ ĥ ĥᵀ per unit (block-diagonal)]: O(k·(P_<l² + P_<l·d + d²))
-        instead of O(k·P²) for k rows (d = w_{l−1} + 1)."""
-        P = th.shape[1]
-        gram = th.new_zeros(P, P)
-        for l, _, x, j in pairs(idx):
-            p, w, k = slices[l].weight.start, hidden[l], len(x)
-            a, hh = prefix(l, x, j), own(l, x)
-            norm2 = (a * a).sum(1) + (hh * hh).sum(1)
-            wt = torch.where(norm2 > 0, 1.0 / torch.where(norm2 > 0, norm2, torch.ones_like(norm2)), torch.zeros_like(norm2))
-            hw = hh * wt[:, None]
-            idx_own = own_index(l)  # [w_l, d]
-            d = idx_own.shape[1]
-            E = th.new_zeros(k, w, d)  # row i's own block, at its unit j_i
-            E[torch.arange(k, device=X.device), j] = hw
-            own_gram = torch.einsum("kwd,ke->wde", E, hh)  # Σ_i wt_i ĥ_i ĥ_iᵀ per unit
-            gram[idx_own[:, :, None], idx_own[:, None, :]] += own_gram
-            if p:
-                gram[:p, :p] += (a * wt[:, None]).T @ a
-                cross = a.T @ E.reshape(k, -1)  # [P_<l, w·d]
-                flat = idx_own.reshape(-1)
-                gram[:p, flat] += cross
-                gram[flat, :p] += cross.T
-        return gram
+    below: list[torch.Tensor] = []  # per hidden layer, the region ids of the patterns of the layers below
 
-    return Kinks(zs, jvp_, rows, unit_gram)
+    def unit_rows(idx: torch.Tensor) -> torch.Tensor:
+        """Compressed unit rows per hidden layer (:func:`.regions.unit_rows`), layers concatenated."""
+        from . import regions
+
+        d = [s[0] for s in dsig]
+        if not below:
+            below.extend(regions.pattern_regions(torch.cat(d[:l], 1) == 1 if l else X.new_zeros(n, 0, dtype=torch.bool))
+                         for l in range(len(hidden)))
+        out = [regions.unit_rows(model, th[0], X, d, below, l, j, x) for l, _, x, j in pairs(idx)]
+        return torch.cat(out) if out else th.new_zeros(0, th.shape[1])
+
+    return Kinks(zs, jvp_, rows, unit_rows)
 
 
 def dead_mask(model: MLP, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
