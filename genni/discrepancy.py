@@ -71,7 +71,7 @@ def segment_max(model: Model, a: np.ndarray, b: np.ndarray, X: torch.Tensor, Y: 
                 power: float) -> float:
     """max over t ∈ [0, 1] of L(a + t(b − a)) / P*, the certificate of the straight segment a → b.
 
-    The residual r(t) and its derivative r′(t) = J(θ(t))(b − a) (forward mode, ``model.jvp``) are evaluated at
+    The residual r(t) and its derivative r′(t) = J(θ(t))(b − a) (forward mode, ``model.forward_jvp``) are evaluated at
     :data:`SEGMENT_POINTS` = 9 equally spaced t (ends included); between neighbours r is replaced by
     its cubic Hermite interpolant (values and derivatives at both ends) at 8 further points.  A smooth
     residual along a short segment is a low-degree polynomial in t to high accuracy, and the Hermite
@@ -87,8 +87,7 @@ def segment_max(model: Model, a: np.ndarray, b: np.ndarray, X: torch.Tensor, Y: 
     d = b_t - a_t
     thetas = a_t[None] + t[:, None] * d[None]
     with torch.no_grad():
-        f = model.forward(thetas, X)
-        df = model.jvp(thetas, X, d.expand_as(thetas).contiguous())
+        f, df = model.forward_jvp(thetas, X, d.expand_as(thetas).contiguous())
     r = (f - Y).reshape(SEGMENT_POINTS, -1)
     dr = df.reshape(SEGMENT_POINTS, -1) / (SEGMENT_POINTS - 1)  # per unit of the interval variable
     n = X.shape[0]

@@ -140,7 +140,9 @@ def _pivoted_range(A: np.ndarray, rtol: float) -> np.ndarray:
 
 class Complement:
     """v ↦ v − F̂F̂ᵀv, the projection onto range(F)^⊥ for F [P, r], F̂ an orthonormal basis of range(F), through
-    F's Householder QR (LAPACK geqrf; the reflectors are applied to v, Q is never formed: half the flops)."""
+    F's Householder QR (LAPACK geqrf; the reflectors are applied to v, Q is never formed: half the flops).  The
+    reflectors are applied one by one (``ormqr`` with the least workspace: its unblocked form), since v has a
+    few columns: the blocked form builds triangular block factors worth more than the product itself."""
 
     def __init__(self, F: np.ndarray):
         from scipy.linalg import lapack
@@ -158,9 +160,9 @@ class Complement:
             return v
         c = np.array(v.detach().cpu().numpy().reshape(len(v), -1), order="F")
         with _one_blas_thread():
-            y = lapack.dormqr("L", "T", self.qr, self.tau, c, lwork=64 * max(c.shape), overwrite_c=1)[0]
+            y = lapack.dormqr("L", "T", self.qr, self.tau, c, lwork=c.shape[1], overwrite_c=1)[0]
             y[: self.r] = 0.0
-            y = lapack.dormqr("L", "N", self.qr, self.tau, y, lwork=64 * max(c.shape), overwrite_c=1)[0]
+            y = lapack.dormqr("L", "N", self.qr, self.tau, y, lwork=c.shape[1], overwrite_c=1)[0]
         return torch.as_tensor(y.reshape(v.shape), device=v.device)
 
 

@@ -393,6 +393,13 @@ class Model:
         f = self._functional(X)
         return torch.vmap(lambda t, u: jvp(f, (t,), (u,))[1])(theta, v)
 
+    def forward_jvp(self, theta: torch.Tensor, X: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f, J·v) from one pass.  theta, v : [N, P] → ([N, n, K], [N, n, K])"""
+        from torch.func import jvp
+
+        f = self._functional(X)
+        return torch.vmap(lambda t, u: jvp(f, (t,), (u,)))(theta, v)
+
     def vjp(self, theta: torch.Tensor, X: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Jᵀ·u.  theta : [N, P], u : [N, n, K] → [N, P]"""
         from torch.func import vjp

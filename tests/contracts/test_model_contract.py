@@ -60,6 +60,26 @@ class ModelContract(SymmetryContract):
                           (model.vjp(theta, X, u), Model.vjp(model, theta, X, u))):
             torch.testing.assert_close(mine, ref, rtol=self.rtol, atol=self.rtol * float(ref.abs().max()))
 
+    def test_forward_jvp_is_the_forward_pass_and_the_product(self, case):
+        model, X, theta, g = case
+        v = torch.randn(theta.shape, generator=g, dtype=torch.float64)
+        f, jv = model.forward_jvp(theta, X, v)
+        ref = model.forward(theta, X)
+        torch.testing.assert_close(f, ref, rtol=1e-12, atol=1e-12 * float(ref.abs().max()))
+        ref = model.jvp(theta, X, v)
+        torch.testing.assert_close(jv, ref, rtol=1e-12, atol=1e-12 * float(ref.abs().max()))
+
+    def test_reduced_jacobian_keeps_the_gram_matrix_and_the_normal_equations(self, case):
+        """C, b with CᵀC = JᵀJ and Cᵀb = Jᵀr (J = U C, b = Uᵀr for orthonormal U): the default (C = J) or a kind's
+        reduction (the relu MLP's linear regions)."""
+        model, X, theta, g = case
+        J = model.jacobian(theta[:1], X)[1][0].reshape(-1, model.n_params)
+        r = torch.randn(X.shape[0], model.out_dim, generator=g, dtype=torch.float64)
+        C, b = model.reduced_jacobian(theta[0], X, r)
+        scale = float((J.T @ J).abs().max())
+        torch.testing.assert_close(C.T @ C, J.T @ J, rtol=0, atol=1e-12 * scale)
+        torch.testing.assert_close(C.T @ b, J.T @ r.reshape(-1), rtol=0, atol=1e-12 * (scale ** 0.5) * float(r.norm()))
+
     def test_products_at_one_point_match_the_batched_products(self, case):
         model, X, theta, g = case
         V = torch.randn(4, model.n_params, generator=g, dtype=torch.float64)

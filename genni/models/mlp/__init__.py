@@ -136,6 +136,9 @@ class MLP(Model):
     def jvp(self, theta: torch.Tensor, X: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return closed_form.jvp(self, theta, X, v)
 
+    def forward_jvp(self, theta: torch.Tensor, X: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return closed_form.jvp(self, theta, X, v, outputs=True)
+
     def vjp(self, theta: torch.Tensor, X: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return closed_form.vjp(self, theta, X, u)
 

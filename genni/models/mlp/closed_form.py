@@ -285,15 +285,18 @@ def forward_cache(model: MLP, th: torch.Tensor, X: torch.Tensor):
     return Ws, hs, dsig
 
 
-def jvp(model: MLP, theta: torch.Tensor, X: torch.Tensor, v: torch.Tensor, cache=None) -> torch.Tensor:
+def jvp(model: MLP, theta: torch.Tensor, X: torch.Tensor, v: torch.Tensor, cache=None, outputs: bool = False):
     """J·v without forming J: the directional derivative of the outputs along v (forward mode,
     layer by layer: dz_l = dW_l h_{l−1} + W_l dh_{l−1} + db_l, dh_l = σ'(z_l) ⊙ dz_l, dh_0 = 0).
 
     theta, v : Tensor, shape [N, P];  X : Tensor, shape [n, w_0]
     cache : :func:`forward_cache` of (θ, X), reused across many products at one θ
-    returns : Tensor, shape [N, n, w_L]
+    outputs : also the outputs f (from the same forward pass)
+    returns : Tensor, shape [N, n, w_L] (``outputs``: (f, J·v), both of that shape)
     """
     Ws, hs, dsig = cache or forward_cache(model, theta, X)
+    if outputs:
+        return _linear(hs[-1], *Ws[-1]), jvp(model, theta, X, v, (Ws, hs, dsig))
     dWs = layout.unflatten(v, model.widths, model.bias)
     dh = None
     for l, ((W, _), (dW, db)) in enumerate(zip(Ws, dWs)):
