@@ -196,7 +196,7 @@ class Frame:
         return self.R.shape[0] - self.R.shape[1] - self.Q.shape[1]
 
     def tangent(self, v: torch.Tensor) -> torch.Tensor:
-        """The projection of v [P] onto H: v − R Rᵀ v − Q Qᵀ v."""
+        """The projection of v [P] (or [P, k]) onto H: v − R Rᵀ v − Q Qᵀ v."""
         return v - self.R @ (self.R.T @ v) - self.Q @ (self.Q.T @ v)
 
 
@@ -234,9 +234,9 @@ def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, r
     many new rows (> :data:`FACE_ROWS`, 500–1,800 in the first round on the default reference, most in the
         second hidden layer): with C = ``kinks.unit_rows`` (A) (CᵀC = Ĝ_AᵀĜ_A for the unit rows Ĝ_A; the MLP's
         closed form gives a few rows per unit and linear region of the layers below, 110–200 there) and
-        B = [Q, (I − RRᵀ) Cᵀ], F spans the pivot columns :func:`~genni.linalg.column_range` (B, rtol) picks
-        (pivoted Cholesky of BᵀB): every unit w ⊥ F has wᵀMw ≤ rtol²·λ̂ for M = BBᵀ = QQᵀ + (I − RRᵀ) Ĝ_AᵀĜ_A (I − RRᵀ);
-        applied as Householder reflectors (:class:`~genni.linalg.Complement`);
+        B = (I − RRᵀ − QQᵀ) Cᵀ, the rows' parts in H, F spans the pivot columns
+        :func:`~genni.linalg.column_range` (B, rtol) picks (pivoted Cholesky of BᵀB): F ⊂ H, and every unit
+        w ∈ H ⊥ F has ‖Ĝ_A w‖² ≤ rtol²·λ̂; applied as Householder reflectors (:class:`~genni.linalg.Complement`);
     a few new rows: their parts outside R, Q and F so far, E, join F through their SVD, directions of singular
         value ≤ rtol·λ̂^½ left out (λ̂ the largest eigenvalue of the constraints' Gram matrix so far, ≥ 1):
         an exact deflation, O(k·P·(r + |F|)) for k rows instead of a P × P factorisation.
@@ -264,14 +264,15 @@ def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, r
         idx = torch.nonzero(block).flatten()
         if first is None and extra.shape[1] == 0 and len(idx) > FACE_ROWS:
             C = kinks.unit_rows(idx).to(a.device)
-            F, lam = column_range(torch.cat([frame.Q, (C - (C @ frame.R) @ frame.R.T).T], 1), rtol)
+            F, lam = column_range(frame.tangent(C.T), rtol)
             first, lam = Complement(F), max(lam, 1.0)
             b = first(a)
         else:
             G = kinks.rows(idx).to(a.device)
             G = G / torch.linalg.vector_norm(G, dim=1, keepdim=True).clamp_min(1e-300)
             E = (G - (G @ frame.R) @ frame.R.T).T
-            E = first(E) if first is not None else E - frame.Q @ (frame.Q.T @ E)
+            E = E - frame.Q @ (frame.Q.T @ E)
+            E = first(E) if first is not None else E
             E = E - extra @ (extra.T @ E)
             keep, smax = orth(E, rtol, rtol * lam ** 0.5)
             lam = max(lam, smax ** 2)
