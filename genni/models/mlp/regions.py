@@ -33,13 +33,13 @@ def virtual_jacobian(model: MLP, theta: torch.Tensor, x: torch.Tensor, t: torch.
     dsig : σ' of every hidden layer, Tensors of shape [m, w_l]
     returns : Tensor, shape [m, K, P]
     """
-    Ws = layout.unflatten(theta[None], model.widths, model.bias)
+    Ws = layout.unflatten(theta, model.widths, model.bias)
     m, K = x.shape[0], model.widths[-1]
     hs = [x]
     for l, (W, b) in enumerate(Ws[:-1]):
-        z = hs[-1] @ W[0].T
+        z = hs[-1] @ W.T
         if model.bias:
-            z = torch.addr(z, t, b[0])
+            z = torch.addr(z, t, b)
         hs.append(z * dsig[l])
     J = theta.new_empty(m, K, theta.shape[0])
     G = torch.eye(K, dtype=theta.dtype, device=theta.device).expand(m, K, K)
@@ -48,7 +48,7 @@ def virtual_jacobian(model: MLP, theta: torch.Tensor, x: torch.Tensor, t: torch.
             torch.mul(G, t[:, None, None], out=J[..., s.bias])
         torch.mul(G.unsqueeze(-1), hs[l][:, None, None, :], out=J[..., s.weight].view(m, K, *s.shape))
         if l > 0:
-            G = (G.reshape(m * K, -1) @ Ws[l][0][0]).view(m, K, -1) * dsig[l - 1][:, None, :]
+            G = (G.reshape(m * K, -1) @ Ws[l][0]).view(m, K, -1) * dsig[l - 1][:, None, :]
     return J
 
 
@@ -133,8 +133,7 @@ def virtual_unit_rows(model: MLP, theta: torch.Tensor, l: int, j: torch.Tensor, 
     theta : Tensor, shape [P];  j : [k] int64;  x : [k, w_0];  t : [k] (None: bias-free layers);  dsig : [k, w_m], m < l
     returns : Tensor, shape [k, P] (``norms``: the rows' squared norms, shape [k], the rows not formed)
     """
-    Ws = [W[0] for W, _ in layout.unflatten(theta[None], model.widths, model.bias)]
-    bs = [b[0] for _, b in layout.unflatten(theta[None], model.widths, model.bias)]
+    Ws, bs = zip(*layout.unflatten(theta, model.widths, model.bias))
     slices = layout.layer_slices(model.widths, model.bias)
     k = len(x)
     hs = [x]
