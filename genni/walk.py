@@ -272,7 +272,8 @@ def face_direction(frame: Frame, v: torch.Tensor, kinks: Kinks, length: float, r
             G = G / torch.linalg.vector_norm(G, dim=1, keepdim=True).clamp_min(1e-300)
             E = (G - (G @ frame.R) @ frame.R.T).T
             E = E - frame.Q @ (frame.Q.T @ E)
-            E = first(E) if first is not None else E
+            if first is not None:
+                E = first(E)
             E = E - extra @ (extra.T @ E)
             keep, smax = orth(E, rtol, rtol * lam ** 0.5)
             lam = max(lam, smax ** 2)

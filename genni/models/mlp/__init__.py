@@ -164,7 +164,8 @@ class MLP(Model):
         otherwise J itself."""
         if self.activation not in PIECEWISE_LINEAR:
             return super().reduced_jacobian(theta, X, residual)
-        return regions.reduced_jacobian(self, theta, X, residual)
+        dsig = [d[0] for d in closed_form.forward_cache(self, theta[None], X)[2]]
+        return regions.reduced_jacobian(self, theta, X, dsig, residual)
 
     def init_theta(self, n: int, generator: torch.Generator, scale: float = 1.0) -> torch.Tensor:
         return closed_form.init_theta(self, n, generator, scale)

@@ -18,7 +18,7 @@ import torch
 
 from ..activations import activate, activate_with_derivative
 from ..base import Kinks
-from . import layout
+from . import layout, regions
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import MLP
@@ -228,8 +228,6 @@ def kinks(model: MLP, theta: torch.Tensor, X: torch.Tensor) -> Kinks:
 
     def unit_rows(idx: torch.Tensor) -> torch.Tensor:
         """Compressed unit rows per hidden layer (:func:`.regions.unit_rows`), layers concatenated."""
-        from . import regions
-
         d = [s[0] for s in dsig]
         if not below:
             below.extend(regions.pattern_regions(torch.cat(d[:l], 1) == 1 if l else X.new_zeros(n, 0, dtype=torch.bool))

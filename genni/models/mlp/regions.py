@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 import torch
 
 from . import layout
-from .closed_form import forward_cache
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import MLP
@@ -88,8 +87,8 @@ def _compress(groups: torch.Tensor, Xh: torch.Tensor, extra: torch.Tensor | None
     return big, torch.linalg.qr(A, mode="r")[1][:, :e], order[start]
 
 
-def reduced_jacobian(model: MLP, theta: torch.Tensor, X: torch.Tensor, residual: torch.Tensor | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def reduced_jacobian(model: MLP, theta: torch.Tensor, X: torch.Tensor, dsig: list[torch.Tensor],
+                     residual: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(C [m, P], b [m]) with J = U C for a U [n·K, m] with orthonormal columns, b = Uᵀ r (r = ``residual``).
 
     Regions (inputs sharing σ' on every hidden unit) with more than e = dim x̃ inputs give e·K rows
@@ -99,12 +98,10 @@ def reduced_jacobian(model: MLP, theta: torch.Tensor, X: torch.Tensor, residual:
     for every δ: J and C share singular values and right singular vectors, and least squares in J and in C
     have the same solutions.  Rows: the reduced regions' (by region, virtual input, output), then the
     other inputs' (by input, output).
-    theta : Tensor, shape [P];  X : Tensor, shape [n, w_0];  residual : Tensor, shape [n, K] (or None)
+    theta : Tensor, shape [P];  X : Tensor, shape [n, w_0];  dsig : σ' of every hidden layer at X, [n, w_l]
+    residual : Tensor, shape [n, K] (or None)
     returns : (C : Tensor, shape [m, P];  b : Tensor, shape [m], None without a residual)
     """
-    th = theta[None]
-    _, _, dsig = forward_cache(model, th, X)
-    dsig = [d[0] for d in dsig]
     n, K = X.shape[0], model.widths[-1]
     e = X.shape[1] + int(model.bias)
     region = pattern_regions(torch.cat(dsig, 1) == 1 if dsig else X.new_zeros(n, 0, dtype=torch.bool))
