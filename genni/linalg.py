@@ -198,31 +198,6 @@ def orth(A: torch.Tensor, rtol: float, floor: float = 0.0) -> tuple[torch.Tensor
     return torch.linalg.qr(A @ (V[:, keep] / lam[keep].sqrt()))[0], smax
 
 
-def add_outer(N: np.ndarray, A: torch.Tensor) -> np.ndarray:
-    """N + A Aᵀ on the lower triangle of N [P, P] (Fortran order, updated in place; BLAS syrk).  A : [P, k]"""
-    from scipy.linalg import blas
-
-    if A.shape[1] == 0:
-        return N
-    with _one_blas_thread():
-        return blas.dsyrk(1.0, np.asfortranarray(A.detach().cpu().numpy()), trans=0, beta=1.0, c=N, lower=1,
-                          overwrite_c=1)
-
-
-def project_off(N: np.ndarray, R: torch.Tensor) -> np.ndarray:
-    """(I − RRᵀ) N (I − RRᵀ) = N − E Rᵀ − R Eᵀ with E = N R − ½ R (Rᵀ N R), in place on the lower triangle of
-    N [P, P] (Fortran order; BLAS symm and syr2k, 4·P²·r flops).  R : [P, r] orthonormal."""
-    from scipy.linalg import blas
-
-    if R.shape[1] == 0:
-        return N
-    R = np.asfortranarray(R.detach().cpu().numpy())
-    with _one_blas_thread():
-        K = blas.dsymm(1.0, N, R, side=0, lower=1)
-        E = K - 0.5 * (R @ (R.T @ K))
-        return blas.dsyr2k(-1.0, E, R, beta=1.0, c=N, lower=1, overwrite_c=1)
-
-
 _GELSY_WORK: dict = {}
 
 
@@ -261,5 +236,5 @@ def row_space(J: torch.Tensor, rcond: float, orthonormal: bool = False) -> torch
         return torch.linalg.qr(F)[0] if F.shape[1] else F
     return F / torch.linalg.vector_norm(F, dim=0).clamp_min(1e-300)
 
-__all__ = ["one_thread", "gram_lower", "pivoted_factor", "column_range", "psd_range", "row_space", "add_outer", "project_off",
-           "Complement", "orth", "lstsq"]
+__all__ = ["one_thread", "gram_lower", "pivoted_factor", "column_range", "psd_range", "row_space", "Complement", "orth",
+           "lstsq"]
