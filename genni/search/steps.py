@@ -66,6 +66,7 @@ O(P + n·K·width) instead of O(P² + nKP).  No geodesic acceleration on this pa
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..discrepancy import discrepancy
@@ -80,14 +81,20 @@ run the GEMM closer to its peak)."""
 
 
 def gram_lower(J: torch.Tensor, panel: int = GRAM_PANEL) -> torch.Tensor:
-    r"""The lower triangle (diagonal included) of A = JᵀJ for every element, by panel products, in
-    column-major order: the result's rows hold A's columns (row-major storage of Aᵀ, i.e. A's upper
-    triangle as stored), so ``gram_lower(J).mT`` is A's lower triangle as LAPACK reads it.
+    r"""The lower triangle (diagonal included) of A = JᵀJ for every element, in column-major order: the
+    result's rows hold A's columns (row-major storage of Aᵀ, i.e. A's upper triangle as stored), so
+    ``gram_lower(J).mT`` is A's lower triangle as LAPACK reads it.
 
-    Objective: A_ij = Σ_x J_xi J_xj for i ≥ j.  With column panels [s, e) of width w, the block
-    (A[s:, s:e])ᵀ = J[:, s:e]ᵀ J[:, s:] is one (batched) GEMM, so k = ⌈P / w⌉ panels cost
-    m·P²·(k + 1)/(2k) multiply-adds instead of the full product's m·P² (5/8 of it at P = 337, w = 96);
-    the diagonal blocks are computed whole, the blocks beyond them in the other triangle are left at 0.
+    Objective: A_ij = Σ_x J_xi J_xj for i ≥ j.
+
+    * One element on the CPU: BLAS ``syrk`` (numpy's product of a matrix with its own transpose computes
+      one triangle, m·P·(P + 1) flops, and mirrors it, so the whole symmetric A is returned); numpy
+      releases the GIL in it, so elements on worker threads overlap.
+    * A batch, or off the CPU: with column panels [s, e) of width w, the block (A[s:, s:e])ᵀ =
+      J[:, s:e]ᵀ J[:, s:] is one batched GEMM, so k = ⌈P / w⌉ panels cost m·P²·(k + 1)/(2k) multiply-adds
+      instead of the full product's m·P² (5/8 of it at P = 337, w = 96); the diagonal blocks are computed
+      whole, the blocks beyond them in the other triangle are left at 0.
+
     Only the lower triangle is read downstream (Cholesky, diag(A)).
     float64: near a solution A's smallest eigenvalues sit ~10⁻¹² below its largest, below float32's
     resolution, and the step must resolve them to reach L ≤ tol.
@@ -96,6 +103,11 @@ def gram_lower(J: torch.Tensor, panel: int = GRAM_PANEL) -> torch.Tensor:
     returns : Tensor, shape [B, P, P] (Aᵀ's storage: the entries A_ij, i ≥ j, at [j, i])
     """
     B, _, P = J.shape
+    if B == 1 and J.device.type == "cpu" and J.dtype == torch.float64:
+        Jn = J[0].numpy()
+        At = J.new_empty(1, P, P)
+        np.matmul(Jn.T, Jn, out=At[0].numpy())
+        return At
     At = J.new_zeros(B, P, P)
     for s in range(0, P, panel):
         e = min(P, s + panel)
