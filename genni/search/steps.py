@@ -80,7 +80,7 @@ GRAM_PANEL = 96
 run the GEMM closer to its peak)."""
 
 
-def gram_lower(J: torch.Tensor, panel: int = GRAM_PANEL) -> torch.Tensor:
+def gram_lower(J: torch.Tensor, panel: int = GRAM_PANEL, out: torch.Tensor | None = None) -> torch.Tensor:
     r"""The lower triangle (diagonal included) of A = JᵀJ for every element, in column-major order: the
     result's rows hold A's columns (row-major storage of Aᵀ, i.e. A's upper triangle as stored), so
     ``gram_lower(J).mT`` is A's lower triangle as LAPACK reads it.
@@ -100,15 +100,16 @@ def gram_lower(J: torch.Tensor, panel: int = GRAM_PANEL) -> torch.Tensor:
     resolution, and the step must resolve them to reach L ≤ tol.
 
     J : Tensor, shape [B, m, P]
+    out : Tensor, shape [B, P, P], contiguous, or None (a new tensor)
     returns : Tensor, shape [B, P, P] (Aᵀ's storage: the entries A_ij, i ≥ j, at [j, i])
     """
     B, _, P = J.shape
-    if B == 1 and J.device.type == "cpu" and J.dtype == torch.float64:
+    if B == 1 and J.device.type == "cpu" and J.dtype == torch.float64 and (out is None or out.is_contiguous()):
+        At = J.new_empty(1, P, P) if out is None else out
         Jn = J[0].numpy()
-        At = J.new_empty(1, P, P)
         np.matmul(Jn.T, Jn, out=At[0].numpy())
         return At
-    At = J.new_zeros(B, P, P)
+    At = J.new_zeros(B, P, P) if out is None else out.zero_()
     for s in range(0, P, panel):
         e = min(P, s + panel)
         At[:, s:e, s:] = torch.bmm(J[:, :, s:e].transpose(1, 2), J[:, :, s:])
@@ -150,13 +151,15 @@ def lm_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str, run
 
     def part(idx):
         r, J = _residual_jacobian(model, st["theta"][idx], X, Y)
-        A = gram_lower(J)
+        view = isinstance(idx, slice)  # one row on the CPU: JᵀJ straight into the batch's storage
+        A = gram_lower(J, out=st["A"][idx] if view else None)
+        if not view:
+            st["A"][idx] = A
         d = A.diagonal(dim1=1, dim2=2)
         mean = d.mean(1, keepdim=True).clamp_min(1e-30)
         st["D"][idx] = torch.maximum(d, 1e-6 * mean) if damping == "marquardt" else mean.expand_as(d)
         st["r"][idx] = r
         st["J"][idx] = J
-        st["A"][idx] = A
         st["g"][idx] = _rmatvec(J, r)
         st["loss"][idx] = _mean_square(r, n)
 
