@@ -33,8 +33,8 @@ How the direct step is computed, per element (m = nK residuals, P parameters):
 
 * J once per accepted step: a rejected row keeps r, J, JᵀJ, Jᵀr and D, only its μ changes, and the
   next step refactors JᵀJ + μD (the driver re-prepares accepted rows only);
-* only the lower triangle of A = JᵀJ, by panel GEMMs (:func:`gram_lower`): m·P²·(k + 1)/(2k)
-  multiply-adds for k panels instead of m·P²;
+* one triangle of A = JᵀJ (:func:`gram_lower`): BLAS syrk on the CPU (m·P·(P + 1) flops, half the full
+  product's), panel GEMMs on a batch;
 * M = A + μD by Cholesky (LAPACK's potrf on the column-major lower triangle), δ and the acceleration
   by two triangular solves each; a row whose M is not numerically positive definite (the factorisation
   reports it per row) takes no step and counts as rejected, so its μ grows;
@@ -114,6 +114,14 @@ def gram_lower(J: torch.Tensor, panel: int = GRAM_PANEL, out: torch.Tensor | Non
         e = min(P, s + panel)
         At[:, s:e, s:] = torch.bmm(J[:, :, s:e].transpose(1, 2), J[:, :, s:])
     return At
+
+
+def gram_flops(m: int, P: int, one_element: bool = True, panel: int = GRAM_PANEL) -> int:
+    """Floating-point operations of :func:`gram_lower` per element: m·P·(P + 1) by ``syrk`` (one element on
+    the CPU), Σ_panels 2·m·w·(P − s) by panel GEMMs otherwise."""
+    if one_element:
+        return m * P * (P + 1)
+    return sum(2 * m * (min(P, s + panel) - s) * (P - s) for s in range(0, P, panel))
 
 
 def _matvec(J: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -325,4 +333,4 @@ def adam_step(problem: Problem, st: dict, lr: float, b1: float = 0.9, b2: float 
         st["loss"] = discrepancy(problem.model, st["theta"], problem.X, problem.Y)
 
 
-__all__ = ["lm_prepare", "lm_step", "cg_prepare", "cg_step", "adam_prepare", "adam_step"]
+__all__ = ["gram_lower", "gram_flops", "lm_prepare", "lm_step", "cg_prepare", "cg_step", "adam_prepare", "adam_step"]
