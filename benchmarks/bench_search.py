@@ -19,7 +19,7 @@ Baselines:
 
 genni: the config's search settings, ``--n`` elements; its time is the search's (``run_search``: the
 reference, data and problem are built before the clock starts) per converged element.  The LM step's
-floating-point work is counted from the rows prepared (J, the lower triangle of JᵀJ by panels, Jᵀr) and the
+floating-point work is counted from the rows prepared (J, one triangle of JᵀJ by BLAS syrk, Jᵀr) and the
 rows stepped (Cholesky of JᵀJ + μD, four triangular solves, J·δ, Jᵀ·r_vv, two forward passes) — see
 :func:`lm_flops` — and divided by the search's wall time: the achieved GFLOP/s, also as a share of the
 float64 GEMM peak measured in the same process (:func:`gemm_peak.gemm_peak`, a 2048² matmul,
@@ -95,13 +95,12 @@ def starts(cfg: dict, spec, problem, k: int, seed: int) -> list[np.ndarray]:
 def lm_flops(spec, n_probe: int) -> tuple[float, float]:
     """Floating-point operations of the direct LM step per element: (per row prepared, per row stepped).
 
-    prepared: forward pass and J (n·K rows, P columns), the lower triangle of JᵀJ by :func:`~genni.search.steps.gram_lower`'s
-    panels (2·m·w·(P − s) per panel [s, s + w)), Jᵀr (2mP).  stepped: Cholesky of JᵀJ + μD (P³/3), four triangular
-    solves (P² each), J·δ and Jᵀ·r_vv (2mP each), two forward passes (2·n·Σ w_l·w_{l−1} each)."""
+    prepared: forward pass and J (n·K rows, P columns), one triangle of JᵀJ by :func:`~genni.search.steps.gram_lower`
+    (syrk on the CPU, m·P·(P + 1): :func:`~genni.search.steps.gram_flops`), Jᵀr (2mP).  stepped: Cholesky of
+    JᵀJ + μD (P³/3), four triangular solves (P² each), J·δ and Jᵀ·r_vv (2mP each), two forward passes (2·n·Σ w_l·w_{l−1} each)."""
     P, m = spec.n_params, n_probe * spec.widths[-1]
     fwd = 2 * n_probe * sum(a * b for a, b in zip(spec.widths[:-1], spec.widths[1:]))
-    w = steps.GRAM_PANEL
-    gram = sum(2 * m * (min(P, s + w) - s) * (P - s) for s in range(0, P, w))
+    gram = steps.gram_flops(m, P)
     prepared = fwd + m * P + gram + 2 * m * P
     stepped = P**3 / 3 + 4 * P**2 + 4 * m * P + 2 * fwd
     return prepared, stepped

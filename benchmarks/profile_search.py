@@ -6,7 +6,7 @@ Per element, one thread (the search runs each element single-threaded on its wor
 
 - forward: r(θ) = vec(f_θ(X) − Y), one forward pass (the step runs two: θ + hδ and the trial point);
 - J: the closed-form Jacobian with its forward pass (per row prepared);
-- JᵀJ: :func:`~genni.search.steps.gram_lower`, the lower triangle by panel GEMMs (per row prepared);
+- JᵀJ: :func:`~genni.search.steps.gram_lower`, one triangle by BLAS syrk (per row prepared);
 - J·v, Jᵀ·u: one product each (the step runs J·δ, Jᵀ·r_vv; a prepare Jᵀ·r);
 - factorisation: Cholesky of JᵀJ + μD (per step);
 - solves: the two triangular solves of one Cholesky solve (the step runs two);
@@ -86,12 +86,11 @@ def profile(name: str, batch: int, repeats: int) -> dict:
         return torch.linalg.cholesky_ex(M.mT)
 
     fwd = 2 * n * sum(a * b for a, b in zip(spec.widths[:-1], spec.widths[1:]))
-    w = steps.GRAM_PANEL
-    gram = sum(2 * m * (min(P, s + w) - s) * (P - s) for s in range(0, P, w))
+    gram = steps.gram_flops(m, P)
     stages = {
         "forward r(θ)": (each(lambda i: steps._residuals(problem, st["theta"][rows[i]])), fwd),
         "J (closed form, with its forward pass)": (each(lambda i: spec.jacobian(st["theta"][rows[i]], X)), fwd + m * P),
-        "JᵀJ, lower triangle (panel GEMMs)": (each(lambda i: steps.gram_lower(Js[i])), gram),
+        "JᵀJ (BLAS syrk)": (each(lambda i: steps.gram_lower(Js[i])), gram),
         "J·v": (each(lambda i: steps._matvec(Js[i], v[i])), 2 * m * P),
         "Jᵀ·u": (each(lambda i: steps._rmatvec(Js[i], u[i])), 2 * m * P),
         "Cholesky of JᵀJ + μD": (each(factor), P**3 / 3),

@@ -20,6 +20,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from ..discrepancy import discrepancy
 from ..models.base import Model
@@ -52,6 +53,7 @@ class RowRunner:
         self.workers = max(1, workers or self.threads)
         self.thread_safe = thread_safe
         self._pool: ThreadPoolExecutor | None = None
+        self._blas = None
 
     def __call__(self, fn, rows: torch.Tensor) -> None:
         if rows.numel() == 0:
@@ -64,6 +66,10 @@ class RowRunner:
             for i in order:
                 fn(slice(i, i + 1))
             return
+        if self._blas is None:
+            # numpy's BLAS (the Gram matrix's syrk) on one thread too, until close(): the workers are the
+            # parallelism, and a row's bits must not depend on the thread count
+            self._blas = threadpool_limits(1, user_api="blas")
         if self.workers == 1:
             before = torch.get_num_threads()
             torch.set_num_threads(1)
@@ -88,6 +94,9 @@ class RowRunner:
             self._pool.shutdown(wait=True)
             self._pool = None
             torch.set_num_threads(self.threads)
+        if self._blas is not None:
+            self._blas.restore_original_limits()
+            self._blas = None
 
 
 def rowwise(fn, *tensors: torch.Tensor) -> torch.Tensor:

@@ -33,8 +33,8 @@ How the direct step is computed, per element (m = nK residuals, P parameters):
 
 * J once per accepted step: a rejected row keeps r, J, JᵀJ, Jᵀr and D, only its μ changes, and the
   next step refactors JᵀJ + μD (the driver re-prepares accepted rows only);
-* only the lower triangle of A = JᵀJ, by panel GEMMs (:func:`gram_lower`): m·P²·(k + 1)/(2k)
-  multiply-adds for k panels instead of m·P²;
+* one triangle of A = JᵀJ (:func:`gram_lower`): BLAS syrk on the CPU (m·P·(P + 1) flops, half the full
+  product's), panel GEMMs on a batch;
 * M = A + μD by Cholesky (LAPACK's potrf on the column-major lower triangle), δ and the acceleration
   by two triangular solves each; a row whose M is not numerically positive definite (the factorisation
   reports it per row) takes no step and counts as rejected, so its μ grows;
@@ -66,6 +66,7 @@ O(P + n·K·width) instead of O(P² + nKP).  No geodesic acceleration on this pa
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..discrepancy import discrepancy
@@ -79,28 +80,48 @@ GRAM_PANEL = 96
 run the GEMM closer to its peak)."""
 
 
-def gram_lower(J: torch.Tensor, panel: int = GRAM_PANEL) -> torch.Tensor:
-    r"""The lower triangle (diagonal included) of A = JᵀJ for every element, by panel products, in
-    column-major order: the result's rows hold A's columns (row-major storage of Aᵀ, i.e. A's upper
-    triangle as stored), so ``gram_lower(J).mT`` is A's lower triangle as LAPACK reads it.
+def gram_lower(J: torch.Tensor, panel: int = GRAM_PANEL, out: torch.Tensor | None = None) -> torch.Tensor:
+    r"""The lower triangle (diagonal included) of A = JᵀJ for every element, in column-major order: the
+    result's rows hold A's columns (row-major storage of Aᵀ, i.e. A's upper triangle as stored), so
+    ``gram_lower(J).mT`` is A's lower triangle as LAPACK reads it.
 
-    Objective: A_ij = Σ_x J_xi J_xj for i ≥ j.  With column panels [s, e) of width w, the block
-    (A[s:, s:e])ᵀ = J[:, s:e]ᵀ J[:, s:] is one (batched) GEMM, so k = ⌈P / w⌉ panels cost
-    m·P²·(k + 1)/(2k) multiply-adds instead of the full product's m·P² (5/8 of it at P = 337, w = 96);
-    the diagonal blocks are computed whole, the blocks beyond them in the other triangle are left at 0.
+    Objective: A_ij = Σ_x J_xi J_xj for i ≥ j.
+
+    * One element on the CPU: BLAS ``syrk`` (numpy's product of a matrix with its own transpose computes
+      one triangle, m·P·(P + 1) flops, and mirrors it, so the whole symmetric A is returned); numpy
+      releases the GIL in it, so elements on worker threads overlap.
+    * A batch, or off the CPU: with column panels [s, e) of width w, the block (A[s:, s:e])ᵀ =
+      J[:, s:e]ᵀ J[:, s:] is one batched GEMM, so k = ⌈P / w⌉ panels cost m·P²·(k + 1)/(2k) multiply-adds
+      instead of the full product's m·P² (5/8 of it at P = 337, w = 96); the diagonal blocks are computed
+      whole, the blocks beyond them in the other triangle are left at 0.
+
     Only the lower triangle is read downstream (Cholesky, diag(A)).
     float64: near a solution A's smallest eigenvalues sit ~10⁻¹² below its largest, below float32's
     resolution, and the step must resolve them to reach L ≤ tol.
 
     J : Tensor, shape [B, m, P]
+    out : Tensor, shape [B, P, P], contiguous, or None (a new tensor)
     returns : Tensor, shape [B, P, P] (Aᵀ's storage: the entries A_ij, i ≥ j, at [j, i])
     """
     B, _, P = J.shape
-    At = J.new_zeros(B, P, P)
+    if B == 1 and J.device.type == "cpu" and J.dtype == torch.float64 and (out is None or out.is_contiguous()):
+        At = J.new_empty(1, P, P) if out is None else out
+        Jn = J[0].numpy()
+        np.matmul(Jn.T, Jn, out=At[0].numpy())
+        return At
+    At = J.new_zeros(B, P, P) if out is None else out.zero_()
     for s in range(0, P, panel):
         e = min(P, s + panel)
         At[:, s:e, s:] = torch.bmm(J[:, :, s:e].transpose(1, 2), J[:, :, s:])
     return At
+
+
+def gram_flops(m: int, P: int, one_element: bool = True, panel: int = GRAM_PANEL) -> int:
+    """Floating-point operations of :func:`gram_lower` per element: m·P·(P + 1) by ``syrk`` (one element on
+    the CPU), Σ_panels 2·m·w·(P − s) by panel GEMMs otherwise."""
+    if one_element:
+        return m * P * (P + 1)
+    return sum(2 * m * (min(P, s + panel) - s) * (P - s) for s in range(0, P, panel))
 
 
 def _matvec(J: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -138,13 +159,15 @@ def lm_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str, run
 
     def part(idx):
         r, J = _residual_jacobian(model, st["theta"][idx], X, Y)
-        A = gram_lower(J)
+        view = isinstance(idx, slice)  # one row on the CPU: JᵀJ straight into the batch's storage
+        A = gram_lower(J, out=st["A"][idx] if view else None)
+        if not view:
+            st["A"][idx] = A
         d = A.diagonal(dim1=1, dim2=2)
         mean = d.mean(1, keepdim=True).clamp_min(1e-30)
         st["D"][idx] = torch.maximum(d, 1e-6 * mean) if damping == "marquardt" else mean.expand_as(d)
         st["r"][idx] = r
         st["J"][idx] = J
-        st["A"][idx] = A
         st["g"][idx] = _rmatvec(J, r)
         st["loss"][idx] = _mean_square(r, n)
 
@@ -310,4 +333,4 @@ def adam_step(problem: Problem, st: dict, lr: float, b1: float = 0.9, b2: float 
         st["loss"] = discrepancy(problem.model, st["theta"], problem.X, problem.Y)
 
 
-__all__ = ["lm_prepare", "lm_step", "cg_prepare", "cg_step", "adam_prepare", "adam_step"]
+__all__ = ["gram_lower", "gram_flops", "lm_prepare", "lm_step", "cg_prepare", "cg_step", "adam_prepare", "adam_step"]

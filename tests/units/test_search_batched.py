@@ -43,6 +43,15 @@ def test_gram_lower_is_the_lower_triangle_of_jtj():
     assert bool((A[:, beyond] == 0).all())
 
 
+def test_gram_lower_of_one_element_is_the_symmetric_jtj():
+    """One element on the CPU takes BLAS syrk: the whole symmetric JᵀJ, to rounding (1e-13 relative)."""
+    J = torch.randn(1, 50, 23, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    A = steps.gram_lower(J)
+    full = (J.mT @ J)
+    torch.testing.assert_close(A, full, rtol=1e-13, atol=1e-12)
+    assert torch.equal(A, A.mT)
+
+
 def _oracle_step(problem, theta, mu, geodesic):
     """The textbook LM step at θ [P]: J from torch.func.jacrev of the torch module, a dense solve."""
     from torch.func import functional_call, jacrev
