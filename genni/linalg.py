@@ -132,12 +132,6 @@ def column_range(B: torch.Tensor, rtol: float) -> tuple[np.ndarray, float]:
     return np.asfortranarray(b[:, piv[:r] - 1]), lam
 
 
-def _pivoted_range(A: np.ndarray, rtol: float) -> np.ndarray:
-    """:func:`psd_range` (orthonormal, numpy) of the PSD matrix whose lower triangle A (overwritten) holds."""
-    F = pivoted_factor(A, rtol, ritz=True)[0]
-    return torch.linalg.qr(torch.as_tensor(F))[0].numpy() if F.shape[1] else F
-
-
 class Complement:
     """v ↦ v − F̂F̂ᵀv, the projection onto range(F)^⊥ for F [P, r], F̂ an orthonormal basis of range(F), through
     F's Householder QR (LAPACK geqrf; the reflectors are applied to v, Q is never formed: half the flops).  The
@@ -164,24 +158,6 @@ class Complement:
             y[: self.r] = 0.0
             y = lapack.dormqr("L", "N", self.qr, self.tau, y, lwork=c.shape[1], overwrite_c=1)[0]
         return torch.as_tensor(y.reshape(v.shape), device=v.device)
-
-
-def psd_range(M: torch.Tensor | np.ndarray, rtol: float) -> torch.Tensor:
-    """An orthonormal basis F [P, r] of the dominant range of a symmetric positive semi-definite M [P, P]: the
-    eigendirections with λ > rtol²·λ_max, as an eigendecomposition would keep them, so every unit w ⊥ F has
-    wᵀMw ≤ 1.01·rtol²·λ_max.
-
-    :func:`pivoted_factor` with its Ritz step (pivoted Cholesky ΠᵀMΠ ≈ LLᵀ, then the r × r eigenproblem of LᵀL),
-    F the Q of the kept range (Householder QR).  With M = JᵀJ, F spans the directions J constrains, σ > rtol·σ_max,
-    and its complement the directions along which ‖Jw‖ ≤ rtol·σ_max‖w‖: the space :func:`genni.walk.class_tangents`
-    takes from an SVD.  The Gram matrix costs half a matrix product (:func:`gram_lower`), pivoted Cholesky
-    O(P·r²) and the Ritz step O(P·r² + r³), where the SVD costs O(P³) in BLAS-2 bidiagonalisation; on the Gram
-    matrix, singular values below ~1e-8·σ_max are rounding, so rtol ≥ 1e-7.
-    M : a tensor (symmetric), or a Fortran-order array whose lower triangle holds M (overwritten)
-    """
-    if isinstance(M, torch.Tensor):
-        return torch.as_tensor(_pivoted_range(np.array(M.detach().cpu().numpy(), order="F"), rtol), device=M.device)
-    return torch.as_tensor(_pivoted_range(M, rtol))
 
 
 def orth(A: torch.Tensor, rtol: float, floor: float = 0.0) -> tuple[torch.Tensor, float]:
@@ -236,5 +212,5 @@ def row_space(J: torch.Tensor, rcond: float, orthonormal: bool = False) -> torch
         return torch.linalg.qr(F)[0] if F.shape[1] else F
     return F / torch.linalg.vector_norm(F, dim=0).clamp_min(1e-300)
 
-__all__ = ["one_thread", "gram_lower", "pivoted_factor", "column_range", "psd_range", "row_space", "Complement", "orth",
+__all__ = ["one_thread", "gram_lower", "pivoted_factor", "column_range", "row_space", "Complement", "orth",
            "lstsq"]

@@ -62,11 +62,6 @@ class Kinks:
         norms = torch.linalg.vector_norm(G, dim=1, keepdim=True)
         return G / torch.where(norms > 0, norms, torch.ones_like(norms))
 
-    def unit_gram(self, idx: torch.Tensor) -> torch.Tensor:
-        """Σ_{i ∈ idx} g_i g_iᵀ / ‖g_i‖² [P, P] (:meth:`unit_rows`)."""
-        C = self.unit_rows(idx)
-        return C.T @ C
-
 
 class Model:
     """Base of every architecture kind (see the module docstring).  Subclasses are frozen dataclasses."""

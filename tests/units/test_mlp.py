@@ -164,7 +164,8 @@ def test_kinks_products_equal_the_dense_preactivation_jacobian(act, bias):
     rows = G[idx.numpy()]
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     unit = rows / np.where(norms > 0, norms, 1.0)
-    np.testing.assert_allclose(k.unit_gram(idx).numpy(), unit.T @ unit, atol=1e-13)
+    C = k.unit_rows(idx).numpy()
+    np.testing.assert_allclose(C.T @ C, unit.T @ unit, atol=1e-13)
     assert MLP(WIDTHS, "tanh").kinks(_theta(MLP(WIDTHS, "tanh"), n=1)[0], X[:, :3]) is None
 
 
