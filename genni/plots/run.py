@@ -198,14 +198,17 @@ def figure_walk(run: RunData):
     ax.legend(fontsize=8)
     ax = axes[2]
     step = eq["step"][walked]
+    power = run.reference.get("output_power", 1.0)
+    tol_rel = run.equivalents_attrs.get("tol", np.nan) / power
+    # the floor sits below the tolerance line, so a state under it is never drawn above it
+    floor = min(_FLOOR, tol_rel * 1e-3) if np.isfinite(tol_rel) and tol_rel > 0 else _FLOOR
     for key, lab, mk, col in (("relative_discrepancy", "probe", "o", "#1b9e77"),
                               ("relative_discrepancy_heldout", "held-out", "^", "#d95f02"),
                               ("relative_discrepancy_far", "far (3× radius)", "s", "#7570b3")):
         if key in eq:
-            ax.scatter(step, np.maximum(eq[key][walked], _FLOOR), s=14, marker=mk, color=col, alpha=0.8, label=lab)
-    power = run.reference.get("output_power", 1.0)
-    ax.axhline(run.equivalents_attrs.get("tol", np.nan) / power, color="k", ls=":", lw=1, label="tol / output power")
-    ax.set(yscale="log", xlabel="accepted steps", ylabel="relative discrepancy",
+            ax.scatter(step, np.maximum(eq[key][walked], floor), s=14, marker=mk, color=col, alpha=0.8, label=lab)
+    ax.axhline(tol_rel, color="k", ls=":", lw=1, label="tol / output power")
+    ax.set(yscale="log", xlabel="accepted steps", ylabel=f"relative discrepancy (below {floor:.0e} drawn at it)",
            title="each stored state: where it still computes f_θ*")
     ax.legend(fontsize=8)
     fig.suptitle(run_title(run) + "  — walks along the equivalence class")
