@@ -21,6 +21,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from . import MLP
 
 
+def _pattern_forward(layers: list, x: torch.Tensor, t: torch.Tensor | None, dsig: list[torch.Tensor]) -> list[torch.Tensor]:
+    """[h_0 = x, h_1, …]: h_l = σ'_l ⊙ (W_l h_{l−1} + t·b_l) through ``layers`` ((W_l, b_l) pairs) with the patterns
+    σ'_l given (t None: bias-free layers).  x : [m, w_0];  t : [m];  dsig : [m, w_l] per layer"""
+    hs = [x]
+    for l, (W, b) in enumerate(layers):
+        z = hs[-1] @ W.T
+        if t is not None:
+            z = torch.addr(z, t, b)
+        hs.append(z * dsig[l])
+    return hs
+
+
 def virtual_jacobian(model: MLP, theta: torch.Tensor, x: torch.Tensor, t: torch.Tensor | None,
                      dsig: list[torch.Tensor]) -> torch.Tensor:
     """J at virtual homogeneous inputs with given activation patterns, linear in (x, t).
@@ -34,12 +46,7 @@ def virtual_jacobian(model: MLP, theta: torch.Tensor, x: torch.Tensor, t: torch.
     """
     Ws = layout.unflatten(theta, model.widths, model.bias)
     m, K = x.shape[0], model.widths[-1]
-    hs = [x]
-    for l, (W, b) in enumerate(Ws[:-1]):
-        z = hs[-1] @ W.T
-        if model.bias:
-            z = torch.addr(z, t, b)
-        hs.append(z * dsig[l])
+    hs = _pattern_forward(Ws[:-1], x, t, dsig)
     J = theta.new_empty(m, K, theta.shape[0])
     G = torch.eye(K, dtype=theta.dtype, device=theta.device).expand(m, K, K)
     for l, s in reversed(list(enumerate(layout.layer_slices(model.widths, model.bias)))):
@@ -133,10 +140,7 @@ def virtual_unit_rows(model: MLP, theta: torch.Tensor, l: int, j: torch.Tensor, 
     Ws, bs = zip(*layout.unflatten(theta, model.widths, model.bias))
     slices = layout.layer_slices(model.widths, model.bias)
     k = len(x)
-    hs = [x]
-    for m in range(l):
-        z = hs[-1] @ Ws[m].T
-        hs.append((torch.addr(z, t, bs[m]) if model.bias else z) * dsig[m])
+    hs = _pattern_forward(list(zip(Ws[:l], bs[:l])), x, t, dsig)
     t2 = t * t if model.bias else None
     if norms:
         out = (hs[l] * hs[l]).sum(1) + (t2 if model.bias else 0.0)
