@@ -74,32 +74,44 @@ def pivoted_factor(A: np.ndarray, rtol: float, ritz: bool = False) -> tuple[np.n
     left out on its own, as an SVD would (wᵀMw ≤ rtol²·λ_max + trace S for w ⊥ F), at the cost of LᵀL and an
     r × r eigendecomposition.  λ̂ = λ_max with ``ritz``, else ‖M e_p‖²/M_pp for the first pivot p (a Rayleigh
     quotient of M², between max_i M_ii and λ_max)."""
-    from scipy.linalg import lapack
-
     P = A.shape[0]
     top = float(A.diagonal().max()) if P else 0.0
     if not top > 0:
         return np.zeros((P, 0), order="F"), 0.0
-    trace = float(A.diagonal().sum())
     floor = (0.1 * rtol) ** 2 * top if ritz else 0.0
     with _one_blas_thread():
-        c, piv, rank, _ = lapack.dpstrf(A, tol=min(rtol * rtol, floor or np.inf) * top / P, lower=1, overwrite_a=1)
-        L = np.tril(c[:, :rank])
-        left = trace - np.cumsum((L * L).sum(0))  # trace of the remainder after each pivot
+        L, piv, left = _pivoted_cholesky(A, min(rtol * rtol, floor or np.inf) * top / P)
         if ritz:
             done = left <= floor
-            L = L[:, : int(np.argmax(done)) + 1 if done.any() else rank]
+            L = L[:, : int(np.argmax(done)) + 1 if done.any() else L.shape[1]]
             lam, W = np.linalg.eigh(L.T @ L)
             keep = lam > rtol * rtol * lam[-1]
             F = np.zeros((P, int(keep.sum())), order="F")
             F[piv - 1] = L @ W[:, keep]
             return F, float(lam[-1])
-        lam = float(L[:, 0] @ L[:, 0])  # ‖L e_1‖² = ‖M e_p‖² / M_pp
-        done = left <= rtol * rtol * lam
-        r = int(np.argmax(done)) + 1 if done.any() else rank
+        r, lam = _trace_cut(L, left, rtol)
         F = np.zeros((P, r), order="F")
         F[piv - 1] = L[:, :r]
     return F, lam
+
+
+def _pivoted_cholesky(A: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """LAPACK ``pstrf`` of the PSD matrix whose lower triangle A [P, P] (Fortran order, overwritten) holds, stopped
+    at pivot ``tol``: (L [P, rank] lower, piv [P] (1-based), the trace of the remainder after each pivot [rank])."""
+    from scipy.linalg import lapack
+
+    trace = float(A.diagonal().sum())
+    c, piv, rank, _ = lapack.dpstrf(A, tol=tol, lower=1, overwrite_a=1)
+    L = np.tril(c[:, :rank])
+    return L, piv, trace - np.cumsum((L * L).sum(0))
+
+
+def _trace_cut(L: np.ndarray, left: np.ndarray, rtol: float) -> tuple[int, float]:
+    """(r, λ̂): the fewest pivots whose remainder has trace ≤ rtol²·λ̂, λ̂ = ‖L e_1‖² (= ‖M e_p‖²/M_pp for the first
+    pivot p)."""
+    lam = float(L[:, 0] @ L[:, 0])
+    done = left <= rtol * rtol * lam
+    return (int(np.argmax(done)) + 1 if done.any() else L.shape[1]), lam
 
 
 def column_range(B: torch.Tensor, rtol: float) -> tuple[np.ndarray, float]:
@@ -111,8 +123,6 @@ def column_range(B: torch.Tensor, rtol: float) -> tuple[np.ndarray, float]:
     trace BᵀB − Σ_{j≤r} ‖L_j‖² ≤ rtol²·λ̂ (which bounds ‖Bᵀw‖² for w ⊥ F); λ̂ = ‖BᵀB e_p‖²/‖b_p‖² for the first
     pivot p, a Rayleigh quotient of M at b_p.  Half a k²·P product and O(k·r²) where M costs half a P²·k
     product and O(P·r²).  k ≥ P: :func:`pivoted_factor` of M."""
-    from scipy.linalg import lapack
-
     P, k = B.shape
     if k >= P:
         return pivoted_factor(gram_lower(B.T), rtol)
@@ -121,14 +131,9 @@ def column_range(B: torch.Tensor, rtol: float) -> tuple[np.ndarray, float]:
     top = float(A.diagonal().max()) if k else 0.0
     if not top > 0:
         return np.zeros((P, 0), order="F"), 0.0
-    trace = float(A.diagonal().sum())
     with _one_blas_thread():
-        c, piv, rank, _ = lapack.dpstrf(A, tol=rtol * rtol * top / k, lower=1, overwrite_a=1)
-    L = np.tril(c[:, :rank])
-    left = trace - np.cumsum((L * L).sum(0))
-    lam = float(L[:, 0] @ L[:, 0])
-    done = left <= rtol * rtol * lam
-    r = int(np.argmax(done)) + 1 if done.any() else rank
+        L, piv, left = _pivoted_cholesky(A, rtol * rtol * top / k)
+    r, lam = _trace_cut(L, left, rtol)
     return np.asfortranarray(b[:, piv[:r] - 1]), lam
 
 
