@@ -107,7 +107,7 @@ def profile(name: str, batch: int, repeats: int) -> dict:
 
     def accept():
         saved = {k: st[k].clone() for k in ("theta", "loss", "mu", "nu")}
-        steps._lm_accept(st, trial, loss, pred, ok)
+        steps.lm_accept(st, slice(None), trial, loss, pred, ok)
         st.update(saved)
 
     out["acceptance (whole batch)"] = {"ms": _best_ms(accept, batch, repeats), "gflops": None}

@@ -55,9 +55,12 @@ from . import batching
 from .batching import RowRunner
 from .problem import Found, Problem, measured
 from .settings import MU_MAX, SearchSettings, resolve_solver
-from .steps import adam_prepare, adam_step, cg_prepare, cg_step, lm_prepare, lm_step
+from .steps import adam_prepare, adam_step, cg_prepare, cg_step, lm_accept, lm_prepare, lm_prepare_rows, lm_step, lm_trial
 
 _REVIVE_EVENT, _HOP_EVENT = 1 << 20, 1 << 21
+ROUND_STEPS = 8
+"""LM on the CPU: steps a row takes in one task before the driver looks at the batch again (fewer when it
+converges, stalls or runs out of steps sooner); its J and JᵀJ stay in the core's cache between them."""
 _META = ("index", "attempt", "steps", "attempt_steps", "since", "seed", "hops", "events")
 
 
@@ -120,6 +123,11 @@ class _Batch:
         else:
             adam_prepare(self.problem, self.st, rows)
 
+    @property
+    def rowwise_lm(self) -> bool:
+        """Direct LM with rows visited one by one (on the CPU): each row advances in its own task."""
+        return self.s.method == "lm" and not self.s.matrix_free and not self.runner.batched
+
     def _revive(self, rows: torch.Tensor) -> None:
         dead = self.problem.model.dead_mask(self.st["theta"][rows], self.problem.X)
         has = dead.any(1)
@@ -178,6 +186,13 @@ class _Batch:
         self._reset_rows(rows, thetas)
 
     def step(self) -> None:
+        """Advance every row: one step of the whole batch, or on the CPU (direct LM) up to
+        :data:`ROUND_STEPS` steps of each row in its own task, a row stopping early at its first
+        :meth:`flags` event.  Each step updates the row's counters, best loss and steps since it last
+        improved."""
+        if self.rowwise_lm:
+            self.runner(self._advance_row, torch.arange(len(self), device=self.dev))
+            return
         if self.s.matrix_free:
             accept = cg_step(self.problem, self.st, self.s.cg_tol, self.s.cg_max)
             self._prepare(accept.nonzero().squeeze(1))
@@ -186,8 +201,41 @@ class _Batch:
             self._prepare(accept.nonzero().squeeze(1))
         else:
             adam_step(self.problem, self.st, self.s.lr)
+        self._count(slice(None), self.st["loss"].cpu().numpy())
+
+    def _count(self, rows, loss: np.ndarray) -> None:
         for key in ("steps", "attempt_steps", "since"):
-            self.meta[key] += 1
+            self.meta[key][rows] += 1
+        improved = loss < self.s.stall_factor * self.best[rows]
+        self.best[rows] = np.where(improved, loss, self.best[rows])
+        self.meta["since"][rows] = np.where(improved, 0, self.meta["since"][rows])
+
+    def _advance_row(self, idx: slice) -> None:
+        """Up to :data:`ROUND_STEPS` LM steps of row ``idx.start`` in the calling thread (a worker's task):
+        the same arithmetic, in the same order, as the batch's steps, so the row's bits do not depend on
+        how the steps are grouped."""
+        i, s, st = idx.start, self.s, self.st
+        for _ in range(ROUND_STEPS):
+            accepted = lm_accept(st, idx, *lm_trial(self.problem, st, idx, s.damping, s.geodesic))
+            if bool(accepted[0]):
+                if self.can_die and s.revive:
+                    self._revive(torch.arange(i, i + 1, device=self.dev))
+                lm_prepare_rows(self.problem, st, idx, s.damping)
+            self._count(idx, st["loss"][idx].numpy())
+            if self.flags(idx)["event"][0]:
+                return
+
+    def flags(self, rows=slice(None)) -> dict[str, np.ndarray]:
+        """Per row: ``conv`` (L ≤ tol), ``diverged`` (L not finite), ``stalled`` (no improvement by the
+        stall factor over the stall window, or μ > 10¹²), ``out_of_steps`` (the attempt's step budget
+        spent) and ``event`` (any of them: the driver acts)."""
+        loss = self.st["loss"][rows].cpu().numpy()
+        mu_dead = (self.st["mu"][rows].cpu().numpy() > MU_MAX) if "mu" in self.st else np.zeros(loss.shape, bool)
+        f = {"conv": loss <= self.s.tol, "diverged": ~np.isfinite(loss),
+             "stalled": (self.meta["since"][rows] >= self.s.stall_window) | mu_dead,
+             "out_of_steps": self.meta["attempt_steps"][rows] >= self.s.steps_per_attempt}
+        f["event"] = f["conv"] | f["diverged"] | f["stalled"] | f["out_of_steps"]
+        return f
 
     def remove(self, rows: np.ndarray) -> dict:
         keep = np.ones(len(self), bool)
@@ -249,7 +297,6 @@ def stream(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
     last = time.monotonic()
     pbar = bar(total=len(queue), progress=progress, unit="el",
                desc=f"search ({'lm, matrix-free' if settings.matrix_free else settings.method})")
-    window, max_steps = settings.stall_window, settings.steps_per_attempt
     warned = on_stall is None
     first_batch: set[int] = set()
     try:
@@ -260,15 +307,8 @@ def stream(problem: Problem, settings: SearchSettings, *, seed: int, indices: Se
                     first_batch = set(new)
                 batch.add(new)
             batch.step()
-            loss = batch.st["loss"].cpu().numpy()
-            improved = loss < settings.stall_factor * batch.best
-            batch.best = np.where(improved, loss, batch.best)
-            batch.meta["since"][improved] = 0
-            conv = loss <= settings.tol
-            mu_dead = (batch.st["mu"].cpu().numpy() > MU_MAX) if "mu" in batch.st else np.zeros_like(conv)
-            diverged = ~np.isfinite(loss)
-            stalled = (batch.meta["since"] >= window) | mu_dead
-            out_of_steps = batch.meta["attempt_steps"] >= max_steps
+            f = batch.flags()
+            conv, diverged, stalled, out_of_steps = f["conv"], f["diverged"], f["stalled"], f["out_of_steps"]
             ended = ~conv & (stalled | out_of_steps | diverged)
             hop = ended & stalled & ~diverged & ~out_of_steps & (batch.meta["hops"] < settings.hops)
             if hop.any():

@@ -152,26 +152,29 @@ def _mean_square(r: torch.Tensor, n: int) -> torch.Tensor:
     return (r * r).sum(1) / n
 
 
-def lm_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str, runner: batching.RowRunner) -> None:
-    """(Re)compute r, J, loss, the lower triangle of JᵀJ, Jᵀr and the damping scale D for the given rows
-    of the batch (``runner``: all at once, or row by row on worker threads)."""
+def lm_prepare_rows(problem: Problem, st: dict, idx, damping: str) -> None:
+    """(Re)compute r, J, loss, the lower triangle of JᵀJ, Jᵀr and the damping scale D for the rows ``idx``
+    of the batch (a LongTensor, or ``slice(i, i + 1)`` for one row on the CPU, whose JᵀJ goes straight
+    into the batch's storage), in the calling thread."""
     model, X, Y, n = problem.model, problem.X, problem.Y, problem.X.shape[0]
+    r, J = _residual_jacobian(model, st["theta"][idx], X, Y)
+    view = isinstance(idx, slice)
+    A = gram_lower(J, out=st["A"][idx] if view else None)
+    if not view:
+        st["A"][idx] = A
+    d = A.diagonal(dim1=1, dim2=2)
+    mean = d.mean(1, keepdim=True).clamp_min(1e-30)
+    st["D"][idx] = torch.maximum(d, 1e-6 * mean) if damping == "marquardt" else mean.expand_as(d)
+    st["r"][idx] = r
+    st["J"][idx] = J
+    st["g"][idx] = _rmatvec(J, r)
+    st["loss"][idx] = _mean_square(r, n)
 
-    def part(idx):
-        r, J = _residual_jacobian(model, st["theta"][idx], X, Y)
-        view = isinstance(idx, slice)  # one row on the CPU: JᵀJ straight into the batch's storage
-        A = gram_lower(J, out=st["A"][idx] if view else None)
-        if not view:
-            st["A"][idx] = A
-        d = A.diagonal(dim1=1, dim2=2)
-        mean = d.mean(1, keepdim=True).clamp_min(1e-30)
-        st["D"][idx] = torch.maximum(d, 1e-6 * mean) if damping == "marquardt" else mean.expand_as(d)
-        st["r"][idx] = r
-        st["J"][idx] = J
-        st["g"][idx] = _rmatvec(J, r)
-        st["loss"][idx] = _mean_square(r, n)
 
-    runner(part, rows)
+def lm_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str, runner: batching.RowRunner) -> None:
+    """:func:`lm_prepare_rows` for the given rows of the batch (``runner``: all at once, or row by row on
+    worker threads)."""
+    runner(lambda idx: lm_prepare_rows(problem, st, idx, damping), rows)
 
 
 def _chol_solve(L: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -180,58 +183,68 @@ def _chol_solve(L: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.linalg.solve_triangular(L.mT, y, upper=True).squeeze(2)
 
 
-def lm_step(problem: Problem, st: dict, damping: str, geodesic: float, runner: batching.RowRunner) -> torch.Tensor:
-    """One LM step for every row (``runner``: the whole batch at once, or row by row on worker threads);
-    returns the mask of accepted rows (their J, A, g not yet updated).  A row whose M = JᵀJ + μD is not
-    numerically positive definite (the Cholesky factorisation reports it per row) takes no step: it
-    counts as rejected, so its μ grows."""
+def lm_trial(problem: Problem, st: dict, idx, damping: str, geodesic: float):
+    """The LM step s of the rows ``idx`` (a LongTensor, or a slice) from their stored r, J, JᵀJ, Jᵀr, D and
+    μ, and what deciding on it needs; nothing in ``st`` changes.  A row whose M = JᵀJ + μD is not
+    numerically positive definite (the Cholesky factorisation reports it per row) takes no step.
+
+    returns : (trial θ + s : [k, P], L(θ + s) : [k], predicted reduction L(θ) − L_GN(θ + δ) : [k],
+        whether the step is allowed : [k] bool)"""
     n = problem.X.shape[0]
+    theta, r, J, g = st["theta"][idx], st["r"][idx], st["J"][idx], st["g"][idx]
+    M = st["A"][idx].clone()  # column-major lower triangle of JᵀJ (:func:`gram_lower`)
+    M.diagonal(dim1=1, dim2=2).add_(st["mu"][idx, None] * st["D"][idx])
+    L, info = torch.linalg.cholesky_ex(M.mT)
+    ok = info == 0
+    zero = torch.zeros_like(g)
+    delta = torch.where(ok[:, None], -_chol_solve(L, g), zero)
+    Jd = _matvec(J, delta)
+    step = delta
+    if geodesic > 0:
+        # second directional derivative of r along δ by a finite difference, then the
+        # acceleration a = −(JᵀJ + μD)⁻¹ Jᵀ r_vv; the step is δ + a/2 (Transtrum & Sethna)
+        h = 0.1
+        r_vv = (2.0 / h) * ((_residuals(problem, theta + h * delta) - r) / h - Jd)
+        acc = -_chol_solve(L, _rmatvec(J, r_vv))
+        acc = torch.where(torch.isfinite(acc) & ok[:, None], acc, zero)
+        norm = torch.linalg.vector_norm
+        ok = ok & (2 * norm(acc, dim=1) / norm(delta, dim=1).clamp_min(1e-300) <= geodesic)
+        step = delta + 0.5 * acc
+    trial = theta + step
+    new_loss = _mean_square(_residuals(problem, trial), n)
+    # L(θ) − L_GN(θ+δ) = (‖r‖² − ‖r + Jδ‖²)/n = −(2 gᵀδ + ‖Jδ‖²)/n
+    predicted = -(2 * (g * delta).sum(1) + (Jd * Jd).sum(1)) / n
+    return trial, new_loss, predicted, ok
+
+
+def lm_step(problem: Problem, st: dict, damping: str, geodesic: float, runner: batching.RowRunner) -> torch.Tensor:
+    """One LM step for every row (``runner``: the whole batch at once, or row by row on worker threads):
+    :func:`lm_trial`, then :func:`lm_accept`; returns the mask of accepted rows (their J, A, g not yet
+    updated)."""
     trial = torch.empty_like(st["theta"])
     new_loss, predicted = torch.empty_like(st["loss"]), torch.empty_like(st["loss"])
-    accepted = torch.empty_like(st["loss"], dtype=torch.bool)
+    allowed = torch.empty_like(st["loss"], dtype=torch.bool)
 
     def part(idx):
-        theta, r, J, g = st["theta"][idx], st["r"][idx], st["J"][idx], st["g"][idx]
-        M = st["A"][idx].clone()  # column-major lower triangle of JᵀJ (:func:`gram_lower`)
-        M.diagonal(dim1=1, dim2=2).add_(st["mu"][idx, None] * st["D"][idx])
-        L, info = torch.linalg.cholesky_ex(M.mT)
-        ok = info == 0
-        zero = torch.zeros_like(g)
-        delta = torch.where(ok[:, None], -_chol_solve(L, g), zero)
-        Jd = _matvec(J, delta)
-        step = delta
-        if geodesic > 0:
-            # second directional derivative of r along δ by a finite difference, then the
-            # acceleration a = −(JᵀJ + μD)⁻¹ Jᵀ r_vv; the step is δ + a/2 (Transtrum & Sethna)
-            h = 0.1
-            r_vv = (2.0 / h) * ((_residuals(problem, theta + h * delta) - r) / h - Jd)
-            acc = -_chol_solve(L, _rmatvec(J, r_vv))
-            acc = torch.where(torch.isfinite(acc) & ok[:, None], acc, zero)
-            norm = torch.linalg.vector_norm
-            ok = ok & (2 * norm(acc, dim=1) / norm(delta, dim=1).clamp_min(1e-300) <= geodesic)
-            step = delta + 0.5 * acc
-        trial[idx] = theta + step
-        new_loss[idx] = _mean_square(_residuals(problem, trial[idx]), n)
-        # L(θ) − L_GN(θ+δ) = (‖r‖² − ‖r + Jδ‖²)/n = −(2 gᵀδ + ‖Jδ‖²)/n
-        predicted[idx] = -(2 * (g * delta).sum(1) + (Jd * Jd).sum(1)) / n
-        accepted[idx] = ok
+        trial[idx], new_loss[idx], predicted[idx], allowed[idx] = lm_trial(problem, st, idx, damping, geodesic)
 
     runner(part, torch.arange(st["theta"].shape[0], device=st["theta"].device))
-    return _lm_accept(st, trial, new_loss, predicted, accepted)
+    return lm_accept(st, slice(None), trial, new_loss, predicted, allowed)
 
 
-def _lm_accept(st: dict, trial: torch.Tensor, new_loss: torch.Tensor, predicted: torch.Tensor,
-               ok: torch.Tensor) -> torch.Tensor:
-    """Accept θ + s where L falls; Nielsen's μ update from the gain ratio (module docstring)."""
-    mu = st["mu"]
-    rho = (st["loss"] - new_loss) / predicted.clamp_min(1e-300)
-    accept = ok & torch.isfinite(new_loss) & (new_loss < st["loss"])
-    st["theta"] = torch.where(accept[:, None], trial, st["theta"])
-    st["loss"] = torch.where(accept, new_loss, st["loss"])
+def lm_accept(st: dict, idx, trial: torch.Tensor, new_loss: torch.Tensor, predicted: torch.Tensor,
+              ok: torch.Tensor) -> torch.Tensor:
+    """Accept θ + s where L falls, for the rows ``idx`` of ``st`` (in place); Nielsen's μ update from the
+    gain ratio (module docstring).  returns : the accepted rows' mask, [k] bool"""
+    mu, nu, loss = st["mu"][idx], st["nu"][idx], st["loss"][idx]
+    rho = (loss - new_loss) / predicted.clamp_min(1e-300)
+    accept = ok & torch.isfinite(new_loss) & (new_loss < loss)
+    st["theta"][idx] = torch.where(accept[:, None], trial, st["theta"][idx])
     u = 2 * rho - 1  # (no **: vectorised and scalar pow may round differently)
     shrink = torch.clamp(1 - u * u * u, min=1 / 3)
-    st["mu"] = torch.where(accept, (mu * shrink).clamp_min(MU_MIN), mu * st["nu"])
-    st["nu"] = torch.where(accept, torch.full_like(st["nu"], 2.0), st["nu"] * 2)
+    st["mu"][idx] = torch.where(accept, (mu * shrink).clamp_min(MU_MIN), mu * nu)
+    st["nu"][idx] = torch.where(accept, torch.full_like(nu, 2.0), nu * 2)
+    st["loss"][idx] = torch.where(accept, new_loss, loss)
     return accept
 
 
@@ -309,7 +322,7 @@ def cg_step(problem: Problem, st: dict, tol: float, maxiter: int) -> torch.Tenso
     batching.each_row(one, torch.arange(B, device=st["theta"].device), batching.batched(X))
     trial = st["theta"] + delta
     new_loss = batching.discrepancy_rows(model, trial, X, Y)
-    return _lm_accept(st, trial, new_loss, predicted, torch.isfinite(delta).all(1))
+    return lm_accept(st, slice(None), trial, new_loss, predicted, torch.isfinite(delta).all(1))
 
 
 def adam_prepare(problem: Problem, st: dict, rows: torch.Tensor) -> None:
@@ -333,4 +346,4 @@ def adam_step(problem: Problem, st: dict, lr: float, b1: float = 0.9, b2: float 
         st["loss"] = discrepancy(problem.model, st["theta"], problem.X, problem.Y)
 
 
-__all__ = ["gram_lower", "gram_flops", "lm_prepare", "lm_step", "cg_prepare", "cg_step", "adam_prepare", "adam_step"]
+__all__ = ["gram_lower", "gram_flops", "lm_prepare_rows", "lm_prepare", "lm_trial", "lm_step", "lm_accept", "cg_prepare", "cg_step", "adam_prepare", "adam_step"]
