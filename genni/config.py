@@ -105,6 +105,7 @@ SCHEMA: dict = {
         "patience": ((int,), _SD.patience, None),  # default per method (search.DEFAULT_PATIENCE)
         "stall_factor": ((int, float), _SD.stall_factor, None),
         "mu0": ((int, float), _SD.mu0, None),
+        "precision": ((str,), _SD.precision, ("mixed", "float64")),  # direct LM's JᵀJ and factorisation
         "solver": ((str,), _SD.solver, ("auto", "direct", "cg")),  # LM linear solve; cg = matrix-free
         "cg_tol": ((int, float), _SD.cg_tol, None),
         "cg_max": ((int,), _SD.cg_max, None),

@@ -82,6 +82,7 @@ class _Batch:
         self.meta: dict[str, np.ndarray] = {k: np.zeros(0, np.int64) for k in _META}
         self.best = np.zeros(0)
         self.can_die = problem.model.revivable
+        self.mixed = settings.precision == "mixed"
 
     def __len__(self) -> int:
         return len(self.meta["index"])
@@ -119,7 +120,7 @@ class _Batch:
         if self.s.matrix_free:
             cg_prepare(self.problem, self.st, rows, self.s.damping)
         elif self.s.method == "lm":
-            lm_prepare(self.problem, self.st, rows, self.s.damping, self.runner)
+            lm_prepare(self.problem, self.st, rows, self.s.damping, self.runner, self.mixed)
         else:
             adam_prepare(self.problem, self.st, rows)
 
@@ -197,7 +198,7 @@ class _Batch:
             accept = cg_step(self.problem, self.st, self.s.cg_tol, self.s.cg_max)
             self._prepare(accept.nonzero().squeeze(1))
         elif self.s.method == "lm":
-            accept = lm_step(self.problem, self.st, self.s.damping, self.s.geodesic, self.runner)
+            accept = lm_step(self.problem, self.st, self.s.damping, self.s.geodesic, self.runner, self.mixed)
             self._prepare(accept.nonzero().squeeze(1))
         else:
             adam_step(self.problem, self.st, self.s.lr)
@@ -216,11 +217,11 @@ class _Batch:
         how the steps are grouped."""
         i, s, st = idx.start, self.s, self.st
         for _ in range(ROUND_STEPS):
-            accepted = lm_accept(st, idx, *lm_trial(self.problem, st, idx, s.damping, s.geodesic))
+            accepted = lm_accept(st, idx, *lm_trial(self.problem, st, idx, s.damping, s.geodesic, self.mixed))
             if bool(accepted[0]):
                 if self.can_die and s.revive:
                     self._revive(torch.arange(i, i + 1, device=self.dev))
-                lm_prepare_rows(self.problem, st, idx, s.damping)
+                lm_prepare_rows(self.problem, st, idx, s.damping, self.mixed)
             self._count(idx, st["loss"][idx].numpy())
             if self.flags(idx)["event"][0]:
                 return

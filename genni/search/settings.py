@@ -36,6 +36,8 @@ class SearchSettings:
     revive : re-draw dead ReLU units (f unchanged) instead of losing them
     hops, hop_scale : perturbations of a stalled element before it restarts
     mu0 : initial μ;  geodesic : α of geodesic acceleration (0: off; direct solver only)
+    precision : "mixed" (direct LM: JᵀJ and its factorisation in float32 while μ bounds the step's error,
+        :func:`genni.search.steps.single_precision`; float64 otherwise) | "float64" (throughout)
     solver : "direct" (Cholesky of JᵀJ + μD, forms J and JᵀJ) | "cg" (matrix-free: preconditioned
         conjugate gradients with J·v and Jᵀ·u) | "auto" (cg when P > CG_AUTO_P, resolved by
         :func:`resolve_solver`);  cg_tol, cg_max : the inner solver's stopping rule
@@ -60,6 +62,7 @@ class SearchSettings:
     stall_factor: float = 0.5
     mu0: float = 1e-3
     geodesic: float = 0.75
+    precision: str = "mixed"
     solver: str = "auto"
     cg_tol: float = 1e-6
     cg_max: int = 250

@@ -43,11 +43,21 @@ How the direct step is computed, per element (m = nK residuals, P parameters):
 
 On the CPU every element runs these alone and single-threaded, the elements spread over worker
 threads (:class:`~genni.search.batching.RowRunner`); off the CPU the whole batch runs at once
-(batched GEMMs, batched Cholesky).  Precision: float64 throughout.  Near a solution J's singular
-values fall smoothly from ~10² to ~10⁻¹⁴ (a converging tanh 2-16-16-1 element at relative L ~4·10⁻⁹:
-15 % of the residual's norm lies along singular values 10⁻⁵…10⁻⁹ of the largest, i.e. eigenvalues of
-JᵀJ 10⁻¹⁰…10⁻¹⁸ of its largest), and the certificate L ≤ tol = 10⁻¹⁰ is a relative 3·10⁻¹² of the
-output power: float32 (ε ≈ 6·10⁻⁸) resolves neither those eigenvalues nor that residual.
+(batched GEMMs, batched Cholesky).
+
+Precision.  r, J, Jᵀr, J·δ, the losses and the gain ratio are float64 always.  JᵀJ and the factorisation
+of M = JᵀJ + μD are float32 for a row whose damping bounds M's condition number well enough
+(:func:`single_precision`; ``precision = "mixed"``, the default): κ(M) ≤ 1 + λ_max(JᵀJ)/(μ·d̄) ≤ 1 + P/μ
+with identity damping (λ_max ≤ trace(JᵀJ) = P·d̄; Marquardt's scaling obeys the same bound for the
+equilibrated M, which is what Cholesky's accuracy depends on), so the step's relative error is about
+κ(M)·ε₃₂ ≤ (1 + P/μ)·ε₃₂ ≤ ``SINGLE_STEP_ERROR`` = 4·10⁻³: far from a solution, where μ is large.  Such
+a step is still judged in float64 (acceptance, gain ratio).  Near a solution μ is small and the step is
+float64: J's singular values fall smoothly from ~10² to ~10⁻¹⁴ (a converging tanh 2-16-16-1 element at
+relative L ~4·10⁻⁹: 15 % of the residual's norm lies along singular values 10⁻⁵…10⁻⁹ of the largest,
+i.e. eigenvalues of JᵀJ 10⁻¹⁰…10⁻¹⁸ of its largest), and the certificate L ≤ tol = 10⁻¹⁰ is a relative
+3·10⁻¹² of the output power: float32 (ε ≈ 6·10⁻⁸) resolves neither those eigenvalues nor that residual.
+A row's precision is chosen when its JᵀJ is built, from its μ then: μ only grows until the next
+accepted step rebuilds JᵀJ, so a float32 JᵀJ is never factored with a μ below the bound.
 
 Matrix-free LM (``solver = "cg"``, or ``"auto"`` when P > 4096): the same step, objective and
 acceptance rule, without ever forming J ([nK, P]) or JᵀJ ([P, P]).  The normal equations
@@ -75,6 +85,9 @@ from . import batching
 from .problem import Problem
 from .settings import MU_MIN
 
+SINGLE_STEP_ERROR = 4e-3
+"""Bound on κ(JᵀJ + μD)·ε₃₂ under which a row's JᵀJ and its factorisation are float32 (module docstring)."""
+
 GRAM_PANEL = 96
 """Columns per panel of :func:`gram_lower` (narrower panels skip more of the upper triangle, wider ones
 run the GEMM closer to its peak)."""
@@ -96,15 +109,14 @@ def gram_lower(J: torch.Tensor, panel: int = GRAM_PANEL, out: torch.Tensor | Non
       whole, the blocks beyond them in the other triangle are left at 0.
 
     Only the lower triangle is read downstream (Cholesky, diag(A)).
-    float64: near a solution A's smallest eigenvalues sit ~10⁻¹² below its largest, below float32's
-    resolution, and the step must resolve them to reach L ≤ tol.
+    In J's precision: float32 only where the damping makes it enough (:func:`single_precision`).
 
-    J : Tensor, shape [B, m, P]
-    out : Tensor, shape [B, P, P], contiguous, or None (a new tensor)
+    J : Tensor, shape [B, m, P], float64 or float32
+    out : Tensor, shape [B, P, P], contiguous, J's dtype, or None (a new tensor)
     returns : Tensor, shape [B, P, P] (Aᵀ's storage: the entries A_ij, i ≥ j, at [j, i])
     """
     B, _, P = J.shape
-    if B == 1 and J.device.type == "cpu" and J.dtype == torch.float64 and (out is None or out.is_contiguous()):
+    if B == 1 and J.device.type == "cpu" and (out is None or out.is_contiguous()):
         At = J.new_empty(1, P, P) if out is None else out
         Jn = J[0].numpy()
         np.matmul(Jn.T, Jn, out=At[0].numpy())
@@ -122,6 +134,28 @@ def gram_flops(m: int, P: int, one_element: bool = True, panel: int = GRAM_PANEL
     if one_element:
         return m * P * (P + 1)
     return sum(2 * m * (min(P, s + panel) - s) * (P - s) for s in range(0, P, panel))
+
+
+def single_precision(mu: torch.Tensor, P: int) -> torch.Tensor:
+    """Rows whose JᵀJ and factorisation may be float32: (1 + P/μ)·ε₃₂ ≤ ``SINGLE_STEP_ERROR``, i.e.
+    μ ≥ P·ε₃₂ / (``SINGLE_STEP_ERROR`` − ε₃₂) (about 0.01 at P = 337).
+
+    mu : Tensor, shape [k];  returns : Tensor, shape [k], bool"""
+    eps = torch.finfo(torch.float32).eps
+    return mu >= P * eps / (SINGLE_STEP_ERROR - eps)
+
+
+def _low(st: dict, idx, P: int, mixed: bool) -> torch.Tensor:
+    """The rows of ``idx`` stepped in float32: :func:`single_precision` of their μ (``mixed``), or none."""
+    mu = st["mu"][idx]
+    return single_precision(mu, P) if mixed else torch.zeros(mu.shape, dtype=torch.bool, device=mu.device)
+
+
+def _split(low: torch.Tensor):
+    """The row groups of one precision each: [(rows, dtype)] for the rows marked ``low`` (float32) and
+    the rest (float64), empty groups left out."""
+    groups = [(low, torch.float32), (~low, torch.float64)]
+    return [(sel, dt) for sel, dt in groups if bool(sel.any())]
 
 
 def _matvec(J: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -152,17 +186,25 @@ def _mean_square(r: torch.Tensor, n: int) -> torch.Tensor:
     return (r * r).sum(1) / n
 
 
-def lm_prepare_rows(problem: Problem, st: dict, idx, damping: str) -> None:
-    """(Re)compute r, J, loss, the lower triangle of JᵀJ, Jᵀr and the damping scale D for the rows ``idx``
-    of the batch (a LongTensor, or ``slice(i, i + 1)`` for one row on the CPU, whose JᵀJ goes straight
-    into the batch's storage), in the calling thread."""
+def lm_prepare_rows(problem: Problem, st: dict, idx, damping: str, mixed: bool = True) -> None:
+    """(Re)compute r, J, loss, the lower triangle of JᵀJ (float32 products for the rows
+    :func:`single_precision` allows at their current μ when ``mixed``, stored in float64), Jᵀr and the
+    damping scale D for the rows ``idx`` of the batch (a LongTensor, or ``slice(i, i + 1)`` for one row on
+    the CPU, whose float64 JᵀJ goes straight into the batch's storage), in the calling thread."""
     model, X, Y, n = problem.model, problem.X, problem.Y, problem.X.shape[0]
     r, J = _residual_jacobian(model, st["theta"][idx], X, Y)
-    view = isinstance(idx, slice)
-    A = gram_lower(J, out=st["A"][idx] if view else None)
-    if not view:
+    low = _low(st, idx, J.shape[2], mixed)
+    if isinstance(idx, slice):  # one row on the CPU: JᵀJ into the batch's storage
+        if bool(low[0]):
+            st["A"][idx].copy_(gram_lower(J.to(torch.float32)))
+        else:
+            gram_lower(J, out=st["A"][idx])
+    else:
+        A = torch.empty_like(st["A"][idx])
+        for sel, dt in _split(low):
+            A[sel] = gram_lower(J[sel].to(dt)).to(torch.float64)
         st["A"][idx] = A
-    d = A.diagonal(dim1=1, dim2=2)
+    d = st["A"][idx].diagonal(dim1=1, dim2=2)
     mean = d.mean(1, keepdim=True).clamp_min(1e-30)
     st["D"][idx] = torch.maximum(d, 1e-6 * mean) if damping == "marquardt" else mean.expand_as(d)
     st["r"][idx] = r
@@ -171,10 +213,11 @@ def lm_prepare_rows(problem: Problem, st: dict, idx, damping: str) -> None:
     st["loss"][idx] = _mean_square(r, n)
 
 
-def lm_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str, runner: batching.RowRunner) -> None:
+def lm_prepare(problem: Problem, st: dict, rows: torch.Tensor, damping: str, runner: batching.RowRunner,
+               mixed: bool = True) -> None:
     """:func:`lm_prepare_rows` for the given rows of the batch (``runner``: all at once, or row by row on
     worker threads)."""
-    runner(lambda idx: lm_prepare_rows(problem, st, idx, damping), rows)
+    runner(lambda idx: lm_prepare_rows(problem, st, idx, damping, mixed), rows)
 
 
 def _chol_solve(L: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -183,21 +226,44 @@ def _chol_solve(L: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.linalg.solve_triangular(L.mT, y, upper=True).squeeze(2)
 
 
-def lm_trial(problem: Problem, st: dict, idx, damping: str, geodesic: float):
+def lm_trial(problem: Problem, st: dict, idx, damping: str, geodesic: float, mixed: bool = True):
     """The LM step s of the rows ``idx`` (a LongTensor, or a slice) from their stored r, J, JᵀJ, Jᵀr, D and
-    μ, and what deciding on it needs; nothing in ``st`` changes.  A row whose M = JᵀJ + μD is not
+    μ, and what deciding on it needs; nothing in ``st`` changes.  M = JᵀJ + μD is factored in float32 for
+    the rows :func:`single_precision` allows when ``mixed``, in float64 otherwise.  A row whose M is not
     numerically positive definite (the Cholesky factorisation reports it per row) takes no step.
 
     returns : (trial θ + s : [k, P], L(θ + s) : [k], predicted reduction L(θ) − L_GN(θ + δ) : [k],
         whether the step is allowed : [k] bool)"""
     n = problem.X.shape[0]
     theta, r, J, g = st["theta"][idx], st["r"][idx], st["J"][idx], st["g"][idx]
-    M = st["A"][idx].clone()  # column-major lower triangle of JᵀJ (:func:`gram_lower`)
-    M.diagonal(dim1=1, dim2=2).add_(st["mu"][idx, None] * st["D"][idx])
-    L, info = torch.linalg.cholesky_ex(M.mT)
+    low = _low(st, idx, J.shape[2], mixed)
+    if isinstance(idx, slice) or bool(low.all()) or not bool(low.any()):
+        dt = torch.float32 if bool(low[0]) else torch.float64
+        # column-major lower triangle of JᵀJ (:func:`gram_lower`), a copy in the factorisation's precision
+        M = st["A"][idx].to(dt, copy=True)
+        M.diagonal(dim1=1, dim2=2).add_((st["mu"][idx, None] * st["D"][idx]).to(dt))
+        L, info = torch.linalg.cholesky_ex(M.mT)
+
+        def solve(b):
+            return _chol_solve(L, b.to(dt)).to(torch.float64)
+    else:  # a batch with rows of both precisions: each group factored in its own
+        parts = []
+        for sel, dt in _split(low):
+            M = st["A"][idx][sel].to(dt, copy=True)
+            M.diagonal(dim1=1, dim2=2).add_((st["mu"][idx][sel, None] * st["D"][idx][sel]).to(dt))
+            parts.append((sel, dt, *torch.linalg.cholesky_ex(M.mT)))
+        info = torch.empty(len(low), dtype=parts[0][3].dtype, device=low.device)
+        for sel, _, _, inf in parts:
+            info[sel] = inf
+
+        def solve(b):
+            x = torch.empty_like(b)
+            for sel, dt, L, _ in parts:
+                x[sel] = _chol_solve(L, b[sel].to(dt)).to(torch.float64)
+            return x
     ok = info == 0
     zero = torch.zeros_like(g)
-    delta = torch.where(ok[:, None], -_chol_solve(L, g), zero)
+    delta = torch.where(ok[:, None], -solve(g), zero)
     Jd = _matvec(J, delta)
     step = delta
     if geodesic > 0:
@@ -205,7 +271,7 @@ def lm_trial(problem: Problem, st: dict, idx, damping: str, geodesic: float):
         # acceleration a = −(JᵀJ + μD)⁻¹ Jᵀ r_vv; the step is δ + a/2 (Transtrum & Sethna)
         h = 0.1
         r_vv = (2.0 / h) * ((_residuals(problem, theta + h * delta) - r) / h - Jd)
-        acc = -_chol_solve(L, _rmatvec(J, r_vv))
+        acc = -solve(_rmatvec(J, r_vv))
         acc = torch.where(torch.isfinite(acc) & ok[:, None], acc, zero)
         norm = torch.linalg.vector_norm
         ok = ok & (2 * norm(acc, dim=1) / norm(delta, dim=1).clamp_min(1e-300) <= geodesic)
@@ -217,7 +283,8 @@ def lm_trial(problem: Problem, st: dict, idx, damping: str, geodesic: float):
     return trial, new_loss, predicted, ok
 
 
-def lm_step(problem: Problem, st: dict, damping: str, geodesic: float, runner: batching.RowRunner) -> torch.Tensor:
+def lm_step(problem: Problem, st: dict, damping: str, geodesic: float, runner: batching.RowRunner,
+            mixed: bool = True) -> torch.Tensor:
     """One LM step for every row (``runner``: the whole batch at once, or row by row on worker threads):
     :func:`lm_trial`, then :func:`lm_accept`; returns the mask of accepted rows (their J, A, g not yet
     updated)."""
@@ -226,7 +293,7 @@ def lm_step(problem: Problem, st: dict, damping: str, geodesic: float, runner: b
     allowed = torch.empty_like(st["loss"], dtype=torch.bool)
 
     def part(idx):
-        trial[idx], new_loss[idx], predicted[idx], allowed[idx] = lm_trial(problem, st, idx, damping, geodesic)
+        trial[idx], new_loss[idx], predicted[idx], allowed[idx] = lm_trial(problem, st, idx, damping, geodesic, mixed)
 
     runner(part, torch.arange(st["theta"].shape[0], device=st["theta"].device))
     return lm_accept(st, slice(None), trial, new_loss, predicted, allowed)
@@ -346,4 +413,4 @@ def adam_step(problem: Problem, st: dict, lr: float, b1: float = 0.9, b2: float 
         st["loss"] = discrepancy(problem.model, st["theta"], problem.X, problem.Y)
 
 
-__all__ = ["gram_lower", "gram_flops", "lm_prepare_rows", "lm_prepare", "lm_trial", "lm_step", "lm_accept", "cg_prepare", "cg_step", "adam_prepare", "adam_step"]
+__all__ = ["SINGLE_STEP_ERROR", "gram_lower", "gram_flops", "single_precision", "lm_prepare_rows", "lm_prepare", "lm_trial", "lm_step", "lm_accept", "cg_prepare", "cg_step", "adam_prepare", "adam_step"]

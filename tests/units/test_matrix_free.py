@@ -48,10 +48,10 @@ def tanh_problem():
 
 
 def test_matrix_free_and_direct_lm_reach_the_same_element(tanh_problem):
-    """Same starts (θ* + 1 % noise), same acceptance rule, no geodesic step: with the inner solver run to
-    a relative residual of 1e-12 the conjugate-gradient search ends at the direct search's element to
-    1e-8 (measured 1e-12), in the same number of steps."""
-    base = dict(n=4, batch_size=4, geodesic=0.0, init="perturb", init_scale=0.01)
+    """Same starts (θ* + 1 % noise), same acceptance rule, no geodesic step, float64 direct steps: with the
+    inner solver run to a relative residual of 1e-12 the conjugate-gradient search ends at the direct
+    search's element to 1e-8 (measured 1e-12), in the same number of steps."""
+    base = dict(n=4, batch_size=4, geodesic=0.0, init="perturb", init_scale=0.01, precision="float64")
     a = S.run_search(tanh_problem, S.SearchSettings(**base, solver="direct"), seed=0)
     b = S.run_search(tanh_problem, S.SearchSettings(**base, solver="cg", cg_tol=1e-12, cg_max=1000), seed=0)
     assert a.converged.all() and b.converged.all()
