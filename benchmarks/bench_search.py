@@ -41,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from importlib import resources
 from pathlib import Path
@@ -107,28 +108,33 @@ def lm_flops(spec, n_probe: int) -> tuple[float, float]:
 
 
 def genni_search(problem, cfg, n: int, seed: int) -> dict:
-    """The config's search of n elements, timed, with the LM rows prepared and stepped counted."""
+    """The config's search of n elements, timed, with the LM rows prepared and stepped counted (stepped: every
+    element's steps; prepared: rows whose r, J and JᵀJ were built, counted in the driver's calls)."""
     settings = search.SearchSettings.from_config({**cfg["search"], "n": n})
-    counts = {"prepared": 0, "stepped": 0}
-    prep, step = driver.lm_prepare, driver.lm_step
+    counts = {"prepared": 0}
+    lock = threading.Lock()
+    prep_rows, prep = driver.lm_prepare_rows, driver.lm_prepare
+
+    def counted_rows(problem, st, idx, *a):
+        with lock:
+            counts["prepared"] += 1 if isinstance(idx, slice) else int(idx.numel())
+        return prep_rows(problem, st, idx, *a)
 
     def counted_prepare(problem, st, rows, *a):
-        counts["prepared"] += int(rows.numel())
+        with lock:
+            counts["prepared"] += int(rows.numel())
         return prep(problem, st, rows, *a)
 
-    def counted_step(problem, st, *a):
-        counts["stepped"] += int(st["theta"].shape[0])
-        return step(problem, st, *a)
-
-    driver.lm_prepare, driver.lm_step = counted_prepare, counted_step
+    driver.lm_prepare_rows, driver.lm_prepare = counted_rows, counted_prepare
     try:
         t0 = time.perf_counter()
         found = search.run_search(problem, settings, seed=seed)
         seconds = time.perf_counter() - t0
     finally:
-        driver.lm_prepare, driver.lm_step = prep, step
+        driver.lm_prepare_rows, driver.lm_prepare = prep_rows, prep
+    steps_taken = int(found.steps.sum())
     return {"seconds": seconds, "converged": int(found.converged.sum()), "final": found.discrepancy,
-            "steps": int(found.steps.sum()), **counts}
+            "steps": steps_taken, "stepped": steps_taken, **counts}
 
 
 def scipy_lm(spec, problem, x0s: list[np.ndarray], tol: float, max_nfev: int) -> dict:
