@@ -76,6 +76,8 @@ O(P + n·K·width) instead of O(P² + nKP).  No geodesic acceleration on this pa
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -302,7 +304,13 @@ def lm_step(problem: Problem, st: dict, damping: str, geodesic: float, runner: b
 def lm_accept(st: dict, idx, trial: torch.Tensor, new_loss: torch.Tensor, predicted: torch.Tensor,
               ok: torch.Tensor) -> torch.Tensor:
     """Accept θ + s where L falls, for the rows ``idx`` of ``st`` (in place); Nielsen's μ update from the
-    gain ratio (module docstring).  returns : the accepted rows' mask, [k] bool"""
+    gain ratio (module docstring).  returns : the accepted rows' mask, [k] bool
+
+    One row on the CPU (``idx = slice(i, i + 1)``) takes the same IEEE operations on Python floats
+    (:func:`_accept_one`): a dozen tensor operations cost more than the arithmetic."""
+    if isinstance(idx, slice) and idx.start is not None and idx.stop == idx.start + 1 and st["mu"].device.type == "cpu":
+        return torch.tensor([_accept_one(st, idx.start, trial[0], float(new_loss[0]), float(predicted[0]),
+                                         bool(ok[0]))])
     mu, nu, loss = st["mu"][idx], st["nu"][idx], st["loss"][idx]
     rho = (loss - new_loss) / predicted.clamp_min(1e-300)
     accept = ok & torch.isfinite(new_loss) & (new_loss < loss)
@@ -312,6 +320,24 @@ def lm_accept(st: dict, idx, trial: torch.Tensor, new_loss: torch.Tensor, predic
     st["mu"][idx] = torch.where(accept, (mu * shrink).clamp_min(MU_MIN), mu * nu)
     st["nu"][idx] = torch.where(accept, torch.full_like(nu, 2.0), nu * 2)
     st["loss"][idx] = torch.where(accept, new_loss, loss)
+    return accept
+
+
+def _accept_one(st: dict, i: int, trial: torch.Tensor, new_loss: float, predicted: float, ok: bool) -> bool:
+    """:func:`lm_accept` for row i alone, in Python floats (float64, the same operations in the same order,
+    hence the same bits; ``max(x, c)`` keeps a NaN x as ``clamp`` does)."""
+    loss, mu, nu = float(st["loss"][i]), float(st["mu"][i]), float(st["nu"][i])
+    rho = (loss - new_loss) / max(predicted, 1e-300)
+    accept = ok and math.isfinite(new_loss) and new_loss < loss
+    if accept:
+        u = 2 * rho - 1
+        st["theta"][i] = trial
+        st["mu"][i] = max(mu * max(1 - u * u * u, 1 / 3), MU_MIN)
+        st["nu"][i] = 2.0
+        st["loss"][i] = new_loss
+    else:
+        st["mu"][i] = mu * nu
+        st["nu"][i] = nu * 2
     return accept
 
 
