@@ -440,9 +440,12 @@ class Model:
         for i in range(0, X.shape[0], c):
             yield torch.vmap(jacrev(self._functional(X[i:i + c])))(theta)
 
-    def jacobian(self, theta: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(f [N, n, K], J [N, n, K, P]), assembled from :meth:`_jacobian_chunks`."""
-        return self.forward(theta, X), torch.cat(list(self._jacobian_chunks(theta, X)), dim=1)
+    def jacobian(self, theta: torch.Tensor, X: torch.Tensor, out: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f [N, n, K], J [N, n, K, P]), assembled from :meth:`_jacobian_chunks`; J written into ``out``
+        (contiguous, [N, n, K, P]) when given."""
+        chunks = list(self._jacobian_chunks(theta, X))
+        return self.forward(theta, X), (torch.cat(chunks, dim=1) if out is None else torch.cat(chunks, dim=1, out=out))
 
     def reduced_jacobian(self, theta: torch.Tensor, X: torch.Tensor, residual: torch.Tensor | None = None
                          ) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -170,10 +170,12 @@ def _rmatvec(J: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return torch.bmm(u.unsqueeze(1), J).squeeze(1)
 
 
-def _residual_jacobian(model: Model, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor):
-    """r = vec(f_θ(X) − Y) : [B, nK] and J = ∂r/∂θ : [B, nK, P]."""
-    f, J = model.jacobian(theta, X)
+def _residual_jacobian(model: Model, theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor,
+                       out: torch.Tensor | None = None):
+    """r = vec(f_θ(X) − Y) : [B, nK] and J = ∂r/∂θ : [B, nK, P] (written into ``out`` [B, nK, P], contiguous,
+    when given)."""
     B = theta.shape[0]
+    f, J = model.jacobian(theta, X, out=None if out is None else out.view(B, *Y.shape, -1))
     r = (f - Y).reshape(B, -1)
     return r, J.reshape(B, r.shape[1], -1)
 
@@ -194,9 +196,10 @@ def lm_prepare_rows(problem: Problem, st: dict, idx, damping: str, mixed: bool =
     damping scale D for the rows ``idx`` of the batch (a LongTensor, or ``slice(i, i + 1)`` for one row on
     the CPU, whose float64 JᵀJ goes straight into the batch's storage), in the calling thread."""
     model, X, Y, n = problem.model, problem.X, problem.Y, problem.X.shape[0]
-    r, J = _residual_jacobian(model, st["theta"][idx], X, Y)
+    one = isinstance(idx, slice)  # one row on the CPU: J and JᵀJ written into the batch's storage
+    r, J = _residual_jacobian(model, st["theta"][idx], X, Y, out=st["J"][idx] if one else None)
     low = _low(st, idx, J.shape[2], mixed)
-    if isinstance(idx, slice):  # one row on the CPU: JᵀJ into the batch's storage
+    if one:
         if bool(low[0]):
             st["A"][idx].copy_(gram_lower(J.to(torch.float32)))
         else:
@@ -210,7 +213,8 @@ def lm_prepare_rows(problem: Problem, st: dict, idx, damping: str, mixed: bool =
     mean = d.mean(1, keepdim=True).clamp_min(1e-30)
     st["D"][idx] = torch.maximum(d, 1e-6 * mean) if damping == "marquardt" else mean.expand_as(d)
     st["r"][idx] = r
-    st["J"][idx] = J
+    if not one:
+        st["J"][idx] = J
     st["g"][idx] = _rmatvec(J, r)
     st["loss"][idx] = _mean_square(r, n)
 

@@ -98,6 +98,14 @@ class ModelContract(SymmetryContract):
         d = model.jtj_diagonal(theta, X)
         torch.testing.assert_close(d, (J * J).sum((1, 2)), rtol=1e-12, atol=1e-12 * float(d.max()))
 
+    def test_jacobian_written_into_a_buffer_is_the_jacobian(self, case):
+        model, X, theta, _ = case
+        f, J = model.jacobian(theta, X)
+        buf = torch.full_like(J, float("nan"))
+        f2, J2 = model.jacobian(theta, X, out=buf)
+        assert J2.data_ptr() == buf.data_ptr()
+        assert torch.equal(J2, J) and torch.equal(f2, f)
+
     @pytest.mark.parametrize("rows", [1, 7, 10**6])
     def test_jacobian_is_the_same_in_every_chunking(self, case, rows, monkeypatch):
         """rows = 1 and 7: reverse mode over chunks of one or a few inputs; 10**6: forward mode."""

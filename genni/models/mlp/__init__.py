@@ -153,8 +153,9 @@ class MLP(Model):
         return (lambda v: closed_form.jvp(self, theta, X, v, cache=cache)), \
             (lambda u: closed_form.vjp(self, theta, X, u, cache=cache))
 
-    def jacobian(self, theta: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return closed_form.jacobian(self, theta, X)
+    def jacobian(self, theta: torch.Tensor, X: torch.Tensor, out: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        return closed_form.jacobian(self, theta, X, out)
 
     def jtj_diagonal(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         return closed_form.jtj_diagonal(self, theta, X)

@@ -101,7 +101,8 @@ def layer_names(model: MLP, preactivations: bool = False) -> list[str]:
     return ["input", *mid, "output"]
 
 
-def jacobian(model: MLP, theta: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def jacobian(model: MLP, theta: torch.Tensor, X: torch.Tensor, out: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Outputs and their exact Jacobian with respect to θ, for N networks at once.
 
     With z_l = W_l h_{l-1} + b_l, h_l = σ(z_l), f = z_L, the sensitivity of output k,
@@ -110,13 +111,14 @@ def jacobian(model: MLP, theta: torch.Tensor, X: torch.Tensor) -> tuple[torch.Te
 
     theta : Tensor, shape [N, P]
     X : Tensor, shape [n, w_0]
+    out : Tensor, shape [N, n, w_L, P], contiguous, or None: where J is written
     returns : (f, J) with f : shape [N, n, w_L] and J : shape [N, n, w_L, P]
     """
     th, single = _as_batch(theta)
     N, n, K = th.shape[0], X.shape[0], model.widths[-1]
     Ws, hs, dsig = forward_cache(model, th, X)
     h = _linear(hs[-1], *Ws[-1])
-    J = th.new_empty(N, n, K, th.shape[1])
+    J = th.new_empty(N, n, K, th.shape[1]) if out is None else out
     G = torch.eye(K, dtype=th.dtype, device=th.device).expand(N, n, K, K)
     for l, s in reversed(list(enumerate(layout.layer_slices(model.widths, model.bias)))):
         if model.bias:
