@@ -91,25 +91,27 @@ class _Batch:
         g, _ = element_generator(self.seed, int(self.meta["index"][row]), int(self.meta["attempt"][row]), event)
         return g
 
-    def _init_theta(self, index: int, attempt: int) -> tuple[torch.Tensor, int]:
+    def _init_theta(self, index: int, attempt: int) -> tuple[torch.Tensor, int, float]:
+        """(θ, its seed, the attempt's initial μ) of element ``index``'s attempt."""
         g, s = element_generator(self.seed, index, attempt)
         if attempt == 0 and self.starts is not None and index in self.starts:
-            return torch.as_tensor(self.starts[index], dtype=torch.float64).clone(), s
+            return torch.as_tensor(self.starts[index], dtype=torch.float64).clone(), s, self.s.initial_mu(False)
         theta = self.problem.model.init_theta(1, g, self.s.init_scale)[0]
         if self.s.init == "perturb":
             theta = self.problem.theta_ref.cpu() + theta
-        return theta, s
+        return theta, s, self.s.initial_mu(self.s.init == "random")
 
-    def _fresh_state(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _fresh_state(self, theta: torch.Tensor, mu: list[float]) -> dict[str, torch.Tensor]:
         k = theta.shape[0]
         z = lambda *shape: torch.zeros(k, *shape, dtype=torch.float64, device=self.dev)  # noqa: E731
+        mu0 = torch.tensor(mu, dtype=torch.float64, device=self.dev)
         st = {"theta": theta.to(self.dev), "loss": z()}
         if self.s.matrix_free:
             m = self.problem.X.shape[0] * self.problem.model.out_dim
-            st.update(r=z(m), g=z(self.P), d=z(self.P), D=z(self.P), mu=z() + self.s.mu0, nu=z() + 2.0)
+            st.update(r=z(m), g=z(self.P), d=z(self.P), D=z(self.P), mu=mu0, nu=z() + 2.0)
         elif self.s.method == "lm":
             m = self.problem.X.shape[0] * self.problem.model.out_dim
-            st.update(r=z(m), J=z(m, self.P), A=z(self.P, self.P), g=z(self.P), D=z(self.P), mu=z() + self.s.mu0, nu=z() + 2.0)
+            st.update(r=z(m), J=z(m, self.P), A=z(self.P, self.P), g=z(self.P), D=z(self.P), mu=mu0, nu=z() + 2.0)
         else:
             st.update(m=z(self.P), v=z(self.P), t=z())
         return st
@@ -144,20 +146,20 @@ class _Batch:
 
     def add(self, indices: list[int]) -> None:
         inits = [self._init_theta(i, 0) for i in indices]
-        fresh = self._fresh_state(torch.stack([t for t, _ in inits]))
+        fresh = self._fresh_state(torch.stack([t for t, _, _ in inits]), [m for _, _, m in inits])
         start = len(self)
         self.st = fresh if not self.st else {k: torch.cat([self.st[k], fresh[k]]) for k in self.st}
         k = len(indices)
         self.meta["index"] = np.concatenate([self.meta["index"], indices]).astype(np.int64)
-        self.meta["seed"] = np.concatenate([self.meta["seed"], [s for _, s in inits]]).astype(np.int64)
+        self.meta["seed"] = np.concatenate([self.meta["seed"], [s for _, s, _ in inits]]).astype(np.int64)
         for key in _META:
             if key not in ("index", "seed"):
                 self.meta[key] = np.concatenate([self.meta[key], np.zeros(k, np.int64)])
         self._prepare(torch.arange(start, start + k, device=self.dev))
         self.best = np.concatenate([self.best, self.st["loss"][start:].cpu().numpy()])
 
-    def _reset_rows(self, rows: np.ndarray, thetas: list[torch.Tensor]) -> None:
-        fresh = self._fresh_state(torch.stack(thetas))
+    def _reset_rows(self, rows: np.ndarray, thetas: list[torch.Tensor], mu: list[float]) -> None:
+        fresh = self._fresh_state(torch.stack(thetas), mu)
         t = torch.as_tensor(rows, device=self.dev)
         for k in self.st:
             self.st[k][t] = fresh[k]
@@ -166,16 +168,17 @@ class _Batch:
         self.best[rows] = self.st["loss"][t].cpu().numpy()
 
     def restart(self, rows: np.ndarray) -> None:
-        thetas = []
+        thetas, mu = [], []
         for r in rows:
             self.meta["attempt"][r] += 1
-            theta, s = self._init_theta(int(self.meta["index"][r]), int(self.meta["attempt"][r]))
+            theta, s, m = self._init_theta(int(self.meta["index"][r]), int(self.meta["attempt"][r]))
             thetas.append(theta)
+            mu.append(m)
             self.meta["seed"][r] = s
         self.meta["attempt_steps"][rows] = 0
         self.meta["hops"][rows] = 0
         self.meta["events"][rows] = 0
-        self._reset_rows(rows, thetas)
+        self._reset_rows(rows, thetas, mu)
 
     def hop(self, rows: np.ndarray) -> None:
         thetas = []
@@ -184,7 +187,7 @@ class _Batch:
             g = self._gen(r, _HOP_EVENT + int(self.meta["hops"][r]))
             xi = self.problem.model.init_theta(1, g, self.s.hop_scale)[0]
             thetas.append(self.st["theta"][r].cpu() + xi)
-        self._reset_rows(rows, thetas)
+        self._reset_rows(rows, thetas, [self.s.initial_mu(False)] * len(rows))
 
     def step(self) -> None:
         """Advance every row: one step of the whole batch, or on the CPU (direct LM) up to

@@ -16,6 +16,9 @@ CG_AUTO_P = 4096
 """``solver = "auto"`` takes the matrix-free step above this many parameters (one element's JᵀJ is
 then 128 MB or more in float64)."""
 
+MU0_NEAR, MU0_FAR = 1e-3, 1.0
+"""LM's initial μ (relative to mean diag(JᵀJ)) near a solution and from a random draw (``mu0`` unset)."""
+
 MU_MIN, MU_MAX = 1e-15, 1e12
 """LM's damping μ is kept ≥ MU_MIN; an element whose μ exceeds MU_MAX has no descent direction (stalled)."""
 
@@ -35,7 +38,8 @@ class SearchSettings:
     damping : "marquardt" | "identity" (LM's D, see the module docstring)
     revive : re-draw dead ReLU units (f unchanged) instead of losing them
     hops, hop_scale : perturbations of a stalled element before it restarts
-    mu0 : initial μ;  geodesic : α of geodesic acceleration (0: off; direct solver only)
+    mu0 : initial μ (None: :meth:`initial_mu`'s rule: 1 for a random draw, 10⁻³ for a start near a solution)
+    geodesic : α of geodesic acceleration (0: off; direct solver only)
     precision : "mixed" (direct LM: JᵀJ and its factorisation in float32 while μ bounds the step's error,
         :func:`genni.search.steps.single_precision`; float64 otherwise) | "float64" (throughout)
     solver : "direct" (Cholesky of JᵀJ + μD, forms J and JᵀJ) | "cg" (matrix-free: preconditioned
@@ -60,7 +64,7 @@ class SearchSettings:
     hops: int = 3
     hop_scale: float = 0.003
     stall_factor: float = 0.5
-    mu0: float = 1e-3
+    mu0: float | None = None
     geodesic: float = 0.75
     precision: str = "mixed"
     solver: str = "auto"
@@ -76,6 +80,15 @@ class SearchSettings:
     def from_config(cls, section: dict) -> SearchSettings:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in section.items() if k in names})
+
+    def initial_mu(self, random_draw: bool) -> float:
+        """μ at the start of an attempt: ``mu0`` when set; otherwise :data:`MU0_FAR` for a random draw of
+        the initialisation (far from any solution: a gradient-like first step), :data:`MU0_NEAR` for a
+        start near a solution (θ* + noise, a given start, a hop from a stalled point), where Gauss–Newton
+        steps are good at once (Madsen, Nielsen & Tingleff's rule of thumb, with μ relative to mean diag(JᵀJ))."""
+        if self.mu0 is not None:
+            return self.mu0
+        return MU0_FAR if random_draw else MU0_NEAR
 
     @property
     def steps_per_attempt(self) -> int:
@@ -95,5 +108,5 @@ def resolve_solver(settings: SearchSettings, n_params: int) -> SearchSettings:
     return replace(settings, solver="cg" if n_params > CG_AUTO_P else "direct")
 
 
-__all__ = ["STATUS", "DEFAULT_MAX_STEPS", "DEFAULT_PATIENCE", "CG_AUTO_P", "MU_MIN", "MU_MAX", "SearchSettings",
+__all__ = ["STATUS", "DEFAULT_MAX_STEPS", "DEFAULT_PATIENCE", "CG_AUTO_P", "MU0_NEAR", "MU0_FAR", "MU_MIN", "MU_MAX", "SearchSettings",
            "resolve_solver"]
