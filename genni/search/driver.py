@@ -55,7 +55,17 @@ from . import batching
 from .batching import RowRunner
 from .problem import Found, Problem, measured
 from .settings import MU_MAX, SearchSettings, resolve_solver
-from .steps import adam_prepare, adam_step, cg_prepare, cg_step, lm_accept, lm_prepare, lm_prepare_rows, lm_step, lm_trial
+from .steps import (
+    adam_prepare,
+    adam_step,
+    cg_prepare,
+    cg_step,
+    lm_accept_one,
+    lm_prepare,
+    lm_prepare_rows,
+    lm_step,
+    lm_trial_one,
+)
 
 _REVIVE_EVENT, _HOP_EVENT = 1 << 20, 1 << 21
 ROUND_STEPS = 8
@@ -215,13 +225,12 @@ class _Batch:
         self.meta["since"][rows] = np.where(improved, 0, self.meta["since"][rows])
 
     def _advance_row(self, idx: slice) -> None:
-        """Up to :data:`ROUND_STEPS` LM steps of row ``idx.start`` in the calling thread (a worker's task):
-        the same arithmetic, in the same order, as the batch's steps, so the row's bits do not depend on
-        how the steps are grouped."""
+        """Up to :data:`ROUND_STEPS` LM steps of row ``idx.start`` in the calling thread (a worker's task),
+        by :func:`~genni.search.steps.lm_trial_one` and :func:`~genni.search.steps.lm_accept_one`; the row's
+        bits depend on its own data only, not on how its steps are grouped."""
         i, s, st = idx.start, self.s, self.st
         for _ in range(ROUND_STEPS):
-            accepted = lm_accept(st, idx, *lm_trial(self.problem, st, idx, s.damping, s.geodesic, self.mixed))
-            if bool(accepted[0]):
+            if lm_accept_one(st, i, *lm_trial_one(self.problem, st, i, s.geodesic, self.mixed)):
                 if self.can_die and s.revive:
                     self._revive(torch.arange(i, i + 1, device=self.dev))
                 lm_prepare_rows(self.problem, st, idx, s.damping, self.mixed)

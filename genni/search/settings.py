@@ -108,5 +108,5 @@ def resolve_solver(settings: SearchSettings, n_params: int) -> SearchSettings:
     return replace(settings, solver="cg" if n_params > CG_AUTO_P else "direct")
 
 
-__all__ = ["STATUS", "DEFAULT_MAX_STEPS", "DEFAULT_PATIENCE", "CG_AUTO_P", "MU0_NEAR", "MU0_FAR", "MU_MIN", "MU_MAX", "SearchSettings",
-           "resolve_solver"]
+__all__ = ["STATUS", "DEFAULT_MAX_STEPS", "DEFAULT_PATIENCE", "CG_AUTO_P", "MU0_NEAR", "MU0_FAR", "MU_MIN", "MU_MAX",
+           "SearchSettings", "resolve_solver"]

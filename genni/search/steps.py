@@ -289,6 +289,43 @@ def lm_trial(problem: Problem, st: dict, idx, damping: str, geodesic: float, mix
     return trial, new_loss, predicted, ok
 
 
+def lm_trial_one(problem: Problem, st: dict, i: int, geodesic: float, mixed: bool = True
+                 ) -> tuple[torch.Tensor, float, float, bool]:
+    """:func:`lm_trial` for row i alone on the CPU, in the calling thread: the same step and decision
+    quantities with half the tensor operations (matrix-vector products, one LAPACK ``potrs`` for both
+    triangular solves, scalars as Python floats); agrees with :func:`lm_trial` to rounding.
+
+    returns : (trial θ + s : [P], L(θ + s), predicted reduction L(θ) − L_GN(θ + δ), whether the step is
+        allowed)"""
+    n = problem.X.shape[0]
+    theta, r, J, g = st["theta"][i], st["r"][i], st["J"][i], st["g"][i]
+    mu = float(st["mu"][i])
+    dt = torch.float32 if mixed and bool(single_precision(st["mu"][i], J.shape[1])) else torch.float64
+    M = st["A"][i].to(dt, copy=True)  # Aᵀ's storage: the column-major lower triangle of JᵀJ
+    M.diagonal().add_((mu * st["D"][i]).to(dt))
+    L, info = torch.linalg.cholesky_ex(M.mT)
+    if int(info) != 0:
+        return theta, math.nan, math.nan, False
+
+    def solve(b):  # (JᵀJ + μD)⁻¹ b
+        return torch.cholesky_solve(b.to(dt)[:, None], L)[:, 0].to(torch.float64)
+
+    delta = solve(g).neg_()
+    Jd = J @ delta
+    step, ok = delta, True
+    if geodesic > 0:  # as in lm_trial
+        h = 0.1
+        r_vv = (_residuals(problem, (theta + h * delta)[None])[0] - r).div_(h).sub_(Jd).mul_(2.0 / h)
+        acc = solve(r_vv @ J).neg_()
+        acc = torch.where(torch.isfinite(acc), acc, 0.0)
+        ok = 2 * float(acc.norm()) / max(float(delta.norm()), 1e-300) <= geodesic
+        step = delta + 0.5 * acc
+    trial = theta + step
+    rt = _residuals(problem, trial[None])[0]
+    predicted = -(2 * float(g @ delta) + float(Jd @ Jd)) / n
+    return trial, float(rt @ rt) / n, predicted, ok
+
+
 def lm_step(problem: Problem, st: dict, damping: str, geodesic: float, runner: batching.RowRunner,
             mixed: bool = True) -> torch.Tensor:
     """One LM step for every row (``runner``: the whole batch at once, or row by row on worker threads):
@@ -311,10 +348,10 @@ def lm_accept(st: dict, idx, trial: torch.Tensor, new_loss: torch.Tensor, predic
     gain ratio (module docstring).  returns : the accepted rows' mask, [k] bool
 
     One row on the CPU (``idx = slice(i, i + 1)``) takes the same IEEE operations on Python floats
-    (:func:`_accept_one`): a dozen tensor operations cost more than the arithmetic."""
+    (:func:`lm_accept_one`): a dozen tensor operations cost more than the arithmetic."""
     if isinstance(idx, slice) and idx.start is not None and idx.stop == idx.start + 1 and st["mu"].device.type == "cpu":
-        return torch.tensor([_accept_one(st, idx.start, trial[0], float(new_loss[0]), float(predicted[0]),
-                                         bool(ok[0]))])
+        return torch.tensor([lm_accept_one(st, idx.start, trial[0], float(new_loss[0]), float(predicted[0]),
+                                           bool(ok[0]))])
     mu, nu, loss = st["mu"][idx], st["nu"][idx], st["loss"][idx]
     rho = (loss - new_loss) / predicted.clamp_min(1e-300)
     accept = ok & torch.isfinite(new_loss) & (new_loss < loss)
@@ -327,7 +364,7 @@ def lm_accept(st: dict, idx, trial: torch.Tensor, new_loss: torch.Tensor, predic
     return accept
 
 
-def _accept_one(st: dict, i: int, trial: torch.Tensor, new_loss: float, predicted: float, ok: bool) -> bool:
+def lm_accept_one(st: dict, i: int, trial: torch.Tensor, new_loss: float, predicted: float, ok: bool) -> bool:
     """:func:`lm_accept` for row i alone, in Python floats (float64, the same operations in the same order,
     hence the same bits; ``max(x, c)`` keeps a NaN x as ``clamp`` does)."""
     loss, mu, nu = float(st["loss"][i]), float(st["mu"][i]), float(st["nu"][i])
@@ -443,4 +480,6 @@ def adam_step(problem: Problem, st: dict, lr: float, b1: float = 0.9, b2: float 
         st["loss"] = discrepancy(problem.model, st["theta"], problem.X, problem.Y)
 
 
-__all__ = ["SINGLE_STEP_ERROR", "gram_lower", "gram_flops", "single_precision", "lm_prepare_rows", "lm_prepare", "lm_trial", "lm_step", "lm_accept", "cg_prepare", "cg_step", "adam_prepare", "adam_step"]
+__all__ = ["SINGLE_STEP_ERROR", "gram_lower", "gram_flops", "single_precision", "lm_prepare_rows", "lm_prepare",
+           "lm_trial", "lm_trial_one", "lm_step", "lm_accept", "lm_accept_one", "cg_prepare", "cg_step", "adam_prepare",
+           "adam_step"]
