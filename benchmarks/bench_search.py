@@ -23,7 +23,9 @@ floating-point work is counted from the rows prepared (J, one triangle of JᵀJ 
 rows stepped (Cholesky of JᵀJ + μD, four triangular solves, J·δ, Jᵀ·r_vv, two forward passes) — see
 :func:`lm_flops` — and divided by the search's wall time: the achieved GFLOP/s, also as a share of the
 float64 GEMM peak measured in the same process (:func:`gemm_peak.gemm_peak`, a 2048² matmul,
-median of 5).  Every measurement is the median of ``--repeats`` runs, the methods interleaved.
+median of 5).  With ``precision = "mixed"`` (the default) JᵀJ and its factorisation run in float32 for
+rows far from a solution; their operations are counted like the float64 ones, against the float64 peak.
+Every measurement is the median of ``--repeats`` runs, the methods interleaved.
 
 Also: the closed-form Jacobian against torch.func (vmap of jacrev), and peak RSS of ``genni find`` for
 64 vs 1,024 elements (separate processes, a small network so the large run stays short).

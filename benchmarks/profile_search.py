@@ -11,8 +11,8 @@ Per element, one thread (the search runs each element single-threaded on its wor
 - factorisation: Cholesky of JᵀJ + μD (per step);
 - solves: the two triangular solves of one Cholesky solve (the step runs two);
 - acceptance: the gain ratio, μ and θ updates of the whole batch, per element;
-- prepare, step: :func:`~genni.search.steps.lm_prepare` / :func:`~genni.search.steps.lm_step` per element
-  as the search calls them; what they take beyond their stages is dispatch, copies and Python;
+- prepare, step: :func:`~genni.search.steps.lm_prepare` / :func:`~genni.search.steps.lm_trial_one` per element
+  as the search calls them on the CPU; what they take beyond their stages is dispatch, copies and Python;
 - driver: the batch loop's bookkeeping per element-step (stall, hop, restart and convergence tests, the
   state's rows), from a whole search minus its prepares and steps.
 
@@ -119,28 +119,29 @@ def profile(name: str, batch: int, repeats: int) -> dict:
 
     out["lm_prepare per row"] = {"ms": _best_ms(lambda: steps.lm_prepare(problem, st, all_rows, settings.damping, runner),
                                                 batch, repeats, restore), "gflops": None}
-    out["lm_step per row"] = {"ms": _best_ms(lambda: steps.lm_step(problem, st, settings.damping, settings.geodesic,
-                                                                   runner), batch, repeats, restore), "gflops": None}
+    out["lm_trial_one per row"] = {"ms": _best_ms(lambda: [steps.lm_trial_one(problem, st, i, settings.geodesic)
+                                                           for i in range(batch)], batch, repeats, restore),
+                                   "gflops": None}
     runner.close()
 
     # a whole search: rows prepared and stepped, and the driver's share
     counts = {"prepare": 0.0, "step": 0.0, "rows": 0, "steps": 0}
-    prep, stp = driver.lm_prepare, driver.lm_step
+    prep, stp = driver.lm_prepare_rows, driver.lm_trial_one
 
-    def timed_prepare(problem, st, rows, *a):
+    def timed_prepare(problem, st, idx, *a):
         t0 = time.perf_counter()
-        prep(problem, st, rows, *a)
+        prep(problem, st, idx, *a)
         counts["prepare"] += time.perf_counter() - t0
-        counts["rows"] += int(rows.numel())
+        counts["rows"] += 1 if isinstance(idx, slice) else int(idx.numel())
 
-    def timed_step(problem, st, *a):
+    def timed_step(problem, st, i, *a):
         t0 = time.perf_counter()
-        acc = stp(problem, st, *a)
+        out = stp(problem, st, i, *a)
         counts["step"] += time.perf_counter() - t0
-        counts["steps"] += int(st["theta"].shape[0])
-        return acc
+        counts["steps"] += 1
+        return out
 
-    driver.lm_prepare, driver.lm_step = timed_prepare, timed_step
+    driver.lm_prepare_rows, driver.lm_trial_one = timed_prepare, timed_step
     try:
         before = torch.get_num_threads()
         torch.set_num_threads(1)
@@ -148,7 +149,7 @@ def profile(name: str, batch: int, repeats: int) -> dict:
         search.run_search(problem, search.SearchSettings.from_config({**cfg["search"], "n": batch}), seed=0)
         total = time.perf_counter() - t0
     finally:
-        driver.lm_prepare, driver.lm_step = prep, stp
+        driver.lm_prepare_rows, driver.lm_trial_one = prep, stp
         torch.set_num_threads(before)
     es = counts["steps"]
     out["search"] = {"element_steps": es, "rows_prepared": counts["rows"], "seconds": total,

@@ -16,8 +16,10 @@ CG_AUTO_P = 4096
 """``solver = "auto"`` takes the matrix-free step above this many parameters (one element's JᵀJ is
 then 128 MB or more in float64)."""
 
-MU0_NEAR, MU0_FAR = 1e-3, 1.0
-"""LM's initial μ (relative to mean diag(JᵀJ)) near a solution and from a random draw (``mu0`` unset)."""
+MU0_NEAR = 1e-3
+"""LM's initial μ (relative to mean diag(JᵀJ)) for a start near a solution (``mu0`` unset)."""
+MU0_FAR = 1.0
+"""LM's initial μ for a random draw of the initialisation (``mu0`` unset)."""
 
 MU_MIN, MU_MAX = 1e-15, 1e12
 """LM's damping μ is kept ≥ MU_MIN; an element whose μ exceeds MU_MAX has no descent direction (stalled)."""
@@ -82,8 +84,8 @@ class SearchSettings:
         return cls(**{k: v for k, v in section.items() if k in names})
 
     def initial_mu(self, random_draw: bool) -> float:
-        """μ at the start of an attempt: ``mu0`` when set; otherwise :data:`MU0_FAR` for a random draw of
-        the initialisation (far from any solution: a gradient-like first step), :data:`MU0_NEAR` for a
+        """μ at the start of an attempt: ``mu0`` when set; otherwise :data:`~genni.search.settings.MU0_FAR` for a random draw of
+        the initialisation (far from any solution: a gradient-like first step), :data:`~genni.search.settings.MU0_NEAR` for a
         start near a solution (θ* + noise, a given start, a hop from a stalled point), where Gauss–Newton
         steps are good at once (Madsen, Nielsen & Tingleff's rule of thumb, with μ relative to mean diag(JᵀJ))."""
         if self.mu0 is not None:
