@@ -327,6 +327,12 @@ class Model:
         """dead[b, u] : [N, H] for every revivable unit u: inactive on all of X (H = 0 by default)."""
         return torch.zeros(theta.shape[0], 0, dtype=torch.bool, device=theta.device)
 
+    def may_have_dead_units(self, J: torch.Tensor) -> bool:
+        """From the output Jacobian J [n·K, P] at θ: False only where no unit can be dead (a dead unit's
+        parameters get no gradient, so some columns of J are exactly 0); True where :meth:`dead_mask` must
+        decide.  Default: True."""
+        return True
+
     def revive(self, theta: torch.Tensor, dead: torch.Tensor, gens: list) -> torch.Tensor:
         """θ [N, P] with every dead unit re-drawn from its row's generator in ``gens`` (None: untouched)."""
         return theta

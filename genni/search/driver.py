@@ -141,11 +141,12 @@ class _Batch:
         """Direct LM with rows visited one by one (on the CPU): each row advances in its own task."""
         return self.s.method == "lm" and not self.s.matrix_free and not self.runner.batched
 
-    def _revive(self, rows: torch.Tensor) -> None:
+    def _revive(self, rows: torch.Tensor) -> bool:
+        """Re-draw the dead units of the given rows (driver docstring); returns whether any row changed."""
         dead = self.problem.model.dead_mask(self.st["theta"][rows], self.problem.X)
         has = dead.any(1)
         if not bool(has.any()):
-            return
+            return False
         sel = rows[has]
         sel_np = sel.cpu().numpy()
         gens = []
@@ -153,6 +154,7 @@ class _Batch:
             self.meta["events"][r] += 1
             gens.append(self._gen(r, _REVIVE_EVENT + int(self.meta["events"][r])))
         self.st["theta"][sel] = self.problem.model.revive(self.st["theta"][sel], dead[has], gens)
+        return True
 
     def add(self, indices: list[int]) -> None:
         inits = [self._init_theta(i, 0) for i in indices]
@@ -231,9 +233,12 @@ class _Batch:
         i, s, st = idx.start, self.s, self.st
         for _ in range(ROUND_STEPS):
             if lm_accept_one(st, i, *lm_trial_one(self.problem, st, i, s.geodesic, self.mixed)):
-                if self.can_die and s.revive:
-                    self._revive(torch.arange(i, i + 1, device=self.dev))
                 lm_prepare_rows(self.problem, st, idx, s.damping, self.mixed)
+                # revive after preparing, where J rules out dead units cheaply; a revived row is prepared
+                # again, so the row ends as revive-then-prepare leaves it
+                if (self.can_die and s.revive and self.problem.model.may_have_dead_units(st["J"][i])
+                        and self._revive(torch.arange(i, i + 1, device=self.dev))):
+                    lm_prepare_rows(self.problem, st, idx, s.damping, self.mixed)
             self._count(idx, st["loss"][idx].numpy())
             if self.flags(idx)["event"][0]:
                 return

@@ -176,6 +176,37 @@ def test_search_bits_do_not_depend_on_how_a_rows_steps_are_grouped(problem, monk
         assert np.array_equal(runs[0].theta, other.theta) and np.array_equal(runs[0].steps, other.steps)
 
 
+def test_relu_revival_after_preparing_equals_revival_before(monkeypatch):
+    """Row by row, a row's dead units are looked for after J is built (J's zero bias columns rule them out
+    cheaply) and a revived row is prepared again; the batch path revives first, then prepares: the same
+    elements, bitwise, on a relu net whose random starts lose units (revivals happen)."""
+    spec = MLP((2, 6, 6, 1), "relu")
+    X, Xh = np.random.default_rng(0).normal(size=(48, 2)), np.random.default_rng(1).normal(size=(48, 2))
+    prob = S.Problem.from_arrays(spec, spec.init_theta(1, element_generator(3, 0)[0], 2.0)[0].numpy(), X, Xh)
+    settings = S.SearchSettings(n=6, batch_size=6, max_steps=60, restarts=1)
+    revived = []
+    revive = driver._Batch._revive
+    monkeypatch.setattr(driver._Batch, "_revive", lambda self, rows: revived.append(revive(self, rows)) or revived[-1])
+    rowwise = S.run_search(prob, settings, seed=0)
+    assert sum(revived) > 0
+    monkeypatch.setattr(driver._Batch, "rowwise_lm", property(lambda self: False))
+    batch = S.run_search(prob, settings, seed=0)
+    assert np.array_equal(rowwise.theta, batch.theta) and np.array_equal(rowwise.steps, batch.steps)
+
+
+def test_may_have_dead_units_is_false_only_without_dead_units():
+    spec = MLP((2, 3, 1), "relu")
+    X = torch.tensor(np.random.default_rng(0).normal(size=(20, 2)))
+    theta = spec.init_theta(1, element_generator(0, 0)[0])[0]
+    theta[spec.n_params - 4:spec.n_params - 1] = 1.0  # outgoing weights nonzero
+    theta[:6], theta[6:9] = torch.tensor([1.0, 0.0, 0.0, 1.0, -1.0, 0.5], dtype=torch.float64), 0.1
+    J = spec.jacobian(theta[None], X)[1][0].reshape(-1, spec.n_params)
+    assert not bool(spec.dead_mask(theta[None], X).any()) and not spec.may_have_dead_units(J)
+    theta[8] = -1e3  # unit 3 below its kink on every input: dead
+    J = spec.jacobian(theta[None], X)[1][0].reshape(-1, spec.n_params)
+    assert bool(spec.dead_mask(theta[None], X)[0, 2]) and spec.may_have_dead_units(J)
+
+
 def test_search_is_bitwise_the_same_on_one_or_two_threads(problem):
     settings = S.SearchSettings(n=4, batch_size=4, max_steps=40, restarts=0)
     before = torch.get_num_threads()

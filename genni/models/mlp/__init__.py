@@ -194,6 +194,15 @@ class MLP(Model):
     def dead_mask(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         return closed_form.dead_mask(self, theta, X)
 
+    def may_have_dead_units(self, J: torch.Tensor) -> bool:
+        """A dead hidden unit j (σ'(z_j(x)) = 0 on every input) has ∂f/∂b_j(x) = (W_{l+1}ᵀ G_{l+1})_j·σ'(z_j(x))
+        = 0 exactly on every row of J: False when every hidden unit's bias column has a nonzero entry
+        (bias-free networks: True, :meth:`dead_mask` decides)."""
+        if not self.bias:
+            return True
+        cols = [c for s in layout.layer_slices(self.widths, self.bias)[:-1] for c in range(s.bias.start, s.bias.stop)]
+        return bool((J[:, cols] == 0).all(0).any())
+
     def revive(self, theta: torch.Tensor, dead: torch.Tensor, gens: list) -> torch.Tensor:
         return closed_form.revive(self, theta, dead, gens)
 
