@@ -347,11 +347,8 @@ def lm_accept(st: dict, idx, trial: torch.Tensor, new_loss: torch.Tensor, predic
     """Accept θ + s where L falls, for the rows ``idx`` of ``st`` (in place); Nielsen's μ update from the
     gain ratio (module docstring).  returns : the accepted rows' mask, [k] bool
 
-    One row on the CPU (``idx = slice(i, i + 1)``) takes the same IEEE operations on Python floats
-    (:func:`lm_accept_one`): a dozen tensor operations cost more than the arithmetic."""
-    if isinstance(idx, slice) and idx.start is not None and idx.stop == idx.start + 1 and st["mu"].device.type == "cpu":
-        return torch.tensor([lm_accept_one(st, idx.start, trial[0], float(new_loss[0]), float(predicted[0]),
-                                           bool(ok[0]))])
+    The CPU's row-by-row driver takes :func:`lm_accept_one` instead: the same IEEE operations on Python
+    floats (a dozen tensor operations cost more than the arithmetic of one row)."""
     mu, nu, loss = st["mu"][idx], st["nu"][idx], st["loss"][idx]
     rho = (loss - new_loss) / predicted.clamp_min(1e-300)
     accept = ok & torch.isfinite(new_loss) & (new_loss < loss)
